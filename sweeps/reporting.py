@@ -1,0 +1,79 @@
+"""The Keras callback that reports each epoch to Ray Tune and checkpoints the model.
+
+Ray's own ReportCheckpointCallback calls `ray.train.report`, which Tune 2.60
+refuses inside a function trainable; this one calls `tune.report`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import tempfile
+import time
+
+import keras
+import ray
+from ray import tune
+
+MODEL_FILE = "model.keras"
+STATE_FILE = "state.json"
+
+
+def load_checkpoint(checkpoint: tune.Checkpoint):
+    """A checkpoint written by TuneReport -> (model with optimizer state, epochs done)."""
+    with checkpoint.as_directory() as d:
+        with open(os.path.join(d, STATE_FILE)) as f:
+            epochs_done = json.load(f)["epochs_done"]
+        return keras.models.load_model(os.path.join(d, MODEL_FILE)), epochs_done
+
+
+class TuneReport(keras.callbacks.Callback):
+    """After every epoch: report loss/accuracy/val metrics, timing and node to Tune;
+    checkpoint every `checkpoint_every` epochs and at the last; stop on a NaN loss."""
+
+    def __init__(self, epochs: int, checkpoint_every: int = 1, final_metrics=None):
+        super().__init__()
+        self.epochs = epochs
+        self.checkpoint_every = checkpoint_every
+        # Called after the last epoch, for metrics only known at the end (test
+        # metrics when validating on a hold-out).
+        self.final_metrics = final_metrics
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self.hostname = socket.gethostname()
+        self.diverged = False
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        done = epoch + 1
+        metrics = {k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs}
+        self.diverged = not math.isfinite(metrics.get("loss", 0.0))
+        metrics.update(
+            epoch=done,
+            epoch_time_s=time.perf_counter() - self._t0,
+            diverged=self.diverged,
+            node_id=self.node_id,
+            hostname=self.hostname,
+        )
+        if self.diverged:
+            # A diverged trial is a result (seed 002's SGD+softmax), not a crash:
+            # record it and stop; there is nothing worth checkpointing.
+            self.model.stop_training = True
+            tune.report(metrics)
+            return
+        if done == self.epochs and self.final_metrics is not None:
+            metrics.update(self.final_metrics(self.model))
+        if done % self.checkpoint_every and done != self.epochs:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory(prefix="noisesweep-ckpt-") as d:
+            self.model.save(os.path.join(d, MODEL_FILE))
+            with open(os.path.join(d, STATE_FILE), "w") as f:
+                json.dump({"epochs_done": done}, f)
+            # Tune persists the folder to storage inside report(), so it can go after.
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))

@@ -1,0 +1,249 @@
+"""Run a declared grid as Ray Tune trials: `python sweeps/run.py --grid NAME|PATH[:tiny]`.
+
+Everything that can be wrong with the input (grid, flags, experiment folder,
+data) is found before Ray starts: one `error:` line and exit status 2, no
+trial started, nothing on disk changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+if __package__ in (None, ""):
+    # Run as a script: put the repository root, not sweeps/, first on the path.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from sweeps.grids import TABLE_COLUMNS, Grid, GridError, load_grid  # noqa: E402
+
+SPEC_FILE = "noisesweep.json"  # what the experiment was started with, for --resume
+
+
+class UsageError(Exception):
+    """Bad input found before anything started: printed as one line, exit 2."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python sweeps/run.py",
+        description="Run a noise/L2 grid as Ray Tune trials and keep per-epoch logs.",
+    )
+    p.add_argument("--grid", default=None, help="named grid (sweeps/grids/NAME.yaml) or a YAML path, "
+                   "optionally with :tiny for its quick variant (default: smoke)")
+    p.add_argument("--name", default=None, help="experiment name (default: GRID-YYYYmmdd-HHMMSS)")
+    p.add_argument("--storage-path", default="./runs", help="where experiments are written (default ./runs)")
+    p.add_argument("--resume", action="store_true", help="continue the experiment --name; finished trials are not rerun")
+    p.add_argument("--address", default=None, help="a running Ray cluster (e.g. auto) instead of a local one")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs each trial reserves (default 1)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs each trial reserves; fractions share a GPU")
+    p.add_argument("--max-concurrent", type=int, default=None, help="most trials at once (default: as resources allow)")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint (default 2)")
+    p.add_argument("--epochs", type=int, default=None, help="override every trial's epochs, for a quick look")
+    p.add_argument("--cache-dir", default=None, help="dataset cache (default $NOISESWEEP_CACHE_DIR or ~/.keras/datasets)")
+    p.add_argument("--data-dir", default=None, help="a folder with the dataset's four IDX files")
+    p.add_argument("--dry-run", action="store_true", help="print the trial table and count; start nothing")
+    return p.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.cpus_per_trial <= 0:
+        raise UsageError(f"--cpus-per-trial {args.cpus_per_trial}: must be > 0")
+    if args.gpus_per_trial < 0 or (args.gpus_per_trial > 1 and args.gpus_per_trial != int(args.gpus_per_trial)):
+        raise UsageError(f"--gpus-per-trial {args.gpus_per_trial}: must be a fraction in [0, 1] or a whole number")
+    for flag in ("max_concurrent", "num_cpus"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} {value}: must be >= 1")
+    if args.max_failures < 0:
+        raise UsageError(f"--max-failures {args.max_failures}: must be >= 0")
+    if args.name is not None and (not args.name or "/" in args.name or args.name in (".", "..")):
+        raise UsageError(f"--name {args.name!r}: must be a plain folder name")
+    if args.resume and not args.name:
+        raise UsageError("--resume needs --name: the experiment to continue")
+    if args.data_dir and not os.path.isdir(args.data_dir):
+        raise UsageError(f"--data-dir {args.data_dir}: no such folder")
+
+
+def storage_root(path: str) -> str:
+    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+
+
+def print_table(grid: Grid) -> None:
+    rows = [[str(i)] + [f"{t[c]:g}" if isinstance(t[c], float) else str(t[c]) for c in TABLE_COLUMNS]
+            for i, t in enumerate(grid.trials)]
+    header = ["#", *TABLE_COLUMNS]
+    widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(cell.rjust(w) for cell, w in zip(r, widths)))
+
+
+def describe_difference(old: list[dict], new: list[dict]) -> str:
+    if len(old) != len(new):
+        return f"{len(old)} trials then, {len(new)} now"
+    for i, (a, b) in enumerate(zip(old, new)):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return f"trial {i}: {key} was {a.get(key)!r}, now {b.get(key)!r}"
+    return ""
+
+
+def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, str]:
+    """Validate everything about the run; return (grid, experiment name, experiment path)."""
+    overrides = {"epochs": args.epochs} if args.epochs is not None else {}
+    root = storage_root(args.storage_path)
+    if args.resume:
+        exp_path = os.path.join(root, args.name)
+        spec_file = os.path.join(exp_path, SPEC_FILE)
+        if not os.path.isfile(spec_file):
+            raise UsageError(f"--resume: {exp_path} holds no noisesweep experiment ({SPEC_FILE} missing)")
+        with open(spec_file) as f:
+            started = json.load(f)
+        grid = load_grid(args.grid or started["grid"], overrides or started.get("overrides"))
+        changed = describe_difference(started["trials"], grid.trials)
+        if changed:
+            raise UsageError(f"--resume: the grid differs from the one {args.name} started with ({changed})")
+        return grid, args.name, exp_path
+    grid = load_grid(args.grid or "smoke", overrides)
+    name = args.name or f"{grid.name}{'-tiny' if grid.variant else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+    exp_path = os.path.join(root, name)
+    if "://" not in root and os.path.exists(exp_path) and os.listdir(exp_path):
+        raise UsageError(f"--name {name}: {exp_path} already exists; pass --resume to continue it or choose another --name")
+    if "://" not in root:
+        try:
+            os.makedirs(root, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--storage-path {args.storage_path}: cannot create it ({e.strerror})") from None
+        if not os.access(root, os.W_OK):
+            raise UsageError(f"--storage-path {args.storage_path}: not writable")
+    return grid, name, exp_path
+
+
+def load_datasets(grid: Grid, args: argparse.Namespace) -> dict:
+    from sweeps.data import DataUnavailable, load_dataset
+
+    out = {}
+    for name in sorted({t["dataset"] for t in grid.trials}):
+        try:
+            out[name] = load_dataset(name, cache_dir=args.cache_dir, data_dir=args.data_dir).arrays()
+        except DataUnavailable as e:
+            raise UsageError(str(e)) from None
+    return out
+
+
+def trial_dirname(trial) -> str:
+    c = trial.config
+    noise = "clean" if c["noise_type"] == "none" else f"{c['noise_type']}{c['noise_scale']:g}"
+    return f"{c['arch']}_{noise}_l2-{c['l2']:g}_s{c['seed']}_{trial.trial_id}"
+
+
+def start_ray(args: argparse.Namespace):
+    import ray
+
+    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ["TF_CPP_MIN_LOG_LEVEL"]}}
+    if args.address:
+        ray.init(address=args.address, runtime_env=env)
+    else:
+        # address="local": never attach to a stale cluster a dead run left in
+        # /tmp/ray (ray.init() would try it and hang). The dashboard, if this
+        # Ray has one, listens on loopback only.
+        ray.init(address="local", num_cpus=args.num_cpus, dashboard_host="127.0.0.1", runtime_env=env)
+    return ray
+
+
+def run(args: argparse.Namespace) -> int:
+    check_args(args)
+    grid, name, exp_path = plan_experiment(args)
+    if grid.duplicates_dropped:
+        print(f"note: {grid.duplicates_dropped} duplicate trial configs in {grid.path} dropped")
+    if args.dry_run:
+        print_table(grid)
+        print(f"{len(grid.trials)} trials")
+        return 0
+    datasets = load_datasets(grid, args)
+
+    ray = start_ray(args)
+    from ray import tune
+    from ray.tune.search import BasicVariantGenerator
+
+    from sweeps.trainable import train_trial
+
+    resources = ray.cluster_resources()
+    if args.gpus_per_trial and not resources.get("GPU"):
+        print(f"warning: trials ask for {args.gpus_per_trial} GPU each and this Ray cluster has no GPU: "
+              "they wait until a GPU node joins")
+    print(f"noisesweep: grid {grid.label} ({grid.path}), {len(grid.trials)} trials -> {exp_path}")
+    print(f"ray: {int(resources.get('CPU', 0))} CPUs, {resources.get('GPU', 0):g} GPUs; "
+          f"per trial {args.cpus_per_trial:g} CPU, {args.gpus_per_trial:g} GPU", flush=True)
+
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, datasets=datasets),
+        {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial},
+    )
+    if args.resume:
+        tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            # Tune only accepts preset configs whose keys the space declares.
+            param_space=dict.fromkeys(grid.trials[0]),
+            tune_config=tune.TuneConfig(
+                # One trial per declared config, flat, in the grid's order.
+                search_alg=BasicVariantGenerator(points_to_evaluate=[dict(t) for t in grid.trials]),
+                num_samples=len(grid.trials),
+                max_concurrent_trials=args.max_concurrent,
+                trial_name_creator=trial_dirname,
+                trial_dirname_creator=trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=storage_root(args.storage_path),
+                failure_config=tune.FailureConfig(max_failures=args.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            ),
+        )
+        if "://" not in exp_path:
+            os.makedirs(exp_path, exist_ok=True)
+            with open(os.path.join(exp_path, SPEC_FILE), "w") as f:
+                json.dump({"grid": grid.label, "grid_path": grid.path,
+                           "overrides": {"epochs": args.epochs} if args.epochs else {},
+                           "trials": grid.trials}, f, indent=1)
+    results = tuner.fit()
+    return summarize(results, grid, name, exp_path, args)
+
+
+def summarize(results, grid: Grid, name: str, exp_path: str, args) -> int:
+    errored = diverged = 0
+    print()
+    for r in sorted(results, key=lambda r: r.path):
+        m = r.metrics or {}
+        state = "ERROR" if r.error else ("DIVERGED" if m.get("diverged") else "TERMINATED")
+        errored += state == "ERROR"
+        diverged += state == "DIVERGED"
+        acc = m.get("val_accuracy")
+        print(f"  {os.path.basename(r.path)}: {state}, epochs {m.get('epoch', 0)}, "
+              f"val_accuracy {acc:.4f}" if acc is not None else f"  {os.path.basename(r.path)}: {state}")
+    done = len(results) - errored
+    print(f"{done}/{len(grid.trials)} trials finished ({diverged} diverged, {errored} errored)")
+    print(f"logs: {exp_path}")
+    if done < len(grid.trials):
+        grid_arg = f" --grid {args.grid}" if args.grid else ""
+        print(f"resume with: python sweeps/run.py{grid_arg} --name {name} --storage-path {args.storage_path} --resume")
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (GridError, UsageError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The Ray Tune trainable: one trial trains one model on one noisy dataset.
+
+It composes the pieces and knows nothing of grids or figures: data arrive
+through `tune.with_parameters` (read zero-copy from the object store), noise
+comes from sweeps.noise, the model from the models registry, and each epoch
+goes to Tune through sweeps.reporting.TuneReport.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sweeps.noise import noisy_split
+
+
+def _configure_tensorflow(tf, seed: int) -> None:
+    """Threads, GPU memory and seeds, before TensorFlow runs its first op."""
+    import ray
+
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    cpus = assigned.get("CPU", 1.0)
+    threads = max(1, int(round(cpus)))
+    try:
+        # One pool sized to the trial's CPUs: more threads than CPUs only makes
+        # trials running side by side fight over the cores.
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # the runtime already started in this worker (a reused actor): keep its pools
+    # Probing CUDA on a CPU-only trial costs time and prints errors: only look
+    # for GPUs the trial was given.
+    for gpu in tf.config.list_physical_devices("GPU") if assigned.get("GPU") else []:
+        # Trials sharing a GPU (fractional --gpus-per-trial) must not each grab it all.
+        tf.config.experimental.set_memory_growth(gpu, True)
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _optimizer(keras, name: str, lr: float):
+    classes = {
+        "sgd": keras.optimizers.SGD,
+        "adam": keras.optimizers.Adam,
+        "adadelta": keras.optimizers.Adadelta,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adagrad": keras.optimizers.Adagrad,
+        "nadam": keras.optimizers.Nadam,
+    }
+    return classes[name](learning_rate=lr)
+
+
+def prepare_data(config: dict, arrays: dict) -> dict:
+    """uint8 dataset arrays -> float inputs and labels for fit/evaluate, noise applied.
+
+    Returns x/y for train and val, and for test too when validating on a
+    hold-out (the last `holdout_size` training images, as seed 002 does).
+    """
+    def subset(split):
+        n = config[f"{split}_subset"]
+        return arrays[f"x_{split}"][:n], arrays[f"y_{split}"][:n]
+
+    noise = {k: config[k] for k in ("noise_type", "noise_scale", "noise_target", "noise_clip")}
+    out = {}
+    for split in ("train", "test"):
+        images, labels = subset(split)
+        x = noisy_split(images, split, seed=config["seed"], standardize_first=config["standardize"], **noise)
+        out[split] = (x[..., np.newaxis], labels.astype(np.int32))
+    if config["validation"] == "holdout":
+        x, y = out["train"]
+        k = config["holdout_size"]
+        if k >= len(x):
+            raise ValueError(f"holdout_size {k} leaves no training images out of {len(x)}")
+        out["train"], out["val"] = (x[:-k], y[:-k]), (x[-k:], y[-k:])
+    else:
+        out["val"] = out.pop("test")
+    return out
+
+
+def train_trial(config: dict, datasets: dict) -> None:
+    """Train the model `config` describes and report every epoch to Tune.
+
+    `datasets` maps dataset name -> {x_train, y_train, x_test, y_test} uint8 arrays.
+    """
+    import tensorflow as tf
+
+    _configure_tensorflow(tf, config["seed"])
+    import keras
+    from ray import tune
+
+    from models import build_model
+    from sweeps.reporting import TuneReport, load_checkpoint
+
+    arrays = datasets[config["dataset"]]
+    num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+    data = prepare_data(config, arrays)
+    if config["loss"] == "categorical_crossentropy":
+        data = {k: (x, keras.utils.to_categorical(y, num_classes)) for k, (x, y) in data.items()}
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        model, epochs_done = load_checkpoint(checkpoint)
+    else:
+        model, epochs_done = build_model(config["arch"], config["l2"], data["train"][0].shape[1:], num_classes), 0
+        model.compile(optimizer=_optimizer(keras, config["optimizer"], config["lr"]), loss=config["loss"], metrics=["accuracy"])
+
+    def test_metrics(m):
+        loss, acc = m.evaluate(*data["test"], batch_size=config["batch_size"], verbose=0)
+        return {"test_loss": float(loss), "test_accuracy": float(acc)}
+
+    report = TuneReport(
+        config["epochs"],
+        config["checkpoint_every"],
+        final_metrics=test_metrics if "test" in data else None,
+    )
+    if epochs_done >= config["epochs"]:
+        return
+    model.fit(
+        *data["train"],
+        batch_size=config["batch_size"],
+        epochs=config["epochs"],
+        initial_epoch=epochs_done,
+        validation_data=data["val"],
+        callbacks=[report],
+        verbose=0,
+    )
