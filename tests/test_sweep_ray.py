@@ -1,0 +1,99 @@
+"""Sweeps through real Ray Tune (a local Ray started by the runner) on small real-shaped data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from analysis.load import load_experiment, read_json_lines
+from tests.synthetic import write_mnist_cache
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def runner(tmp_path, grid_text, name, *extra):
+    grid = tmp_path / f"{name}.yaml"
+    grid.write_text(textwrap.dedent(grid_text))
+    cmd = [sys.executable, "sweeps/run.py", "--grid", str(grid), "--name", name,
+           "--storage-path", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"),
+           "--num-cpus", "2", *extra]
+    env = {**os.environ, "RAY_DEDUP_LOGS": "0"}
+    return cmd, env
+
+
+def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
+    write_mnist_cache(tmp_path / "cache", n_train=3000, n_test=500)
+    cmd, env = runner(tmp_path, """
+        # two replicates that learn, and one that diverges (a result, not a crash)
+        defaults: {dataset: mnist, arch: mlp64, epochs: 3}
+        blocks:
+          - {noise_type: gaussian, noise_scale: 0.2, seed: [0, 1]}
+          - {lr: 1.0e+12, seed: 0}
+    """, "it")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    exp = tmp_path / "runs" / "it"
+    assert f"logs: {exp}" in proc.stdout
+    assert "3/3 trials finished (1 diverged, 0 errored)" in proc.stdout
+
+    df = load_experiment(str(exp))
+    learned = df[df["lr"] == 0.1]
+    assert sorted(learned.groupby("seed")["epoch"].apply(list).tolist()) == [[1, 2, 3], [1, 2, 3]]
+    final = learned[learned["epoch"] == 3].set_index("seed")
+    assert (final["val_accuracy"] > 0.5).all()  # it trained: chance is 0.1
+    assert final.loc[0, "val_loss"] != final.loc[1, "val_loss"]  # replicates differ
+    for column in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s", "node_id"):
+        assert learned[column].notna().all(), column
+    assert df["complete"].all()
+
+    diverged = df[df["lr"] == 1e12]
+    assert diverged["epoch"].tolist() == [1] and bool(diverged["diverged"].iloc[0])
+
+    # params.json holds the flat trial config the grid declared
+    for trial in df["trial"].unique():
+        params = json.loads((exp / trial / "params.json").read_text())
+        assert params["arch"] == "mlp64" and params["epochs"] == 3 and params["dataset"] == "mnist"
+
+
+def test_killed_trial_resumes_from_its_checkpoint_and_reports_each_epoch_once(tmp_path):
+    write_mnist_cache(tmp_path / "cache", n_train=30000, n_test=1000)
+    epochs = 8
+    cmd, env = runner(tmp_path, f"""
+        arch: mlp500_300
+        dataset: mnist
+        epochs: {epochs}
+        seed: 0
+    """, "kill", "--cpus-per-trial", "2", "--max-failures", "2")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    exp = tmp_path / "runs" / "kill"
+    killed_pid, killed_after = None, None
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and killed_pid is None:
+            results = list(exp.glob("*/result.json")) if exp.exists() else []
+            if results:
+                rows, _ = read_json_lines(str(results[0]))
+                if len(rows) >= 2:
+                    killed_pid, killed_after = rows[-1]["pid"], rows[-1]["epoch"]
+                    os.kill(killed_pid, signal.SIGKILL)  # the trial's worker process, mid-run
+            time.sleep(0.05)
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    assert killed_pid is not None, "the trial never reported two epochs"
+    assert killed_after < epochs, "the kill came after the last epoch: nothing was resumed"
+    assert proc.returncode == 0, out[-4000:]
+
+    rows, clean = read_json_lines(str(next(exp.glob("*/result.json"))))
+    assert clean
+    assert [r["epoch"] for r in rows] == list(range(1, epochs + 1))  # every epoch once, in order
+    before = [r for r in rows if r["epoch"] <= killed_after]
+    after = [r for r in rows if r["epoch"] > killed_after]
+    assert {r["pid"] for r in before} == {killed_pid}
+    assert after and killed_pid not in {r["pid"] for r in after}  # a new worker carried on
+    assert after[0]["epoch"] == killed_after + 1  # from the checkpoint, not from scratch
