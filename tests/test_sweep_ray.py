@@ -34,15 +34,16 @@ def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
         blocks:
           - {noise_type: gaussian, noise_scale: 0.2, seed: [0, 1]}
           - {lr: 1.0e+12, seed: 0}
+          - {validation: holdout, holdout_size: 500, seed: 5}
     """, "it")
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = tmp_path / "runs" / "it"
     assert f"logs: {exp}" in proc.stdout
-    assert "3/3 trials finished (1 diverged, 0 errored)" in proc.stdout
+    assert "4/4 trials finished (1 diverged, 0 errored)" in proc.stdout
 
     df = load_experiment(str(exp))
-    learned = df[df["lr"] == 0.1]
+    learned = df[(df["lr"] == 0.1) & (df["validation"] == "test")]
     assert sorted(learned.groupby("seed")["epoch"].apply(list).tolist()) == [[1, 2, 3], [1, 2, 3]]
     final = learned[learned["epoch"] == 3].set_index("seed")
     assert (final["val_accuracy"] > 0.5).all()  # it trained: chance is 0.1
@@ -50,6 +51,11 @@ def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
     for column in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s", "node_id"):
         assert learned[column].notna().all(), column
     assert df["complete"].all()
+
+    holdout = df[df["validation"] == "holdout"].set_index("epoch")
+    # test metrics come once, with the last epoch, beside the hold-out's val metrics
+    assert holdout["test_accuracy"].notna().tolist() == [False, False, True]
+    assert holdout.loc[3, "test_accuracy"] > 0.5 and holdout.loc[3, "val_accuracy"] > 0.5
 
     diverged = df[df["lr"] == 1e12]
     assert diverged["epoch"].tolist() == [1] and bool(diverged["diverged"].iloc[0])
