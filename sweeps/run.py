@@ -102,7 +102,10 @@ def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, str]:
             raise UsageError(f"--resume: {exp_path} holds no noisesweep experiment ({SPEC_FILE} missing)")
         with open(spec_file) as f:
             started = json.load(f)
-        grid = load_grid(args.grid or started["grid"], overrides or started.get("overrides"))
+        if not args.grid:
+            # Continue exactly what was started, even if the grid file has moved since.
+            return Grid(started["grid"], started["grid_path"], None, started["trials"]), args.name, exp_path
+        grid = load_grid(args.grid, overrides or started.get("overrides"))
         changed = describe_difference(started["trials"], grid.trials)
         if changed:
             raise UsageError(f"--resume: the grid differs from the one {args.name} started with ({changed})")
@@ -225,25 +228,36 @@ def run(args: argparse.Namespace) -> int:
     return summarize(results, grid, name, exp_path, args)
 
 
+def trial_state(result) -> str:
+    """ERROR, DIVERGED, TERMINATED (all its epochs) or UNFINISHED (stopped early: Ctrl-C)."""
+    m = result.metrics or {}
+    if result.error:
+        return "ERROR"
+    if m.get("diverged"):
+        return "DIVERGED"
+    return "TERMINATED" if m.get("epoch", 0) >= result.config["epochs"] else "UNFINISHED"
+
+
 def summarize(results, grid: Grid, name: str, exp_path: str, args) -> int:
-    errored = diverged = 0
+    """Print one line per trial and where the logs are; exit 0 when every trial finished,
+    130 when the sweep was stopped (resumable), 1 when trials errored."""
+    states = {}
     print()
     for r in sorted(results, key=lambda r: r.path):
         m = r.metrics or {}
-        state = "ERROR" if r.error else ("DIVERGED" if m.get("diverged") else "TERMINATED")
-        errored += state == "ERROR"
-        diverged += state == "DIVERGED"
+        state = states[r.path] = trial_state(r)
         acc = m.get("val_accuracy")
-        print(f"  {os.path.basename(r.path)}: {state}, epochs {m.get('epoch', 0)}, "
-              f"val_accuracy {acc:.4f}" if acc is not None else f"  {os.path.basename(r.path)}: {state}")
-    done = len(results) - errored
-    print(f"{done}/{len(grid.trials)} trials finished ({diverged} diverged, {errored} errored)")
+        shown = f", val_accuracy {acc:.4f}" if acc is not None else ""
+        print(f"  {os.path.basename(r.path)}: {state}, epochs {m.get('epoch', 0)}/{r.config['epochs']}{shown}")
+    count = {s: list(states.values()).count(s) for s in ("TERMINATED", "DIVERGED", "ERROR", "UNFINISHED")}
+    finished = count["TERMINATED"] + count["DIVERGED"]
+    print(f"{finished}/{len(grid.trials)} trials finished ({count['DIVERGED']} diverged, "
+          f"{count['ERROR']} errored, {len(grid.trials) - finished - count['ERROR']} unfinished)")
     print(f"logs: {exp_path}")
-    if done < len(grid.trials):
-        grid_arg = f" --grid {args.grid}" if args.grid else ""
-        print(f"resume with: python sweeps/run.py{grid_arg} --name {name} --storage-path {args.storage_path} --resume")
-        return 1
-    return 0
+    if finished == len(grid.trials):
+        return 0
+    print(f"resume with: python sweeps/run.py --name {name} --storage-path {args.storage_path} --resume")
+    return 1 if count["ERROR"] else 130
 
 
 def main(argv=None) -> int:

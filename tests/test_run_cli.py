@@ -88,6 +88,6 @@ def test_resume_refuses_a_missing_experiment_and_a_changed_grid(capsys, tmp_path
     exp.mkdir()
     trials = run.load_grid("smoke").trials
     trials[2] = {**trials[2], "noise_scale": 0.25}
-    (exp / run.SPEC_FILE).write_text(json.dumps({"grid": "smoke", "trials": trials}))
-    code, _, err = call(capsys, "--name", "old", "--resume", "--storage-path", str(tmp_path))
+    (exp / run.SPEC_FILE).write_text(json.dumps({"grid": "smoke", "grid_path": "smoke.yaml", "trials": trials}))
+    code, _, err = call(capsys, "--grid", "smoke", "--name", "old", "--resume", "--storage-path", str(tmp_path))
     assert code == 2 and "trial 2: noise_scale was 0.25, now 0.5" in err

@@ -40,7 +40,7 @@ def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = tmp_path / "runs" / "it"
     assert f"logs: {exp}" in proc.stdout
-    assert "4/4 trials finished (1 diverged, 0 errored)" in proc.stdout
+    assert "4/4 trials finished (1 diverged, 0 errored, 0 unfinished)" in proc.stdout
 
     df = load_experiment(str(exp))
     learned = df[(df["lr"] == 0.1) & (df["validation"] == "test")]
@@ -125,3 +125,35 @@ def test_runner_joins_a_running_cluster_with_address(tmp_path):
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_ctrl_c_stops_resumably_and_the_printed_command_finishes_the_sweep(tmp_path):
+    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
+    epochs = 8
+    cmd, env = runner(tmp_path, f"{{arch: mlp500_300, epochs: {epochs}, seed: [0, 1]}}\n", "stop")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    exp = tmp_path / "runs" / "stop"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            rows = [read_json_lines(str(p))[0] for p in exp.glob("*/result.json")] if exp.exists() else []
+            if any(len(r) >= 2 for r in rows):
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out[-4000:]
+    assert "UNFINISHED" in out
+    resume = next(line for line in out.splitlines() if line.startswith("resume with: "))
+    resume_cmd = resume[len("resume with: "):].split()
+    assert resume_cmd[:2] == ["python", "sweeps/run.py"] and "--resume" in resume_cmd
+
+    done = subprocess.run([sys.executable, *resume_cmd[1:], "--cache-dir", str(tmp_path / "cache"), "--num-cpus", "2"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "2/2 trials finished" in done.stdout
+    df = load_experiment(str(exp))
+    for _, trial in df.groupby("trial"):
+        assert trial["epoch"].tolist() == list(range(1, epochs + 1))
