@@ -46,6 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache-dir", default=None, help="dataset cache (default $NOISESWEEP_CACHE_DIR or ~/.keras/datasets)")
     p.add_argument("--data-dir", default=None, help="a folder with the dataset's four IDX files")
     p.add_argument("--dry-run", action="store_true", help="print the trial table and count; start nothing")
+    p.add_argument("--report", action="store_true", help="write tables and figures (analysis.report) at the end")
     return p.parse_args(argv)
 
 
@@ -225,7 +226,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if not args.address:
             ray.shutdown()
-    return summarize(results, grid, name, exp_path, args)
+    code = summarize(results, grid, name, exp_path, args)
+    if args.report:
+        from analysis import report
+
+        report.main([exp_path])
+    return code
 
 
 def trial_state(result) -> str:

@@ -94,7 +94,7 @@ def train_trial(config: dict, datasets: dict) -> None:
     arrays = datasets[config["dataset"]]
     num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
     data = prepare_data(config, arrays)
-    if config["loss"] == "categorical_crossentropy":
+    if config["loss_fn"] == "categorical_crossentropy":
         data = {k: (x, keras.utils.to_categorical(y, num_classes)) for k, (x, y) in data.items()}
 
     checkpoint = tune.get_checkpoint()
@@ -102,7 +102,7 @@ def train_trial(config: dict, datasets: dict) -> None:
         model, epochs_done = load_checkpoint(checkpoint)
     else:
         model, epochs_done = build_model(config["arch"], config["l2"], data["train"][0].shape[1:], num_classes), 0
-        model.compile(optimizer=_optimizer(keras, config["optimizer"], config["lr"]), loss=config["loss"], metrics=["accuracy"])
+        model.compile(optimizer=_optimizer(keras, config["optimizer"], config["lr"]), loss=config["loss_fn"], metrics=["accuracy"])
 
     def test_metrics(m):
         loss, acc = m.evaluate(*data["test"], batch_size=config["batch_size"], verbose=0)

@@ -1,0 +1,107 @@
+"""Mean ± std over replicate seeds, for final-epoch metrics and for every epoch.
+
+A group is every config key but the replicate `seed`. Statistics use the
+group's finished replicates only: diverged ones are counted apart and
+excluded (a NaN would poison the mean), unfinished ones (running, errored)
+are counted and the group is marked incomplete rather than silently
+averaged over fewer seeds. The std is the sample std (ddof=1); the 95 %
+confidence interval is mean ± t(0.975, n-1) · std / sqrt(n).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.load import METRICS, config_columns
+
+REPLICATE_KEY = "seed"
+STATS = ("mean", "std", "min", "max", "ci95")
+DDOF = 1
+
+
+def group_columns(df: pd.DataFrame) -> list[str]:
+    """Config keys that define a group: all but the replicate seed."""
+    return [c for c in config_columns(df) if c != REPLICATE_KEY]
+
+
+def varying_columns(df: pd.DataFrame, columns=None) -> list[str]:
+    """The group keys that take more than one value: the axes of the study."""
+    columns = group_columns(df) if columns is None else columns
+    return [c for c in columns if df[c].nunique(dropna=False) > 1]
+
+
+def metrics_in(df: pd.DataFrame) -> list[str]:
+    return [m for m in METRICS if m in df.columns and df[m].notna().any()]
+
+
+def _hashable(df: pd.DataFrame, columns) -> pd.DataFrame:
+    # A foreign params.json may hold lists; groupby needs hashable keys.
+    for c in columns:
+        if df[c].map(lambda v: isinstance(v, (list, dict))).any():
+            df[c] = df[c].map(lambda v: str(v) if isinstance(v, (list, dict)) else v)
+    return df
+
+
+def final_epochs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per trial: its last reported epoch (a trial with none keeps its empty row)."""
+    order = df.sort_values(["experiment", "trial", "epoch"], na_position="first")
+    return order.drop_duplicates(["experiment", "trial"], keep="last").reset_index(drop=True)
+
+
+def _describe(groups, metrics) -> pd.DataFrame:
+    """n, mean, std (ddof=1), min, max and the t-based 95 % CI half-width per metric."""
+    out = {}
+    for m in metrics:
+        agg = groups[m].agg(["count", "mean", "std", "min", "max"])
+        n = agg["count"].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), np.nan)
+            half = t * agg["std"].to_numpy() / np.sqrt(n)
+        for s in ("mean", "std", "min", "max"):
+            out[f"{m}_{s}"] = agg[s]
+        out[f"{m}_ci95"] = pd.Series(half, index=agg.index)
+    return pd.DataFrame(out)
+
+
+def summarize(df: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
+    """Final-epoch statistics per group, best `metric` first within each architecture.
+
+    Columns: the group keys, `n` (replicates used), `n_diverged`,
+    `n_incomplete`, `complete`, `seeds`, then `{metric}_{mean,std,min,max,ci95}`
+    for every metric present, and `rank` (1 = best `metric` in its arch).
+    """
+    keys = group_columns(df)
+    final = _hashable(final_epochs(df), keys)
+    used = final[final["status"] == "finished"]
+    counts = final.groupby(keys, dropna=False, sort=False)["status"].value_counts().unstack(fill_value=0)
+    table = pd.DataFrame(index=counts.index)
+    table["n"] = counts.get("finished", 0)
+    table["n_diverged"] = counts.get("diverged", 0)
+    table["n_incomplete"] = counts.get("running", 0) + counts.get("errored", 0)
+    table["complete"] = table["n_incomplete"] == 0
+    if REPLICATE_KEY in final:
+        table["seeds"] = used.groupby(keys, dropna=False, sort=False)[REPLICATE_KEY].agg(
+            lambda s: " ".join(str(v) for v in sorted(s)))
+    table = table.join(_describe(used.groupby(keys, dropna=False, sort=False), metrics_in(df)))
+    table = table.reset_index()
+    table["n"] = table["n"].astype(int)
+    by = [c for c in ("arch",) if c in table]
+    table = table.sort_values([*by, f"{metric}_mean"], ascending=[True] * len(by) + [metric.endswith("loss")],
+                              na_position="last", kind="stable")
+    table["rank"] = table.groupby(by, sort=False).cumcount() + 1 if by else range(1, len(table) + 1)
+    return table.reset_index(drop=True)
+
+
+def per_epoch(df: pd.DataFrame) -> pd.DataFrame:
+    """Statistics per group and epoch, for learning curves; diverged trials left out.
+
+    `n` is the number of replicates that reported that epoch.
+    """
+    keys = group_columns(df)
+    rows = _hashable(df[(df["status"] != "diverged") & df["epoch"].notna()].copy(), keys)
+    metrics = metrics_in(rows)
+    groups = rows.groupby([*keys, "epoch"], dropna=False, sort=True)
+    table = groups.size().rename("n").to_frame().join(_describe(groups, metrics))
+    return table.reset_index()

@@ -1,0 +1,147 @@
+"""`python -m analysis.report RUN_DIR [RUN_DIR ...] [--out DIR] [--metric val_accuracy]`.
+
+Reads the experiment folders (a sweep still running is fine), writes the
+tidy table (trials.parquet), summary.csv, per_epoch.csv, summary.md, the
+figures and report.md that embeds them. Bad input gets one `error:` line
+and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+if __package__ in (None, ""):
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import pandas as pd  # noqa: E402
+
+from analysis import figures  # noqa: E402
+from analysis.aggregate import DDOF, group_columns, per_epoch, summarize, varying_columns  # noqa: E402
+from analysis.load import METRICS, experiment_dirs, load_experiment  # noqa: E402
+
+
+class ReportError(Exception):
+    """Bad input: printed as one line, exit 2."""
+
+
+def markdown_table(summary: pd.DataFrame, keys: list[str], metric: str) -> str:
+    """`mean ± std (n)` per group, best first within each architecture."""
+    shown = ["arch", *[k for k in varying_columns(summary, keys) if k != "arch"]]
+    shown = [k for k in dict.fromkeys(shown) if k in summary]
+    header = [*shown, f"{metric}: mean ± std (n)", "95 % CI", "diverged", "incomplete"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in summary.iterrows():
+        mean, std, ci = row.get(f"{metric}_mean"), row.get(f"{metric}_std"), row.get(f"{metric}_ci95")
+        cell = "–" if pd.isna(mean) else f"{mean:.4f} ± {std:.4f} ({row['n']})" if not pd.isna(std) else f"{mean:.4f} ({row['n']})"
+        interval = "–" if pd.isna(ci) else f"± {ci:.4f}"
+        values = [figures._fmt(row[k]) for k in shown]
+        lines.append("| " + " | ".join([*values, cell, interval, str(row["n_diverged"]),
+                                         str(row["n_incomplete"]) if row["n_incomplete"] else ""]) + " |")
+    return "\n".join(lines)
+
+
+def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, problems) -> str:
+    status = df.drop_duplicates(["experiment", "trial"])["status"].value_counts()
+    parts = [
+        "# Sweep report",
+        "",
+        "Experiments: " + ", ".join(f"`{r}`" for r in runs),
+        "",
+        "Trials: " + ", ".join(f"{status.get(s, 0)} {s}" for s in ("finished", "diverged", "errored", "running")),
+        "",
+        f"Statistics over replicate seeds of the final epoch's metrics: std is the sample std (ddof={DDOF}); "
+        "the 95 % CI is mean ± t(0.975, n-1)·std/√n; n counts finished replicates. Diverged replicates "
+        "(NaN loss) are counted apart and excluded from the mean; groups with unfinished replicates "
+        "(running or errored) are marked in the incomplete column.",
+        "",
+        f"## Final {figures.label(metric)}, best first within each architecture",
+        "",
+        markdown_table(summary, keys, metric),
+        "",
+        "## Figures",
+        "",
+    ]
+    for name, paths in drawn.items():
+        for png in (p for p in paths if p.endswith(".png")):
+            parts += [f"![{name}]({os.path.relpath(png, out)})", ""]
+    if skipped:
+        parts += ["Not drawn:", "", *[f"- {reason}" for reason in skipped], ""]
+    if problems:
+        parts += ["## Problems reading the logs", "", *[f"- {p}" for p in problems], ""]
+    path = os.path.join(out, "report.md")
+    with open(path, "w") as f:
+        f.write("\n".join(parts))
+    return path
+
+
+def build(runs: list[str], out: str | None = None, metric: str = "val_accuracy", log=print) -> list[str]:
+    """Everything the CLI does; returns the files written. Raises ReportError on bad input."""
+    experiments = []
+    for run in runs:
+        if not os.path.isdir(run):
+            raise ReportError(f"{run}: no such folder")
+        found = experiment_dirs(run)
+        if not found:
+            raise ReportError(f"{run}: no trial folders (folders with params.json) in it or below it")
+        experiments += found
+    if metric not in METRICS:
+        raise ReportError(f"--metric {metric}: unknown; known: {', '.join(METRICS)}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = load_experiment(*experiments)
+    problems = [str(w.message) for w in caught]
+    for p in problems:
+        log(f"warning: {p}")
+    if df.empty:
+        raise ReportError(f"{', '.join(runs)}: no readable trials")
+    if metric not in df or df[metric].isna().all():
+        raise ReportError(f"--metric {metric}: no trial reported it")
+
+    out = out or os.path.join(runs[0], "report")
+    os.makedirs(out, exist_ok=True)
+    keys = group_columns(df)
+    summary = summarize(df, metric)
+    curves = per_epoch(df)
+    written = []
+    tidy = os.path.join(out, "trials.parquet")
+    df.to_parquet(tidy, index=False)
+    for name, table in (("summary.csv", summary), ("per_epoch.csv", curves)):
+        table.to_csv(os.path.join(out, name), index=False)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(markdown_table(summary, keys, metric) + "\n")
+    written += [tidy, *(os.path.join(out, n) for n in ("summary.csv", "per_epoch.csv", "summary.md"))]
+
+    drawn, skipped = {}, []
+    for name, draw in figures.FIGURES.items():
+        try:
+            drawn[name] = draw(summary, curves, keys, metric, os.path.join(out, "figures"))
+        except figures.FigureSkipped as e:
+            skipped.append(str(e))
+            log(f"figure skipped: {e}")
+    written += [p for paths in drawn.values() for p in paths]
+    written.append(write_report(out, runs, df, summary, metric, keys, drawn, skipped, problems))
+    return written
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="experiment folders, or a folder of them (runs/)")
+    p.add_argument("--out", default=None, help="where to write (default RUN_DIR/report)")
+    p.add_argument("--metric", default="val_accuracy", help="the metric tables and figures rank by")
+    args = p.parse_args(argv)
+    try:
+        written = build(args.runs, args.out, args.metric)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(written)} files to {os.path.dirname(written[-1])}:")
+    for path in written:
+        print(f"  {os.path.relpath(path, os.path.dirname(written[-1]))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
