@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 
+import pandas as pd
 import pytest
 
 from analysis.load import load_experiment, read_json_lines
@@ -35,7 +36,7 @@ def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
           - {noise_type: gaussian, noise_scale: 0.2, seed: [0, 1]}
           - {lr: 1.0e+12, seed: 0}
           - {validation: holdout, holdout_size: 500, seed: 5}
-    """, "it")
+    """, "it", "--report")
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = tmp_path / "runs" / "it"
@@ -59,6 +60,13 @@ def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
 
     diverged = df[df["lr"] == 1e12]
     assert diverged["epoch"].tolist() == [1] and bool(diverged["diverged"].iloc[0])
+
+    # --report wrote the analysis of this real experiment next to it
+    summary = pd.read_csv(exp / "report" / "summary.csv")
+    noisy = summary[(summary["noise_type"] == "gaussian") & (summary["lr"] == 0.1)].iloc[0]
+    assert noisy["n"] == 2 and noisy["val_accuracy_mean"] == pytest.approx(final["val_accuracy"].mean())
+    assert summary["n_diverged"].sum() == 1
+    assert (exp / "report" / "report.md").exists() and (exp / "report" / "figures" / "learning_curves.png").exists()
 
     # params.json holds the flat trial config the grid declared
     for trial in df["trial"].unique():

@@ -1,0 +1,195 @@
+"""The analysis package on experiment folders in Ray Tune's layout with known values."""
+
+import math
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import figures, report
+from analysis.aggregate import per_epoch, summarize
+from analysis.load import LogWarning, load_experiment
+from tests.tune_layout import config, curve, write_trial
+
+T_975_DF2 = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom (tables)
+ROOT = __file__.rsplit("/tests/", 1)[0]
+
+
+@pytest.fixture
+def study(tmp_path):
+    """3 seeds x 2 noise scales x 2 L2 factors, mlp64 and cnn, with chosen final accuracies."""
+    exp = tmp_path / "exp"
+    finals = {}
+    for arch_i, arch in enumerate(("mlp64", "cnn")):
+        for scale in (0.0, 0.5):
+            for l2 in (0.0, 1e-4):
+                for seed, jitter in zip((0, 1, 2), (-0.03, -0.01, 0.04)):
+                    acc = 0.9 + 0.05 * arch_i - 0.2 * scale - 100 * l2 + jitter
+                    finals[(arch, scale, l2, seed)] = acc
+                    name = f"{arch}_s{scale}_l2{l2}_seed{seed}_{arch_i}{seed}000_0000{seed}"
+                    write_trial(exp, name, config(arch=arch, noise_scale=scale, l2=l2, seed=seed), curve(acc))
+    return exp, finals
+
+
+def test_mean_std_n_ci_by_hand(study):
+    exp, finals = study
+    summary = summarize(load_experiment(str(exp)))
+    assert len(summary) == 8 and (summary["n"] == 3).all()
+    row = summary[(summary.arch == "mlp64") & (summary.noise_scale == 0) & (summary.l2 == 0)].iloc[0]
+    # values 0.87, 0.89, 0.94: mean 0.9, deviations -0.03, -0.01, 0.04
+    assert row["val_accuracy_mean"] == pytest.approx(0.9)
+    std = math.sqrt((0.03**2 + 0.01**2 + 0.04**2) / 2)  # sample std, ddof=1
+    assert row["val_accuracy_std"] == pytest.approx(std)
+    assert row["val_accuracy_ci95"] == pytest.approx(T_975_DF2 * std / math.sqrt(3))
+    assert row["val_accuracy_min"] == pytest.approx(0.87) and row["val_accuracy_max"] == pytest.approx(0.94)
+    assert row["seeds"] == "0 1 2" and row["complete"]
+
+
+def test_all_three_replicates_are_used_not_two(study):
+    """Seed 001's report sliced [i:i+2] and averaged 2 of 3 replicates."""
+    exp, finals = study
+    summary = summarize(load_experiment(str(exp)))
+    for _, row in summary.iterrows():
+        values = [finals[(row.arch, row.noise_scale, row.l2, s)] for s in (0, 1, 2)]
+        assert row["val_accuracy_mean"] == pytest.approx(np.mean(values))
+        assert row["val_accuracy_mean"] != pytest.approx(np.mean(values[:2]))
+        assert row["val_accuracy_std"] == pytest.approx(np.std(values, ddof=1))
+
+
+def test_best_configuration_first_within_each_architecture(study):
+    exp, _ = study
+    summary = summarize(load_experiment(str(exp)))
+    for arch, rows in summary.groupby("arch", sort=False):
+        assert rows["rank"].tolist() == [1, 2, 3, 4]
+        assert rows["val_accuracy_mean"].is_monotonic_decreasing
+    best = summary[summary["rank"] == 1].set_index("arch")
+    assert best.loc["cnn", "noise_scale"] == 0 and best.loc["cnn", "l2"] == 0
+
+
+def test_per_epoch_statistics(study):
+    exp, finals = study
+    curves = per_epoch(load_experiment(str(exp)))
+    sub = curves[(curves.arch == "cnn") & (curves.noise_scale == 0.5) & (curves.l2 == 0)]
+    assert sub["epoch"].tolist() == [1, 2, 3] and (sub["n"] == 3).all()
+    values = np.array([finals[("cnn", 0.5, 0.0, s)] for s in (0, 1, 2)])
+    np.testing.assert_allclose(sub["val_accuracy_mean"], [values.mean() * e / 3 for e in (1, 2, 3)])
+    np.testing.assert_allclose(sub["val_accuracy_std"], [values.std(ddof=1) * e / 3 for e in (1, 2, 3)])
+
+
+def test_diverged_replicate_is_excluded_and_counted(tmp_path):
+    exp = tmp_path / "exp"
+    for seed, acc in ((0, 0.8), (1, 0.9)):
+        write_trial(exp, f"t{seed}", config(seed=seed), curve(acc))
+    nan = [{"loss": float("nan"), "accuracy": 0.1, "val_loss": float("nan"), "val_accuracy": 0.098, "diverged": True}]
+    write_trial(exp, "t2", config(seed=2), nan)
+    df = load_experiment(str(exp))
+    assert df.drop_duplicates("trial").set_index("trial")["status"].to_dict() == {
+        "t0": "finished", "t1": "finished", "t2": "diverged"}
+    row = summarize(df).iloc[0]
+    assert row["n"] == 2 and row["n_diverged"] == 1 and row["complete"]
+    assert row["val_accuracy_mean"] == pytest.approx(0.85) and row["seeds"] == "0 1"
+    assert per_epoch(df)["n"].max() == 2
+
+
+def test_damaged_logs_warn_name_the_file_and_the_rest_aggregates(tmp_path):
+    exp = tmp_path / "exp"
+    for seed, acc in ((0, 0.8), (1, 0.9), (2, 0.7)):
+        write_trial(exp, f"ok{seed}", config(seed=seed, l2=1e-3), curve(acc))
+    bad = write_trial(exp, "truncated", config(seed=0), curve(0.95), truncate_last=True)
+    write_trial(exp, "no_epochs", config(seed=1), [])
+    write_trial(exp, "crashed", config(seed=2), curve(0.5)[:1], error=True)
+    (exp / "empty").mkdir()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = load_experiment(str(exp))
+    messages = [str(w.message) for w in caught if issubclass(w.category, LogWarning)]
+    assert any(f"{bad}/result.json: line 3 is not valid JSON" in m for m in messages)
+    assert any("no_epochs: no epochs reported" in m for m in messages)
+    assert any(m.endswith("empty: empty folder, no trial in it") for m in messages)
+    status = df.drop_duplicates("trial").set_index("trial")["status"]
+    assert status["truncated"] == "running" and status["no_epochs"] == "running" and status["crashed"] == "errored"
+    summary = summarize(df).set_index("l2")
+    assert summary.loc[1e-3, "n"] == 3 and summary.loc[1e-3, "val_accuracy_mean"] == pytest.approx(0.8)
+    # the damaged group is marked, not averaged as if whole
+    assert summary.loc[0.0, "n"] == 0 and summary.loc[0.0, "n_incomplete"] == 3 and not summary.loc[0.0, "complete"]
+
+
+def test_progress_csv_is_read_when_result_json_is_missing(tmp_path):
+    exp = tmp_path / "exp"
+    path = write_trial(exp, "t", config(), curve(0.9))
+    (path_json := __import__("pathlib").Path(path) / "result.json").unlink()
+    assert not path_json.exists()
+    df = load_experiment(str(exp))
+    assert df["epoch"].tolist() == [1, 2, 3] and df["val_accuracy"].iloc[-1] == pytest.approx(0.9)
+
+
+def test_report_writes_every_figure_and_table(study, tmp_path, capsys):
+    exp, _ = study
+    out = tmp_path / "out"
+    assert report.main([str(exp), "--out", str(out)]) == 0
+    for name in ("trials.parquet", "summary.csv", "per_epoch.csv", "summary.md", "report.md"):
+        assert (out / name).stat().st_size > 0, name
+    for name in figures.FIGURES:
+        png, pdf = out / "figures" / f"{name}.png", out / "figures" / f"{name}.pdf"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, name
+        assert pdf.read_bytes()[:5] == b"%PDF-", name
+        assert f"figures/{name}.png" in (out / "report.md").read_text()
+    assert len(pd.read_parquet(out / "trials.parquet")) == 24 * 3
+    table = (out / "summary.md").read_text().splitlines()
+    assert "mean ± std (n)" in table[0] and len(table) == 2 + 8
+    assert "ddof=1" in (out / "report.md").read_text()
+
+
+def test_figure_without_its_axis_is_skipped_with_one_line(tmp_path, capsys):
+    exp = tmp_path / "exp"
+    for seed in (0, 1):
+        for scale in (0.0, 0.3):
+            write_trial(exp, f"t{scale}_{seed}", config(seed=seed, noise_scale=scale), curve(0.9 - scale + seed / 100))
+    out = tmp_path / "out"
+    assert report.main([str(exp), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "figure skipped: accuracy vs L2: the data has one l2 value (0)" in printed
+    assert "figure skipped: noise x L2 heatmap: the data has one l2 value (0)" in printed
+    assert not (out / "figures" / "accuracy_vs_l2.png").exists()
+    assert (out / "figures" / "accuracy_vs_noise.png").exists()
+
+
+def test_clean_baseline_joins_the_noise_curve(tmp_path):
+    exp = tmp_path / "exp"
+    write_trial(exp, "clean", config(noise_type="none", noise_scale=0.0), curve(0.95))
+    for scale in (0.5, 1.0):
+        write_trial(exp, f"g{scale}", config(noise_scale=scale), curve(0.9 - scale / 4))
+    merged = figures.merge_clean_baseline(summarize(load_experiment(str(exp))))
+    assert set(merged["noise_type"]) == {"gaussian"} and sorted(merged["noise_scale"]) == [0, 0.5, 1.0]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["/no/such/run"], "/no/such/run: no such folder"),
+    (["{empty}"], "no trial folders"),
+    (["{exp}", "--metric", "f1"], "--metric f1: unknown"),
+    (["{exp}", "--metric", "test_accuracy"], "--metric test_accuracy: no trial reported it"),
+])
+def test_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys, argv, needle):
+    exp = tmp_path / "exp"
+    write_trial(exp, "t", config(), curve(0.9))
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(exp=exp, empty=tmp_path / "empty") for a in argv]
+    assert report.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err and err.count("\n") == 1
+
+
+def test_analysis_runs_without_ray_or_tensorflow(study, tmp_path):
+    exp, _ = study
+    code = ("import sys; from analysis import report; rc = report.main([sys.argv[1], '--out', sys.argv[2]]); "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('ray', 'tensorflow', 'keras')]; "
+            "assert not bad, bad; sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, str(exp), str(tmp_path / "o")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    script = subprocess.run([sys.executable, "analysis/report.py", str(exp), "--out", str(tmp_path / "o2")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert script.returncode == 0 and "report.md" in script.stdout
