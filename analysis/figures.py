@@ -223,7 +223,7 @@ def accuracy_vs_l2(summary, per_epoch, keys, metric, out_dir):
         if (sub["l2"] == 0).any() and len(positive):
             # A log axis has no 0: linear below the smallest factor, so l2 = 0 still shows.
             ax.set_xscale("symlog", linthresh=positive.min())
-            ax.set_xlabel("L2 factor (log scale; linear below the smallest factor, to show 0)")
+            ax.set_xlabel("L2 factor (log scale; 0 on a linear stretch)")
         else:
             ax.set_xscale("log")
             ax.set_xlabel("L2 factor (log scale)")
@@ -238,7 +238,7 @@ def accuracy_vs_l2(summary, per_epoch, keys, metric, out_dir):
         return _paged("accuracy_vs_l2", facets(summary, facet_keys(summary, keys, {"l2"})), draw, out_dir)
 
 
-def learning_curves(summary, per_epoch, keys, metric, out_dir, max_groups=24):
+def learning_curves(summary, per_epoch, keys, metric, out_dir, max_groups=12):
     """Train and validation accuracy and loss per epoch, mean with a ±std band, a row per group
     (seed 001 2c, seed 004). The best `max_groups` groups by `metric` when there are more."""
     if per_epoch.empty or per_epoch["epoch"].nunique() < 2:
@@ -291,7 +291,7 @@ def heatmap_noise_l2(summary, per_epoch, keys, metric, out_dir):
         ax.set_xlabel("L2 factor")
         ax.set_ylabel(noise_label(sub))
         ax.grid(False)
-        if grid.size <= 100:
+        if grid.size <= 64:
             for (i, j), v in np.ndenumerate(grid.to_numpy()):
                 if not np.isnan(v):
                     ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import warnings
 
 if __package__ in (None, ""):
@@ -77,8 +78,14 @@ def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, prob
     return path
 
 
-def build(runs: list[str], out: str | None = None, metric: str = "val_accuracy", log=print) -> list[str]:
-    """Everything the CLI does; returns the files written. Raises ReportError on bad input."""
+def build(runs: list[str], out: str | None = None, metric: str = "val_accuracy", log=print,
+          timings: dict | None = None) -> list[str]:
+    """Everything the CLI does; returns the files written. Raises ReportError on bad input.
+
+    `timings`, if given, receives the seconds spent loading, aggregating and drawing.
+    """
+    timings = {} if timings is None else timings
+    clock = time.perf_counter()
     experiments = []
     for run in runs:
         if not os.path.isdir(run):
@@ -92,6 +99,7 @@ def build(runs: list[str], out: str | None = None, metric: str = "val_accuracy",
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         df = load_experiment(*experiments)
+    timings["load"] = time.perf_counter() - clock
     problems = [str(w.message) for w in caught]
     for p in problems:
         log(f"warning: {p}")
@@ -102,9 +110,12 @@ def build(runs: list[str], out: str | None = None, metric: str = "val_accuracy",
 
     out = out or os.path.join(runs[0], "report")
     os.makedirs(out, exist_ok=True)
+    clock = time.perf_counter()
     keys = group_columns(df)
     summary = summarize(df, metric)
     curves = per_epoch(df)
+    timings["aggregate"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     written = []
     tidy = os.path.join(out, "trials.parquet")
     df.to_parquet(tidy, index=False)
@@ -113,6 +124,8 @@ def build(runs: list[str], out: str | None = None, metric: str = "val_accuracy",
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(markdown_table(summary, keys, metric) + "\n")
     written += [tidy, *(os.path.join(out, n) for n in ("summary.csv", "per_epoch.csv", "summary.md"))]
+    timings["tables"] = time.perf_counter() - clock
+    clock = time.perf_counter()
 
     drawn, skipped = {}, []
     for name, draw in figures.FIGURES.items():
@@ -123,6 +136,7 @@ def build(runs: list[str], out: str | None = None, metric: str = "val_accuracy",
             log(f"figure skipped: {e}")
     written += [p for paths in drawn.values() for p in paths]
     written.append(write_report(out, runs, df, summary, metric, keys, drawn, skipped, problems))
+    timings["figures"] = time.perf_counter() - clock
     return written
 
 
