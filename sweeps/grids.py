@@ -26,6 +26,9 @@ from sweeps.data import DATASETS
 from sweeps.noise import NOISE_TARGETS, NOISE_TYPES
 
 GRID_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grids")
+# A typo (a list pasted into every axis) can ask for billions of trials:
+# refuse before expanding anything.
+MAX_TRIALS = 100_000
 OPTIMIZERS = ("sgd", "adam", "adadelta", "rmsprop", "adagrad", "nadam")
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
 VALIDATIONS = ("test", "holdout")
@@ -190,13 +193,21 @@ def expand(doc, where: str, variant: str | None = None, overrides: dict | None =
     for key, value in overrides.items():
         check_value("command line", key, value, f"--{key.replace('_', '-')}")
 
-    trials, seen, generated = [], set(), 0
+    merged = []
     for i, block in enumerate(blocks):
         label = f"blocks[{i}]." if "blocks" in doc else ""
         _check_axes(where, label, block)
         axes = {**defaults, **block, **(tiny if variant == "tiny" else {})}
         if "arch" not in axes:
             raise GridError(f"{where}: {label}arch: missing; every trial needs an architecture")
+        merged.append((label, axes))
+    total = sum(math.prod(len(v) if isinstance(v, list) else 1 for v in axes.values()) for _, axes in merged)
+    if total > MAX_TRIALS:
+        raise GridError(f"{where}: the grid expands to {total:,} trials, more than {MAX_TRIALS:,}; "
+                        "split it or shorten its axes")
+
+    trials, seen, generated = [], set(), 0
+    for label, axes in merged:
         for partial in _expand(axes):
             generated += 1
             cfg = {**BASE_DEFAULTS, **arch_defaults(partial["arch"]), **partial, **overrides}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -18,8 +19,11 @@ if __package__ in (None, ""):
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from sweeps.grids import TABLE_COLUMNS, Grid, GridError, load_grid  # noqa: E402
+from sweeps.lock import LockError, describe, experiment_lock, holder_is_running, read_holder  # noqa: E402
 
 SPEC_FILE = "noisesweep.json"  # what the experiment was started with, for --resume
+# Checkpoints (two kept per trial) and logs: a disk with less free space fails mid-sweep.
+MIN_FREE_BYTES = 64 * 2**20
 
 
 class UsageError(Exception):
@@ -114,6 +118,9 @@ def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, str]:
     grid = load_grid(args.grid or "smoke", overrides)
     name = args.name or f"{grid.name}{'-tiny' if grid.variant else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     exp_path = os.path.join(root, name)
+    holder = read_holder(exp_path) if "://" not in root else None
+    if holder and holder_is_running(holder):
+        raise UsageError(f"--name {name}: {exp_path} is being run by {describe(holder)}")
     if "://" not in root and os.path.exists(exp_path) and os.listdir(exp_path):
         raise UsageError(f"--name {name}: {exp_path} already exists; pass --resume to continue it or choose another --name")
     if "://" not in root:
@@ -173,6 +180,31 @@ def run(args: argparse.Namespace) -> int:
         print_table(grid)
         print(f"{len(grid.trials)} trials")
         return 0
+    if "://" in exp_path:
+        # Cloud storage: no lock file (a cluster's runs share the bucket; one runner per name is on the user).
+        return execute(grid, name, exp_path, args)
+    created = not os.path.exists(exp_path)
+    try:
+        with experiment_lock(exp_path, take_stale=args.resume):
+            check_free_space(exp_path, args.storage_path)
+            return execute(grid, name, exp_path, args)
+    except LockError as e:
+        raise UsageError(str(e)) from None
+    finally:
+        # Refused before any trial started: leave no empty experiment folder behind.
+        if created and os.path.isdir(exp_path) and not os.listdir(exp_path):
+            os.rmdir(exp_path)
+
+
+def check_free_space(exp_path: str, shown: str) -> None:
+    free = shutil.disk_usage(exp_path).free
+    if free < MIN_FREE_BYTES:
+        raise UsageError(f"--storage-path {shown}: only {free / 2**20:.1f} MiB free on its disk; a sweep needs "
+                         f"at least {MIN_FREE_BYTES // 2**20} MiB for its logs and checkpoints")
+
+
+def execute(grid: Grid, name: str, exp_path: str, args: argparse.Namespace) -> int:
+    """Load the data, start Ray, run the trials, summarise: everything after validation."""
     datasets = load_datasets(grid, args)
 
     ray = start_ray(args)
@@ -205,6 +237,9 @@ def run(args: argparse.Namespace) -> int:
                 search_alg=BasicVariantGenerator(points_to_evaluate=[dict(t) for t in grid.trials]),
                 num_samples=len(grid.trials),
                 max_concurrent_trials=args.max_concurrent,
+                # A fresh worker per trial pays TensorFlow's import (about 5 s here)
+                # again; reused workers pay it once per slot.
+                reuse_actors=True,
                 trial_name_creator=trial_dirname,
                 trial_dirname_creator=trial_dirname,
             ),
@@ -254,7 +289,8 @@ def summarize(results, grid: Grid, name: str, exp_path: str, args) -> int:
         state = states[r.path] = trial_state(r)
         acc = m.get("val_accuracy")
         shown = f", val_accuracy {acc:.4f}" if acc is not None else ""
-        print(f"  {os.path.basename(r.path)}: {state}, epochs {m.get('epoch', 0)}/{r.config['epochs']}{shown}")
+        error = f", error in {os.path.join(r.path, 'error.txt')}" if state == "ERROR" else ""
+        print(f"  {os.path.basename(r.path)}: {state}, epochs {m.get('epoch', 0)}/{r.config['epochs']}{shown}{error}")
     count = {s: list(states.values()).count(s) for s in ("TERMINATED", "DIVERGED", "ERROR", "UNFINISHED")}
     finished = count["TERMINATED"] + count["DIVERGED"]
     print(f"{finished}/{len(grid.trials)} trials finished ({count['DIVERGED']} diverged, "

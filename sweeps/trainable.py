@@ -34,8 +34,22 @@ def _configure_tensorflow(tf, seed: int) -> None:
         tf.config.experimental.set_memory_growth(gpu, True)
     import keras
 
+    # A reused worker still holds the previous trial's graph and layer names.
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+def compiled_model(config: dict, input_shape, num_classes: int):
+    """The registry's model for `config`, compiled with its optimizer, learning rate and loss."""
+    import keras
+
+    from models import build_model
+
+    model = build_model(config["arch"], config["l2"], input_shape, num_classes)
+    model.compile(optimizer=_optimizer(keras, config["optimizer"], config["lr"]), loss=config["loss_fn"],
+                  metrics=["accuracy"])
+    return model
 
 
 def _optimizer(keras, name: str, lr: float):
@@ -77,6 +91,17 @@ def prepare_data(config: dict, arrays: dict) -> dict:
     return out
 
 
+def training_data(config: dict, arrays: dict):
+    """(prepare_data's splits with labels in the form the loss wants, number of classes)."""
+    num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+    data = prepare_data(config, arrays)
+    if config["loss_fn"] == "categorical_crossentropy":
+        import keras
+
+        data = {k: (x, keras.utils.to_categorical(y, num_classes)) for k, (x, y) in data.items()}
+    return data, num_classes
+
+
 def train_trial(config: dict, datasets: dict) -> None:
     """Train the model `config` describes and report every epoch to Tune.
 
@@ -85,24 +110,17 @@ def train_trial(config: dict, datasets: dict) -> None:
     import tensorflow as tf
 
     _configure_tensorflow(tf, config["seed"])
-    import keras
     from ray import tune
 
-    from models import build_model
     from sweeps.reporting import TuneReport, load_checkpoint
 
-    arrays = datasets[config["dataset"]]
-    num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
-    data = prepare_data(config, arrays)
-    if config["loss_fn"] == "categorical_crossentropy":
-        data = {k: (x, keras.utils.to_categorical(y, num_classes)) for k, (x, y) in data.items()}
+    data, num_classes = training_data(config, datasets[config["dataset"]])
 
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         model, epochs_done = load_checkpoint(checkpoint)
     else:
-        model, epochs_done = build_model(config["arch"], config["l2"], data["train"][0].shape[1:], num_classes), 0
-        model.compile(optimizer=_optimizer(keras, config["optimizer"], config["lr"]), loss=config["loss_fn"], metrics=["accuracy"])
+        model, epochs_done = compiled_model(config, data["train"][0].shape[1:], num_classes), 0
 
     def test_metrics(m):
         loss, acc = m.evaluate(*data["test"], batch_size=config["batch_size"], verbose=0)

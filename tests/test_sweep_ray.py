@@ -5,31 +5,18 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
-import time
 
 import pandas as pd
 import pytest
 
 from analysis.load import load_experiment, read_json_lines
+from tests.sweeps_running import ROOT, Runner, rows_by_trial, runner_cmd, wait_until
 from tests.synthetic import write_mnist_cache
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def runner(tmp_path, grid_text, name, *extra):
-    grid = tmp_path / f"{name}.yaml"
-    grid.write_text(textwrap.dedent(grid_text))
-    cmd = [sys.executable, "sweeps/run.py", "--grid", str(grid), "--name", name,
-           "--storage-path", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"),
-           "--num-cpus", "2", *extra]
-    env = {**os.environ, "RAY_DEDUP_LOGS": "0"}
-    return cmd, env
 
 
 def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
     write_mnist_cache(tmp_path / "cache", n_train=3000, n_test=500)
-    cmd, env = runner(tmp_path, """
+    cmd, env = runner_cmd(tmp_path, """
         # two replicates that learn, and one that diverges (a result, not a crash)
         defaults: {dataset: mnist, arch: mlp64, epochs: 3}
         blocks:
@@ -77,31 +64,22 @@ def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
 def test_killed_trial_resumes_from_its_checkpoint_and_reports_each_epoch_once(tmp_path):
     write_mnist_cache(tmp_path / "cache", n_train=30000, n_test=1000)
     epochs = 8
-    cmd, env = runner(tmp_path, f"""
+    cmd, env = runner_cmd(tmp_path, f"""
         arch: mlp500_300
         dataset: mnist
         epochs: {epochs}
         seed: 0
     """, "kill", "--cpus-per-trial", "2", "--max-failures", "2")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sweep = Runner(cmd, env, tmp_path / "runner.log")
     exp = tmp_path / "runs" / "kill"
-    killed_pid, killed_after = None, None
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and killed_pid is None:
-            results = list(exp.glob("*/result.json")) if exp.exists() else []
-            if results:
-                rows, _ = read_json_lines(str(results[0]))
-                if len(rows) >= 2:
-                    killed_pid, killed_after = rows[-1]["pid"], rows[-1]["epoch"]
-                    os.kill(killed_pid, signal.SIGKILL)  # the trial's worker process, mid-run
-            time.sleep(0.05)
-        out, _ = proc.communicate(timeout=240)
-    finally:
-        proc.kill()
-    assert killed_pid is not None, "the trial never reported two epochs"
+    rows = wait_until(lambda: next((r for r in rows_by_trial(exp).values() if len(r) >= 2), None),
+                      what="two reported epochs")
+    killed_pid, killed_after = rows[-1]["pid"], rows[-1]["epoch"]
+    os.kill(killed_pid, signal.SIGKILL)  # the trial's worker process, mid-run
+    sweep.wait()
+    out = sweep.output()
     assert killed_after < epochs, "the kill came after the last epoch: nothing was resumed"
-    assert proc.returncode == 0, out[-4000:]
+    assert sweep.proc.returncode == 0, out[-4000:]
 
     rows, clean = read_json_lines(str(next(exp.glob("*/result.json"))))
     assert clean
@@ -123,7 +101,7 @@ def test_runner_joins_a_running_cluster_with_address(tmp_path):
     try:
         ray.init(address=cluster.address)
         head_node = ray.get_runtime_context().get_node_id()
-        cmd, env = runner(tmp_path, "{arch: mlp64, epochs: 1, seed: [0, 1]}\n", "attach")
+        cmd, env = runner_cmd(tmp_path, "{arch: mlp64, epochs: 1, seed: [0, 1]}\n", "attach")
         cmd = [c for c in cmd if c not in ("--num-cpus", "2")] + ["--address", cluster.address]
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -138,21 +116,14 @@ def test_runner_joins_a_running_cluster_with_address(tmp_path):
 def test_ctrl_c_stops_resumably_and_the_printed_command_finishes_the_sweep(tmp_path):
     write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
     epochs = 8
-    cmd, env = runner(tmp_path, f"{{arch: mlp500_300, epochs: {epochs}, seed: [0, 1]}}\n", "stop")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd, env = runner_cmd(tmp_path, f"{{arch: mlp500_300, epochs: {epochs}, seed: [0, 1]}}\n", "stop")
+    sweep = Runner(cmd, env, tmp_path / "runner.log")
     exp = tmp_path / "runs" / "stop"
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline:
-            rows = [read_json_lines(str(p))[0] for p in exp.glob("*/result.json")] if exp.exists() else []
-            if any(len(r) >= 2 for r in rows):
-                break
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=240)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, out[-4000:]
+    wait_until(lambda: any(len(r) >= 2 for r in rows_by_trial(exp).values()), what="two reported epochs")
+    sweep.proc.send_signal(signal.SIGINT)
+    sweep.wait()
+    out = sweep.output()
+    assert sweep.proc.returncode == 130, out[-4000:]
     assert "UNFINISHED" in out
     resume = next(line for line in out.splitlines() if line.startswith("resume with: "))
     resume_cmd = resume[len("resume with: "):].split()

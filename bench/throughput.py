@@ -1,0 +1,148 @@
+"""Benchmark: the same trials through the sweep runner and as a plain sequential Keras loop.
+
+Per architecture, it writes one grid (N seeds, Gaussian noise 0.1, E epochs,
+a training subset), then times from process launch to exit:
+  (a) `python sweeps/run.py --grid G` with its defaults (embedded Ray Tune);
+  (b) this script's `--loop` child: one Python process, data loaded once,
+      each trial as the seed reports do it (TensorFlow's default threads),
+      through the same data, noise and model code.
+It prints wall times, their ratio, the overhead per trial (wall time x
+concurrent slots minus the trials' own epoch time, per trial), the time from
+launch to the first reported epoch, and how far the two ways' final
+validation accuracies are apart.
+
+    python bench/throughput.py --quick     # 20,000 images, 2 epochs, 4 trials per arch: < 5 min
+    python bench/throughput.py             # all 60,000 images, 3 epochs, 4 trials per arch
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def write_grid(folder: str, arch: str, trials: int, epochs: int, subset: int | None) -> str:
+    path = os.path.join(folder, f"bench_{arch}.yaml")
+    with open(path, "w") as f:
+        f.write(f"arch: {arch}\ndataset: mnist\nnoise_type: gaussian\nnoise_scale: 0.1\n"
+                f"epochs: {epochs}\nseed: {list(range(trials))}\n"
+                + (f"train_subset: {subset}\n" if subset else ""))
+    return path
+
+
+def run_sweep(grid: str, folder: str, extra: list[str]) -> dict:
+    """Launch the runner as a user would; watch for the first result row."""
+    storage = os.path.join(folder, "runs")
+    os.makedirs(folder, exist_ok=True)
+    cmd = [sys.executable, "sweeps/run.py", "--grid", grid, "--name", "b", "--storage-path", storage, *extra]
+    log = open(os.path.join(folder, "sweep.log"), "w+")
+    t0 = time.perf_counter()
+    # Output to a file: a pipe nobody drains while polling fills up and blocks the runner.
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+    first = None
+    while proc.poll() is None:
+        if first is None and any(os.path.getsize(p) for p in glob.glob(os.path.join(storage, "b", "*", "result.json"))):
+            first = time.perf_counter() - t0
+        time.sleep(0.05)
+    wall = time.perf_counter() - t0
+    log.seek(0)
+    out = log.read()
+    log.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"sweep failed ({proc.returncode}):\n{out[-3000:]}")
+    rows = [json.loads(line) for p in glob.glob(os.path.join(storage, "b", "*", "result.json")) for line in open(p)]
+    finals = {}
+    for r in rows:
+        finals[r["config"]["seed"]] = r["val_accuracy"]
+    return {"wall": wall, "first_epoch": first, "train_s": sum(r["epoch_time_s"] for r in rows), "acc": finals}
+
+
+def run_loop(grid: str) -> dict:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--loop", grid], cwd=ROOT,
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"loop failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"wall": wall, "first_epoch": result["first_epoch"] + 0.0, **result}
+
+
+def loop_child(grid_path: str) -> None:
+    """The seeds' way: one process, data once, one model after another."""
+    t0 = time.perf_counter()
+    import keras
+
+    from sweeps.data import load_dataset
+    from sweeps.grids import load_grid
+    from sweeps.trainable import compiled_model, training_data
+
+    grid = load_grid(grid_path)
+    arrays = load_dataset("mnist", log=lambda line: None).arrays()
+    epoch_times, finals, first = [], {}, None
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            nonlocal first
+            epoch_times.append(time.perf_counter() - self.t)
+            first = first if first is not None else time.perf_counter() - t0
+
+    for config in grid.trials:
+        keras.utils.set_random_seed(config["seed"])
+        data, classes = training_data(config, arrays)
+        model = compiled_model(config, data["train"][0].shape[1:], classes)
+        history = model.fit(*data["train"], batch_size=config["batch_size"], epochs=config["epochs"],
+                            validation_data=data["val"], callbacks=[Timer()], verbose=0)
+        finals[config["seed"]] = history.history["val_accuracy"][-1]
+    print(json.dumps({"train_s": sum(epoch_times), "acc": finals, "first_epoch": first}))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="20,000 training images, 2 epochs")
+    p.add_argument("--archs", default="mlp64,mlp500_300,cnn")
+    p.add_argument("--trials", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--subset", type=int, default=None)
+    p.add_argument("--loop", metavar="GRID", help=argparse.SUPPRESS)
+    p.add_argument("sweep_args", nargs="*", help="extra flags for sweeps/run.py (after --)")
+    args = p.parse_args()
+    if args.loop:
+        loop_child(args.loop)
+        return 0
+    epochs = args.epochs or (2 if args.quick else 3)
+    subset = args.subset or (20000 if args.quick else None)
+    slots = os.cpu_count()
+    print(f"{args.trials} trials per arch, {epochs} epochs, {subset or 60000} training images, {slots} CPUs")
+    print(f"{'arch':<11} {'sweep s':>8} {'loop s':>8} {'ratio':>6} {'ovh/trial sweep':>16} "
+          f"{'ovh/trial loop':>15} {'1st epoch sweep':>16} {'1st epoch loop':>15} {'max |dacc|':>10}")
+    with tempfile.TemporaryDirectory(prefix="noisesweep-bench-") as tmp:
+        for arch in args.archs.split(","):
+            grid = write_grid(tmp, arch, args.trials, epochs, subset)
+            sweep = run_sweep(grid, os.path.join(tmp, arch), args.sweep_args)
+            loop = run_loop(grid)
+            n = args.trials
+            # Overhead in CPU-slot seconds: the sweep holds `slots` slots for its wall time.
+            ovh_sweep = (sweep["wall"] * min(slots, n) - sweep["train_s"]) / n
+            ovh_loop = (loop["wall"] - loop["train_s"]) / n
+            dacc = max(abs(sweep["acc"][s] - loop["acc"][str(s)]) for s in sweep["acc"])
+            print(f"{arch:<11} {sweep['wall']:8.1f} {loop['wall']:8.1f} {sweep['wall'] / loop['wall']:6.2f} "
+                  f"{ovh_sweep:16.2f} {ovh_loop:15.2f} {sweep['first_epoch']:16.1f} {loop['first_epoch']:15.1f} "
+                  f"{dacc:10.4f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""One runner per experiment: a lock file in the experiment folder naming who holds it.
+
+Two terminals starting the same experiment would interleave their trials'
+logs; the second is refused and told which process runs it. A lock left by
+a runner that died (its pid is gone on this host) is stale: `--resume`
+takes it over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from contextlib import contextmanager
+
+LOCK_FILE = ".noisesweep.lock"
+
+
+class LockError(Exception):
+    """The experiment is held by another runner, or its folder cannot be written."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def read_holder(exp_path: str) -> dict | None:
+    """The lock's content, or None when there is no lock (or it is unreadable)."""
+    try:
+        with open(os.path.join(exp_path, LOCK_FILE)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def holder_is_running(holder: dict) -> bool:
+    """Whether the runner that wrote `holder` may still be running. One on another host
+    cannot be checked from here, so it counts as running."""
+    return holder.get("host") != socket.gethostname() or _alive(int(holder.get("pid", -1)))
+
+
+def describe(holder: dict) -> str:
+    return f"pid {holder.get('pid')} on host {holder.get('host')} (since {holder.get('since')})"
+
+
+@contextmanager
+def experiment_lock(exp_path: str, take_stale: bool):
+    """Hold the experiment's lock for the duration of the block.
+
+    Raises LockError naming the holder if a live runner has it, or naming the
+    dead one if the lock is stale and `take_stale` is false; also when the
+    lock cannot be written at all (a read-only or full disk).
+    """
+    path = os.path.join(exp_path, LOCK_FILE)
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    while True:
+        try:
+            os.makedirs(exp_path, exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = read_holder(exp_path) or {}
+            if holder_is_running(holder):
+                raise LockError(f"{exp_path} is being run by {describe(holder)}; "
+                                f"if that runner is dead, delete {path}") from None
+            if not take_stale:
+                raise LockError(f"{exp_path} was left by {describe(holder)}, which is no longer "
+                                "running; pass --resume to continue it") from None
+            os.remove(path)
+            continue
+        except OSError as e:
+            raise LockError(f"{exp_path}: cannot write there ({e.strerror})") from None
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(mine, f)
+        except OSError as e:
+            os.remove(path)
+            raise LockError(f"{exp_path}: cannot write there ({e.strerror})") from None
+        break
+    try:
+        yield
+    finally:
+        if read_holder(exp_path) == mine:
+            os.remove(path)

