@@ -102,6 +102,7 @@ def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, str]:
     root = storage_root(args.storage_path)
     if args.resume:
         exp_path = os.path.join(root, args.name)
+        refuse_if_running(exp_path, args.name)
         spec_file = os.path.join(exp_path, SPEC_FILE)
         if not os.path.isfile(spec_file):
             raise UsageError(f"--resume: {exp_path} holds no noisesweep experiment ({SPEC_FILE} missing)")
@@ -118,14 +119,19 @@ def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, str]:
     grid = load_grid(args.grid or "smoke", overrides)
     name = args.name or f"{grid.name}{'-tiny' if grid.variant else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     exp_path = os.path.join(root, name)
-    holder = read_holder(exp_path) if "://" not in root else None
-    if holder and holder_is_running(holder):
-        raise UsageError(f"--name {name}: {exp_path} is being run by {describe(holder)}")
+    refuse_if_running(exp_path, name)
     if "://" not in root and os.path.exists(exp_path) and os.listdir(exp_path):
         raise UsageError(f"--name {name}: {exp_path} already exists; pass --resume to continue it or choose another --name")
     if "://" not in root:
         check_writable(root, args.storage_path)
     return grid, name, exp_path
+
+
+def refuse_if_running(exp_path: str, name: str) -> None:
+    """Another live runner holds this experiment: say which, before anything else."""
+    holder = read_holder(exp_path) if "://" not in exp_path else None
+    if holder and holder_is_running(holder):
+        raise UsageError(f"--name {name}: {exp_path} is being run by {describe(holder)}")
 
 
 def check_writable(root: str, shown: str) -> None:
