@@ -15,7 +15,7 @@ import warnings
 import pandas as pd
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "epoch_time_s")
-CONTEXT = ("node_id", "hostname", "pid", "diverged")
+CONTEXT = ("node_id", "hostname", "gpus", "pid", "diverged")
 # Columns the loader adds; every other column is a config key.
 BOOKKEEPING = ("experiment", "trial", "epoch", "status", "complete", *METRICS, *CONTEXT)
 STATUSES = ("finished", "diverged", "errored", "running")

@@ -42,6 +42,9 @@ class TuneReport(keras.callbacks.Callback):
         self.final_metrics = final_metrics
         self.node_id = ray.get_runtime_context().get_node_id()
         self.hostname = socket.gethostname()
+        # Which GPUs Ray gave this trial (CUDA_VISIBLE_DEVICES is set to them): in every
+        # row, so a log says where each trial ran.
+        self.gpus = ",".join(str(g) for g in ray.get_gpu_ids())
         self.diverged = False
         self._t0 = 0.0
 
@@ -59,6 +62,7 @@ class TuneReport(keras.callbacks.Callback):
             diverged=self.diverged,
             node_id=self.node_id,
             hostname=self.hostname,
+            gpus=self.gpus,
         )
         if self.diverged:
             # A diverged trial is a result (seed 002's SGD+softmax), not a crash:

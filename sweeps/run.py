@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 
@@ -24,6 +25,9 @@ from sweeps.lock import LockError, describe, experiment_lock, holder_is_running,
 SPEC_FILE = "noisesweep.json"  # what the experiment was started with, for --resume
 # Checkpoints (two kept per trial) and logs: a disk with less free space fails mid-sweep.
 MIN_FREE_BYTES = 64 * 2**20
+# Filesystems every node of a cluster can mount at the same path.
+SHARED_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "lustre", "glusterfs", "ceph", "fuse.ceph", "beegfs",
+                      "gpfs", "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs"}
 
 
 class UsageError(Exception):
@@ -202,6 +206,36 @@ def run(args: argparse.Namespace) -> int:
             os.rmdir(exp_path)
 
 
+def filesystem_type(path: str) -> str:
+    """The type of the filesystem `path` lies on, from /proc/mounts (longest mount point)."""
+    best, kind = "", ""
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                _, point, fstype = line.split()[:3]
+                if path.startswith(point.rstrip("/") + "/") or path == point or point == "/":
+                    if len(point) > len(best):
+                        best, kind = point, fstype
+    except OSError:
+        pass
+    return kind
+
+
+def check_storage_reaches_every_node(ray, exp_path: str, args: argparse.Namespace) -> None:
+    """Trials write their logs where they run: a local folder only works if every node is this machine."""
+    if "://" in exp_path or filesystem_type(os.path.abspath(exp_path)) in SHARED_FILESYSTEMS:
+        return
+    here = socket.gethostname()
+    hosts = sorted({n["NodeManagerHostname"] for n in ray.nodes() if n["Alive"]} - {here})
+    if hosts:
+        raise UsageError(f"--storage-path {args.storage_path}: a local folder of {here}, but this Ray cluster "
+                         f"has nodes on {', '.join(hosts)}; give a path every node shares (s3://BUCKET/..., "
+                         "gs://BUCKET/..., or an NFS mount)")
+    if args.address:
+        print(f"note: --storage-path {args.storage_path} is local to {here}; if nodes on other hosts join "
+              "this cluster, use s3://, gs:// or an NFS mount")
+
+
 def check_free_space(exp_path: str, shown: str) -> None:
     free = shutil.disk_usage(exp_path).free
     if free < MIN_FREE_BYTES:
@@ -219,6 +253,7 @@ def execute(grid: Grid, name: str, exp_path: str, args: argparse.Namespace) -> i
 
     from sweeps.trainable import train_trial
 
+    check_storage_reaches_every_node(ray, exp_path, args)
     resources = ray.cluster_resources()
     if args.gpus_per_trial and not resources.get("GPU"):
         print(f"warning: trials ask for {args.gpus_per_trial} GPU each and this Ray cluster has no GPU: "
