@@ -109,11 +109,12 @@ def facets(table: pd.DataFrame, keys: list[str]):
     out = []
     for values, sub in table.groupby(keys, dropna=False, sort=True):
         values = values if isinstance(values, tuple) else (values,)
-        out.append((", ".join(f"{k}={_fmt(v)}" for k, v in zip(keys, values)), sub))
+        out.append((", ".join(f"{k}={format_value(v)}" for k, v in zip(keys, values)), sub))
     return out
 
 
-def _fmt(v) -> str:
+def format_value(v) -> str:
+    """A config value as tables and titles show it: 0.001 not 0.0010000, NaN as none."""
     if isinstance(v, float):
         return "none" if math.isnan(v) else f"{v:g}"
     return str(v)
@@ -144,7 +145,7 @@ def save(fig, out_dir: str, stem: str) -> list[str]:
 
 def _need(table: pd.DataFrame, column: str, what: str) -> None:
     if not varies(table, column):
-        values = ", ".join(sorted({_fmt(v) for v in table[column].unique()})) if column in table else "none"
+        values = ", ".join(sorted({format_value(v) for v in table[column].unique()})) if column in table else "none"
         raise FigureSkipped(f"{what}: the data has one {column} value ({values})")
 
 
@@ -268,7 +269,7 @@ def learning_curves(summary, per_epoch, keys, metric, out_dir, max_groups=12):
                     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                     ax.set_ylabel(label(kind if kind == "accuracy" else "loss").replace("training ", ""))
                     ax.legend()
-                title = ", ".join(f"{k}={_fmt(group[k])}" for k in shown) or "all trials"
+                title = ", ".join(f"{k}={format_value(group[k])}" for k in shown) or "all trials"
                 ax_acc.set_title(textwrap.fill(title, 75), loc="left", fontsize=8)
             paths += save(fig, out_dir, "learning_curves" if p == 0 else f"learning_curves_{p + 1}")
     return paths
@@ -286,8 +287,8 @@ def heatmap_noise_l2(summary, per_epoch, keys, metric, out_dir):
     def draw(ax, sub):
         grid = sub.pivot_table(index="noise_scale", columns="l2", values=f"{metric}_mean", aggfunc="mean")
         image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
-        ax.set_xticks(range(grid.shape[1]), [_fmt(v) for v in grid.columns], rotation=45, ha="right")
-        ax.set_yticks(range(grid.shape[0]), [_fmt(v) for v in grid.index])
+        ax.set_xticks(range(grid.shape[1]), [format_value(v) for v in grid.columns], rotation=45, ha="right")
+        ax.set_yticks(range(grid.shape[0]), [format_value(v) for v in grid.index])
         ax.set_xlabel("L2 factor")
         ax.set_ylabel(noise_label(sub))
         ax.grid(False)

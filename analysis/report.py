@@ -38,7 +38,7 @@ def markdown_table(summary: pd.DataFrame, keys: list[str], metric: str) -> str:
         mean, std, ci = row.get(f"{metric}_mean"), row.get(f"{metric}_std"), row.get(f"{metric}_ci95")
         cell = "–" if pd.isna(mean) else f"{mean:.4f} ± {std:.4f} ({row['n']})" if not pd.isna(std) else f"{mean:.4f} ({row['n']})"
         interval = "–" if pd.isna(ci) else f"± {ci:.4f}"
-        values = [figures._fmt(row[k]) for k in shown]
+        values = [figures.format_value(row[k]) for k in shown]
         lines.append("| " + " | ".join([*values, cell, interval, str(row["n_diverged"]),
                                          str(row["n_incomplete"]) if row["n_incomplete"] else ""]) + " |")
     return "\n".join(lines)

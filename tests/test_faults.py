@@ -21,7 +21,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analysis.load import load_experiment, read_json_lines
+from analysis.load import load_experiment
 from sweeps import grids, run
 from sweeps.lock import LOCK_FILE
 from tests.synthetic import write_mnist_cache
@@ -42,6 +42,22 @@ def fault_record(request):
     return record
 
 
+def start_slow_sweep(tmp_path, name, epochs, seeds, *extra):
+    """mlp500_300 on 20,000 generated images (about a second an epoch here), in the background:
+    (command, environment, experiment folder, Runner)."""
+    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
+    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=epochs, seeds=seeds), name, *extra)
+    return cmd, env, tmp_path / "runs" / name, Runner(cmd, env, tmp_path / f"{name}.log")
+
+
+def resume(cmd, env) -> float:
+    """Run the same command with --resume to the end; the seconds it took."""
+    t0 = time.perf_counter()
+    done = subprocess.run([*cmd, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return time.perf_counter() - t0
+
+
 def epochs_of(exp):
     return {name: [r["epoch"] for r in rows] for name, rows in rows_by_trial(exp).items()}
 
@@ -51,11 +67,8 @@ def duplicated_epochs(exp):
 
 
 def test_driver_sigkill_then_resume_finishes_without_retraining(tmp_path, fault_record):
-    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
     epochs = 6
-    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=epochs, seeds="0, 1, 2, 3"), "drv")
-    exp = tmp_path / "runs" / "drv"
-    sweep = Runner(cmd, env, tmp_path / "first.log")
+    cmd, env, exp, sweep = start_slow_sweep(tmp_path, "drv", epochs, "0, 1, 2, 3")
 
     def one_done_one_midway():
         rows = rows_by_trial(exp)
@@ -70,10 +83,7 @@ def test_driver_sigkill_then_resume_finishes_without_retraining(tmp_path, fault_
     holder = json.loads((exp / LOCK_FILE).read_text())
     assert holder["pid"] == sweep.pid  # the dead runner's lock is still there: stale
 
-    t0 = time.perf_counter()
-    resumed = subprocess.run([*cmd, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
-    recover = time.perf_counter() - t0
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    recover = resume(cmd, env)
     for name, content in finished_before.items():
         assert open(exp / name / "result.json", "rb").read() == content  # not trained again
     assert all(e == list(range(1, epochs + 1)) for e in epochs_of(exp).values())
@@ -84,32 +94,24 @@ def test_driver_sigkill_then_resume_finishes_without_retraining(tmp_path, fault_
 
 
 def test_double_ctrl_c_forces_exit_and_state_still_resumes(tmp_path, fault_record):
-    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
     epochs = 6
-    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=epochs, seeds="0, 1"), "cc")
-    exp = tmp_path / "runs" / "cc"
-    sweep = Runner(cmd, env, tmp_path / "first.log")
+    cmd, env, exp, sweep = start_slow_sweep(tmp_path, "cc", epochs, "0, 1")
     wait_until(lambda: any(len(r) >= 2 for r in rows_by_trial(exp).values()), what="two epochs")
     sweep.proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     sweep.proc.send_signal(signal.SIGINT)  # impatient: force it
     code = sweep.wait(timeout=120)
     assert code != 0
-    t0 = time.perf_counter()
-    resumed = subprocess.run([*cmd, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    recover = resume(cmd, env)
     assert all(e == list(range(1, epochs + 1)) for e in epochs_of(exp).values())
     fault_record(fault="Ctrl-C twice, then --resume", trials=2, epochs=epochs, trials_lost=0,
                  epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0,
-                 recover_s=round(time.perf_counter() - t0, 1), first_exit_code=code)
+                 recover_s=round(recover, 1), first_exit_code=code)
 
 
 def test_worker_sigkill_beyond_max_failures_is_errored_and_named(tmp_path, fault_record):
-    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
     epochs = 5
-    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=epochs, seeds="0, 1"), "wk", "--max-failures", "0")
-    exp = tmp_path / "runs" / "wk"
-    sweep = Runner(cmd, env, tmp_path / "run.log")
+    _, _, exp, sweep = start_slow_sweep(tmp_path, "wk", epochs, "0, 1", "--max-failures", "0")
     victim = wait_until(lambda: next((r for r in rows_by_trial(exp).values() if len(r) >= 2), None),
                         what="two epochs")
     os.kill(victim[-1]["pid"], signal.SIGKILL)
@@ -186,10 +188,7 @@ def test_partial_result_line_from_a_full_disk_is_not_a_result(tmp_path, tmpfs):
 
 
 def test_second_runner_on_the_same_experiment_is_refused_naming_the_first(tmp_path, fault_record):
-    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
-    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=4, seeds="0, 1"), "twice")
-    exp = tmp_path / "runs" / "twice"
-    first = Runner(cmd, env, tmp_path / "first.log")
+    cmd, env, exp, first = start_slow_sweep(tmp_path, "twice", 4, "0, 1")
     try:
         wait_until(lambda: (exp / LOCK_FILE).exists(), what="the first runner's lock")
         for extra in ([], ["--resume"]):
@@ -282,10 +281,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path, fault_record)
 
 
 def test_ray_started_by_the_runner_listens_on_loopback_only(tmp_path, fault_record):
-    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
-    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=3, seeds="0, 1"), "net")
-    exp = tmp_path / "runs" / "net"
-    sweep = Runner(cmd, env, tmp_path / "run.log")
+    _, _, exp, sweep = start_slow_sweep(tmp_path, "net", 3, "0, 1")
     listening, commands = {}, []
     try:
         wait_until(lambda: rows_by_trial(exp), what="the first epoch")
