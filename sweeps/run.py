@@ -246,6 +246,11 @@ def check_free_space(exp_path: str, shown: str) -> None:
 def execute(grid: Grid, name: str, exp_path: str, args: argparse.Namespace) -> int:
     """Load the data, start Ray, run the trials, summarise: everything after validation."""
     datasets = load_datasets(grid, args)
+    if "://" not in exp_path:
+        # Tune saves the experiment state (which checkpoint each trial resumes from, which
+        # trials finished) at most every 10 s by default: a killed driver then loses that
+        # much, and resumed trials repeat epochs. Locally a save is a small file write.
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 
     ray = start_ray(args)
     from ray import tune

@@ -77,6 +77,9 @@ def test_driver_sigkill_then_resume_finishes_without_retraining(tmp_path, fault_
         return (done, midway) if done and midway else None
 
     done, _ = wait_until(one_done_one_midway, what="a finished trial and one midway")
+    # The runner has Tune save its state every second: what happened before the last save
+    # survives the kill exactly; give the save that second.
+    time.sleep(1.5)
     os.kill(sweep.pid, signal.SIGKILL)  # the driver, with no chance to clean up
     sweep.wait()
     finished_before = {n: open(exp / n / "result.json", "rb").read() for n in done}
@@ -103,7 +106,14 @@ def test_double_ctrl_c_forces_exit_and_state_still_resumes(tmp_path, fault_recor
     code = sweep.wait(timeout=120)
     assert code != 0
     recover = resume(cmd, env)
-    assert all(e == list(range(1, epochs + 1)) for e in epochs_of(exp).values())
+    # The forced exit skips Tune's last state save: an epoch reported in the second before it
+    # may be reported again after resume (the analysis keeps the later report). Every trial is
+    # complete, with every epoch, and nothing older than that second repeats.
+    for name, epochs_seen in epochs_of(exp).items():
+        assert sorted(set(epochs_seen)) == list(range(1, epochs + 1)), (name, epochs_seen)
+        assert len(epochs_seen) - epochs <= 2, (name, epochs_seen)
+    df = load_experiment(str(exp))
+    assert (df.groupby("trial")["epoch"].apply(list).tolist()) == [list(range(1, epochs + 1))] * 2
     fault_record(fault="Ctrl-C twice, then --resume", trials=2, epochs=epochs, trials_lost=0,
                  epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0,
                  recover_s=round(recover, 1), first_exit_code=code)
