@@ -90,6 +90,33 @@ def print_table(grid: Grid) -> None:
         print("  ".join(cell.rjust(w) for cell, w in zip(r, widths)))
 
 
+def _filesystem(exp_path: str):
+    """(pyarrow filesystem, path in it) for a local folder or an s3:// / gs:// URI, as Tune uses."""
+    import pyarrow.fs
+
+    if "://" in exp_path:
+        return pyarrow.fs.FileSystem.from_uri(exp_path)
+    return pyarrow.fs.LocalFileSystem(), os.path.abspath(exp_path)
+
+
+def write_spec(exp_path: str, spec: dict) -> None:
+    """Record what the experiment started with, next to Tune's state, wherever that lives."""
+    fs, path = _filesystem(exp_path)
+    fs.create_dir(path, recursive=True)
+    with fs.open_output_stream(f"{path}/{SPEC_FILE}") as f:
+        f.write(json.dumps(spec, indent=1).encode())
+
+
+def read_spec(exp_path: str) -> dict | None:
+    """The recorded start of an experiment, or None if there is none."""
+    fs, path = _filesystem(exp_path)
+    try:
+        with fs.open_input_stream(f"{path}/{SPEC_FILE}") as f:
+            return json.loads(f.read())
+    except (FileNotFoundError, OSError, ValueError):
+        return None
+
+
 def describe_difference(old: list[dict], new: list[dict]) -> str:
     if len(old) != len(new):
         return f"{len(old)} trials then, {len(new)} now"
@@ -107,11 +134,9 @@ def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, str]:
     if args.resume:
         exp_path = os.path.join(root, args.name)
         refuse_if_running(exp_path, args.name)
-        spec_file = os.path.join(exp_path, SPEC_FILE)
-        if not os.path.isfile(spec_file):
+        started = read_spec(exp_path)
+        if started is None:
             raise UsageError(f"--resume: {exp_path} holds no noisesweep experiment ({SPEC_FILE} missing)")
-        with open(spec_file) as f:
-            started = json.load(f)
         if not args.grid:
             # Continue exactly what was started, even if the grid file has moved since.
             return Grid(started["grid"], started["grid_path"], None, started["trials"]), args.name, exp_path
@@ -296,12 +321,9 @@ def execute(grid: Grid, name: str, exp_path: str, args: argparse.Namespace) -> i
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             ),
         )
-        if "://" not in exp_path:
-            os.makedirs(exp_path, exist_ok=True)
-            with open(os.path.join(exp_path, SPEC_FILE), "w") as f:
-                json.dump({"grid": grid.label, "grid_path": grid.path,
-                           "overrides": {"epochs": args.epochs} if args.epochs else {},
-                           "trials": grid.trials}, f, indent=1)
+        write_spec(exp_path, {"grid": grid.label, "grid_path": grid.path,
+                              "overrides": {"epochs": args.epochs} if args.epochs else {},
+                              "trials": grid.trials})
     try:
         results = tuner.fit()
     finally:

@@ -91,3 +91,13 @@ def test_resume_refuses_a_missing_experiment_and_a_changed_grid(capsys, tmp_path
     (exp / run.SPEC_FILE).write_text(json.dumps({"grid": "smoke", "grid_path": "smoke.yaml", "trials": trials}))
     code, _, err = call(capsys, "--grid", "smoke", "--name", "old", "--resume", "--storage-path", str(tmp_path))
     assert code == 2 and "trial 2: noise_scale was 0.25, now 0.5" in err
+
+
+def test_experiment_spec_round_trips_locally_and_through_a_uri(tmp_path):
+    spec = {"grid": "smoke", "grid_path": "x.yaml", "trials": [{"arch": "mlp64", "seed": 0}]}
+    run.write_spec(str(tmp_path / "local"), spec)
+    assert run.read_spec(str(tmp_path / "local")) == spec
+    uri = f"file://{tmp_path}/remote/exp"  # the path cloud storage takes (pyarrow's filesystems)
+    run.write_spec(uri, spec)
+    assert run.read_spec(uri) == spec and (tmp_path / "remote" / "exp" / run.SPEC_FILE).exists()
+    assert run.read_spec(str(tmp_path / "nothing")) is None
