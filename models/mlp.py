@@ -22,3 +22,8 @@ def mlp64(l2=0.0, input_shape=(28, 28, 1), num_classes=10):
 def mlp500_300(l2=0.0, input_shape=(28, 28, 1), num_classes=10):
     """Seed 001 2d: Flatten-Dense500-Dense300-Dense10 (Hinton's weight-decay net)."""
     return _mlp((500, 300), "mlp500_300", l2, input_shape, num_classes)
+
+
+def mlp256(l2=0.0, input_shape=(28, 28, 1), num_classes=10):
+    """Seed 003's classifier: Flatten-Dense256-Dense256-Dense10."""
+    return _mlp((256, 256), "mlp256", l2, input_shape, num_classes)

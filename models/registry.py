@@ -36,7 +36,36 @@ ARCHITECTURES: dict[str, Arch] = {
         "seed 000: Keras mnist_cnn example, 1,199,882 params",
         {"optimizer": "adadelta", "lr": 0.001, "batch_size": 128, "epochs": 12},
     ),
+    # Seed 003's classifier (trained on clean images, then judging denoised ones).
+    "mlp256": Arch(
+        "models.mlp",
+        "mlp256",
+        "seed 003: Dense256-Dense256-Dense10, 269,322 params",
+        {"optimizer": "adam", "lr": 0.001, "batch_size": 512, "epochs": 3},
+    ),
 }
+
+# Image-to-image models for denoising studies. Kept apart from ARCHITECTURES, which
+# grids may name for classification trials: these train on (noisy -> clean) pairs.
+DENOISERS: dict[str, Arch] = {
+    "dae_dense": Arch("models.autoencoders", "dae_dense", "seed 001 part 4: 784-128-96-128-784, 226,416 params",
+                      {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 32}),
+    "dae_small": Arch("models.autoencoders", "dae_small", "seed 003: 784-64-784, 101,200 params",
+                      {"optimizer": "adam", "lr": 0.001, "batch_size": 256, "epochs": 50}),
+    "dae_conv": Arch("models.autoencoders", "dae_conv", "seed 002: conv 12-14 / convT 12-1, 3,279 params",
+                     {"optimizer": "adadelta", "lr": 1.0, "batch_size": 128, "epochs": 10}),
+    "vae": Arch("models.autoencoders", "vae", "seed 004 architecture 3: conv VAE, 5,285 params at latent 2",
+                {"optimizer": "adam", "lr": 0.001, "batch_size": 100, "epochs": 30}),
+}
+
+
+def build_denoiser(name: str, l2: float = 0.0, input_shape=(28, 28, 1), **options):
+    """Build the uncompiled image-to-image model registered as `name` (options: latent_dim for vae)."""
+    if name not in DENOISERS:
+        raise KeyError(f"unknown denoiser {name!r}; known: {', '.join(sorted(DENOISERS))}")
+    arch = DENOISERS[name]
+    builder = getattr(importlib.import_module(arch.module), arch.function)
+    return builder(l2=l2, input_shape=tuple(input_shape), **options)
 
 
 def arch_defaults(name: str) -> dict:
