@@ -17,7 +17,6 @@ from scipy import stats
 from analysis.load import METRICS, config_columns
 
 REPLICATE_KEY = "seed"
-STATS = ("mean", "std", "min", "max", "ci95")
 DDOF = 1
 
 

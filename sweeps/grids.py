@@ -69,6 +69,7 @@ class Grid:
     variant: str | None
     trials: list[dict] = field(default_factory=list)
     duplicates_dropped: int = 0
+    overrides: dict = field(default_factory=dict)  # the command line's, applied to every trial
 
     @property
     def label(self) -> str:
@@ -251,4 +252,5 @@ def load_grid(spec: str, overrides: dict | None = None) -> Grid:
     except (OSError, UnicodeDecodeError) as e:
         raise GridError(f"{path}: cannot read: {e}") from None
     trials, dropped = expand(doc, path, variant, overrides)
-    return Grid(name=name, path=path, variant=variant, trials=trials, duplicates_dropped=dropped)
+    return Grid(name=name, path=path, variant=variant, trials=trials, duplicates_dropped=dropped,
+                overrides=dict(overrides or {}))

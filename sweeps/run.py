@@ -139,7 +139,9 @@ def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, str]:
             raise UsageError(f"--resume: {exp_path} holds no noisesweep experiment ({SPEC_FILE} missing)")
         if not args.grid:
             # Continue exactly what was started, even if the grid file has moved since.
-            return Grid(started["grid"], started["grid_path"], None, started["trials"]), args.name, exp_path
+            grid = Grid(started["grid"], started["grid_path"], None, started["trials"],
+                        overrides=started.get("overrides", {}))
+            return grid, args.name, exp_path
         grid = load_grid(args.grid, overrides or started.get("overrides"))
         changed = describe_difference(started["trials"], grid.trials)
         if changed:
@@ -322,8 +324,7 @@ def execute(grid: Grid, name: str, exp_path: str, args: argparse.Namespace) -> i
             ),
         )
         write_spec(exp_path, {"grid": grid.label, "grid_path": grid.path,
-                              "overrides": {"epochs": args.epochs} if args.epochs else {},
-                              "trials": grid.trials})
+                              "overrides": grid.overrides, "trials": grid.trials})
     try:
         results = tuner.fit()
     finally:

@@ -47,21 +47,11 @@ def compiled_model(config: dict, input_shape, num_classes: int):
     from models import build_model
 
     model = build_model(config["arch"], config["l2"], input_shape, num_classes)
-    model.compile(optimizer=_optimizer(keras, config["optimizer"], config["lr"]), loss=config["loss_fn"],
-                  metrics=["accuracy"])
+    # The grid's optimizer names (sweeps.grids.OPTIMIZERS) are Keras's own identifiers.
+    optimizer = keras.optimizers.get({"class_name": config["optimizer"], "config": {"learning_rate": config["lr"]}})
+    model.compile(optimizer=optimizer, loss=config["loss_fn"], metrics=["accuracy"])
     return model
 
-
-def _optimizer(keras, name: str, lr: float):
-    classes = {
-        "sgd": keras.optimizers.SGD,
-        "adam": keras.optimizers.Adam,
-        "adadelta": keras.optimizers.Adadelta,
-        "rmsprop": keras.optimizers.RMSprop,
-        "adagrad": keras.optimizers.Adagrad,
-        "nadam": keras.optimizers.Nadam,
-    }
-    return classes[name](learning_rate=lr)
 
 
 def prepare_data(config: dict, arrays: dict) -> dict:

@@ -26,6 +26,7 @@ from sweeps import grids, run
 from sweeps.lock import LOCK_FILE
 from tests.synthetic import write_mnist_cache
 from tests.sweeps_running import ROOT, Runner, rows_by_trial, runner_cmd, wait_until
+from tests.sweeps_running import run as run_runner
 
 pytestmark = pytest.mark.faults
 
@@ -53,7 +54,7 @@ def start_slow_sweep(tmp_path, name, epochs, seeds, *extra):
 def resume(cmd, env) -> float:
     """Run the same command with --resume to the end; the seconds it took."""
     t0 = time.perf_counter()
-    done = subprocess.run([*cmd, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    done = run_runner([*cmd, "--resume"], env, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return time.perf_counter() - t0
 
@@ -202,7 +203,7 @@ def test_second_runner_on_the_same_experiment_is_refused_naming_the_first(tmp_pa
     try:
         wait_until(lambda: (exp / LOCK_FILE).exists(), what="the first runner's lock")
         for extra in ([], ["--resume"]):
-            second = subprocess.run([*cmd, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+            second = run_runner([*cmd, *extra], env, timeout=120)
             assert second.returncode == 2
             assert f"is being run by pid {first.pid} on host {socket.gethostname()}" in second.stderr
             assert second.stderr.count("\n") == 1
@@ -279,7 +280,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path, fault_record)
     metrics = {}
     for name in ("one", "two"):
         cmd, env = runner_cmd(tmp_path, grid, name)
-        assert subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=300).returncode == 0
+        assert run_runner(cmd, env).returncode == 0
         for rows in rows_by_trial(tmp_path / "runs" / name).values():
             seed = rows[0]["config"]["seed"]
             metrics[(name, seed)] = [(r["loss"], r["accuracy"], r["val_loss"], r["val_accuracy"]) for r in rows]

@@ -3,14 +3,13 @@
 import json
 import os
 import signal
-import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
 from analysis.load import load_experiment, read_json_lines
-from tests.sweeps_running import ROOT, Runner, rows_by_trial, runner_cmd, wait_until
+from tests.sweeps_running import Runner, rows_by_trial, run, runner_cmd, wait_until
 from tests.synthetic import write_mnist_cache
 
 
@@ -24,7 +23,7 @@ def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
           - {lr: 1.0e+12, seed: 0}
           - {validation: holdout, holdout_size: 500, seed: 5}
     """, "it", "--report")
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = run(cmd, env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = tmp_path / "runs" / "it"
     assert f"logs: {exp}" in proc.stdout
@@ -103,7 +102,7 @@ def test_runner_joins_a_running_cluster_with_address(tmp_path):
         head_node = ray.get_runtime_context().get_node_id()
         cmd, env = runner_cmd(tmp_path, "{arch: mlp64, epochs: 1, seed: [0, 1]}\n", "attach")
         cmd = [c for c in cmd if c not in ("--num-cpus", "2")] + ["--address", cluster.address]
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        proc = run(cmd, env)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         df = load_experiment(str(tmp_path / "runs" / "attach"))
         assert len(df) == 2 and set(df["node_id"]) == {head_node}
@@ -129,8 +128,7 @@ def test_ctrl_c_stops_resumably_and_the_printed_command_finishes_the_sweep(tmp_p
     resume_cmd = resume[len("resume with: "):].split()
     assert resume_cmd[:2] == ["python", "sweeps/run.py"] and "--resume" in resume_cmd
 
-    done = subprocess.run([sys.executable, *resume_cmd[1:], "--cache-dir", str(tmp_path / "cache"), "--num-cpus", "2"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = run([sys.executable, *resume_cmd[1:], "--cache-dir", str(tmp_path / "cache"), "--num-cpus", "2"], env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "2/2 trials finished" in done.stdout
     df = load_experiment(str(exp))

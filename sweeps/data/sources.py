@@ -29,7 +29,6 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 DATASETS = ("mnist", "fashion_mnist")
-NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10}
 
 
 class DataUnavailable(RuntimeError):
@@ -49,10 +48,6 @@ class Dataset:
 
     def arrays(self) -> dict:
         return {k: getattr(self, k) for k in IDX_FILES}
-
-    @property
-    def num_classes(self) -> int:
-        return NUM_CLASSES.get(self.name, int(max(self.y_train.max(), self.y_test.max())) + 1)
 
 
 def default_cache_dir() -> str:
