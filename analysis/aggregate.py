@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.load import METRICS, config_columns
+from analysis.load import EVAL_METRICS, METRICS, config_columns
 
 REPLICATE_KEY = "seed"
 DDOF = 1
@@ -103,4 +103,18 @@ def per_epoch(df: pd.DataFrame) -> pd.DataFrame:
     metrics = metrics_in(rows)
     groups = rows.groupby([*keys, "epoch"], dropna=False, sort=True)
     table = groups.size().rename("n").to_frame().join(_describe(groups, metrics))
+    return table.reset_index()
+
+
+def per_level(evaluation: pd.DataFrame) -> pd.DataFrame:
+    """A denoise study's evaluation per group and noise level, over finished replicates:
+    `n`, then `{metric}_{mean,std,min,max,ci95}` for the seasoned and denoised accuracies
+    and reconstruction errors."""
+    keys = group_columns(evaluation)
+    rows = _hashable(evaluation[evaluation["status"] == "finished"].copy(), keys)
+    metrics = [m for m in EVAL_METRICS if m in rows and rows[m].notna().any()]
+    groups = rows.groupby([*keys, "level"], dropna=False, sort=True)
+    table = groups.size().rename("n").to_frame().join(_describe(groups, metrics))
+    if REPLICATE_KEY in rows:
+        table["seeds"] = groups[REPLICATE_KEY].agg(lambda s: " ".join(str(v) for v in sorted(s)))
     return table.reset_index()

@@ -248,17 +248,19 @@ def learning_curves(summary, per_epoch, keys, metric, out_dir, max_groups=12):
     best = summary.head(len(summary)) if len(summary) <= max_groups else summary.nsmallest(
         max_groups, "rank", keep="first")
     colours = {"train": "tab:blue", "val": "tab:orange"}
+    # Denoisers report no accuracy: their rows show the loss alone.
+    kinds = [k for k in ("accuracy", "loss") if f"{k}_mean" in per_epoch or f"val_{k}_mean" in per_epoch]
     paths = []
     with plt.rc_context(STYLE):
         for p, page in enumerate(pages(list(best.iterrows()), ROWS_PER_PAGE)):
-            fig, axes = plt.subplots(len(page), 2, figsize=(9, 2.6 * len(page)), squeeze=False)
-            for (_, group), (ax_acc, ax_loss) in zip(page, axes):
+            fig, axes = plt.subplots(len(page), len(kinds), figsize=(4.5 * len(kinds), 2.6 * len(page)), squeeze=False)
+            for (_, group), row_axes in zip(page, axes):
                 mask = np.ones(len(per_epoch), bool)
                 for k in keys:
                     v = group[k]
                     mask &= per_epoch[k].isna().to_numpy() if pd.isna(v) else (per_epoch[k] == v).to_numpy()
                 sub = per_epoch[mask].sort_values("epoch")
-                for ax, kind in ((ax_acc, "accuracy"), (ax_loss, "loss")):
+                for ax, kind in zip(row_axes, kinds):
                     for split, m in (("train", kind), ("val", f"val_{kind}")):
                         if f"{m}_mean" not in sub:
                             continue
@@ -270,7 +272,7 @@ def learning_curves(summary, per_epoch, keys, metric, out_dir, max_groups=12):
                     ax.set_ylabel(label(kind if kind == "accuracy" else "loss").replace("training ", ""))
                     ax.legend()
                 title = ", ".join(f"{k}={format_value(group[k])}" for k in shown) or "all trials"
-                ax_acc.set_title(textwrap.fill(title, 75), loc="left", fontsize=8)
+                row_axes[0].set_title(textwrap.fill(title, 75 if len(kinds) > 1 else 40), loc="left", fontsize=8)
             paths += save(fig, out_dir, "learning_curves" if p == 0 else f"learning_curves_{p + 1}")
     return paths
 

@@ -4,6 +4,10 @@ Reads `params.json` for the config and `result.json` for the epochs (falling
 back to `progress.csv`). A damaged or half-written file is warned about,
 naming it, and never crashes the load: the trial is kept and counted as
 incomplete. Works on a sweep that is still running.
+
+Denoise trials also report, with their last epoch, an evaluation over noise
+levels (`eval`) and save sample images in their last checkpoint: those are
+read by `load_evaluation` and `trial_file`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ CONTEXT = ("node_id", "hostname", "gpus", "pid", "diverged")
 # Columns the loader adds; every other column is a config key.
 BOOKKEEPING = ("experiment", "trial", "epoch", "status", "complete", *METRICS, *CONTEXT)
 STATUSES = ("finished", "diverged", "errored", "running")
+# A denoise trial's evaluation, one row per level (sweeps.denoise.evaluate_levels).
+EVAL_METRICS = ("noisy_mse", "denoised_mse", "seasoned_accuracy", "denoised_accuracy")
+EVAL_COLUMNS = ("level", *EVAL_METRICS, "reference", "reference_sha256_16")
 
 
 class LogWarning(UserWarning):
@@ -112,6 +119,26 @@ def trial_status(path: str, config: dict, epochs: dict, clean: bool) -> str:
     return "running"
 
 
+def iter_trials(experiments):
+    """(experiment, trial folder, flat config, {epoch: report row}, status) for every readable trial."""
+    for exp in experiments:
+        for path in trial_dirs(exp):
+            config, rows, clean = read_trial(path)
+            if not config:
+                continue
+            epochs = {}
+            for r in rows:
+                epoch = r.get("epoch", r.get("training_iteration"))
+                if epoch is not None:
+                    epochs[int(epoch)] = r
+            yield exp, path, config, epochs, trial_status(path, config, epochs, clean)
+
+
+def _base(exp: str, path: str, status: str) -> dict:
+    return {"experiment": os.path.basename(os.path.normpath(exp)), "trial": os.path.basename(path),
+            "status": status, "complete": status in ("finished", "diverged")}
+
+
 def load_experiment(*experiments: str) -> pd.DataFrame:
     """Tidy table of every trial-epoch in the given experiment folders.
 
@@ -128,26 +155,48 @@ def load_experiment(*experiments: str) -> pd.DataFrame:
             folder = os.path.join(exp, name)
             if os.path.isdir(folder) and not os.listdir(folder):
                 _warn(f"{folder}: empty folder, no trial in it")
-        for path in trial_dirs(exp):
-            config, rows, clean = read_trial(path)
-            if not config:
-                continue
-            epochs = {}
-            for r in rows:
-                epoch = r.get("epoch", r.get("training_iteration"))
-                if epoch is not None:
-                    epochs[int(epoch)] = {k: r[k] for k in (*METRICS, *CONTEXT) if k in r}
-            status = trial_status(path, config, epochs, clean)
-            base = {"experiment": os.path.basename(os.path.normpath(exp)), "trial": os.path.basename(path),
-                    "status": status, "complete": status in ("finished", "diverged")}
-            for epoch, metrics in sorted(epochs.items()) or [(None, {})]:
-                records.append({**base, "epoch": epoch, **metrics, **config})
+    for exp, path, config, epochs, status in iter_trials(experiments):
+        base = _base(exp, path, status)
+        for epoch, row in sorted(epochs.items()) or [(None, {})]:
+            metrics = {k: row[k] for k in (*METRICS, *CONTEXT) if k in row}
+            records.append({**base, "epoch": epoch, **metrics, **config})
     df = pd.DataFrame.from_records(records)
     if not df.empty:
         df["epoch"] = df["epoch"].astype("Int64")
     return df
 
 
+def load_evaluation(*experiments: str) -> pd.DataFrame:
+    """One row per denoise trial and evaluation level: `experiment`, `trial`, `status`,
+    `complete`, the EVAL_COLUMNS, then the flat config. Empty if no trial reported one.
+
+    A trial's evaluation comes with its last epoch; a trial without it (still running,
+    diverged, errored) has no rows here.
+    """
+    records = []
+    for exp, path, config, epochs, status in iter_trials(experiments):
+        last = epochs[max(epochs)] if epochs else {}
+        evaluation = last.get("eval")
+        if not isinstance(evaluation, list):
+            continue
+        base = _base(exp, path, status)
+        extra = {k: last[k] for k in ("reference", "reference_sha256_16") if k in last}
+        for level in evaluation:
+            if isinstance(level, dict) and "level" in level:
+                records.append({**base, **{k: level.get(k) for k in ("level", *EVAL_METRICS)}, **extra, **config})
+    return pd.DataFrame.from_records(records)
+
+
+def trial_file(experiment: str, trial: str, name: str) -> str | None:
+    """The newest `checkpoint_*/name` of a trial (files a trial saves at its end), or None."""
+    folder = os.path.join(experiment, trial)
+    for sub in sorted((d for d in os.listdir(folder) if d.startswith("checkpoint_")), reverse=True):
+        path = os.path.join(folder, sub, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def config_columns(df: pd.DataFrame) -> list[str]:
-    """The config keys of a tidy table, in their order."""
-    return [c for c in df.columns if c not in BOOKKEEPING]
+    """The config keys of a tidy table (or of an evaluation table), in their order."""
+    return [c for c in df.columns if c not in BOOKKEEPING and c not in EVAL_COLUMNS]

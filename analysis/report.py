@@ -2,7 +2,9 @@
 
 Reads the experiment folders (a sweep still running is fine), writes the
 tidy table (trials.parquet), summary.csv, per_epoch.csv, summary.md, the
-figures and report.md that embeds them. Bad input gets one `error:` line
+figures and report.md that embeds them; for denoise trials also evaluation.csv
+(one row per trial and test level), evaluation_summary.csv (mean ± std over
+seeds per level) and the denoising figures. Bad input gets one `error:` line
 and exit status 2.
 """
 
@@ -19,9 +21,9 @@ if __package__ in (None, ""):
 
 import pandas as pd  # noqa: E402
 
-from analysis import figures  # noqa: E402
-from analysis.aggregate import DDOF, group_columns, per_epoch, summarize, varying_columns  # noqa: E402
-from analysis.load import METRICS, experiment_dirs, load_experiment  # noqa: E402
+from analysis import denoise_figures, figures  # noqa: E402
+from analysis.aggregate import DDOF, group_columns, per_epoch, per_level, summarize, varying_columns  # noqa: E402
+from analysis.load import METRICS, experiment_dirs, load_evaluation, load_experiment  # noqa: E402
 
 
 class ReportError(Exception):
@@ -44,7 +46,28 @@ def markdown_table(summary: pd.DataFrame, keys: list[str], metric: str) -> str:
     return "\n".join(lines)
 
 
-def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, problems) -> str:
+def _cell(row, metric) -> str:
+    mean, std = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
+    if mean is None or pd.isna(mean):
+        return "–"
+    return f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def level_table(evaluation: pd.DataFrame, levels: pd.DataFrame) -> str:
+    """Per group and test level: seasoned and denoised accuracy and MSE, mean ± std (n)."""
+    keys = [k for k in varying_columns(evaluation, group_columns(evaluation)) if k in levels]
+    shown = [k for k in dict.fromkeys(["arch", *keys]) if k in levels]
+    metrics = [m for m in ("seasoned_accuracy", "denoised_accuracy", "noisy_mse", "denoised_mse")
+               if f"{m}_mean" in levels and levels[f"{m}_mean"].notna().any()]
+    header = [*shown, "level", *metrics, "n"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in levels.iterrows():
+        values = [figures.format_value(row[k]) for k in shown] + [f"{row['level']:g}"]
+        lines.append("| " + " | ".join([*values, *(_cell(row, m) for m in metrics), str(row["n"])]) + " |")
+    return "\n".join(lines)
+
+
+def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, problems, denoising="") -> str:
     status = df.drop_duplicates(["experiment", "trial"])["status"].value_counts()
     parts = [
         "# Sweep report",
@@ -62,6 +85,16 @@ def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, prob
         "",
         markdown_table(summary, keys, metric),
         "",
+        *([
+            "## Denoising: the test set at each noise level",
+            "",
+            "Seasoned: the reference classifier on the noisy test images; denoised: the composite "
+            "noisy -> denoiser -> classifier. MSE: mean squared error to the clean images. "
+            "Mean ± std over finished seeds.",
+            "",
+            denoising,
+            "",
+        ] if denoising else []),
         "## Figures",
         "",
     ]
@@ -78,7 +111,7 @@ def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, prob
     return path
 
 
-def build(runs: list[str], out: str | None = None, metric: str = "val_accuracy", log=print,
+def build(runs: list[str], out: str | None = None, metric: str | None = None, log=print,
           timings: dict | None = None) -> list[str]:
     """Everything the CLI does; returns the files written. Raises ReportError on bad input.
 
@@ -94,7 +127,7 @@ def build(runs: list[str], out: str | None = None, metric: str = "val_accuracy",
         if not found:
             raise ReportError(f"{run}: no trial folders (folders with params.json) in it or below it")
         experiments += found
-    if metric not in METRICS:
+    if metric is not None and metric not in METRICS:
         raise ReportError(f"--metric {metric}: unknown; known: {', '.join(METRICS)}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -105,6 +138,9 @@ def build(runs: list[str], out: str | None = None, metric: str = "val_accuracy",
         log(f"warning: {p}")
     if df.empty:
         raise ReportError(f"{', '.join(runs)}: no readable trials")
+    if metric is None:
+        # Denoisers report a loss and no accuracy.
+        metric = "val_accuracy" if "val_accuracy" in df and df["val_accuracy"].notna().any() else "val_loss"
     if metric not in df or df[metric].isna().all():
         raise ReportError(f"--metric {metric}: no trial reported it")
 
@@ -134,8 +170,23 @@ def build(runs: list[str], out: str | None = None, metric: str = "val_accuracy",
         except figures.FigureSkipped as e:
             skipped.append(str(e))
             log(f"figure skipped: {e}")
+    denoising = ""
+    evaluation = load_evaluation(*experiments)
+    if not evaluation.empty:
+        levels = per_level(evaluation)
+        for name, table in (("evaluation.csv", evaluation), ("evaluation_summary.csv", levels)):
+            table.to_csv(os.path.join(out, name), index=False)
+            written.append(os.path.join(out, name))
+        denoising = level_table(evaluation, levels)
+        folders = {os.path.basename(os.path.normpath(e)): e for e in experiments}
+        for name, draw in denoise_figures.FIGURES.items():
+            try:
+                drawn[name] = draw(evaluation, levels, folders, os.path.join(out, "figures"))
+            except figures.FigureSkipped as e:
+                skipped.append(str(e))
+                log(f"figure skipped: {e}")
     written += [p for paths in drawn.values() for p in paths]
-    written.append(write_report(out, runs, df, summary, metric, keys, drawn, skipped, problems))
+    written.append(write_report(out, runs, df, summary, metric, keys, drawn, skipped, problems, denoising))
     timings["figures"] = time.perf_counter() - clock
     return written
 
@@ -144,7 +195,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="experiment folders, or a folder of them (runs/)")
     p.add_argument("--out", default=None, help="where to write (default RUN_DIR/report)")
-    p.add_argument("--metric", default="val_accuracy", help="the metric tables and figures rank by")
+    p.add_argument("--metric", default=None,
+                   help="the metric tables and figures rank by (default val_accuracy, or val_loss if no trial reports it)")
     args = p.parse_args(argv)
     try:
         written = build(args.runs, args.out, args.metric)

@@ -48,13 +48,19 @@ def dae_conv(l2=0.0, input_shape=(28, 28, 1)):
     )
 
 
+# Registered so a checkpointed VAE loads back (keras.models.load_model) in a restarted trial.
+@keras.saving.register_keras_serializable(package="noisesweep")
 class Sampling(layers.Layer):
     """z = mean + exp(log_var / 2) * eps, the reparameterisation trick; adds the KL term
     KL(N(mean, var) || N(0, 1)), summed over latent dimensions, to the model's losses."""
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
+        self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
 
     def call(self, inputs):
         mean, log_var = inputs
@@ -99,6 +105,7 @@ def vae(l2=0.0, input_shape=(28, 28, 1), latent_dim=2):
     return keras.Model(inputs, decoder(encoder(inputs)[2]), name="vae")
 
 
+@keras.saving.register_keras_serializable(package="noisesweep")
 def reconstruction_loss(y_true, y_pred):
     """Binary cross-entropy summed over the pixels of each image (the VAE's likelihood term)."""
     bce = keras.losses.binary_crossentropy(keras.ops.expand_dims(y_true, -1), keras.ops.expand_dims(y_pred, -1))

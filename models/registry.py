@@ -45,17 +45,25 @@ ARCHITECTURES: dict[str, Arch] = {
     ),
 }
 
-# Image-to-image models for denoising studies. Kept apart from ARCHITECTURES, which
-# grids may name for classification trials: these train on (noisy -> clean) pairs.
+# Image-to-image models for denoising studies, trained on (noisy -> clean) pairs. A grid
+# trial whose arch is one of these is a denoise trial (sweeps.denoise); its defaults name
+# the reference classifier the seed judged the denoised images with.
+_BCE = {"loss_fn": "binary_crossentropy"}
 DENOISERS: dict[str, Arch] = {
     "dae_dense": Arch("models.autoencoders", "dae_dense", "seed 001 part 4: 784-128-96-128-784, 226,416 params",
-                      {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 32}),
+                      {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 32, **_BCE,
+                       "classifier": "cnn"}),
+    # Seed 003 stopped early (patience 5, at most 100 epochs); a sweep trains fixed epochs.
     "dae_small": Arch("models.autoencoders", "dae_small", "seed 003: 784-64-784, 101,200 params",
-                      {"optimizer": "adam", "lr": 0.001, "batch_size": 256, "epochs": 50}),
+                      {"optimizer": "adam", "lr": 0.001, "batch_size": 512, "epochs": 30, **_BCE,
+                       "classifier": "mlp256"}),
     "dae_conv": Arch("models.autoencoders", "dae_conv", "seed 002: conv 12-14 / convT 12-1, 3,279 params",
-                     {"optimizer": "adadelta", "lr": 1.0, "batch_size": 128, "epochs": 10}),
+                     {"optimizer": "adadelta", "lr": 1.0, "batch_size": 128, "epochs": 10, **_BCE,
+                      "classifier": "cnn"}),
+    # Seed 004 looked at reconstructions and the latent space, not at a classifier.
     "vae": Arch("models.autoencoders", "vae", "seed 004 architecture 3: conv VAE, 5,285 params at latent 2",
-                {"optimizer": "adam", "lr": 0.001, "batch_size": 100, "epochs": 30}),
+                {"optimizer": "adam", "lr": 0.001, "batch_size": 100, "epochs": 30, **_BCE,
+                 "classifier": None, "latent_dim": 2}),
 }
 
 
@@ -69,8 +77,9 @@ def build_denoiser(name: str, l2: float = 0.0, input_shape=(28, 28, 1), **option
 
 
 def arch_defaults(name: str) -> dict:
-    """Training defaults (optimizer, lr, batch_size, epochs) the seeds used for `name`."""
-    return dict(ARCHITECTURES[name].defaults)
+    """Training defaults the seeds used for `name` (optimizer, lr, batch_size, epochs; for a
+    denoiser also its loss and reference classifier)."""
+    return dict((ARCHITECTURES.get(name) or DENOISERS[name]).defaults)
 
 
 def build_model(name: str, l2: float = 0.0, input_shape=(28, 28, 1), num_classes: int = 10):

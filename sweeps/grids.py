@@ -9,6 +9,12 @@ starts; the first problem raises GridError naming file, key and value.
 Precedence, lowest first: BASE_DEFAULTS, the architecture's seed defaults
 (models.arch_defaults), the file's `defaults`, the block, `tiny`, and the
 command line's overrides.
+
+A trial whose `arch` is a denoiser (models.DENOISERS) is a denoise trial: it
+trains the autoencoder on noisy -> clean images at the grid's noise level and
+then evaluates at every level of `eval_levels`, judged by the reference
+`classifier`. Its config gets `kind: denoise` and the DENOISE_DEFAULTS keys;
+those keys are refused on a classification trial.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from models import ARCHITECTURES, arch_defaults
+from models import ARCHITECTURES, DENOISERS, arch_defaults
 from sweeps.data import DATASETS
 from sweeps.noise import NOISE_TARGETS, NOISE_TYPES
 
@@ -30,7 +36,9 @@ GRID_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grids")
 # refuse before expanding anything.
 MAX_TRIALS = 100_000
 OPTIMIZERS = ("sgd", "adam", "adadelta", "rmsprop", "adagrad", "nadam")
-LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
+CLASSIFIER_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
+DENOISER_LOSSES = ("binary_crossentropy", "mse")
+LOSSES = CLASSIFIER_LOSSES + DENOISER_LOSSES
 VALIDATIONS = ("test", "holdout")
 
 BASE_DEFAULTS = {
@@ -50,10 +58,21 @@ BASE_DEFAULTS = {
     "checkpoint_every": 1,
 }
 TRAINING_KEYS = ("optimizer", "lr", "batch_size", "epochs")
-AXES = ("arch", *BASE_DEFAULTS, *TRAINING_KEYS)
+# Seed 001 4b/4c: test levels 0, 0.1, ..., 1.
+DEFAULT_EVAL_LEVELS = [round(0.1 * i, 1) for i in range(11)]
+DENOISE_DEFAULTS = {
+    "classifier": None,  # reference classifier arch; null: reconstruction error only
+    "classifier_epochs": None,  # null: the classifier's own seed default
+    "eval_levels": None,  # null: DEFAULT_EVAL_LEVELS
+}
+# Denoise-only keys; latent_dim only for the vae.
+DENOISE_KEYS = (*DENOISE_DEFAULTS, "latent_dim")
+# Keys whose one value is itself a list: never expanded as an axis.
+LIST_VALUED = ("eval_levels",)
+AXES = ("arch", *BASE_DEFAULTS, *TRAINING_KEYS, *DENOISE_KEYS)
 # Columns of the dry-run table, in reading order.
 TABLE_COLUMNS = ("dataset", "arch", "noise_type", "noise_scale", "noise_target", "l2",
-                 "optimizer", "lr", "batch_size", "epochs", "seed")
+                 "optimizer", "lr", "batch_size", "epochs", "classifier", "latent_dim", "seed")
 
 
 class GridError(ValueError):
@@ -98,7 +117,8 @@ def _int(v):
 # axis -> (check, what a valid value is)
 _CHECKS = {
     "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
-    "arch": (lambda v: v in ARCHITECTURES, f"one of {', '.join(ARCHITECTURES)}"),
+    "arch": (lambda v: v in ARCHITECTURES or v in DENOISERS,
+             f"one of {', '.join(ARCHITECTURES)} (classifiers) or {', '.join(DENOISERS)} (denoisers)"),
     "noise_type": (lambda v: v in NOISE_TYPES, f"one of {', '.join(NOISE_TYPES)}"),
     "noise_scale": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "noise_target": (lambda v: v in NOISE_TARGETS, f"one of {', '.join(NOISE_TARGETS)}"),
@@ -116,6 +136,11 @@ _CHECKS = {
     "lr": (lambda v: _number(v) and v > 0, "a number > 0"),
     "batch_size": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "epochs": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
+    "classifier": (lambda v: v is None or v in ARCHITECTURES, f"null or one of {', '.join(ARCHITECTURES)}"),
+    "classifier_epochs": (lambda v: v is None or (_int(v) and v >= 1), "an integer >= 1, or null for its default"),
+    "eval_levels": (lambda v: v is None or (isinstance(v, list) and len(v) > 0 and all(_number(x) and x >= 0 for x in v)),
+                    "a non-empty list of numbers >= 0, or null for 0, 0.1, ..., 1"),
+    "latent_dim": (lambda v: _int(v) and 1 <= v <= 1024, "an integer in [1, 1024]"),
 }
 assert set(_CHECKS) == set(AXES)
 
@@ -138,15 +163,43 @@ def _check_axes(where: str, path: str, axes) -> None:
     for key, value in axes.items():
         if key not in _CHECKS:
             raise GridError(f"{where}: {path}{key}: unknown key; known axes: {', '.join(AXES)}")
-        values = value if isinstance(value, list) else [value]
+        values = value if isinstance(value, list) and key not in LIST_VALUED else [value]
         if not values:
             raise GridError(f"{where}: {path}{key} = []: an axis needs at least one value")
         for v in values:
             check_value(where, key, v, f"{path}{key}")
 
 
+def _check_denoise(where: str, block: str, cfg: dict) -> None:
+    arch = cfg["arch"]
+    if cfg["loss_fn"] not in DENOISER_LOSSES:
+        raise GridError(f"{where}: {block}loss_fn = {cfg['loss_fn']!r}: {arch} is a denoiser; "
+                        f"its loss must be one of {', '.join(DENOISER_LOSSES)}")
+    if cfg["noise_type"] == "none":
+        raise GridError(f"{where}: {block}noise_type = 'none': {arch} is a denoiser; it needs "
+                        "gaussian or salt_and_pepper noise (noise_scale is its training level, 0 allowed)")
+    for key, bad, why in (("standardize", True, "its sigmoid output is in [0, 1]"),
+                          ("validation", "holdout", "it validates on the noisy test set")):
+        if cfg[key] == bad:
+            raise GridError(f"{where}: {block}{key} = {bad!r}: not for denoiser {arch}: {why}")
+    if "latent_dim" in cfg and arch != "vae":
+        raise GridError(f"{where}: {block}latent_dim = {cfg['latent_dim']!r}: only the vae has a latent_dim, not {arch}")
+    if cfg["noise_type"] == "salt_and_pepper" and any(x > 1 for x in eval_levels(cfg)):
+        raise GridError(f"{where}: {block}eval_levels = {cfg['eval_levels']!r}: salt_and_pepper levels must be in [0, 1]")
+
+
 def _check_trial(where: str, block: str, cfg: dict) -> None:
     """Checks that span several axes, made on each expanded trial."""
+    if cfg.get("kind") == "denoise":
+        _check_denoise(where, block, cfg)
+    else:
+        for key in DENOISE_KEYS:
+            if key in cfg:
+                raise GridError(f"{where}: {block}{key} = {cfg[key]!r}: only denoise trials take it "
+                                f"(arch one of {', '.join(DENOISERS)}), not {cfg['arch']}")
+        if cfg["loss_fn"] not in CLASSIFIER_LOSSES:
+            raise GridError(f"{where}: {block}loss_fn = {cfg['loss_fn']!r}: {cfg['arch']} is a classifier; "
+                            f"its loss must be one of {', '.join(CLASSIFIER_LOSSES)}")
     kind, scale = cfg["noise_type"], cfg["noise_scale"]
     if kind == "none" and scale != 0:
         raise GridError(f"{where}: {block}noise_scale = {scale!r}: must be 0 when noise_type is none")
@@ -161,7 +214,7 @@ def _check_trial(where: str, block: str, cfg: dict) -> None:
 
 def _expand(axes: dict) -> list[dict]:
     keys = list(axes)
-    lists = [v if isinstance(v, list) else [v] for v in axes.values()]
+    lists = [v if isinstance(v, list) and k not in LIST_VALUED else [v] for k, v in axes.items()]
     return [dict(zip(keys, combo)) for combo in itertools.product(*lists)]
 
 
@@ -202,7 +255,8 @@ def expand(doc, where: str, variant: str | None = None, overrides: dict | None =
         if "arch" not in axes:
             raise GridError(f"{where}: {label}arch: missing; every trial needs an architecture")
         merged.append((label, axes))
-    total = sum(math.prod(len(v) if isinstance(v, list) else 1 for v in axes.values()) for _, axes in merged)
+    total = sum(math.prod(len(v) if isinstance(v, list) and k not in LIST_VALUED else 1 for k, v in axes.items())
+                for _, axes in merged)
     if total > MAX_TRIALS:
         raise GridError(f"{where}: the grid expands to {total:,} trials, more than {MAX_TRIALS:,}; "
                         "split it or shorten its axes")
@@ -211,14 +265,31 @@ def expand(doc, where: str, variant: str | None = None, overrides: dict | None =
     for label, axes in merged:
         for partial in _expand(axes):
             generated += 1
-            cfg = {**BASE_DEFAULTS, **arch_defaults(partial["arch"]), **partial, **overrides}
+            cfg = trial_config(partial, overrides)
             _check_trial(where, label, cfg)
-            cfg = {"arch": cfg.pop("arch"), **cfg}
-            key = tuple(sorted(cfg.items()))
+            key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()))
             if key not in seen:
                 seen.add(key)
                 trials.append(cfg)
     return trials, generated - len(trials)
+
+
+def trial_config(partial: dict, overrides: dict) -> dict:
+    """One expanded combination -> the trial's full config, `arch` first."""
+    arch = partial["arch"]
+    denoise = arch in DENOISERS
+    cfg = {**BASE_DEFAULTS, **(DENOISE_DEFAULTS if denoise else {}), **arch_defaults(arch), **partial, **overrides}
+    if denoise:
+        cfg["kind"] = "denoise"
+        # Held as one string: Ray Tune takes a list in a config for a set of separate
+        # values, and a string keeps the analysis's group keys hashable.
+        cfg["eval_levels"] = " ".join(f"{float(x):g}" for x in cfg["eval_levels"] or DEFAULT_EVAL_LEVELS)
+    return {"arch": cfg.pop("arch"), **cfg}
+
+
+def eval_levels(config: dict) -> list[float]:
+    """A denoise trial's evaluation levels, as numbers."""
+    return [float(x) for x in config["eval_levels"].split()]
 
 
 def known_grids() -> list[str]:

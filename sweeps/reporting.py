@@ -33,13 +33,14 @@ class TuneReport(keras.callbacks.Callback):
     """After every epoch: report loss/accuracy/val metrics, timing and node to Tune;
     checkpoint every `checkpoint_every` epochs and at the last; stop on a NaN loss."""
 
-    def __init__(self, epochs: int, checkpoint_every: int = 1, final_metrics=None):
+    def __init__(self, epochs: int, checkpoint_every: int = 1, finish=None):
         super().__init__()
         self.epochs = epochs
         self.checkpoint_every = checkpoint_every
-        # Called after the last epoch, for metrics only known at the end (test
-        # metrics when validating on a hold-out).
-        self.final_metrics = final_metrics
+        # finish(model, checkpoint_dir) -> metrics, called after the last epoch for what is
+        # only known at the end (test metrics after a hold-out, a denoiser's evaluation);
+        # files it writes go into the final checkpoint, with the report, or not at all.
+        self.finish = finish
         self.node_id = ray.get_runtime_context().get_node_id()
         self.hostname = socket.gethostname()
         # Which GPUs Ray gave this trial (CUDA_VISIBLE_DEVICES is set to them): in every
@@ -70,12 +71,12 @@ class TuneReport(keras.callbacks.Callback):
             self.model.stop_training = True
             tune.report(metrics)
             return
-        if done == self.epochs and self.final_metrics is not None:
-            metrics.update(self.final_metrics(self.model))
         if done % self.checkpoint_every and done != self.epochs:
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory(prefix="noisesweep-ckpt-") as d:
+            if done == self.epochs and self.finish is not None:
+                metrics.update(self.finish(self.model, d))
             self.model.save(os.path.join(d, MODEL_FILE))
             with open(os.path.join(d, STATE_FILE), "w") as f:
                 json.dump({"epochs_done": done}, f)

