@@ -66,7 +66,17 @@ def train_reference(ref: dict, arrays: dict) -> tuple[bytes, dict]:
     clock = time.perf_counter()
     data, num_classes = training_data(ref, arrays)
     model = compiled_model(ref, data["train"][0].shape[1:], num_classes)
-    model.fit(*data["train"], batch_size=ref["batch_size"], epochs=ref["epochs"], verbose=0)
+    import keras
+
+    key = reference_key(ref)
+
+    def progress(epoch, logs):
+        # Printed in the Ray task: Ray shows it on the driver, so a long stage is seen to move.
+        print(f"reference {key}: epoch {epoch + 1}/{ref['epochs']}, accuracy {logs.get('accuracy', 0):.4f}",
+              flush=True)
+
+    model.fit(*data["train"], batch_size=ref["batch_size"], epochs=ref["epochs"], verbose=0,
+              callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=progress)])
     _, accuracy = model.evaluate(*data["val"], batch_size=1000, verbose=0)
     with tempfile.TemporaryDirectory(prefix="noisesweep-ref-") as d:
         path = os.path.join(d, "model.keras")
