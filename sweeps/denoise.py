@@ -53,7 +53,7 @@ def compiled_denoiser(config: dict, optimizer):
     from models import build_denoiser
     from models.autoencoders import reconstruction_loss
 
-    options = {"latent_dim": config["latent_dim"]} if "latent_dim" in config else {}
+    options = {"latent_dim": config["latent_dim"]} if config.get("latent_dim") else {}
     model = build_denoiser(config["arch"], config["l2"], **options)
     # The VAE's KL term is added by its sampling layer; the loss given here is the
     # reconstruction term, summed over pixels so the two are on one scale.

@@ -336,8 +336,9 @@ def run_trials(ray, grid: Grid, name: str, exp_path: str, datasets: dict, args: 
     else:
         tuner = tune.Tuner(
             trainable,
-            # Tune only accepts preset configs whose keys the space declares.
-            param_space=dict.fromkeys(grid.trials[0]),
+            # Tune only accepts preset configs whose keys the space declares; a key some trials
+            # lack (a denoiser's latent_dim) is None in theirs.
+            param_space=dict.fromkeys(k for t in grid.trials for k in t),
             tune_config=tune.TuneConfig(
                 # One trial per declared config, flat, in the grid's order.
                 search_alg=BasicVariantGenerator(points_to_evaluate=[dict(t) for t in grid.trials]),

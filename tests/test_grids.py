@@ -133,3 +133,58 @@ def test_unreadable_yaml_and_unknown_names(tmp_path):
         load_grid(write(tmp_path, "arch: mlp64\n", "t.yaml") + ":tiny")
     with pytest.raises(GridError, match="--epochs = 0"):
         load_grid("smoke", {"epochs": 0})
+
+
+def test_denoise_grids_reproduce_their_seeds():
+    denoise = load_grid("denoise").trials
+    assert len(denoise) == 3 and {t["seed"] for t in denoise} == {0, 1, 2}
+    t = denoise[0]
+    assert (t["kind"], t["arch"], t["classifier"], t["noise_type"], t["noise_scale"]) == \
+        ("denoise", "dae_dense", "cnn", "salt_and_pepper", 0.4)
+    assert (t["optimizer"], t["batch_size"], t["epochs"], t["loss_fn"]) == ("adam", 64, 32, "binary_crossentropy")
+    assert grids.eval_levels(t) == pytest.approx([i / 10 for i in range(11)])
+    gaussian = load_grid("denoise_gaussian").trials[0]
+    assert (gaussian["arch"], gaussian["classifier"], gaussian["noise_scale"], gaussian["noise_clip"]) == \
+        ("dae_small", "mlp256", 0.9, True)
+    vae = load_grid("vae").trials
+    assert sorted({t["latent_dim"] for t in vae}) == [2, 8, 16] and len(vae) == 9
+    assert {t["classifier"] for t in vae} == {None}
+
+
+def test_eval_levels_is_one_list_not_an_axis_and_defaults_to_tenths(tmp_path):
+    path = write(tmp_path, """
+        arch: dae_small
+        noise_type: gaussian
+        noise_scale: [0.5, 0.9]
+        eval_levels: [0, 0.5, 2]
+    """)
+    trials = load_grid(path).trials
+    assert len(trials) == 2  # two training levels, not 2 x 3
+    assert [grids.eval_levels(t) for t in trials] == [[0, 0.5, 2], [0, 0.5, 2]]
+    default = load_grid(write(tmp_path, "{arch: dae_dense, noise_type: salt_and_pepper}", "d.yaml")).trials[0]
+    assert default["eval_levels"] == "0 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1"
+    assert default["classifier"] == "cnn" and default["kind"] == "denoise"
+    classify = load_grid(write(tmp_path, "{arch: mlp64}", "c.yaml")).trials[0]
+    assert "kind" not in classify and "eval_levels" not in classify  # classification configs unchanged
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{arch: mlp64, classifier: cnn}", "classifier = 'cnn': only denoise trials take it"),
+    ("{arch: mlp64, eval_levels: [0, 1]}", "eval_levels = [0, 1]: only denoise trials take it"),
+    ("{arch: dae_dense, noise_type: none}", "noise_type = 'none': dae_dense is a denoiser"),
+    ("{arch: dae_dense, noise_type: salt_and_pepper, eval_levels: [0, 1.5]}",
+     "salt_and_pepper levels must be in [0, 1]"),
+    ("{arch: dae_dense, noise_type: gaussian, eval_levels: []}", "eval_levels = []: must be a non-empty list"),
+    ("{arch: dae_dense, noise_type: gaussian, latent_dim: 4}", "only the vae has a latent_dim, not dae_dense"),
+    ("{arch: dae_dense, noise_type: gaussian, loss_fn: sparse_categorical_crossentropy}",
+     "dae_dense is a denoiser; its loss must be one of binary_crossentropy, mse"),
+    ("{arch: mlp64, loss_fn: mse}", "mlp64 is a classifier; its loss must be one of"),
+    ("{arch: dae_dense, noise_type: gaussian, classifier: dae_small}", "classifier = 'dae_small': must be null or one of"),
+    ("{arch: dae_dense, noise_type: gaussian, standardize: true}", "standardize = True: not for denoiser"),
+    ("{arch: vae, noise_type: gaussian, latent_dim: 0}", "latent_dim = 0: must be an integer in [1, 1024]"),
+])
+def test_denoise_keys_are_checked(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    assert message in str(err.value) and str(err.value).startswith(path)

@@ -1,0 +1,91 @@
+"""The denoise trial's parts without Ray: training pairs, and the evaluation over levels
+on real (small) trained Keras models."""
+
+import keras
+import numpy as np
+import pytest
+
+from models import build_denoiser
+from sweeps import denoise
+from sweeps.grids import trial_config
+from sweeps.noise import noisy_split, to_unit_float
+from sweeps.trainable import compiled_model, training_data
+from tests.synthetic import learnable_mnist
+
+LEVELS = [0, 0.25, 0.5, 0.75, 1.0]
+
+
+def denoise_config(**kw):
+    cfg = trial_config({"arch": "dae_small", "noise_type": "salt_and_pepper", "noise_scale": 0.4,
+                        "classifier": "mlp64", "eval_levels": LEVELS, **kw}, {})
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A classifier trained on clean data and a denoiser trained noisy -> clean: small, real."""
+    keras.utils.set_random_seed(0)
+    arrays = learnable_mnist(3000, 600, seed=3)
+    clf_cfg = trial_config({"arch": "mlp64"}, {})
+    data, classes = training_data(clf_cfg, arrays)
+    classifier = compiled_model(clf_cfg, (28, 28, 1), classes)
+    classifier.fit(*data["train"], batch_size=128, epochs=3, verbose=0)
+    cfg = denoise_config()
+    pairs = denoise.denoise_data(cfg, arrays)
+    denoiser = denoise.compiled_denoiser(cfg, keras.optimizers.Adam(3e-3))
+    denoiser.fit(*pairs["train"], batch_size=64, epochs=10, verbose=0)
+    return arrays, classifier, denoiser, cfg
+
+
+def test_training_pairs_are_noisy_inputs_and_clean_targets():
+    arrays = learnable_mnist(50, 20)
+    cfg = denoise_config(train_subset=40, seed=7)
+    data = denoise.denoise_data(cfg, arrays)
+    (x, y), (vx, vy) = data["train"], data["val"]
+    assert x.shape == y.shape == (40, 28, 28, 1) and vx.shape == vy.shape == (20, 28, 28, 1)
+    np.testing.assert_array_equal(y[..., 0], to_unit_float(arrays["x_train"][:40]))
+    expected = noisy_split(arrays["x_train"][:40], "train", seed=7, noise_type="salt_and_pepper", noise_scale=0.4)
+    np.testing.assert_array_equal(x[..., 0], expected)
+    # validation: the test set at the training level, against the clean test set
+    assert 0.3 < np.mean(vx != vy) < 0.5
+
+
+def test_evaluation_has_a_row_per_level_and_seasoned_accuracy_falls(trained):
+    arrays, classifier, denoiser, cfg = trained
+    rows, samples = denoise.evaluate_levels(cfg, denoiser, arrays, classifier)
+    assert [r["level"] for r in rows] == LEVELS
+    seasoned = [r["seasoned_accuracy"] for r in rows]
+    assert all(a > b for a, b in zip(seasoned, seasoned[1:])), seasoned
+    # level 0 is the clean test set: the classifier's own accuracy, computed by hand
+    clean = to_unit_float(arrays["x_test"])[..., None]
+    by_hand = np.mean(np.argmax(classifier.predict(clean, verbose=0), -1) == arrays["y_test"])
+    assert seasoned[0] == pytest.approx(by_hand) and seasoned[0] > 0.9
+    assert seasoned[-1] < 0.3  # every pixel replaced: near chance
+    noisy_mse = [r["noisy_mse"] for r in rows]
+    assert noisy_mse[0] == 0 and all(a < b for a, b in zip(noisy_mse, noisy_mse[1:]))
+    # the denoiser, trained at 0.4, helps the classifier at 0.5 and brings the images closer
+    mid = rows[2]
+    assert mid["denoised_accuracy"] > mid["seasoned_accuracy"]
+    assert mid["denoised_mse"] < mid["noisy_mse"]
+    # denoised accuracy is the composite model's: classifier(denoiser(noisy)), by hand
+    noisy = denoise.seasoned(arrays["x_test"], cfg, "test", 0.5)
+    composed = classifier.predict(denoiser.predict(noisy, verbose=0), verbose=0)
+    assert mid["denoised_accuracy"] == pytest.approx(np.mean(np.argmax(composed, -1) == arrays["y_test"]))
+    assert samples["noisy"].shape == samples["denoised"].shape == (5, 4, 28, 28)
+    assert samples["noisy"].dtype == np.uint8
+    np.testing.assert_array_equal(samples["original"], arrays["x_test"][:4])
+    np.testing.assert_array_equal(samples["noisy"][0], arrays["x_test"][:4])  # level 0 is the original
+
+
+def test_without_a_classifier_only_reconstruction_is_measured(trained):
+    arrays, _, denoiser, cfg = trained
+    rows, _ = denoise.evaluate_levels(cfg, denoiser, arrays, None)
+    assert len(rows) == 5 and set(rows[0]) == {"level", "noisy_mse", "denoised_mse"}
+
+
+def test_vae_latent_grid_decodes_a_square_of_images():
+    keras.utils.set_random_seed(0)
+    vae = build_denoiser("vae", latent_dim=2)
+    grid = denoise.latent_grid(vae, size=5)
+    assert grid["images"].shape == (5, 5, 28, 28) and grid["images"].dtype == np.uint8
+    assert grid["z1"].tolist() == pytest.approx([-2, -1, 0, 1, 2]) and grid["z2"][0] == pytest.approx(2)

@@ -1,0 +1,67 @@
+"""A denoising study through the runner and real Ray Tune, then its report."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from analysis.load import load_evaluation, load_experiment
+from tests.sweeps_running import run, runner_cmd
+from tests.synthetic import write_mnist_cache
+
+GRID = """
+    defaults: {dataset: mnist, seed: 0, eval_levels: [0, 0.5, 1], train_subset: 2000}
+    blocks:
+      # two trials, one reference classifier (same dataset, classifier, epochs, subset, seed)
+      - {arch: dae_small, classifier: mlp64, classifier_epochs: 2, epochs: 2,
+         noise_type: salt_and_pepper, noise_scale: [0.3, 0.5]}
+      - {arch: vae, latent_dim: 2, epochs: 2, noise_type: gaussian, noise_scale: 0.3, noise_clip: true}
+"""
+
+
+def test_denoise_study_shares_one_reference_and_reports_every_level(tmp_path):
+    write_mnist_cache(tmp_path / "cache", n_train=2000, n_test=300)
+    cmd, env = runner_cmd(tmp_path, GRID, "dn", "--report")
+    proc = run(cmd, env)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+    assert "3/3 trials finished" in out
+    exp = tmp_path / "runs" / "dn"
+
+    # the reference classifier was trained once, for both trials that use it
+    key = "mnist_mlp64_e2_n2000_s0"
+    assert f"reference classifiers: training 1 ({key})" in out
+    assert out.count("clean test accuracy") == 1
+    assert sorted(os.listdir(exp / "references")) == [f"{key}.json", f"{key}.keras"]
+    note = json.loads((exp / "references" / f"{key}.json").read_text())
+    assert note["clean_test_accuracy"] > 0.5
+
+    ev = load_evaluation(str(exp))
+    assert len(ev) == 3 * 3 and set(ev["level"]) == {0, 0.5, 1}
+    dae = ev[ev["arch"] == "dae_small"]
+    assert dae[["seasoned_accuracy", "denoised_accuracy", "denoised_mse"]].notna().all().all()
+    assert set(dae["reference"]) == {key} and set(dae["reference_sha256_16"]) == {note["sha256_16"]}
+    # level 0 is the clean test set: the same classifier scores the same in both trials
+    assert dae[dae["level"] == 0]["seasoned_accuracy"].nunique() == 1
+    vae = ev[ev["arch"] == "vae"]
+    assert vae["seasoned_accuracy"].isna().all() and vae["denoised_mse"].notna().all()
+    # training reported reconstruction loss per epoch, like any trial
+    df = load_experiment(str(exp))
+    assert df.groupby("trial")["epoch"].max().tolist() == [2, 2, 2] and df["val_loss"].notna().all()
+
+    report = exp / "report"
+    figures = set(os.listdir(report / "figures"))
+    assert {"denoise_accuracy_vs_level.png", "denoise_mse_vs_level.png", "learning_curves.png"} <= figures
+    assert len([f for f in figures if f.startswith("strips_") and f.endswith(".png")]) == 3  # one per group
+    assert len([f for f in figures if f.startswith("latent_grid") and f.endswith(".png")]) == 1
+    levels = pd.read_csv(report / "evaluation_summary.csv")
+    row = levels[(levels["arch"] == "dae_small") & (levels["noise_scale"] == 0.3) & (levels["level"] == 0.5)].iloc[0]
+    trial = dae[(dae["noise_scale"] == 0.3) & (dae["level"] == 0.5)].iloc[0]
+    assert row["n"] == 1 and row["denoised_accuracy_mean"] == pytest.approx(trial["denoised_accuracy"])
+    assert "## Denoising: the test set at each noise level" in (report / "report.md").read_text()
+
+    # the experiment keeps its reference: resuming loads it, trains nothing
+    proc = run(cmd[:cmd.index("--report")] + ["--resume"] + cmd[cmd.index("--report") + 1:], env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "reference classifiers: 1 loaded from" in proc.stdout and "training" not in proc.stdout
