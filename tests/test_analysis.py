@@ -1,6 +1,7 @@
 """The analysis package on experiment folders in Ray Tune's layout with known values."""
 
 import math
+import os
 import subprocess
 import sys
 import warnings
@@ -10,8 +11,8 @@ import pandas as pd
 import pytest
 
 from analysis import figures, report
-from analysis.aggregate import per_epoch, summarize
-from analysis.load import LogWarning, load_experiment
+from analysis.aggregate import per_epoch, per_level, summarize
+from analysis.load import LogWarning, load_evaluation, load_experiment
 from tests.tune_layout import config, curve, write_trial
 
 T_975_DF2 = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom (tables)
@@ -184,12 +185,73 @@ def test_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys, argv, needle):
 
 def test_analysis_runs_without_ray_or_tensorflow(study, tmp_path):
     exp, _ = study
+    write_denoise_study(exp.parent / "dn")  # the denoising figures too
     code = ("import sys; from analysis import report; rc = report.main([sys.argv[1], '--out', sys.argv[2]]); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('ray', 'tensorflow', 'keras')]; "
             "assert not bad, bad; sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, str(exp), str(tmp_path / "o")],
+    proc = subprocess.run([sys.executable, "-c", code, str(exp.parent), str(tmp_path / "o")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     script = subprocess.run([sys.executable, "analysis/report.py", str(exp), "--out", str(tmp_path / "o2")],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert script.returncode == 0 and "report.md" in script.stdout
+
+
+def write_denoise_study(exp):
+    """3 seeds of one denoiser, chosen accuracies per level, sample images in the last checkpoint."""
+    chosen = {}
+    for seed, jitter in zip((0, 1, 2), (0.02, -0.04, 0.05)):
+        rows = []
+        for level in (0.0, 0.5, 1.0):
+            seasoned, denoised = 0.95 - 0.8 * level + jitter, 0.9 - 0.5 * level + 2 * jitter
+            chosen[(seed, level)] = (seasoned, denoised)
+            rows.append({"level": level, "noisy_mse": level / 2, "denoised_mse": 0.05 + jitter / 10,
+                         "seasoned_accuracy": seasoned, "denoised_accuracy": denoised})
+        epochs = [{"loss": 0.3, "val_loss": 0.31}, {"loss": 0.2, "val_loss": 0.21, "eval": rows,
+                                                    "reference": f"mnist_cnn_e10_nall_s{seed}"}]
+        cfg = config(arch="dae_dense", kind="denoise", noise_type="salt_and_pepper", noise_scale=0.4,
+                     classifier="cnn", eval_levels="0 0.5 1", seed=seed, epochs=2, loss_fn="binary_crossentropy")
+        path = write_trial(exp, f"dae_dense_s{seed}_0000{seed}", cfg, epochs)
+        ckpt = os.path.join(path, "checkpoint_000001")
+        os.makedirs(ckpt)
+        rng = np.random.default_rng(seed)
+        images = rng.integers(0, 256, (3, 4, 28, 28), dtype=np.uint8)
+        np.savez(os.path.join(ckpt, "samples.npz"), levels=np.array([0, 0.5, 1], np.float32), indices=np.arange(4),
+                 labels=np.array([7, 2, 1, 0]), original=images[0], noisy=images, denoised=images[::-1])
+    # a replicate still running: no evaluation yet, so no rows and no effect on the statistics
+    write_trial(exp, "dae_dense_s3_00003", config(arch="dae_dense", kind="denoise", noise_type="salt_and_pepper",
+                                                  noise_scale=0.4, classifier="cnn", eval_levels="0 0.5 1",
+                                                  seed=3, epochs=2), [{"loss": 0.3, "val_loss": 0.3}])
+    return chosen
+
+
+def test_denoise_levels_mean_and_std_over_seeds_by_hand(tmp_path):
+    exp = tmp_path / "dn"
+    chosen = write_denoise_study(exp)
+    ev = load_evaluation(str(exp))
+    assert len(ev) == 9 and set(ev["seed"]) == {0, 1, 2}
+    levels = per_level(ev).set_index("level")
+    for level in (0.0, 0.5, 1.0):
+        for i, metric in enumerate(("seasoned_accuracy", "denoised_accuracy")):
+            values = [chosen[(seed, level)][i] for seed in (0, 1, 2)]
+            mean = sum(values) / 3
+            std = math.sqrt(sum((v - mean) ** 2 for v in values) / 2)
+            assert levels.loc[level, f"{metric}_mean"] == pytest.approx(mean)
+            assert levels.loc[level, f"{metric}_std"] == pytest.approx(std)
+            assert levels.loc[level, f"{metric}_ci95"] == pytest.approx(T_975_DF2 * std / math.sqrt(3))
+        assert levels.loc[level, "n"] == 3 and levels.loc[level, "seeds"] == "0 1 2"
+
+
+def test_denoise_report_draws_level_figure_strips_and_table(tmp_path):
+    exp = tmp_path / "dn"
+    write_denoise_study(exp)
+    out = tmp_path / "out"
+    lines = []
+    report.build([str(exp)], str(out), log=lines.append)
+    figs = set(os.listdir(out / "figures"))
+    assert {"denoise_accuracy_vs_level.png", "denoise_mse_vs_level.png", "strips.png", "strips.pdf"} <= figs
+    assert any("latent grid" in line for line in lines)  # no vae: skipped in one line
+    text = (out / "report.md").read_text()
+    assert "| dae_dense | 0.5 |" in text and "![image_strips](figures/strips.png)" in text
+    assert "validation loss" in text  # the denoisers' metric when no trial reports accuracy
+    assert len(pd.read_csv(out / "evaluation.csv")) == 9

@@ -27,7 +27,8 @@ def write_trial(exp, name, config, epochs_metrics, truncate_last=False, error=Fa
     if rows:
         with open(os.path.join(path, "progress.csv"), "w", newline="") as f:
             flat = [{k: v for k, v in r.items() if k != "config"} for r in rows]
-            writer = csv.DictWriter(f, fieldnames=list(flat[0]))
+            # As Tune: the columns of the first row; later keys (a final evaluation) stay out.
+            writer = csv.DictWriter(f, fieldnames=list(flat[0]), extrasaction="ignore")
             writer.writeheader()
             writer.writerows(flat)
     if error:
