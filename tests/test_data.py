@@ -182,3 +182,16 @@ def test_emnist_letters_without_files_names_the_files_it_needs(tmp_path, monkeyp
     message = str(err.value)
     assert "EMNIST download" in message and "emnist-balanced-train-images-idx3-ubyte" in message
     assert "\n" not in message
+
+
+def test_emnist_letters_from_nists_zip_archive(tmp_path):
+    upright = write_emnist_balanced(tmp_path / "files", n_train=47, n_test=47)
+    archive = tmp_path / "gzip.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for name in os.listdir(tmp_path / "files"):
+            z.write(tmp_path / "files" / name, f"gzip/{name}")
+        z.writestr("gzip/emnist-digits-train-labels-idx1-ubyte.gz", b"not this split")
+    arrays = sources.emnist.read_zip(str(archive))
+    x, y = upright["test"]
+    np.testing.assert_array_equal(arrays["x_test"], x[10:36])
+    np.testing.assert_array_equal(arrays["y_test"], np.arange(26))
