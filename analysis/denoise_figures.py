@@ -9,8 +9,6 @@ writes PNG and PDF files and returns their paths, or raises FigureSkipped.
 
 from __future__ import annotations
 
-import os
-
 import matplotlib.pyplot as plt
 import numpy as np
 

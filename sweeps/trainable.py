@@ -44,8 +44,6 @@ def configure_tensorflow(tf, seed: int) -> None:
 
 def compiled_model(config: dict, input_shape, num_classes: int):
     """The registry's model for `config`, compiled with its optimizer, learning rate and loss."""
-    import keras
-
     from models import build_model
 
     model = build_model(config["arch"], config["l2"], input_shape, num_classes)
