@@ -292,8 +292,8 @@ def execute(grid: Grid, name: str, exp_path: str, args: argparse.Namespace) -> i
     try:
         results = run_trials(ray, grid, name, exp_path, datasets, args)
     except KeyboardInterrupt:
-        # Only the reference stage gets here: Tune itself handles Ctrl-C during the trials.
-        print(f"\nstopped before the trials started; resume with: python sweeps/run.py --name {name} "
+        # Ctrl-C in the reference stage (Tune handles its own during the trials).
+        print(f"\nstopped; resume with: python sweeps/run.py --name {name} "
               f"--storage-path {args.storage_path} --resume")
         return 130
     finally:
