@@ -112,21 +112,20 @@ def image_strips(evaluation, levels, experiments, out_dir):
             for d in range(len(original)):
                 for r, (kind, images) in enumerate((("noisy", noisy), ("denoised", denoised))):
                     row_axes = axes[2 * d + r]
-                    row_axes[0].imshow(original[d], cmap="gray", vmin=0, vmax=255)
+                    if r == 0:  # the original once, beside its noisy row
+                        row_axes[0].imshow(original[d], cmap="gray", vmin=0, vmax=255)
                     for j in range(len(lv)):
                         row_axes[j + 1].imshow(images[j][d], cmap="gray", vmin=0, vmax=255)
                     name = f"label {labels[d]}" if labels[d] is not None else f"image {d}"
-                    label_ax = row_axes[0] if r == 0 else row_axes[1]
-                    label_ax.set_ylabel(f"{name}\n{kind}" if r == 0 else kind, fontsize=7, rotation=0,
-                                        ha="right", va="center")
+                    row_axes[0].set_ylabel(f"{name}\n{kind}" if r == 0 else kind, fontsize=7, rotation=0,
+                                           ha="right", va="center")
             for ax in axes.flat:
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.grid(False)
+                ax.set_facecolor("none")
                 for spine in ax.spines.values():
                     spine.set_visible(False)
-            for d in range(len(original)):
-                axes[2 * d + 1][0].set_visible(False)  # the original is shown once, beside its noisy row
             axes[0][0].set_title("original", fontsize=7)
             for j, level in enumerate(lv):
                 axes[0][j + 1].set_title(f"{level:g}", fontsize=7)

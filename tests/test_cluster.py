@@ -4,7 +4,9 @@
 import json
 import os
 import subprocess
+import shutil
 import sys
+import tempfile
 import time
 
 import pytest
@@ -179,10 +181,38 @@ class _AutoscalingCluster:
         return Supplied(head_resources, worker_node_types)
 
 
+def stop_processes_under(folder, timeout=20):
+    """Stop the processes whose command line names `folder`: one Ray started with RAY_TMPDIR
+    there, and no other (`ray stop --force`, AutoscalingCluster's shutdown, stops every Ray
+    on the machine, a sweep run beside the tests included)."""
+    import psutil
+
+    mine = []
+    for p in psutil.process_iter(["cmdline"]):
+        if any(folder in arg for arg in (p.info["cmdline"] or [])) and p.pid != os.getpid():
+            mine.append(p)
+    for p in mine:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(mine, timeout=timeout)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    return len(mine)
+
+
 def test_gpu_trials_make_the_real_autoscaler_start_gpu_workers(tmp_path, monkeypatch):
     """Head without GPUs, a worker type declaring GPU: 1 with 0 minimum: trials asking for half
     a GPU wait, the runner says so, the autoscaler starts workers, and the sweep completes."""
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    # This Ray's own temp folder (short: Ray's socket paths must fit 107 bytes), so that it
+    # alone is stopped at the end, not with AutoscalingCluster's `ray stop --force`.
+    ray_tmp = tempfile.mkdtemp(prefix="nsr-", dir="/tmp")
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
     import ray
 
     cluster = _AutoscalingCluster(
@@ -207,4 +237,6 @@ def test_gpu_trials_make_the_real_autoscaler_start_gpu_workers(tmp_path, monkeyp
         assert set(trials["gpus"]) <= {"0", "1"} and all(trials["gpus"])  # told their GPU
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        stop_processes_under(ray_tmp)
+        ray._private.services.find_gcs_addresses.cache_clear()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
