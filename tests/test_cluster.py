@@ -178,6 +178,20 @@ class _AutoscalingCluster:
                     "head_start_ray_commands": [], "worker_start_ray_commands": [],
                 }
 
+            def start(self, *args, **kwargs):
+                # Its start() begins with `ray stop --force`, which stops every Ray on the
+                # machine (a sweep run beside the tests included): skip that one command.
+                real = subprocess.check_call
+
+                def without_global_stop(cmd, *a, **kw):
+                    return 0 if list(cmd[:2]) == ["ray", "stop"] else real(cmd, *a, **kw)
+
+                subprocess.check_call = without_global_stop
+                try:
+                    super().start(*args, **kwargs)
+                finally:
+                    subprocess.check_call = real
+
         return Supplied(head_resources, worker_node_types)
 
 
