@@ -250,6 +250,7 @@ def learning_curves(summary, per_epoch, keys, metric, out_dir, max_groups=12):
     colours = {"train": "tab:blue", "val": "tab:orange"}
     # Denoisers report no accuracy: their rows show the loss alone.
     kinds = [k for k in ("accuracy", "loss") if f"{k}_mean" in per_epoch or f"val_{k}_mean" in per_epoch]
+    denoisers = "kind" in per_epoch and (per_epoch["kind"] == "denoise").any()
     paths = []
     with plt.rc_context(STYLE):
         for p, page in enumerate(pages(list(best.iterrows()), ROWS_PER_PAGE)):
@@ -269,7 +270,8 @@ def learning_curves(summary, per_epoch, keys, metric, out_dir, max_groups=12):
                         ax.fill_between(x, mean - std, mean + std, color=colours[split], alpha=0.2, lw=0)
                     ax.set_xlabel("epoch")
                     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-                    ax.set_ylabel(label(kind if kind == "accuracy" else "loss").replace("training ", ""))
+                    ax.set_ylabel(label(kind).replace("training ", "") if kind == "accuracy" or not denoisers
+                                  else "loss (reconstruction; the VAE's adds its KL term)")
                     ax.legend()
                 title = ", ".join(f"{k}={format_value(group[k])}" for k in shown) or "all trials"
                 row_axes[0].set_title(textwrap.fill(title, 75 if len(kinds) > 1 else 40), loc="left", fontsize=8)

@@ -120,6 +120,42 @@ def test_double_ctrl_c_forces_exit_and_state_still_resumes(tmp_path, fault_recor
                  recover_s=round(recover, 1), first_exit_code=code)
 
 
+def test_ctrl_c_in_the_reference_stage_then_resume(tmp_path, fault_record):
+    """Stopped while reference classifiers train: exit 130 with the resume command; --resume
+    keeps the stored references, trains the missing ones and runs every trial."""
+    write_mnist_cache(tmp_path / "cache", n_train=6000, n_test=300)
+    cmd, env = runner_cmd(tmp_path, """
+        # two references: seed 0 quick, seed 1 slow enough to be interrupted
+        defaults: {arch: dae_small, classifier: mlp64, epochs: 1, noise_type: gaussian, noise_scale: 0.3,
+                   eval_levels: [0, 0.5]}
+        blocks:
+          - {seed: 0, classifier_epochs: 1}
+          - {seed: 1, classifier_epochs: 60}
+    """, "ref", num_cpus=2)
+    sweep = Runner(cmd, env, tmp_path / "ref.log")
+    exp = tmp_path / "runs" / "ref"
+    quick = exp / "references" / "mnist_mlp64_e1_nall_s0.keras"
+    wait_until(quick.exists, what="the quick reference stored")
+    sweep.proc.send_signal(signal.SIGINT)
+    code = sweep.wait(timeout=120)
+    out = sweep.output()
+    assert code == 130, out[-3000:]
+    assert "resume with: python sweeps/run.py --name ref" in out and "Traceback" not in out
+    assert not (exp / "references" / "mnist_mlp64_e60_nall_s1.keras").exists()
+    stored = quick.read_bytes()
+
+    t0 = time.perf_counter()
+    done = run_runner([*cmd, "--resume"], env, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "reference classifiers: 1 loaded" in done.stdout
+    assert "training 1 (mnist_mlp64_e60_nall_s1)" in done.stdout
+    assert quick.read_bytes() == stored  # kept, not trained again
+    assert "2/2 trials finished" in done.stdout
+    fault_record(fault="Ctrl-C in the reference stage, then --resume", trials=2, epochs=1, trials_lost=0,
+                 epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0,
+                 recover_s=round(time.perf_counter() - t0, 1))
+
+
 def test_worker_sigkill_beyond_max_failures_is_errored_and_named(tmp_path, fault_record):
     epochs = 5
     _, _, exp, sweep = start_slow_sweep(tmp_path, "wk", epochs, "0, 1", "--max-failures", "0")

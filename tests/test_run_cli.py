@@ -29,6 +29,16 @@ def test_script_dry_run_of_full_grid_ends_with_its_trial_count(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_dry_run_of_denoise_grid_names_its_reference_classifiers(capsys, tmp_path):
+    code, out, _ = call(capsys, "--grid", "denoise", "--dry-run", "--storage-path", str(tmp_path / "runs"))
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[-2] == "3 trials"
+    assert lines[-1] == ("3 reference classifiers, trained once each before the trials: "
+                         "mnist_cnn_e10_nall_s0, mnist_cnn_e10_nall_s1, mnist_cnn_e10_nall_s2")
+    assert "classifier" in lines[0].split() and "latent_dim" not in lines[0].split()
+    assert not (tmp_path / "runs").exists()
+
+
 def test_module_entry_point_works_too(capsys):
     proc = subprocess.run([sys.executable, "-m", "sweeps.run", "--grid", "smoke:tiny", "--dry-run"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
