@@ -92,75 +92,82 @@ def _file_of(row, experiments, name):
     return trial_file(folder, row["trial"], name) if folder else None
 
 
-def image_strips(evaluation, levels, experiments, out_dir):
-    """Per group, for the fixed test images: the original, then noisy and denoised at each
-    level (seed 001 4b), from the samples its lowest-seed trial saved."""
+def _each_saved(evaluation, experiments, name, stem, draw, out_dir, missing):
+    """For each group's lowest-seed trial that saved `name`: draw(arrays, title) -> figure,
+    saved as `stem_SLUG`. FigureSkipped(missing) if no trial saved one."""
     paths = []
     for title, slug, row in representatives(evaluation):
-        path = _file_of(row, experiments, SAMPLES_FILE)
+        path = _file_of(row, experiments, name)
         if path is None:
             continue
         with np.load(path) as f:
-            original, noisy, denoised, lv = f["original"], f["noisy"], f["denoised"], f["levels"]
-            labels = f["labels"] if "labels" in f else [None] * len(original)
-        if len(lv) > MAX_STRIP_LEVELS:
-            keep = np.unique(np.linspace(0, len(lv) - 1, MAX_STRIP_LEVELS).round().astype(int))
-            lv, noisy, denoised = lv[keep], noisy[keep], denoised[keep]
-        ncols, nrows = len(lv) + 1, 2 * len(original)
+            arrays = {k: f[k] for k in f.files}
         with plt.rc_context(STYLE):
-            fig, axes = plt.subplots(nrows, ncols, figsize=(0.85 * ncols + 0.9, 0.85 * nrows + 0.6), squeeze=False)
-            for d in range(len(original)):
-                for r, (kind, images) in enumerate((("noisy", noisy), ("denoised", denoised))):
-                    row_axes = axes[2 * d + r]
-                    if r == 0:  # the original once, beside its noisy row
-                        row_axes[0].imshow(original[d], cmap="gray", vmin=0, vmax=255)
-                    for j in range(len(lv)):
-                        row_axes[j + 1].imshow(images[j][d], cmap="gray", vmin=0, vmax=255)
-                    name = f"label {labels[d]}" if labels[d] is not None else f"image {d}"
-                    row_axes[0].set_ylabel(f"{name}\n{kind}" if r == 0 else kind, fontsize=7, rotation=0,
-                                           ha="right", va="center")
-            for ax in axes.flat:
-                ax.set_xticks([])
-                ax.set_yticks([])
-                ax.grid(False)
-                ax.set_facecolor("none")
-                for spine in ax.spines.values():
-                    spine.set_visible(False)
-            axes[0][0].set_title("original", fontsize=7)
-            for j, level in enumerate(lv):
-                axes[0][j + 1].set_title(f"{level:g}", fontsize=7)
-            fig.suptitle(f"{title}: test images by noise level (noisy row, then denoised)", fontsize=8)
-            paths += save(fig, out_dir, f"strips_{slug}" if slug else "strips")
+            paths += save(draw(arrays, title), out_dir, f"{stem}_{slug}" if slug else stem)
     if not paths:
-        raise FigureSkipped("image strips: no finished denoise trial saved sample images")
+        raise FigureSkipped(missing)
     return paths
+
+
+def _strips(arrays, title):
+    original, noisy, denoised, lv = arrays["original"], arrays["noisy"], arrays["denoised"], arrays["levels"]
+    labels = arrays.get("labels", [None] * len(original))
+    if len(lv) > MAX_STRIP_LEVELS:
+        keep = np.unique(np.linspace(0, len(lv) - 1, MAX_STRIP_LEVELS).round().astype(int))
+        lv, noisy, denoised = lv[keep], noisy[keep], denoised[keep]
+    ncols, nrows = len(lv) + 1, 2 * len(original)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(0.85 * ncols + 0.9, 0.85 * nrows + 0.6), squeeze=False)
+    for d in range(len(original)):
+        for r, (kind, images) in enumerate((("noisy", noisy), ("denoised", denoised))):
+            row_axes = axes[2 * d + r]
+            if r == 0:  # the original once, beside its noisy row
+                row_axes[0].imshow(original[d], cmap="gray", vmin=0, vmax=255)
+            for j in range(len(lv)):
+                row_axes[j + 1].imshow(images[j][d], cmap="gray", vmin=0, vmax=255)
+            name = f"label {labels[d]}" if labels[d] is not None else f"image {d}"
+            row_axes[0].set_ylabel(f"{name}\n{kind}" if r == 0 else kind, fontsize=7, rotation=0,
+                                   ha="right", va="center")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        ax.set_facecolor("none")
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    axes[0][0].set_title("original", fontsize=7)
+    for j, level in enumerate(lv):
+        axes[0][j + 1].set_title(f"{level:g}", fontsize=7)
+    fig.suptitle(f"{title}: test images by noise level (noisy row, then denoised)", fontsize=8)
+    return fig
+
+
+def image_strips(evaluation, levels, experiments, out_dir):
+    """Per group, for the fixed test images: the original, then noisy and denoised at each
+    level (seed 001 4b), from the samples its lowest-seed trial saved."""
+    return _each_saved(evaluation, experiments, SAMPLES_FILE, "strips", _strips, out_dir,
+                       "image strips: no finished denoise trial saved sample images")
+
+
+def _latent_mosaic(arrays, title):
+    images, z1, z2 = arrays["images"], arrays["z1"], arrays["z2"]
+    n, m, h, w = images.shape
+    mosaic = images.transpose(0, 2, 1, 3).reshape(n * h, m * w)
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=255)
+    ticks = np.arange(0, m, max(1, m // 5))
+    ax.set_xticks(ticks * w + w / 2, [f"{z1[i]:.1f}" for i in ticks])
+    ax.set_yticks(ticks * h + h / 2, [f"{z2[i]:.1f}" for i in ticks])
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.grid(False)
+    ax.set_title(f"{title}: decoded latent grid", fontsize=8)
+    return fig
 
 
 def latent_grid(evaluation, levels, experiments, out_dir):
     """The VAE decoder's images over a grid of its 2-d latent space (seed 004 plot 3)."""
-    paths = []
-    for title, slug, row in representatives(evaluation):
-        path = _file_of(row, experiments, LATENT_GRID_FILE)
-        if path is None:
-            continue
-        with np.load(path) as f:
-            images, z1, z2 = f["images"], f["z1"], f["z2"]
-        n, m, h, w = images.shape
-        mosaic = images.transpose(0, 2, 1, 3).reshape(n * h, m * w)
-        with plt.rc_context(STYLE):
-            fig, ax = plt.subplots(figsize=(6, 6))
-            ax.imshow(mosaic, cmap="gray", vmin=0, vmax=255)
-            ticks = np.arange(0, m, max(1, m // 5))
-            ax.set_xticks(ticks * w + w / 2, [f"{z1[i]:.1f}" for i in ticks])
-            ax.set_yticks(ticks * h + h / 2, [f"{z2[i]:.1f}" for i in ticks])
-            ax.set_xlabel("z[0]")
-            ax.set_ylabel("z[1]")
-            ax.grid(False)
-            ax.set_title(f"{title}: decoded latent grid", fontsize=8)
-            paths += save(fig, out_dir, f"latent_grid_{slug}" if slug else "latent_grid")
-    if not paths:
-        raise FigureSkipped("latent grid: no finished vae trial with latent_dim 2")
-    return paths
+    return _each_saved(evaluation, experiments, LATENT_GRID_FILE, "latent_grid", _latent_mosaic, out_dir,
+                       "latent grid: no finished vae trial with latent_dim 2")
 
 
 FIGURES = {

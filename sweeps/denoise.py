@@ -16,6 +16,7 @@ import numpy as np
 
 from sweeps.grids import eval_levels
 from sweeps.noise import noisy_split, to_unit_float
+from sweeps.trainable import subset
 
 # Seed 001 4b shows 3-4 test digits; the first four of MNIST's test set are 7, 2, 1, 0.
 SAMPLE_INDICES = (0, 1, 2, 3)
@@ -33,16 +34,11 @@ def seasoned(images: np.ndarray, config: dict, split: str, level: float) -> np.n
     return x[..., np.newaxis]
 
 
-def _subset(arrays: dict, config: dict, split: str):
-    n = config[f"{split}_subset"]
-    return arrays[f"x_{split}"][:n], arrays[f"y_{split}"][:n]
-
-
 def denoise_data(config: dict, arrays: dict) -> dict:
     """(noisy, clean) pairs for training, and for validation the test set at the training level."""
     out = {}
     for split, name in (("train", "train"), ("test", "val")):
-        images, _ = _subset(arrays, config, split)
+        images, _ = subset(config, arrays, split)
         clean = to_unit_float(images)[..., np.newaxis]
         out[name] = (seasoned(images, config, split, config["noise_scale"]), clean)
     return out
@@ -79,7 +75,7 @@ def evaluate_levels(config: dict, denoiser, arrays: dict, classifier=None) -> tu
     """
     import keras
 
-    images, labels = _subset(arrays, config, "test")
+    images, labels = subset(config, arrays, "test")
     labels = labels.astype(np.int64)
     clean = to_unit_float(images)[..., np.newaxis]
     composite = None

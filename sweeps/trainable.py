@@ -58,20 +58,22 @@ def make_optimizer(config: dict):
     return keras.optimizers.get({"class_name": config["optimizer"], "config": {"learning_rate": config["lr"]}})
 
 
+def subset(config: dict, arrays: dict, split: str):
+    """(images, labels) of a split, cut to the config's `train_subset` / `test_subset`."""
+    n = config[f"{split}_subset"]
+    return arrays[f"x_{split}"][:n], arrays[f"y_{split}"][:n]
+
+
 def prepare_data(config: dict, arrays: dict) -> dict:
     """uint8 dataset arrays -> float inputs and labels for fit/evaluate, noise applied.
 
     Returns x/y for train and val, and for test too when validating on a
     hold-out (the last `holdout_size` training images, as seed 002 does).
     """
-    def subset(split):
-        n = config[f"{split}_subset"]
-        return arrays[f"x_{split}"][:n], arrays[f"y_{split}"][:n]
-
     noise = {k: config[k] for k in ("noise_type", "noise_scale", "noise_target", "noise_clip")}
     out = {}
     for split in ("train", "test"):
-        images, labels = subset(split)
+        images, labels = subset(config, arrays, split)
         x = noisy_split(images, split, seed=config["seed"], standardize_first=config["standardize"], **noise)
         out[split] = (x[..., np.newaxis], labels.astype(np.int32))
     if config["validation"] == "holdout":
