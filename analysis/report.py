@@ -30,20 +30,9 @@ class ReportError(Exception):
     """Bad input: printed as one line, exit 2."""
 
 
-def markdown_table(summary: pd.DataFrame, keys: list[str], metric: str) -> str:
-    """`mean ± std (n)` per group, best first within each architecture."""
-    shown = ["arch", *[k for k in varying_columns(summary, keys) if k != "arch"]]
-    shown = [k for k in dict.fromkeys(shown) if k in summary]
-    header = [*shown, f"{metric}: mean ± std (n)", "95 % CI", "diverged", "incomplete"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in summary.iterrows():
-        mean, std, ci = row.get(f"{metric}_mean"), row.get(f"{metric}_std"), row.get(f"{metric}_ci95")
-        cell = "–" if pd.isna(mean) else f"{mean:.4f} ± {std:.4f} ({row['n']})" if not pd.isna(std) else f"{mean:.4f} ({row['n']})"
-        interval = "–" if pd.isna(ci) else f"± {ci:.4f}"
-        values = [figures.format_value(row[k]) for k in shown]
-        lines.append("| " + " | ".join([*values, cell, interval, str(row["n_diverged"]),
-                                         str(row["n_incomplete"]) if row["n_incomplete"] else ""]) + " |")
-    return "\n".join(lines)
+def _row_keys(table: pd.DataFrame, varying: list[str]) -> list[str]:
+    """The columns that name a row: the architecture, then the study's varying keys."""
+    return [k for k in dict.fromkeys(["arch", *varying]) if k in table]
 
 
 def _cell(row, metric) -> str:
@@ -53,10 +42,24 @@ def _cell(row, metric) -> str:
     return f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
 
 
+def markdown_table(summary: pd.DataFrame, keys: list[str], metric: str) -> str:
+    """`mean ± std (n)` per group, best first within each architecture."""
+    shown = _row_keys(summary, varying_columns(summary, keys))
+    header = [*shown, f"{metric}: mean ± std (n)", "95 % CI", "diverged", "incomplete"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in summary.iterrows():
+        cell, ci = _cell(row, metric), row.get(f"{metric}_ci95")
+        cell = cell if cell == "–" else f"{cell} ({row['n']})"
+        interval = "–" if pd.isna(ci) else f"± {ci:.4f}"
+        values = [figures.format_value(row[k]) for k in shown]
+        lines.append("| " + " | ".join([*values, cell, interval, str(row["n_diverged"]),
+                                         str(row["n_incomplete"]) if row["n_incomplete"] else ""]) + " |")
+    return "\n".join(lines)
+
+
 def level_table(evaluation: pd.DataFrame, levels: pd.DataFrame) -> str:
     """Per group and test level: seasoned and denoised accuracy and MSE, mean ± std (n)."""
-    keys = [k for k in varying_columns(evaluation, group_columns(evaluation)) if k in levels]
-    shown = [k for k in dict.fromkeys(["arch", *keys]) if k in levels]
+    shown = _row_keys(levels, varying_columns(evaluation, group_columns(evaluation)))
     metrics = [m for m in ("seasoned_accuracy", "denoised_accuracy", "noisy_mse", "denoised_mse")
                if f"{m}_mean" in levels and levels[f"{m}_mean"].notna().any()]
     header = [*shown, "level", *metrics, "n"]

@@ -18,6 +18,7 @@ import tempfile
 import time
 
 from models import arch_defaults
+from sweeps.grids import BASE_DEFAULTS
 
 FOLDER = "references"
 
@@ -30,8 +31,6 @@ def reference_config(config: dict) -> dict | None:
     """
     if config.get("kind") != "denoise" or not config.get("classifier"):
         return None
-    from sweeps.grids import BASE_DEFAULTS
-
     arch = config["classifier"]
     cfg = {**BASE_DEFAULTS, **arch_defaults(arch), "arch": arch, "dataset": config["dataset"],
            "seed": config["seed"], "train_subset": config["train_subset"]}
@@ -58,6 +57,7 @@ def fingerprint(blob: bytes) -> str:
 def train_reference(ref: dict, arrays: dict) -> tuple[bytes, dict]:
     """Train one reference classifier on clean images -> (its .keras file bytes, a note
     with its clean test accuracy and training time). Runs in a Ray task."""
+    import keras
     import tensorflow as tf
 
     from sweeps.trainable import compiled_model, configure_tensorflow, training_data
@@ -66,8 +66,6 @@ def train_reference(ref: dict, arrays: dict) -> tuple[bytes, dict]:
     clock = time.perf_counter()
     data, num_classes = training_data(ref, arrays)
     model = compiled_model(ref, data["train"][0].shape[1:], num_classes)
-    import keras
-
     key = reference_key(ref)
 
     def progress(epoch, logs):
@@ -116,9 +114,9 @@ def _write(fs, path: str, blob: bytes) -> None:
 
 
 def ensure_references(trials: list[dict], datasets: dict, filesystem, exp_path: str,
-                      resources: dict, log=None) -> tuple[dict, list[str]]:
+                      resources: dict, log=None) -> dict:
     """Every reference classifier the trials need, as {key: .keras bytes}; trains (as Ray
-    tasks) only those not already in `exp_path/references/`. Returns (that dict, keys trained)."""
+    tasks) only those not already in `exp_path/references/`."""
     log = log or (lambda line: print(line, flush=True))
     needed = {}
     for t in trials:
@@ -126,7 +124,7 @@ def ensure_references(trials: list[dict], datasets: dict, filesystem, exp_path: 
         if ref:
             needed.setdefault(reference_key(ref), ref)
     if not needed:
-        return {}, []
+        return {}
     folder = f"{exp_path}/{FOLDER}"
     filesystem.create_dir(folder, recursive=True)
     blobs = {key: _read(filesystem, f"{folder}/{key}.keras") for key in needed}
@@ -135,7 +133,7 @@ def ensure_references(trials: list[dict], datasets: dict, filesystem, exp_path: 
     if have:
         log(f"reference classifiers: {len(have)} loaded from {folder}")
     if not missing:
-        return have, []
+        return have
     import ray
 
     log(f"reference classifiers: training {len(missing)} ({', '.join(missing)}), "
@@ -153,4 +151,4 @@ def ensure_references(trials: list[dict], datasets: dict, filesystem, exp_path: 
         have[key] = blob
         log(f"reference {key}: clean test accuracy {note['clean_test_accuracy']:.4f} "
             f"on {note['test_images']:,} images, trained in {note['train_s']:.0f} s")
-    return have, missing
+    return have

@@ -85,11 +85,11 @@ def storage_root(path: str) -> str:
 def print_table(grid: Grid) -> None:
     columns = [c for c in TABLE_COLUMNS if any(c in t for t in grid.trials)]
 
-    def cell(t, c):
+    def shown(t, c):
         v = t.get(c, "")
         return f"{v:g}" if isinstance(v, float) else "" if v is None else str(v)
 
-    rows = [[str(i)] + [cell(t, c) for c in columns] for i, t in enumerate(grid.trials)]
+    rows = [[str(i)] + [shown(t, c) for c in columns] for i, t in enumerate(grid.trials)]
     header = ["#", *columns]
     widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
     for r in [header, *rows]:
@@ -326,7 +326,7 @@ def run_trials(ray, grid: Grid, name: str, exp_path: str, datasets: dict, args: 
         write_spec(exp_path, {"grid": grid.label, "grid_path": grid.path,
                               "overrides": grid.overrides, "trials": grid.trials})
     per_trial = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
-    references, _ = ensure_references(grid.trials, datasets, *_filesystem(exp_path), per_trial)
+    references = ensure_references(grid.trials, datasets, *_filesystem(exp_path), per_trial)
 
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, datasets=datasets, references=references), per_trial)

@@ -15,7 +15,7 @@ import zipfile
 
 import numpy as np
 
-from sweeps.data.idx import parse_idx, read_idx
+from sweeps.data.idx import parse_idx
 
 SPLIT = "balanced"
 CAPITALS = (10, 36)  # balanced labels of A..Z, end exclusive
@@ -38,21 +38,6 @@ def capitals(balanced: dict) -> dict:
         out[f"x_{split}"] = np.ascontiguousarray(x[keep].transpose(0, 2, 1))
         out[f"y_{split}"] = (y[keep] - CAPITALS[0]).astype(np.uint8)
     return out
-
-
-def read_folder(folder: str) -> dict:
-    """Capital letters from the balanced split's four IDX files in `folder` (.gz or not)."""
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{folder} is not a folder")
-    arrays = {}
-    for key, stem in FILES.items():
-        for name in (stem + ".gz", stem):
-            if os.path.exists(os.path.join(folder, name)):
-                arrays[key] = read_idx(os.path.join(folder, name))
-                break
-        else:
-            raise FileNotFoundError(f"no {stem}[.gz] in {folder}")
-    return capitals(arrays)
 
 
 def read_zip(path: str) -> dict:

@@ -7,6 +7,7 @@ run (and every trial) starts from there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tempfile
@@ -104,21 +105,34 @@ def _idx_file(folder: str, stem: str) -> str:
     raise FileNotFoundError(f"no {stem}[.gz] in {folder}")
 
 
-def read_idx_folder(name: str, folder: str) -> Dataset:
-    """The four IDX files of a dataset in one folder (Keras/LeCun names, gzipped or not)."""
+def read_idx_files(folder: str, files: dict = IDX_FILES) -> dict:
+    """{x_train, y_train, x_test, y_test} from the four IDX files named by `files` in `folder`."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder} is not a folder")
-    arrays = {key: read_idx(_idx_file(folder, stem)) for key, stem in IDX_FILES.items()}
-    return _checked(name, arrays, f"IDX files in {folder}")
+    return {key: read_idx(_idx_file(folder, stem)) for key, stem in files.items()}
+
+
+def read_idx_folder(name: str, folder: str) -> Dataset:
+    """The four IDX files of a dataset in one folder (Keras/LeCun names, gzipped or not)."""
+    return _checked(name, read_idx_files(folder), f"IDX files in {folder}")
+
+
+@contextlib.contextmanager
+def socket_timeout(seconds: float):
+    """A download that cannot connect fails after `seconds` instead of hanging."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
 
 
 def keras_download(name: str, cache_dir: str, timeout_s: float = 30) -> Dataset:
     """Keras's own downloader (`keras.utils.get_file`, hash-checked), into the cache folder."""
     import keras  # only here: the cache hit, the common case, must not pay for TensorFlow
 
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout_s)
-    try:
+    with socket_timeout(timeout_s):
         if name == "mnist":
             path = keras.utils.get_file(
                 "mnist.npz",
@@ -135,21 +149,16 @@ def keras_download(name: str, cache_dir: str, timeout_s: float = 30) -> Dataset:
         ds = read_idx_folder(name, folder)
         ds.source = f"Keras download to {folder}"
         return ds
-    finally:
-        socket.setdefaulttimeout(old)
 
 
 def emnist_from_folder(name: str, folder: str) -> Dataset:
-    return _checked(name, emnist.read_folder(folder), f"EMNIST {emnist.SPLIT} IDX files in {folder} (capitals)")
+    arrays = emnist.capitals(read_idx_files(folder, emnist.FILES))
+    return _checked(name, arrays, f"EMNIST {emnist.SPLIT} IDX files in {folder} (capitals)")
 
 
 def emnist_download(name: str, cache_dir: str, timeout_s: float = 30) -> Dataset:
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout_s)
-    try:
+    with socket_timeout(timeout_s):
         arrays, path = emnist.download(cache_dir)
-    finally:
-        socket.setdefaulttimeout(old)
     return _checked(name, arrays, f"NIST's EMNIST archive {path} (capitals of the {emnist.SPLIT} split)")
 
 
