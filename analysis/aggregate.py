@@ -2,7 +2,7 @@
 
 A group is every config key but the replicate `seed`. Statistics use the
 group's finished replicates only: diverged ones are counted apart and
-excluded (a NaN would poison the mean), unfinished ones (running, errored)
+excluded (a NaN would poison the mean), incomplete ones (unfinished, errored)
 are counted and the group is marked incomplete rather than silently
 averaged over fewer seeds. The std is the sample std (ddof=1); the 95 %
 confidence interval is mean ± t(0.975, n-1) · std / sqrt(n).
@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.load import EVAL_METRICS, METRICS, config_columns
+from analysis.load import METRICS, config_columns
+from sweeps.schema import DIVERGED, ERRORED, EVAL_METRICS, FINISHED, UNFINISHED
 
 REPLICATE_KEY = "seed"
 DDOF = 1
@@ -73,12 +74,12 @@ def summarize(df: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
     """
     keys = group_columns(df)
     final = _hashable(final_epochs(df), keys)
-    used = final[final["status"] == "finished"]
+    used = final[final["status"] == FINISHED]
     counts = final.groupby(keys, dropna=False, sort=False)["status"].value_counts().unstack(fill_value=0)
     table = pd.DataFrame(index=counts.index)
-    table["n"] = counts.get("finished", 0)
-    table["n_diverged"] = counts.get("diverged", 0)
-    table["n_incomplete"] = counts.get("running", 0) + counts.get("errored", 0)
+    table["n"] = counts.get(FINISHED, 0)
+    table["n_diverged"] = counts.get(DIVERGED, 0)
+    table["n_incomplete"] = counts.get(UNFINISHED, 0) + counts.get(ERRORED, 0)
     table["complete"] = table["n_incomplete"] == 0
     if REPLICATE_KEY in final:
         table["seeds"] = used.groupby(keys, dropna=False, sort=False)[REPLICATE_KEY].agg(
@@ -99,7 +100,7 @@ def per_epoch(df: pd.DataFrame) -> pd.DataFrame:
     `n` is the number of replicates that reported that epoch.
     """
     keys = group_columns(df)
-    rows = _hashable(df[(df["status"] != "diverged") & df["epoch"].notna()].copy(), keys)
+    rows = _hashable(df[(df["status"] != DIVERGED) & df["epoch"].notna()].copy(), keys)
     metrics = metrics_in(rows)
     groups = rows.groupby([*keys, "epoch"], dropna=False, sort=True)
     table = groups.size().rename("n").to_frame().join(_describe(groups, metrics))
@@ -111,7 +112,7 @@ def per_level(evaluation: pd.DataFrame) -> pd.DataFrame:
     `n`, then `{metric}_{mean,std,min,max,ci95}` for the seasoned and denoised accuracies
     and reconstruction errors."""
     keys = group_columns(evaluation)
-    rows = _hashable(evaluation[evaluation["status"] == "finished"].copy(), keys)
+    rows = _hashable(evaluation[evaluation["status"] == FINISHED].copy(), keys)
     metrics = [m for m in EVAL_METRICS if m in rows and rows[m].notna().any()]
     groups = rows.groupby([*keys, "level"], dropna=False, sort=True)
     table = groups.size().rename("n").to_frame().join(_describe(groups, metrics))

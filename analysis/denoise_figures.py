@@ -15,7 +15,7 @@ import numpy as np
 from analysis.aggregate import group_columns, varying_columns
 from analysis.figures import STYLE, FigureSkipped, _paged, arch_colours, facet_keys, facets, format_value, save
 from analysis.load import trial_file
-from sweeps.denoise import LATENT_GRID_FILE, SAMPLES_FILE  # file names only: no TensorFlow, no Ray
+from sweeps.schema import FINISHED, LATENT_GRID_FILE, SAMPLES_FILE
 
 MAX_STRIP_LEVELS = 11
 
@@ -75,7 +75,7 @@ def reconstruction_vs_level(evaluation, levels, experiments, out_dir):
 
 def representatives(evaluation):
     """(title, slug, row) of one finished trial per group: its lowest seed."""
-    finished = evaluation[evaluation["status"] == "finished"].drop_duplicates(["experiment", "trial"])
+    finished = evaluation[evaluation["status"] == FINISHED].drop_duplicates(["experiment", "trial"])
     keys = group_columns(finished)
     shown = varying_columns(finished, keys)
     out = []

@@ -21,6 +21,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from sweeps import schema  # noqa: E402
+
 HINTON_MLP500_300 = 0.9847  # 1.53 % error, LeCun's MNIST table (seed 001 2d)
 MAX_PANELS = 9
 ROWS_PER_PAGE = 6
@@ -34,23 +36,20 @@ STYLE = {
     "legend.fontsize": 8,
     "legend.frameon": False,
 }
-LABELS = {
-    "val_accuracy": "validation accuracy",
-    "val_loss": "validation loss (cross-entropy)",
-    "accuracy": "training accuracy",
-    "loss": "training loss (cross-entropy)",
-    "test_accuracy": "test accuracy",
-    "test_loss": "test loss (cross-entropy)",
-    "epoch_time_s": "epoch time (s)",
-}
-
 
 class FigureSkipped(Exception):
     """The data has no axis for this figure; the message says which."""
 
 
-def label(metric: str) -> str:
-    return LABELS.get(metric, metric)
+def the_task(table: pd.DataFrame | None) -> str | None:
+    """The one task of a table's trials (None if several, or not known)."""
+    tasks = set(table["task"].dropna()) if table is not None and "task" in table else set()
+    return tasks.pop() if len(tasks) == 1 else None
+
+
+def label(metric: str, table: pd.DataFrame | None = None) -> str:
+    """The axis label of `metric`; a loss says what it measures when `table` holds one task."""
+    return schema.label(metric, the_task(table))
 
 
 def companion(metric: str) -> str:
@@ -178,7 +177,7 @@ def accuracy_vs_noise(summary, per_epoch, keys, metric, out_dir):
     def draw(ax, sub):
         _lines(ax, sub, "noise_scale", metric, colours)
         ax.set_xlabel(noise_label(sub))
-        ax.set_ylabel(f"final {label(metric)}\n(mean ± std over seeds)")
+        ax.set_ylabel(f"final {label(metric, sub)}\n(mean ± std over seeds)")
         ax.legend()
 
     with plt.rc_context(STYLE):
@@ -199,10 +198,10 @@ def loss_and_accuracy_vs_noise(summary, per_epoch, keys, metric, out_dir):
     def draw(ax, sub):
         _lines(ax, sub, "noise_scale", loss, colours, style="--s", suffix=" loss")
         ax.set_xlabel(noise_label(sub))
-        ax.set_ylabel(f"final {label(loss)}")
+        ax.set_ylabel(f"final {label(loss, sub)}")
         right = ax.twinx()
         _lines(right, sub, "noise_scale", acc, colours, suffix=" accuracy")
-        right.set_ylabel(f"final {label(acc)}")
+        right.set_ylabel(f"final {label(acc, sub)}")
         right.grid(False)
         handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
         ax.legend(handles, [h.get_label() for h in handles], loc="center left")
@@ -232,7 +231,7 @@ def accuracy_vs_l2(summary, per_epoch, keys, metric, out_dir):
                   and sub.get("dataset", pd.Series(["mnist"])).eq("mnist").all() and "accuracy" in metric)
         if hinton:
             ax.axhline(HINTON_MLP500_300, ls="--", color="grey", lw=1, label="Hinton (LeCun MNIST table)")
-        ax.set_ylabel(f"final {label(metric)}\n(mean ± std over seeds)")
+        ax.set_ylabel(f"final {label(metric, sub)}\n(mean ± std over seeds)")
         ax.legend()
 
     with plt.rc_context(STYLE):
@@ -250,7 +249,6 @@ def learning_curves(summary, per_epoch, keys, metric, out_dir, max_groups=12):
     colours = {"train": "tab:blue", "val": "tab:orange"}
     # Denoisers report no accuracy: their rows show the loss alone.
     kinds = [k for k in ("accuracy", "loss") if f"{k}_mean" in per_epoch or f"val_{k}_mean" in per_epoch]
-    denoisers = "kind" in per_epoch and (per_epoch["kind"] == "denoise").any()
     paths = []
     with plt.rc_context(STYLE):
         for p, page in enumerate(pages(list(best.iterrows()), ROWS_PER_PAGE)):
@@ -270,8 +268,7 @@ def learning_curves(summary, per_epoch, keys, metric, out_dir, max_groups=12):
                         ax.fill_between(x, mean - std, mean + std, color=colours[split], alpha=0.2, lw=0)
                     ax.set_xlabel("epoch")
                     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-                    ax.set_ylabel(label(kind).replace("training ", "") if kind == "accuracy" or not denoisers
-                                  else "loss (reconstruction; the VAE's adds its KL term)")
+                    ax.set_ylabel(label(kind, per_epoch).replace("training ", ""))
                     ax.legend()
                 title = ", ".join(f"{k}={format_value(group[k])}" for k in shown) or "all trials"
                 row_axes[0].set_title(textwrap.fill(title, 75 if len(kinds) > 1 else 40), loc="left", fontsize=8)
@@ -301,7 +298,7 @@ def heatmap_noise_l2(summary, per_epoch, keys, metric, out_dir):
                 if not np.isnan(v):
                     ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7,
                             color="white" if v < (vmin + vmax) / 2 else "black")
-        plt.colorbar(image, ax=ax, label=f"mean final {label(metric)}")
+        plt.colorbar(image, ax=ax, label=f"mean final {label(metric, sub)}")
 
     with plt.rc_context(STYLE):
         return _paged("heatmap_noise_l2", facets(table, panel_keys), draw, out_dir)

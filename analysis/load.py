@@ -5,9 +5,11 @@ back to `progress.csv`). A damaged or half-written file is warned about,
 naming it, and never crashes the load: the trial is kept and counted as
 incomplete. Works on a sweep that is still running.
 
-Denoise trials also report, with their last epoch, an evaluation over noise
-levels (`eval`) and save sample images in their last checkpoint: those are
-read by `load_evaluation` and `trial_file`.
+Denoise trials also write, after their last epoch, an evaluation over noise
+levels and sample images into their folder (sweeps.schema's file names):
+those are read by `load_evaluation` and `trial_file`, as are the older
+experiments' (evaluation in the last result row, images in the last checkpoint).
+Configs written before trials named their task are read in today's form.
 """
 
 from __future__ import annotations
@@ -18,14 +20,12 @@ import warnings
 
 import pandas as pd
 
-METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "epoch_time_s")
-CONTEXT = ("node_id", "hostname", "gpus", "pid", "diverged")
+from sweeps import schema
+from sweeps.schema import CONTEXT, EVAL_COLUMNS, EVAL_METRICS, EVAL_REFERENCE, STATUSES  # noqa: F401
+
+METRICS = tuple(schema.METRICS)
 # Columns the loader adds; every other column is a config key.
 BOOKKEEPING = ("experiment", "trial", "epoch", "status", "complete", *METRICS, *CONTEXT)
-STATUSES = ("finished", "diverged", "errored", "running")
-# A denoise trial's evaluation, one row per level (sweeps.denoise.evaluate_levels).
-EVAL_METRICS = ("noisy_mse", "denoised_mse", "seasoned_accuracy", "denoised_accuracy")
-EVAL_COLUMNS = ("level", *EVAL_METRICS, "reference", "reference_sha256_16")
 
 
 class LogWarning(UserWarning):
@@ -85,7 +85,7 @@ def read_trial(path: str) -> tuple[dict, list[dict], bool]:
     params = os.path.join(path, "params.json")
     try:
         with open(params, encoding="utf-8") as f:
-            config = _flatten(json.load(f))
+            config = _flatten(schema.upgrade_config(json.load(f)))
         # A config key named like a metric or a bookkeeping column must not clobber it.
         config = {(f"config/{k}" if k in BOOKKEEPING else k): v for k, v in config.items()}
     except (OSError, json.JSONDecodeError) as e:
@@ -107,16 +107,10 @@ def read_trial(path: str) -> tuple[dict, list[dict], bool]:
 
 
 def trial_status(path: str, config: dict, epochs: dict, clean: bool) -> str:
-    """finished (all configured epochs), diverged (a NaN loss ended it), errored
-    (Tune left an error file), or running (still going, or stopped early)."""
-    if any(bool(r.get("diverged")) for r in epochs.values()):
-        return "diverged"
-    wanted = config.get("epochs")
-    if clean and epochs and (wanted is None or max(epochs) >= wanted):
-        return "finished"
-    if os.path.exists(os.path.join(path, "error.txt")):
-        return "errored"
-    return "running"
+    """sweeps.schema.trial_status of a trial folder: errored if Tune left an error file."""
+    return schema.trial_status(max(epochs) if epochs else None, config.get("epochs"),
+                               any(bool(r.get("diverged")) for r in epochs.values()),
+                               errored=os.path.exists(os.path.join(path, "error.txt")), clean=clean)
 
 
 def iter_trials(experiments):
@@ -136,7 +130,7 @@ def iter_trials(experiments):
 
 def _base(exp: str, path: str, status: str) -> dict:
     return {"experiment": os.path.basename(os.path.normpath(exp)), "trial": os.path.basename(path),
-            "status": status, "complete": status in ("finished", "diverged")}
+            "status": status, "complete": status in schema.COMPLETE}
 
 
 def load_experiment(*experiments: str) -> pd.DataFrame:
@@ -166,21 +160,35 @@ def load_experiment(*experiments: str) -> pd.DataFrame:
     return df
 
 
+def _evaluation(path: str, epochs: dict) -> tuple[list | None, dict]:
+    """(rows per level, reference note) a trial wrote to its EVALUATION_FILE, or, from
+    an older experiment, reported in its last row; (None, {}) if it has none."""
+    file = os.path.join(path, schema.EVALUATION_FILE)
+    if os.path.isfile(file):
+        try:
+            with open(file, encoding="utf-8") as f:
+                saved = json.load(f)
+            return saved.get("levels"), {k: saved[k] for k in EVAL_REFERENCE if k in saved}
+        except (OSError, ValueError, AttributeError) as e:
+            _warn(f"{file}: unreadable ({e}); its evaluation is left out")
+            return None, {}
+    last = epochs[max(epochs)] if epochs else {}
+    return last.get("eval"), {k: last[k] for k in EVAL_REFERENCE if k in last}
+
+
 def load_evaluation(*experiments: str) -> pd.DataFrame:
     """One row per denoise trial and evaluation level: `experiment`, `trial`, `status`,
-    `complete`, the EVAL_COLUMNS, then the flat config. Empty if no trial reported one.
+    `complete`, the EVAL_COLUMNS, then the flat config. Empty if no trial wrote one.
 
-    A trial's evaluation comes with its last epoch; a trial without it (still running,
-    diverged, errored) has no rows here.
+    A trial writes its evaluation after its last epoch; a trial without it (still
+    running, diverged, errored) has no rows here.
     """
     records = []
     for exp, path, config, epochs, status in iter_trials(experiments):
-        last = epochs[max(epochs)] if epochs else {}
-        evaluation = last.get("eval")
+        evaluation, extra = _evaluation(path, epochs)
         if not isinstance(evaluation, list):
             continue
         base = _base(exp, path, status)
-        extra = {k: last[k] for k in ("reference", "reference_sha256_16") if k in last}
         for level in evaluation:
             if isinstance(level, dict) and "level" in level:
                 records.append({**base, **{k: level.get(k) for k in ("level", *EVAL_METRICS)}, **extra, **config})
@@ -188,8 +196,11 @@ def load_evaluation(*experiments: str) -> pd.DataFrame:
 
 
 def trial_file(experiment: str, trial: str, name: str) -> str | None:
-    """The newest `checkpoint_*/name` of a trial (files a trial saves at its end), or None."""
+    """A file a trial wrote at its end (sweeps.schema's names): in its folder, or in an
+    older experiment, its newest `checkpoint_*/`; None if it has none."""
     folder = os.path.join(experiment, trial)
+    if os.path.isfile(os.path.join(folder, name)):
+        return os.path.join(folder, name)
     for sub in sorted((d for d in os.listdir(folder) if d.startswith("checkpoint_")), reverse=True):
         path = os.path.join(folder, sub, name)
         if os.path.isfile(path):

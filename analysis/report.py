@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 from analysis import denoise_figures, figures  # noqa: E402
 from analysis.aggregate import DDOF, group_columns, per_epoch, per_level, summarize, varying_columns  # noqa: E402
 from analysis.load import METRICS, experiment_dirs, load_evaluation, load_experiment  # noqa: E402
+from sweeps.schema import STATUSES, headline_metric  # noqa: E402
 
 
 class ReportError(Exception):
@@ -77,14 +78,14 @@ def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, prob
         "",
         "Experiments: " + ", ".join(f"`{r}`" for r in runs),
         "",
-        "Trials: " + ", ".join(f"{status.get(s, 0)} {s}" for s in ("finished", "diverged", "errored", "running")),
+        "Trials: " + ", ".join(f"{status.get(s, 0)} {s}" for s in STATUSES),
         "",
         f"Statistics over replicate seeds of the final epoch's metrics: std is the sample std (ddof={DDOF}); "
         "the 95 % CI is mean ± t(0.975, n-1)·std/√n; n counts finished replicates. Diverged replicates "
         "(NaN loss) are counted apart and excluded from the mean; groups with unfinished replicates "
-        "(running or errored) are marked in the incomplete column.",
+        "(unfinished or errored) are marked in the incomplete column.",
         "",
-        f"## Final {figures.label(metric)}, best first within each architecture",
+        f"## Final {figures.label(metric, df)}, best first within each architecture",
         "",
         markdown_table(summary, keys, metric),
         "",
@@ -142,8 +143,7 @@ def build(runs: list[str], out: str | None = None, metric: str | None = None, lo
     if df.empty:
         raise ReportError(f"{', '.join(runs)}: no readable trials")
     if metric is None:
-        # Denoisers report a loss and no accuracy.
-        metric = "val_accuracy" if "val_accuracy" in df and df["val_accuracy"].notna().any() else "val_loss"
+        metric = headline_metric({c for c in df if df[c].notna().any()})
     if metric not in df or df[metric].isna().all():
         raise ReportError(f"--metric {metric}: no trial reported it")
 

@@ -4,6 +4,6 @@
 validate a grid without importing it; `build_model` imports Keras.
 """
 
-from models.registry import ARCHITECTURES, DENOISERS, Arch, arch_defaults, build_denoiser, build_model
+from models.registry import ARCHITECTURES, Arch, arch_defaults, archs_of, build_model, register
 
-__all__ = ["ARCHITECTURES", "DENOISERS", "Arch", "arch_defaults", "build_denoiser", "build_model"]
+__all__ = ["ARCHITECTURES", "Arch", "arch_defaults", "archs_of", "build_model", "register"]

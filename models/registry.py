@@ -1,10 +1,12 @@
-"""The registry: architecture name -> builder, with the seeds' training defaults."""
+"""The registry: architecture name -> builder, the task it trains under (sweeps.tasks) and
+the seeds' training defaults."""
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
 
+_BCE = {"loss_fn": "binary_crossentropy"}
 # The seeds train their MLPs and the 3a CNN with plain SGD at 0.1, batch 128.
 _SGD = {"optimizer": "sgd", "lr": 0.1, "batch_size": 128, "epochs": 10}
 
@@ -17,9 +19,11 @@ class Arch:
     function: str
     description: str
     defaults: dict = field(default_factory=dict)
+    task: str = "classify"
 
 
 ARCHITECTURES: dict[str, Arch] = {
+    # Classifiers: images -> class scores.
     "mlp64": Arch("models.mlp", "mlp64", "seed 001 2a: Dense64-Dense64-Dense10, 55,050 params", _SGD),
     "mlp500_300": Arch(
         "models.mlp",
@@ -43,49 +47,48 @@ ARCHITECTURES: dict[str, Arch] = {
         "seed 003: Dense256-Dense256-Dense10, 269,322 params",
         {"optimizer": "adam", "lr": 0.001, "batch_size": 512, "epochs": 3},
     ),
-}
-
-# Image-to-image models for denoising studies, trained on (noisy -> clean) pairs. A grid
-# trial whose arch is one of these is a denoise trial (sweeps.denoise); its defaults name
-# the reference classifier the seed judged the denoised images with.
-_BCE = {"loss_fn": "binary_crossentropy"}
-DENOISERS: dict[str, Arch] = {
+    # Image-to-image models for denoising studies, trained on (noisy -> clean) pairs; their
+    # defaults name the reference classifier the seed judged the denoised images with.
     "dae_dense": Arch("models.autoencoders", "dae_dense", "seed 001 part 4: 784-128-96-128-784, 226,416 params",
                       {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 32, **_BCE,
-                       "classifier": "cnn"}),
+                       "classifier": "cnn"}, task="denoise"),
     # Seed 003 stopped early (patience 5, at most 100 epochs); a sweep trains fixed epochs.
     "dae_small": Arch("models.autoencoders", "dae_small", "seed 003: 784-64-784, 101,200 params",
                       {"optimizer": "adam", "lr": 0.001, "batch_size": 512, "epochs": 30, **_BCE,
-                       "classifier": "mlp256"}),
+                       "classifier": "mlp256"}, task="denoise"),
     "dae_conv": Arch("models.autoencoders", "dae_conv", "seed 002: conv 12-14 / convT 12-1, 3,279 params",
                      {"optimizer": "adadelta", "lr": 1.0, "batch_size": 128, "epochs": 10, **_BCE,
-                      "classifier": "cnn"}),
+                      "classifier": "cnn"}, task="denoise"),
     # Seed 004 looked at reconstructions and the latent space, not at a classifier.
     "vae": Arch("models.autoencoders", "vae", "seed 004 architecture 3: conv VAE, 5,285 params at latent 2",
                 {"optimizer": "adam", "lr": 0.001, "batch_size": 100, "epochs": 30, **_BCE,
-                 "classifier": None, "latent_dim": 2}),
+                 "classifier": None, "latent_dim": 2}, task="vae"),
 }
 
 
-def build_denoiser(name: str, l2: float = 0.0, input_shape=(28, 28, 1), **options):
-    """Build the uncompiled image-to-image model registered as `name` (options: latent_dim for vae)."""
-    if name not in DENOISERS:
-        raise KeyError(f"unknown denoiser {name!r}; known: {', '.join(sorted(DENOISERS))}")
-    arch = DENOISERS[name]
-    builder = getattr(importlib.import_module(arch.module), arch.function)
-    return builder(l2=l2, input_shape=tuple(input_shape), **options)
+def register(name: str, arch: Arch) -> None:
+    """Add an architecture (a task of one's own registers its models when imported)."""
+    if name in ARCHITECTURES and ARCHITECTURES[name] != arch:
+        raise ValueError(f"architecture {name!r} is registered already, as {ARCHITECTURES[name]}")
+    ARCHITECTURES[name] = arch
+
+
+def archs_of(*tasks: str) -> list[str]:
+    """The architectures that train under the given tasks, in registry order."""
+    return [name for name, arch in ARCHITECTURES.items() if arch.task in tasks]
 
 
 def arch_defaults(name: str) -> dict:
     """Training defaults the seeds used for `name` (optimizer, lr, batch_size, epochs; for a
     denoiser also its loss and reference classifier)."""
-    return dict((ARCHITECTURES.get(name) or DENOISERS[name]).defaults)
+    return dict(ARCHITECTURES[name].defaults)
 
 
-def build_model(name: str, l2: float = 0.0, input_shape=(28, 28, 1), num_classes: int = 10):
-    """Build the uncompiled Keras model registered as `name`."""
+def build_model(name: str, l2: float = 0.0, input_shape=(28, 28, 1), **options):
+    """Build the uncompiled Keras model registered as `name`; options go to its builder
+    (num_classes for a classifier, latent_dim for the vae)."""
     if name not in ARCHITECTURES:
         raise KeyError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
     arch = ARCHITECTURES[name]
     builder = getattr(importlib.import_module(arch.module), arch.function)
-    return builder(l2=l2, input_shape=tuple(input_shape), num_classes=num_classes)
+    return builder(l2=l2, input_shape=tuple(input_shape), **options)

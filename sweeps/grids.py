@@ -10,11 +10,9 @@ Precedence, lowest first: BASE_DEFAULTS, the architecture's seed defaults
 (models.arch_defaults), the file's `defaults`, the block, `tiny`, and the
 command line's overrides.
 
-A trial whose `arch` is a denoiser (models.DENOISERS) is a denoise trial: it
-trains the autoencoder on noisy -> clean images at the grid's noise level and
-then evaluates at every level of `eval_levels`, judged by the reference
-`classifier`. Its config gets `kind: denoise` and the DENOISE_DEFAULTS keys;
-those keys are refused on a classification trial.
+Every trial's `arch` names its task (sweeps.tasks: classify, denoise, vae):
+the config gets `task`, the task's DEFAULTS and its `check`; a key only other
+tasks take is refused.
 """
 
 from __future__ import annotations
@@ -27,18 +25,17 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from models import ARCHITECTURES, DENOISERS, arch_defaults
+from models import ARCHITECTURES, arch_defaults, archs_of
+from sweeps import tasks
 from sweeps.data import DATASETS
 from sweeps.noise import NOISE_TARGETS, NOISE_TYPES
+from sweeps.tasks.base import ConfigError, is_int as _int, is_number as _number
 
 GRID_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grids")
 # A typo (a list pasted into every axis) can ask for billions of trials:
 # refuse before expanding anything.
 MAX_TRIALS = 100_000
 OPTIMIZERS = ("sgd", "adam", "adadelta", "rmsprop", "adagrad", "nadam")
-CLASSIFIER_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
-DENOISER_LOSSES = ("binary_crossentropy", "mse")
-LOSSES = CLASSIFIER_LOSSES + DENOISER_LOSSES
 VALIDATIONS = ("test", "holdout")
 
 BASE_DEFAULTS = {
@@ -58,18 +55,12 @@ BASE_DEFAULTS = {
     "checkpoint_every": 1,
 }
 TRAINING_KEYS = ("optimizer", "lr", "batch_size", "epochs")
-# Seed 001 4b/4c: test levels 0, 0.1, ..., 1.
-DEFAULT_EVAL_LEVELS = [round(0.1 * i, 1) for i in range(11)]
-DENOISE_DEFAULTS = {
-    "classifier": None,  # reference classifier arch; null: reconstruction error only
-    "classifier_epochs": None,  # null: the classifier's own seed default
-    "eval_levels": None,  # null: DEFAULT_EVAL_LEVELS
-}
-# Denoise-only keys; latent_dim only for the vae.
-DENOISE_KEYS = (*DENOISE_DEFAULTS, "latent_dim")
+# Keys only some tasks take (a task's KEYS), in the order the tasks declare them.
+TASK_KEYS = tuple(dict.fromkeys(k for t in tasks.all_tasks().values() for k in t.KEYS))
+AXES = ("arch", *BASE_DEFAULTS, *TRAINING_KEYS, *TASK_KEYS)
+LOSSES = tuple(dict.fromkeys(loss for t in tasks.all_tasks().values() for loss in t.LOSSES))
 # Keys whose one value is itself a list: never expanded as an axis.
-LIST_VALUED = ("eval_levels",)
-AXES = ("arch", *BASE_DEFAULTS, *TRAINING_KEYS, *DENOISE_KEYS)
+LIST_VALUED = tuple(k for t in tasks.all_tasks().values() for k in getattr(t, "LIST_VALUED", ()))
 # Columns of the dry-run table, in reading order.
 TABLE_COLUMNS = ("dataset", "arch", "noise_type", "noise_scale", "noise_target", "l2",
                  "optimizer", "lr", "batch_size", "epochs", "classifier", "latent_dim", "seed")
@@ -106,19 +97,11 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 # axis -> (check, what a valid value is)
 _CHECKS = {
     "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
-    "arch": (lambda v: v in ARCHITECTURES or v in DENOISERS,
-             f"one of {', '.join(ARCHITECTURES)} (classifiers) or {', '.join(DENOISERS)} (denoisers)"),
+    "arch": (lambda v: v in ARCHITECTURES,
+             "one of " + "; ".join(f"{', '.join(archs_of(t))} ({t})" for t in tasks.all_tasks())),
     "noise_type": (lambda v: v in NOISE_TYPES, f"one of {', '.join(NOISE_TYPES)}"),
     "noise_scale": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "noise_target": (lambda v: v in NOISE_TARGETS, f"one of {', '.join(NOISE_TARGETS)}"),
@@ -136,12 +119,11 @@ _CHECKS = {
     "lr": (lambda v: _number(v) and v > 0, "a number > 0"),
     "batch_size": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "epochs": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
-    "classifier": (lambda v: v is None or v in ARCHITECTURES, f"null or one of {', '.join(ARCHITECTURES)}"),
-    "classifier_epochs": (lambda v: v is None or (_int(v) and v >= 1), "an integer >= 1, or null for its default"),
-    "eval_levels": (lambda v: v is None or (isinstance(v, list) and len(v) > 0 and all(_number(x) and x >= 0 for x in v)),
-                    "a non-empty list of numbers >= 0, or null for 0, 0.1, ..., 1"),
-    "latent_dim": (lambda v: _int(v) and 1 <= v <= 1024, "an integer in [1, 1024]"),
 }
+for _task in tasks.all_tasks().values():
+    # A task's own keys come with their checks (a key without one takes any value).
+    for _key in _task.KEYS:
+        _CHECKS.setdefault(_key, getattr(_task, "CHECKS", {}).get(_key, (lambda v: True, "any value")))
 assert set(_CHECKS) == set(AXES)
 
 
@@ -170,36 +152,27 @@ def _check_axes(where: str, path: str, axes) -> None:
             check_value(where, key, v, f"{path}{key}")
 
 
-def _check_denoise(where: str, block: str, cfg: dict) -> None:
-    arch = cfg["arch"]
-    if cfg["loss_fn"] not in DENOISER_LOSSES:
-        raise GridError(f"{where}: {block}loss_fn = {cfg['loss_fn']!r}: {arch} is a denoiser; "
-                        f"its loss must be one of {', '.join(DENOISER_LOSSES)}")
-    if cfg["noise_type"] == "none":
-        raise GridError(f"{where}: {block}noise_type = 'none': {arch} is a denoiser; it needs "
-                        "gaussian or salt_and_pepper noise (noise_scale is its training level, 0 allowed)")
-    for key, bad, why in (("standardize", True, "its sigmoid output is in [0, 1]"),
-                          ("validation", "holdout", "it validates on the noisy test set")):
-        if cfg[key] == bad:
-            raise GridError(f"{where}: {block}{key} = {bad!r}: not for denoiser {arch}: {why}")
-    if "latent_dim" in cfg and arch != "vae":
-        raise GridError(f"{where}: {block}latent_dim = {cfg['latent_dim']!r}: only the vae has a latent_dim, not {arch}")
-    if cfg["noise_type"] == "salt_and_pepper" and any(x > 1 for x in eval_levels(cfg)):
-        raise GridError(f"{where}: {block}eval_levels = {cfg['eval_levels']!r}: salt_and_pepper levels must be in [0, 1]")
-
-
 def _check_trial(where: str, block: str, cfg: dict) -> None:
-    """Checks that span several axes, made on each expanded trial."""
-    if cfg.get("kind") == "denoise":
-        _check_denoise(where, block, cfg)
-    else:
-        for key in DENOISE_KEYS:
-            if key in cfg:
-                raise GridError(f"{where}: {block}{key} = {cfg[key]!r}: only denoise trials take it "
-                                f"(arch one of {', '.join(DENOISERS)}), not {cfg['arch']}")
-        if cfg["loss_fn"] not in CLASSIFIER_LOSSES:
-            raise GridError(f"{where}: {block}loss_fn = {cfg['loss_fn']!r}: {cfg['arch']} is a classifier; "
-                            f"its loss must be one of {', '.join(CLASSIFIER_LOSSES)}")
+    """Checks that span several axes, made on each expanded trial: the grid's, then its task's."""
+    task, arch = tasks.get(cfg["task"]), cfg["arch"]
+    for key in TASK_KEYS:
+        if key in cfg and key not in task.KEYS:
+            takers = [t for t in tasks.all_tasks().values() if key in t.KEYS]
+            if task.FAMILY in {t.FAMILY for t in takers}:
+                only = " and ".join(f"the {a}" for t in takers for a in archs_of(t.NAME))
+                why = f"only {only} has a {key}, not {arch}"
+            else:
+                families = "/".join(dict.fromkeys(t.FAMILY for t in takers))
+                archs = ", ".join(a for t in takers for a in archs_of(t.NAME))
+                why = f"only {families} trials take it (arch one of {archs}), not {arch}"
+            raise GridError(f"{where}: {block}{key} = {cfg[key]!r}: {why}")
+    if cfg["loss_fn"] not in task.LOSSES:
+        raise GridError(f"{where}: {block}loss_fn = {cfg['loss_fn']!r}: {arch} is a {task.MODEL}; "
+                        f"its loss must be one of {', '.join(task.LOSSES)}")
+    try:
+        task.check(cfg)
+    except ConfigError as e:
+        raise GridError(f"{where}: {block}{e.key} = {cfg.get(e.key)!r}: {e.why}") from None
     kind, scale = cfg["noise_type"], cfg["noise_scale"]
     if kind == "none" and scale != 0:
         raise GridError(f"{where}: {block}noise_scale = {scale!r}: must be 0 when noise_type is none")
@@ -275,21 +248,12 @@ def expand(doc, where: str, variant: str | None = None, overrides: dict | None =
 
 
 def trial_config(partial: dict, overrides: dict) -> dict:
-    """One expanded combination -> the trial's full config, `arch` first."""
+    """One expanded combination -> the trial's full config: `arch`, then `task`, then the rest."""
     arch = partial["arch"]
-    denoise = arch in DENOISERS
-    cfg = {**BASE_DEFAULTS, **(DENOISE_DEFAULTS if denoise else {}), **arch_defaults(arch), **partial, **overrides}
-    if denoise:
-        cfg["kind"] = "denoise"
-        # Held as one string: Ray Tune takes a list in a config for a set of separate
-        # values, and a string keeps the analysis's group keys hashable.
-        cfg["eval_levels"] = " ".join(f"{float(x):g}" for x in cfg["eval_levels"] or DEFAULT_EVAL_LEVELS)
-    return {"arch": cfg.pop("arch"), **cfg}
-
-
-def eval_levels(config: dict) -> list[float]:
-    """A denoise trial's evaluation levels, as numbers."""
-    return [float(x) for x in config["eval_levels"].split()]
+    task = tasks.for_arch(arch)
+    cfg = {**BASE_DEFAULTS, **task.DEFAULTS, **arch_defaults(arch), **partial, **overrides}
+    cfg = {"arch": cfg.pop("arch"), "task": task.NAME, **cfg}
+    return task.finalize(cfg) if hasattr(task, "finalize") else cfg
 
 
 def known_grids() -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-NOISE_TYPES = ("none", "gaussian", "salt_and_pepper")
 NOISE_TARGETS = ("train", "test", "both")
 SPLITS = {"train": 0, "test": 1}
 
@@ -59,6 +58,20 @@ def salt_and_pepper(x: np.ndarray, level: float, rng: np.random.Generator) -> np
     return x
 
 
+def _gaussian(x, scale, rng, clip):
+    return gaussian(x, scale, rng, clip=clip)
+
+
+def _salt_and_pepper(x, level, rng, clip):
+    return salt_and_pepper(x, level, rng)  # its pixels are 0, 1 or kept: nothing to clip
+
+
+# noise type -> adder(x, scale, rng, clip), in place. A new type is one function and one
+# entry here; the grid accepts exactly these names (and "none").
+ADDERS = {"gaussian": _gaussian, "salt_and_pepper": _salt_and_pepper}
+NOISE_TYPES = ("none", *ADDERS)
+
+
 def noisy_split(
     images: np.ndarray,
     split: str,
@@ -84,7 +97,4 @@ def noisy_split(
         standardize(x)
     if noise_type == "none" or noise_target not in (split, "both"):
         return x
-    rng = split_rng(seed, split)
-    if noise_type == "gaussian":
-        return gaussian(x, noise_scale, rng, clip=noise_clip)
-    return salt_and_pepper(x, noise_scale, rng)
+    return ADDERS[noise_type](x, noise_scale, split_rng(seed, split), noise_clip)

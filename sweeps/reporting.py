@@ -1,4 +1,5 @@
-"""The Keras callback that reports each epoch to Ray Tune and checkpoints the model.
+"""The Keras callback that reports each epoch to Ray Tune, checkpoints the model, and
+writes a trial's end-of-training files into its folder.
 
 Ray's own ReportCheckpointCallback calls `ray.train.report`, which Tune 2.60
 refuses inside a function trainable; this one calls `tune.report`.
@@ -6,6 +7,7 @@ refuses inside a function trainable; this one calls `tune.report`.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -14,8 +16,11 @@ import tempfile
 import time
 
 import keras
+import numpy as np
 import ray
 from ray import tune
+
+from sweeps import schema
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
@@ -29,18 +34,33 @@ def load_checkpoint(checkpoint: tune.Checkpoint):
         return keras.models.load_model(os.path.join(d, MODEL_FILE)), epochs_done
 
 
+def write_artifacts(folder, artifacts: dict) -> None:
+    """Each artifact into `folder` (a sweeps.storage.Storage): arrays as .npz, the rest as JSON."""
+    for name, value in artifacts.items():
+        if name.endswith(".npz"):
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, **value)
+            folder.write_bytes(buffer.getvalue(), name)
+        else:
+            folder.write_json(value, name)
+
+
 class TuneReport(keras.callbacks.Callback):
     """After every epoch: report loss/accuracy/val metrics, timing and node to Tune;
-    checkpoint every `checkpoint_every` epochs and at the last; stop on a NaN loss."""
+    checkpoint every `checkpoint_every` epochs and at the last; stop on a NaN loss.
 
-    def __init__(self, epochs: int, checkpoint_every: int = 1, finish=None):
+    `finish(model) -> base.Outcome`, if given, runs after the last epoch: its metrics
+    go into the last row, its artifacts into `folder` (the trial's folder on the
+    experiment's storage) before that row is reported, so a trial reported finished
+    has its files.
+    """
+
+    def __init__(self, epochs: int, checkpoint_every: int = 1, finish=None, folder=None):
         super().__init__()
         self.epochs = epochs
         self.checkpoint_every = checkpoint_every
-        # finish(model, checkpoint_dir) -> metrics, called after the last epoch for what is
-        # only known at the end (test metrics after a hold-out, a denoiser's evaluation);
-        # files it writes go into the final checkpoint, with the report, or not at all.
         self.finish = finish
+        self.folder = folder
         self.node_id = ray.get_runtime_context().get_node_id()
         self.hostname = socket.gethostname()
         # Which GPUs Ray gave this trial (CUDA_VISIBLE_DEVICES is set to them): in every
@@ -74,9 +94,13 @@ class TuneReport(keras.callbacks.Callback):
         if done % self.checkpoint_every and done != self.epochs:
             tune.report(metrics)
             return
+        if done == self.epochs and self.finish is not None:
+            outcome = self.finish(self.model)
+            schema.check_metrics(outcome.metrics)
+            metrics.update(outcome.metrics)
+            if outcome.artifacts:
+                write_artifacts(self.folder, outcome.artifacts)
         with tempfile.TemporaryDirectory(prefix="noisesweep-ckpt-") as d:
-            if done == self.epochs and self.finish is not None:
-                metrics.update(self.finish(self.model, d))
             self.model.save(os.path.join(d, MODEL_FILE))
             with open(os.path.join(d, STATE_FILE), "w") as f:
                 json.dump({"epochs_done": done}, f)

@@ -8,9 +8,7 @@ trial started, nothing on disk changed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import socket
 import sys
 import time
@@ -19,16 +17,15 @@ if __package__ in (None, ""):
     # Run as a script: put the repository root, not sweeps/, first on the path.
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from sweeps import schema  # noqa: E402
 from sweeps.grids import TABLE_COLUMNS, Grid, GridError, load_grid  # noqa: E402
-from sweeps.reference import ensure_references, trial_reference_key  # noqa: E402
-from sweeps.lock import LockError, describe, experiment_lock, holder_is_running, read_holder  # noqa: E402
+from sweeps.lock import LockError, describe, holder_is_running  # noqa: E402
+from sweeps.reference import ensure_references, needed  # noqa: E402
+from sweeps.storage import Storage  # noqa: E402
 
 SPEC_FILE = "noisesweep.json"  # what the experiment was started with, for --resume
 # Checkpoints (two kept per trial) and logs: a disk with less free space fails mid-sweep.
 MIN_FREE_BYTES = 64 * 2**20
-# Filesystems every node of a cluster can mount at the same path.
-SHARED_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "lustre", "glusterfs", "ceph", "fuse.ceph", "beegfs",
-                      "gpfs", "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs"}
 
 
 class UsageError(Exception):
@@ -78,10 +75,6 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--data-dir {args.data_dir}: no such folder")
 
 
-def storage_root(path: str) -> str:
-    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
-
-
 def print_table(grid: Grid) -> None:
     columns = [c for c in TABLE_COLUMNS if any(c in t for t in grid.trials)]
 
@@ -96,33 +89,6 @@ def print_table(grid: Grid) -> None:
         print("  ".join(cell.rjust(w) for cell, w in zip(r, widths)))
 
 
-def _filesystem(exp_path: str):
-    """(pyarrow filesystem, path in it) for a local folder or an s3:// / gs:// URI, as Tune uses."""
-    import pyarrow.fs
-
-    if "://" in exp_path:
-        return pyarrow.fs.FileSystem.from_uri(exp_path)
-    return pyarrow.fs.LocalFileSystem(), os.path.abspath(exp_path)
-
-
-def write_spec(exp_path: str, spec: dict) -> None:
-    """Record what the experiment started with, next to Tune's state, wherever that lives."""
-    fs, path = _filesystem(exp_path)
-    fs.create_dir(path, recursive=True)
-    with fs.open_output_stream(f"{path}/{SPEC_FILE}") as f:
-        f.write(json.dumps(spec, indent=1).encode())
-
-
-def read_spec(exp_path: str) -> dict | None:
-    """The recorded start of an experiment, or None if there is none."""
-    fs, path = _filesystem(exp_path)
-    try:
-        with fs.open_input_stream(f"{path}/{SPEC_FILE}") as f:
-            return json.loads(f.read())
-    except (FileNotFoundError, OSError, ValueError):
-        return None
-
-
 def describe_difference(old: list[dict], new: list[dict]) -> str:
     if len(old) != len(new):
         return f"{len(old)} trials then, {len(new)} now"
@@ -133,53 +99,45 @@ def describe_difference(old: list[dict], new: list[dict]) -> str:
     return ""
 
 
-def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, str]:
-    """Validate everything about the run; return (grid, experiment name, experiment path)."""
+def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, Storage]:
+    """Validate everything about the run; return (grid, experiment name, experiment folder)."""
     overrides = {"epochs": args.epochs} if args.epochs is not None else {}
-    root = storage_root(args.storage_path)
+    root = Storage(args.storage_path)
     if args.resume:
-        exp_path = os.path.join(root, args.name)
-        refuse_if_running(exp_path, args.name)
-        started = read_spec(exp_path)
+        exp = root.child(args.name)
+        refuse_if_running(exp, args.name)
+        started = exp.read_json(SPEC_FILE)
         if started is None:
-            raise UsageError(f"--resume: {exp_path} holds no noisesweep experiment ({SPEC_FILE} missing)")
+            raise UsageError(f"--resume: {exp.path} holds no noisesweep experiment ({SPEC_FILE} missing)")
+        # An experiment started before trials named their task reads as one that did.
+        started_trials = [schema.upgrade_config(t) for t in started["trials"]]
         if not args.grid:
             # Continue exactly what was started, even if the grid file has moved since.
-            grid = Grid(started["grid"], started["grid_path"], None, started["trials"],
+            grid = Grid(started["grid"], started["grid_path"], None, started_trials,
                         overrides=started.get("overrides", {}))
-            return grid, args.name, exp_path
+            return grid, args.name, exp
         grid = load_grid(args.grid, overrides or started.get("overrides"))
-        changed = describe_difference(started["trials"], grid.trials)
+        changed = describe_difference(started_trials, grid.trials)
         if changed:
             raise UsageError(f"--resume: the grid differs from the one {args.name} started with ({changed})")
-        return grid, args.name, exp_path
+        return grid, args.name, exp
     grid = load_grid(args.grid or "smoke", overrides)
     name = args.name or f"{grid.name}{'-tiny' if grid.variant else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
-    exp_path = os.path.join(root, name)
-    refuse_if_running(exp_path, name)
-    if "://" not in root and os.path.exists(exp_path) and os.listdir(exp_path):
-        raise UsageError(f"--name {name}: {exp_path} already exists; pass --resume to continue it or choose another --name")
-    if "://" not in root:
-        check_writable(root, args.storage_path)
-    return grid, name, exp_path
+    exp = root.child(name)
+    refuse_if_running(exp, name)
+    if not exp.is_empty_or_missing():
+        raise UsageError(f"--name {name}: {exp.path} already exists; pass --resume to continue it or choose another --name")
+    problem = root.writable_problem()
+    if problem:
+        raise UsageError(f"--storage-path {args.storage_path}: {problem}")
+    return grid, name, exp
 
 
-def refuse_if_running(exp_path: str, name: str) -> None:
+def refuse_if_running(exp: Storage, name: str) -> None:
     """Another live runner holds this experiment: say which, before anything else."""
-    holder = read_holder(exp_path) if "://" not in exp_path else None
+    holder = exp.lock_holder()
     if holder and holder_is_running(holder):
-        raise UsageError(f"--name {name}: {exp_path} is being run by {describe(holder)}")
-
-
-def check_writable(root: str, shown: str) -> None:
-    """Refuse a storage path that could not be created or written, creating nothing."""
-    existing = root
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise UsageError(f"--storage-path {shown}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--storage-path {shown}: {existing} is not writable")
+        raise UsageError(f"--name {name}: {exp.path} is being run by {describe(holder)}")
 
 
 def load_datasets(grid: Grid, args: argparse.Namespace) -> dict:
@@ -203,7 +161,9 @@ def trial_dirname(trial) -> str:
 def start_ray(args: argparse.Namespace):
     import ray
 
-    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ["TF_CPP_MIN_LOG_LEVEL"]}}
+    # Workers see the driver's TensorFlow verbosity and its tasks of one's own (sweeps.tasks).
+    names = ("TF_CPP_MIN_LOG_LEVEL", "NOISESWEEP_TASKS")
+    env = {"env_vars": {k: os.environ[k] for k in names if k in os.environ}}
     if args.address:
         ray.init(address=args.address, runtime_env=env)
     else:
@@ -216,50 +176,28 @@ def start_ray(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     check_args(args)
-    grid, name, exp_path = plan_experiment(args)
+    grid, name, exp = plan_experiment(args)
     if grid.duplicates_dropped:
         print(f"note: {grid.duplicates_dropped} duplicate trial configs in {grid.path} dropped")
     if args.dry_run:
         print_table(grid)
         print(f"{len(grid.trials)} trials")
-        keys = sorted({k for k in map(trial_reference_key, grid.trials) if k})
+        keys = sorted(needed(grid.trials))
         if keys:
             print(f"{len(keys)} reference classifiers, trained once each before the trials: {', '.join(keys)}")
         return 0
-    if "://" in exp_path:
-        # Cloud storage: no lock file (a cluster's runs share the bucket; one runner per name is on the user).
-        return execute(grid, name, exp_path, args)
-    created = not os.path.exists(exp_path)
     try:
-        with experiment_lock(exp_path, take_stale=args.resume):
-            check_free_space(exp_path, args.storage_path)
-            return execute(grid, name, exp_path, args)
+        # Refused before any trial started, the lock leaves no empty experiment folder behind.
+        with exp.locked(take_stale=args.resume):
+            check_free_space(exp, args.storage_path)
+            return execute(grid, name, exp, args)
     except LockError as e:
         raise UsageError(str(e)) from None
-    finally:
-        # Refused before any trial started: leave no empty experiment folder behind.
-        if created and os.path.isdir(exp_path) and not os.listdir(exp_path):
-            os.rmdir(exp_path)
 
 
-def filesystem_type(path: str) -> str:
-    """The type of the filesystem `path` lies on, from /proc/mounts (longest mount point)."""
-    best, kind = "", ""
-    try:
-        with open("/proc/mounts") as f:
-            for line in f:
-                _, point, fstype = line.split()[:3]
-                if path.startswith(point.rstrip("/") + "/") or path == point or point == "/":
-                    if len(point) > len(best):
-                        best, kind = point, fstype
-    except OSError:
-        pass
-    return kind
-
-
-def check_storage_reaches_every_node(ray, exp_path: str, args: argparse.Namespace) -> None:
+def check_storage_reaches_every_node(ray, exp: Storage, args: argparse.Namespace) -> None:
     """Trials write their logs where they run: a local folder only works if every node is this machine."""
-    if "://" in exp_path or filesystem_type(os.path.abspath(exp_path)) in SHARED_FILESYSTEMS:
+    if exp.reaches_other_hosts():
         return
     here = socket.gethostname()
     hosts = sorted({n["NodeManagerHostname"] for n in ray.nodes() if n["Alive"]} - {here})
@@ -272,17 +210,17 @@ def check_storage_reaches_every_node(ray, exp_path: str, args: argparse.Namespac
               "this cluster, use s3://, gs:// or an NFS mount")
 
 
-def check_free_space(exp_path: str, shown: str) -> None:
-    free = shutil.disk_usage(exp_path).free
-    if free < MIN_FREE_BYTES:
+def check_free_space(exp: Storage, shown: str) -> None:
+    free = exp.free_bytes()
+    if free is not None and free < MIN_FREE_BYTES:
         raise UsageError(f"--storage-path {shown}: only {free / 2**20:.1f} MiB free on its disk; a sweep needs "
                          f"at least {MIN_FREE_BYTES // 2**20} MiB for its logs and checkpoints")
 
 
-def execute(grid: Grid, name: str, exp_path: str, args: argparse.Namespace) -> int:
+def execute(grid: Grid, name: str, exp: Storage, args: argparse.Namespace) -> int:
     """Load the data, start Ray, run the trials, summarise: everything after validation."""
     datasets = load_datasets(grid, args)
-    if "://" not in exp_path:
+    if exp.is_local:
         # Tune saves the experiment state (which checkpoint each trial resumes from, which
         # trials finished) at most every 10 s by default: a killed driver then loses that
         # much, and resumed trials repeat epochs. Locally a save is a small file write.
@@ -290,7 +228,7 @@ def execute(grid: Grid, name: str, exp_path: str, args: argparse.Namespace) -> i
 
     ray = start_ray(args)
     try:
-        results = run_trials(ray, grid, name, exp_path, datasets, args)
+        results = run_trials(ray, grid, name, exp, datasets, args)
     except KeyboardInterrupt:
         # Ctrl-C in the reference stage (Tune handles its own during the trials).
         print(f"\nstopped; resume with: python sweeps/run.py --name {name} "
@@ -299,40 +237,40 @@ def execute(grid: Grid, name: str, exp_path: str, args: argparse.Namespace) -> i
     finally:
         if not args.address:
             ray.shutdown()
-    code = summarize(results, grid, name, exp_path, args)
+    code = summarize(results, grid, name, exp.path, args)
     if args.report:
         from analysis import report
 
-        report.main([exp_path])
+        report.main([exp.path])
     return code
 
 
-def run_trials(ray, grid: Grid, name: str, exp_path: str, datasets: dict, args: argparse.Namespace):
+def run_trials(ray, grid: Grid, name: str, exp: Storage, datasets: dict, args: argparse.Namespace):
     """Reference classifiers first (if any trial needs one), then the trials through Tune."""
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
     from sweeps.trainable import train_trial
 
-    check_storage_reaches_every_node(ray, exp_path, args)
+    check_storage_reaches_every_node(ray, exp, args)
     resources = ray.cluster_resources()
     if args.gpus_per_trial and not resources.get("GPU"):
         print(f"warning: trials ask for {args.gpus_per_trial} GPU each and this Ray cluster has no GPU: "
               "they wait until a GPU node joins")
-    print(f"noisesweep: grid {grid.label} ({grid.path}), {len(grid.trials)} trials -> {exp_path}")
+    print(f"noisesweep: grid {grid.label} ({grid.path}), {len(grid.trials)} trials -> {exp.path}")
     print(f"ray: {int(resources.get('CPU', 0))} CPUs, {resources.get('GPU', 0):g} GPUs; "
           f"per trial {args.cpus_per_trial:g} CPU, {args.gpus_per_trial:g} GPU", flush=True)
     if not args.resume:
-        write_spec(exp_path, {"grid": grid.label, "grid_path": grid.path,
-                              "overrides": grid.overrides, "trials": grid.trials})
+        exp.write_json({"grid": grid.label, "grid_path": grid.path, "overrides": grid.overrides,
+                        "trials": grid.trials}, SPEC_FILE)
     per_trial = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
-    references = ensure_references(grid.trials, datasets, *_filesystem(exp_path), per_trial)
+    references = ensure_references(grid.trials, datasets, exp, per_trial)
 
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, datasets=datasets, references=references), per_trial)
+        tune.with_parameters(train_trial, datasets=datasets, references=references, storage=exp), per_trial)
     # A run stopped before Tune saved any state (during the reference stage) starts afresh.
-    if args.resume and tune.Tuner.can_restore(exp_path):
-        tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
+    if args.resume and tune.Tuner.can_restore(exp.path):
+        tuner = tune.Tuner.restore(exp.path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         tuner = tune.Tuner(
             trainable,
@@ -352,7 +290,7 @@ def run_trials(ray, grid: Grid, name: str, exp_path: str, datasets: dict, args: 
             ),
             run_config=tune.RunConfig(
                 name=name,
-                storage_path=storage_root(args.storage_path),
+                storage_path=Storage(args.storage_path).path,
                 failure_config=tune.FailureConfig(max_failures=args.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             ),
@@ -361,13 +299,10 @@ def run_trials(ray, grid: Grid, name: str, exp_path: str, datasets: dict, args: 
 
 
 def trial_state(result) -> str:
-    """ERROR, DIVERGED, TERMINATED (all its epochs) or UNFINISHED (stopped early: Ctrl-C)."""
+    """A finished run's trial in sweeps.schema's words: finished, diverged, errored or unfinished."""
     m = result.metrics or {}
-    if result.error:
-        return "ERROR"
-    if m.get("diverged"):
-        return "DIVERGED"
-    return "TERMINATED" if m.get("epoch", 0) >= result.config["epochs"] else "UNFINISHED"
+    return schema.trial_status(m.get("epoch"), result.config["epochs"], bool(m.get("diverged")),
+                               errored=result.error is not None)
 
 
 def summarize(results, grid: Grid, name: str, exp_path: str, args) -> int:
@@ -378,19 +313,19 @@ def summarize(results, grid: Grid, name: str, exp_path: str, args) -> int:
     for r in sorted(results, key=lambda r: r.path):
         m = r.metrics or {}
         state = states[r.path] = trial_state(r)
-        metric = "val_accuracy" if "val_accuracy" in m else "val_loss"
+        metric = schema.headline_metric(m)
         shown = f", {metric} {m[metric]:.4f}" if m.get(metric) is not None else ""
-        error = f", error in {os.path.join(r.path, 'error.txt')}" if state == "ERROR" else ""
+        error = f", error in {os.path.join(r.path, 'error.txt')}" if state == schema.ERRORED else ""
         print(f"  {os.path.basename(r.path)}: {state}, epochs {m.get('epoch', 0)}/{r.config['epochs']}{shown}{error}")
-    count = {s: list(states.values()).count(s) for s in ("TERMINATED", "DIVERGED", "ERROR", "UNFINISHED")}
-    finished = count["TERMINATED"] + count["DIVERGED"]
-    print(f"{finished}/{len(grid.trials)} trials finished ({count['DIVERGED']} diverged, "
-          f"{count['ERROR']} errored, {len(grid.trials) - finished - count['ERROR']} unfinished)")
+    count = {s: list(states.values()).count(s) for s in schema.STATUSES}
+    finished = sum(count[s] for s in schema.COMPLETE)
+    print(f"{finished}/{len(grid.trials)} trials finished ({count[schema.DIVERGED]} diverged, "
+          f"{count[schema.ERRORED]} errored, {len(grid.trials) - finished - count[schema.ERRORED]} unfinished)")
     print(f"logs: {exp_path}")
     if finished == len(grid.trials):
         return 0
     print(f"resume with: python sweeps/run.py --name {name} --storage-path {args.storage_path} --resume")
-    return 1 if count["ERROR"] else 130
+    return 1 if count[schema.ERRORED] else 130
 
 
 def main(argv=None) -> int:

@@ -1,18 +1,17 @@
 """The Ray Tune trainable: one trial trains one model on one noisy dataset.
 
-It composes the pieces and knows nothing of grids or figures: data arrive
-through `tune.with_parameters` (read zero-copy from the object store), noise
-comes from sweeps.noise, the model from the models registry, and each epoch
-goes to Tune through sweeps.reporting.TuneReport. A classification trial
-learns labels; a denoise trial (config kind `denoise`) learns noisy -> clean
-images and ends with sweeps.denoise's evaluation.
+It picks the trial's task (sweeps.tasks), which turns the config into data and
+a compiled model, and runs the fit loop with the reporting callback. It knows
+nothing of grids or figures: data arrive through `tune.with_parameters` (read
+zero-copy from the object store), and so do the reference classifiers and the
+experiment's storage, where the trial's end-of-training files go.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import os
 
-from sweeps.noise import noisy_split
+from sweeps import tasks
 
 
 def configure_tensorflow(tf, seed: int) -> None:
@@ -42,95 +41,26 @@ def configure_tensorflow(tf, seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def compiled_model(config: dict, input_shape, num_classes: int):
-    """The registry's model for `config`, compiled with its optimizer, learning rate and loss."""
-    from models import build_model
-
-    model = build_model(config["arch"], config["l2"], input_shape, num_classes)
-    model.compile(optimizer=make_optimizer(config), loss=config["loss_fn"], metrics=["accuracy"])
-    return model
-
-
-def make_optimizer(config: dict):
-    import keras
-
-    # The grid's optimizer names (sweeps.grids.OPTIMIZERS) are Keras's own identifiers.
-    return keras.optimizers.get({"class_name": config["optimizer"], "config": {"learning_rate": config["lr"]}})
+def fit(model, parts, config: dict, callbacks, initial_epoch: int = 0, validate: bool = True):
+    """The one fit loop: trials, reference classifiers and the benchmark's plain loop.
+    `validate=False` skips the per-epoch validation (a reference is judged once, at its end)."""
+    return model.fit(
+        *parts.train,
+        batch_size=config["batch_size"],
+        epochs=config["epochs"],
+        initial_epoch=initial_epoch,
+        validation_data=parts.val if validate else None,
+        callbacks=callbacks,
+        verbose=0,
+    )
 
 
-def subset(config: dict, arrays: dict, split: str):
-    """(images, labels) of a split, cut to the config's `train_subset` / `test_subset`."""
-    n = config[f"{split}_subset"]
-    return arrays[f"x_{split}"][:n], arrays[f"y_{split}"][:n]
-
-
-def prepare_data(config: dict, arrays: dict) -> dict:
-    """uint8 dataset arrays -> float inputs and labels for fit/evaluate, noise applied.
-
-    Returns x/y for train and val, and for test too when validating on a
-    hold-out (the last `holdout_size` training images, as seed 002 does).
-    """
-    noise = {k: config[k] for k in ("noise_type", "noise_scale", "noise_target", "noise_clip")}
-    out = {}
-    for split in ("train", "test"):
-        images, labels = subset(config, arrays, split)
-        x = noisy_split(images, split, seed=config["seed"], standardize_first=config["standardize"], **noise)
-        out[split] = (x[..., np.newaxis], labels.astype(np.int32))
-    if config["validation"] == "holdout":
-        x, y = out["train"]
-        k = config["holdout_size"]
-        if k >= len(x):
-            raise ValueError(f"holdout_size {k} leaves no training images out of {len(x)}")
-        out["train"], out["val"] = (x[:-k], y[:-k]), (x[-k:], y[-k:])
-    else:
-        out["val"] = out.pop("test")
-    return out
-
-
-def training_data(config: dict, arrays: dict):
-    """(prepare_data's splits with labels in the form the loss wants, number of classes)."""
-    num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
-    data = prepare_data(config, arrays)
-    if config["loss_fn"] == "categorical_crossentropy":
-        import keras
-
-        data = {k: (x, keras.utils.to_categorical(y, num_classes)) for k, (x, y) in data.items()}
-    return data, num_classes
-
-
-def classification_parts(config: dict, arrays: dict):
-    """(build the compiled model, training pair, validation pair, final-epoch hook)."""
-    data, num_classes = training_data(config, arrays)
-
-    def finish(model, directory):
-        # Validating on a hold-out leaves the test set for the end.
-        loss, acc = model.evaluate(*data["test"], batch_size=config["batch_size"], verbose=0)
-        return {"test_loss": float(loss), "test_accuracy": float(acc)}
-
-    build = lambda: compiled_model(config, data["train"][0].shape[1:], num_classes)  # noqa: E731
-    return build, data["train"], data["val"], finish if "test" in data else None
-
-
-def denoise_parts(config: dict, arrays: dict, references: dict):
-    """(build the compiled denoiser, noisy -> clean training pair, validation pair, evaluation hook)."""
-    from sweeps import denoise, reference
-
-    data = denoise.denoise_data(config, arrays)
-    key = reference.trial_reference_key(config)
-    classifier, note = None, None
-    if key:
-        classifier = reference.load_classifier(references[key])
-        # Which weights judged this trial, so trials sharing a classifier can be told apart.
-        note = {"reference": key, "reference_sha256_16": reference.fingerprint(references[key])}
-    build = lambda: denoise.compiled_denoiser(config, make_optimizer(config))  # noqa: E731
-    return build, data["train"], data["val"], denoise.finish_trial(config, arrays, classifier, note)
-
-
-def train_trial(config: dict, datasets: dict, references: dict | None = None) -> None:
+def train_trial(config: dict, datasets: dict, references: dict | None = None, storage=None) -> None:
     """Train the model `config` describes and report every epoch to Tune.
 
     `datasets` maps dataset name -> {x_train, y_train, x_test, y_test} uint8 arrays;
-    `references` maps reference classifier key -> .keras bytes (sweeps.reference).
+    `references` maps reference classifier key -> .keras bytes (sweeps.reference);
+    `storage` is the experiment's folder (sweeps.storage.Storage).
     """
     import tensorflow as tf
 
@@ -139,23 +69,11 @@ def train_trial(config: dict, datasets: dict, references: dict | None = None) ->
 
     from sweeps.reporting import TuneReport, load_checkpoint
 
-    arrays = datasets[config["dataset"]]
-    if config.get("kind") == "denoise":
-        build, train, val, finish = denoise_parts(config, arrays, references or {})
-    else:
-        build, train, val, finish = classification_parts(config, arrays)
-
+    parts = tasks.for_config(config).parts(config, datasets[config["dataset"]], references or {})
     checkpoint = tune.get_checkpoint()
-    model, epochs_done = load_checkpoint(checkpoint) if checkpoint else (build(), 0)
+    model, epochs_done = load_checkpoint(checkpoint) if checkpoint else (parts.build(), 0)
     if epochs_done >= config["epochs"]:
         return
-    report = TuneReport(config["epochs"], config["checkpoint_every"], finish=finish)
-    model.fit(
-        *train,
-        batch_size=config["batch_size"],
-        epochs=config["epochs"],
-        initial_epoch=epochs_done,
-        validation_data=val,
-        callbacks=[report],
-        verbose=0,
-    )
+    folder = storage.child(os.path.basename(tune.get_context().get_trial_dir())) if storage else None
+    report = TuneReport(config["epochs"], config["checkpoint_every"], finish=parts.finish, folder=folder)
+    fit(model, parts, config, [report], initial_epoch=epochs_done)

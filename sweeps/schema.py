@@ -1,0 +1,107 @@
+"""What a trial writes and how it is read back: the one vocabulary the runner, the
+reporting callback and the analysis share.
+
+Metric names and labels, trial statuses and the one rule that decides a trial's
+status, the names of the files a trial leaves beside its logs, and the columns of
+a denoiser's evaluation. Standard library only: the analysis imports this module
+and nothing else from `sweeps/`, so it never loads Ray, TensorFlow or YAML.
+"""
+
+from __future__ import annotations
+
+# What a trial reports each epoch (or with its last one), name -> axis label.
+METRICS = {
+    "loss": "training loss",
+    "accuracy": "training accuracy",
+    "val_loss": "validation loss",
+    "val_accuracy": "validation accuracy",
+    # Reported once, after the last epoch, by a trial that validated on a hold-out.
+    "test_loss": "test loss",
+    "test_accuracy": "test accuracy",
+    "epoch_time_s": "epoch time (s)",
+}
+# Where and how a row was made; reported beside the metrics and the `epoch` every epoch.
+CONTEXT = ("node_id", "hostname", "gpus", "pid", "diverged")
+# What each task's loss is, for labels; a task not listed here is labelled plain "loss".
+LOSS_KINDS = {
+    "classify": "cross-entropy",
+    "denoise": "reconstruction",
+    "vae": "reconstruction + KL",
+}
+
+# A trial's status, in the runner's summary and in the analysis alike.
+FINISHED, DIVERGED, ERRORED, UNFINISHED = "finished", "diverged", "errored", "unfinished"
+STATUSES = (FINISHED, DIVERGED, ERRORED, UNFINISHED)
+COMPLETE = (FINISHED, DIVERGED)  # a result to aggregate: nothing more will come
+
+# Files a trial writes into its own folder after its last epoch (not into a checkpoint:
+# checkpoints hold only what a restart needs, and Tune deletes old ones).
+EVALUATION_FILE = "evaluation.json"
+SAMPLES_FILE = "samples.npz"
+LATENT_GRID_FILE = "latent_grid.npz"
+# A denoiser's evaluation, one row per test noise level.
+EVAL_METRICS = ("noisy_mse", "denoised_mse", "seasoned_accuracy", "denoised_accuracy")
+# Which reference classifier judged it (sweeps.reference), the same for every level.
+EVAL_REFERENCE = ("reference", "reference_sha256_16")
+EVAL_COLUMNS = ("level", *EVAL_METRICS, *EVAL_REFERENCE)
+
+
+class SchemaError(ValueError):
+    """A metric, status or task name this schema does not know."""
+
+
+def label(metric: str, task: str | None = None) -> str:
+    """The axis label of `metric`; losses name what they measure when the task is known."""
+    if metric not in METRICS:
+        return metric
+    text = METRICS[metric]
+    if metric.endswith("loss") and task in LOSS_KINDS:
+        text += f" ({LOSS_KINDS[task]})"
+    return text
+
+
+def check_metrics(metrics: dict) -> None:
+    """Refuse a reported key that is neither a metric nor context: the analysis would not know it."""
+    unknown = sorted(set(metrics) - set(METRICS) - set(CONTEXT) - {"epoch"})
+    if unknown:
+        raise SchemaError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)} "
+                          "(declare a new one in sweeps/schema.py)")
+
+
+def headline_metric(available) -> str:
+    """The metric to show for a trial or to rank by: accuracy when reported, else the loss
+    (denoisers report no accuracy)."""
+    return "val_accuracy" if "val_accuracy" in available else "val_loss"
+
+
+def trial_status(last_epoch: int | None, wanted_epochs: int | None, diverged: bool, errored: bool,
+                 clean: bool = True) -> str:
+    """The one rule for a trial's status.
+
+    diverged: a NaN loss ended it (a result, not a failure); finished: it reported all its
+    epochs (`clean`: its log read without damage); errored: it failed and was not
+    retried to the end; unfinished: still running, or stopped (Ctrl-C) before its end.
+    """
+    if diverged:
+        return DIVERGED
+    if clean and last_epoch is not None and (wanted_epochs is None or last_epoch >= wanted_epochs):
+        return FINISHED
+    return ERRORED if errored else UNFINISHED
+
+
+def task_of(config: dict) -> str:
+    """The task a trial config names; configs written before tasks were named say
+    `kind: denoise` (the VAE among them) or nothing (a classifier)."""
+    if config.get("task"):
+        return config["task"]
+    if config.get("kind") == "denoise":
+        return "vae" if config.get("arch") == "vae" else "denoise"
+    return "classify"
+
+
+def upgrade_config(config: dict) -> dict:
+    """An older experiment's trial config in today's form: `task` named, `kind` gone."""
+    if "task" in config:
+        return config
+    rest = {k: v for k, v in config.items() if k not in ("arch", "kind")}
+    return {**({"arch": config["arch"]} if "arch" in config else {}), "task": task_of(config), **rest}

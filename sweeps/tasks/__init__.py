@@ -1,0 +1,66 @@
+"""Trial kinds ("tasks"): one module each, named for the task.
+
+A task module owns, for its kind of trial: its config keys and their defaults
+(`DEFAULTS`, `KEYS`), its losses (`LOSSES`), the rules across axes it adds
+(`check`, raising base.ConfigError), the reference classifiers it needs
+(`references`), and, in the trial, how the config becomes data, a compiled
+model and an end-of-training outcome (`parts` -> base.Parts). Optional:
+`finalize(config)`, run once on each expanded config. Every architecture in
+the models registry names its task; every trial config carries it as `task`.
+
+The modules of this package are the built-in tasks. A task of one's own lives
+anywhere importable and is named in $NOISESWEEP_TASKS (comma-separated module
+names); it registers its architectures with models.register when imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+
+from sweeps.schema import task_of
+
+ENV = "NOISESWEEP_TASKS"
+_NOT_TASKS = {"base"}
+_loaded: dict = {}
+
+
+def _load() -> dict:
+    if not _loaded:
+        for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+            if info.name not in _NOT_TASKS:
+                _register(importlib.import_module(f"{__name__}.{info.name}"))
+    for name in filter(None, (m.strip() for m in os.environ.get(ENV, "").split(","))):
+        _register(importlib.import_module(name))  # cached after the first time
+    return _loaded
+
+
+def _register(module) -> None:
+    _loaded.setdefault(module.NAME, module)
+
+
+def all_tasks() -> dict:
+    """Task name -> module: the built-in ones and those named in $NOISESWEEP_TASKS."""
+    return dict(_load())
+
+
+def get(name: str):
+    tasks = _load()
+    if name not in tasks:
+        raise KeyError(f"unknown task {name!r}; known: {', '.join(sorted(tasks))} "
+                       f"(a task of your own is named in ${ENV})")
+    return tasks[name]
+
+
+def for_config(config: dict):
+    """The task module of a trial config (older configs included: sweeps.schema.task_of)."""
+    return get(task_of(config))
+
+
+def for_arch(arch: str):
+    """The task module an architecture trains under."""
+    from models import ARCHITECTURES
+
+    _load()  # tasks of one's own register their architectures on import
+    return get(ARCHITECTURES[arch].task)

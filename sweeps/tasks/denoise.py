@@ -1,0 +1,195 @@
+"""The denoise task: an autoencoder learns noisy -> clean images, then is evaluated over
+noise levels (seeds 001 part 4, 002, 003).
+
+It trains on (noisy, clean) training images at the grid's level. After its last
+epoch it is evaluated on the test set seasoned at each of `eval_levels`: the
+reconstruction error of its output, and, with a reference classifier, that
+classifier's accuracy on the seasoned images and, through the composite model
+noisy -> autoencoder -> classifier (seed 003), on the denoised ones. A few fixed
+test images are kept at every level for the figures. The evaluation and the
+images go to the trial's folder as sweeps.schema's EVALUATION_FILE and SAMPLES_FILE.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models import arch_defaults, archs_of
+from sweeps.noise import noisy_split, to_unit_float
+from sweeps.schema import EVALUATION_FILE, SAMPLES_FILE
+from sweeps.tasks.base import (ConfigError, Outcome, Parts, fingerprint, is_int, is_number, make_optimizer,
+                               model_from_bytes, subset)
+
+NAME = "denoise"
+MODEL = "denoiser"
+FAMILY = "denoise"
+# Seed 001 4b/4c: test levels 0, 0.1, ..., 1.
+DEFAULT_EVAL_LEVELS = [round(0.1 * i, 1) for i in range(11)]
+DEFAULTS = {
+    "classifier": None,  # reference classifier arch; null: reconstruction error only
+    "classifier_epochs": None,  # null: the classifier's own seed default
+    "eval_levels": None,  # null: DEFAULT_EVAL_LEVELS
+}
+KEYS = tuple(DEFAULTS)
+# key -> (check, what a valid value is), applied by the grid to every value given
+CHECKS = {
+    "classifier": (lambda v: v is None or v in archs_of("classify"), f"null or one of {', '.join(archs_of('classify'))}"),
+    "classifier_epochs": (lambda v: v is None or (is_int(v) and v >= 1), "an integer >= 1, or null for its default"),
+    "eval_levels": (lambda v: v is None or (isinstance(v, list) and len(v) > 0
+                                            and all(is_number(x) and x >= 0 for x in v)),
+                    "a non-empty list of numbers >= 0, or null for 0, 0.1, ..., 1"),
+}
+LIST_VALUED = ("eval_levels",)  # one list per trial, not an axis
+LOSSES = ("binary_crossentropy", "mse")
+# Seed 001 4b shows 3-4 test digits; the first four of MNIST's test set are 7, 2, 1, 0.
+SAMPLE_INDICES = (0, 1, 2, 3)
+PREDICT_BATCH = 1000
+
+
+def finalize(config: dict) -> dict:
+    # Held as one string: Ray Tune takes a list in a config for a set of separate
+    # values, and a string keeps the analysis's group keys hashable.
+    levels = config["eval_levels"]
+    if not isinstance(levels, str):
+        config["eval_levels"] = " ".join(f"{float(x):g}" for x in levels or DEFAULT_EVAL_LEVELS)
+    return config
+
+
+def eval_levels(config: dict) -> list[float]:
+    """A denoise trial's evaluation levels, as numbers."""
+    return [float(x) for x in config["eval_levels"].split()]
+
+
+def check(config: dict) -> None:
+    """Rules across axes for a denoiser's trial; raises ConfigError."""
+    arch = config["arch"]
+    if config["noise_type"] == "none":
+        raise ConfigError("noise_type", f"{arch} is a denoiser; it needs gaussian or salt_and_pepper noise "
+                                        "(noise_scale is its training level, 0 allowed)")
+    for key, bad, why in (("standardize", True, "its sigmoid output is in [0, 1]"),
+                          ("validation", "holdout", "it validates on the noisy test set")):
+        if config[key] == bad:
+            raise ConfigError(key, f"not for denoiser {arch}: {why}")
+    if config["noise_type"] == "salt_and_pepper" and any(x > 1 for x in eval_levels(config)):
+        raise ConfigError("eval_levels", "salt_and_pepper levels must be in [0, 1]")
+
+
+def reference_key(ref: dict) -> str:
+    """The file name stem of a reference classifier: everything that changes its weights."""
+    subset_ = ref["train_subset"] or "all"
+    return f"{ref['dataset']}_{ref['arch']}_e{ref['epochs']}_n{subset_}_s{ref['seed']}"
+
+
+def references(config: dict) -> dict:
+    """{key: the classification config of the reference classifier} (empty without one).
+
+    It trains on clean images with its seed's settings, on the trial's training subset
+    and seed; sweeps.reference fills in the rest of the config.
+    """
+    arch = config.get("classifier")
+    if not arch:
+        return {}
+    ref = {"arch": arch, "dataset": config["dataset"], "seed": config["seed"],
+           "train_subset": config["train_subset"],
+           "epochs": config.get("classifier_epochs") or arch_defaults(arch)["epochs"]}
+    return {reference_key(ref): ref}
+
+
+def seasoned(images: np.ndarray, config: dict, split: str, level: float) -> np.ndarray:
+    """uint8 images -> float (N, 28, 28, 1) with the trial's noise at `level` (clean at 0)."""
+    x = noisy_split(images, split, seed=config["seed"], noise_type=config["noise_type"], noise_scale=level,
+                    noise_target=split, noise_clip=config["noise_clip"])
+    return x[..., np.newaxis]
+
+
+def denoise_data(config: dict, arrays: dict) -> dict:
+    """(noisy, clean) pairs for training, and for validation the test set at the training level."""
+    out = {}
+    for split, name in (("train", "train"), ("test", "val")):
+        images, _ = subset(config, arrays, split)
+        clean = to_unit_float(images)[..., np.newaxis]
+        out[name] = (seasoned(images, config, split, config["noise_scale"]), clean)
+    return out
+
+
+def compiled_denoiser(config: dict, optimizer=None, loss=None, **options):
+    """The registry's denoiser for `config`, compiled (its optimizer unless one is given)."""
+    from models import build_model  # imports Keras: not at module level
+
+    model = build_model(config["arch"], config["l2"], **options)
+    model.compile(optimizer=optimizer or make_optimizer(config), loss=loss or config["loss_fn"])
+    return model
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x[..., 0] * 255), 0, 255).astype(np.uint8)
+
+
+def _accuracy(model, x, labels) -> float:
+    predicted = np.argmax(model.predict(x, batch_size=PREDICT_BATCH, verbose=0), axis=-1)
+    return float(np.mean(predicted == labels))
+
+
+def evaluate_levels(config: dict, denoiser, arrays: dict, classifier=None) -> tuple[list[dict], dict]:
+    """Evaluate a trained denoiser at every level of config["eval_levels"] on the test set.
+
+    Returns (one dict per level: level, noisy_mse, denoised_mse and, with a classifier,
+    seasoned_accuracy and denoised_accuracy; the sample images as uint8 arrays).
+    """
+    import keras
+
+    images, labels = subset(config, arrays, "test")
+    labels = labels.astype(np.int64)
+    clean = to_unit_float(images)[..., np.newaxis]
+    composite = None
+    if classifier is not None:
+        inputs = keras.Input(shape=clean.shape[1:])
+        composite = keras.Model(inputs, classifier(denoiser(inputs)), name="noisy_to_denoiser_to_classifier")
+    picked = [i for i in SAMPLE_INDICES if i < len(images)]
+    rows, noisy_samples, denoised_samples = [], [], []
+    levels = eval_levels(config)
+    for level in levels:
+        noisy = seasoned(images, config, "test", level)
+        denoised = denoiser.predict(noisy, batch_size=PREDICT_BATCH, verbose=0)
+        row = {
+            "level": float(level),
+            "noisy_mse": float(np.mean((noisy - clean) ** 2)),
+            "denoised_mse": float(np.mean((denoised - clean) ** 2)),
+        }
+        if composite is not None:
+            row["seasoned_accuracy"] = _accuracy(classifier, noisy, labels)
+            row["denoised_accuracy"] = _accuracy(composite, noisy, labels)
+        rows.append(row)
+        noisy_samples.append(to_uint8(noisy[picked]))
+        denoised_samples.append(to_uint8(denoised[picked]))
+    samples = {
+        "levels": np.asarray(levels, np.float32),
+        "indices": np.asarray(picked, np.int64),
+        "labels": labels[picked],
+        "original": images[picked],
+        "noisy": np.stack(noisy_samples),
+        "denoised": np.stack(denoised_samples),
+    }
+    return rows, samples
+
+
+def judge(config: dict, available: dict) -> tuple[object, dict]:
+    """(the reference classifier this trial names, loaded, or None; a note saying which)."""
+    for key in references(config):
+        blob = available[key]
+        # Which weights judged this trial, so trials sharing a classifier can be told apart.
+        return model_from_bytes(blob), {"reference": key, "reference_sha256_16": fingerprint(blob)}
+    return None, {}
+
+
+def parts(config: dict, arrays: dict, references: dict | None = None, compile_options: dict | None = None) -> Parts:
+    data = denoise_data(config, arrays)
+    # Loaded before the denoiser is built, as it always was: loading draws from Keras's
+    # seeded generators, and the denoiser's initial weights must not change.
+    classifier, note = judge(config, references or {})
+
+    def finish(model) -> Outcome:
+        rows, samples = evaluate_levels(config, model, arrays, classifier)
+        return Outcome(artifacts={EVALUATION_FILE: {**note, "levels": rows}, SAMPLES_FILE: samples})
+
+    return Parts(lambda: compiled_denoiser(config, **(compile_options or {})), data["train"], data["val"], finish)
