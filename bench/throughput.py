@@ -82,9 +82,10 @@ def loop_child(grid_path: str) -> None:
     t0 = time.perf_counter()
     import keras
 
+    from sweeps import tasks
     from sweeps.data import load_dataset
     from sweeps.grids import load_grid
-    from sweeps.trainable import compiled_model, training_data
+    from sweeps.trainable import fit
 
     grid = load_grid(grid_path)
     arrays = load_dataset("mnist", log=lambda line: None).arrays()
@@ -101,10 +102,8 @@ def loop_child(grid_path: str) -> None:
 
     for config in grid.trials:
         keras.utils.set_random_seed(config["seed"])
-        data, classes = training_data(config, arrays)
-        model = compiled_model(config, data["train"][0].shape[1:], classes)
-        history = model.fit(*data["train"], batch_size=config["batch_size"], epochs=config["epochs"],
-                            validation_data=data["val"], callbacks=[Timer()], verbose=0)
+        parts = tasks.for_config(config).parts(config, arrays)
+        history = fit(parts.build(), parts, config, [Timer()])
         finals[config["seed"]] = history.history["val_accuracy"][-1]
     print(json.dumps({"train_s": sum(epoch_times), "acc": finals, "first_epoch": first}))
 

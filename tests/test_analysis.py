@@ -111,7 +111,7 @@ def test_damaged_logs_warn_name_the_file_and_the_rest_aggregates(tmp_path):
     assert any("no_epochs: no epochs reported" in m for m in messages)
     assert any(m.endswith("empty: empty folder, no trial in it") for m in messages)
     status = df.drop_duplicates("trial").set_index("trial")["status"]
-    assert status["truncated"] == "running" and status["no_epochs"] == "running" and status["crashed"] == "errored"
+    assert status["truncated"] == "unfinished" and status["no_epochs"] == "unfinished" and status["crashed"] == "errored"
     summary = summarize(df).set_index("l2")
     assert summary.loc[1e-3, "n"] == 3 and summary.loc[1e-3, "val_accuracy_mean"] == pytest.approx(0.8)
     # the damaged group is marked, not averaged as if whole

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from models import DENOISERS, build_denoiser
+from models import archs_of, build_model
 from models.autoencoders import reconstruction_loss
 from sweeps.noise import noisy_split
 from tests.synthetic import learnable_mnist
@@ -21,19 +21,19 @@ EXPECTED_PARAMS = {
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
 def test_parameter_count_matches_seed(name):
-    model = build_denoiser(name)
+    model = build_model(name)
     assert model.count_params() == EXPECTED_PARAMS[name]
     assert model.output_shape == (None, 28, 28, 1)
 
 
 def test_every_denoiser_is_tested_and_unknown_names_are_refused():
-    assert set(DENOISERS) == set(EXPECTED_PARAMS)
-    with pytest.raises(KeyError, match="unknown denoiser 'unet'"):
-        build_denoiser("unet")
+    assert set(archs_of("denoise", "vae")) == set(EXPECTED_PARAMS)
+    with pytest.raises(KeyError, match="unknown architecture 'unet'"):
+        build_model("unet")
 
 
 def test_vae_latent_dimension_is_configurable_and_its_kl_term_is_a_loss():
-    model = build_denoiser("vae", latent_dim=8)
+    model = build_model("vae", latent_dim=8)
     encoder = model.get_layer("encoder")
     assert encoder.get_layer("z_mean").output.shape[-1] == 8
     model(np.zeros((3, 28, 28, 1), np.float32))
@@ -45,7 +45,7 @@ def test_denoiser_learns_noisy_to_clean():
     arrays = learnable_mnist(2000, 200)
     clean = arrays["x_train"].astype(np.float32)[..., None] / 255
     noisy = noisy_split(arrays["x_train"], "train", seed=0, noise_type="salt_and_pepper", noise_scale=0.4)[..., None]
-    model = build_denoiser("dae_small")
+    model = build_model("dae_small")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
     before = model.evaluate(noisy, clean, verbose=0)
     model.fit(noisy, clean, batch_size=128, epochs=3, verbose=0)
@@ -59,7 +59,7 @@ def test_denoiser_learns_noisy_to_clean():
 def test_vae_trains_on_its_evidence_lower_bound():
     keras.utils.set_random_seed(1)
     x = learnable_mnist(1000, 10)["x_train"].astype(np.float32)[..., None] / 255
-    model = build_denoiser("vae")
+    model = build_model("vae")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=reconstruction_loss)
     history = model.fit(x, x, batch_size=100, epochs=3, verbose=0).history["loss"]
     assert history[-1] < history[0]

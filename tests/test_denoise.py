@@ -5,11 +5,11 @@ import keras
 import numpy as np
 import pytest
 
-from models import build_denoiser
-from sweeps import denoise
+from models import build_model
+from sweeps.tasks import denoise, vae as vae_task
 from sweeps.grids import trial_config
 from sweeps.noise import noisy_split, to_unit_float
-from sweeps.trainable import compiled_model, training_data
+from sweeps.tasks.classify import compiled_model, training_data
 from tests.synthetic import learnable_mnist
 
 LEVELS = [0, 0.25, 0.5, 0.75, 1.0]
@@ -85,7 +85,7 @@ def test_without_a_classifier_only_reconstruction_is_measured(trained):
 
 def test_vae_latent_grid_decodes_a_square_of_images():
     keras.utils.set_random_seed(0)
-    vae = build_denoiser("vae", latent_dim=2)
-    grid = denoise.latent_grid(vae, size=5)
+    vae = build_model("vae", latent_dim=2)
+    grid = vae_task.latent_grid(vae, size=5)
     assert grid["images"].shape == (5, 5, 28, 28) and grid["images"].dtype == np.uint8
     assert grid["z1"].tolist() == pytest.approx([-2, -1, 0, 1, 2]) and grid["z2"][0] == pytest.approx(2)

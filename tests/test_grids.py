@@ -5,6 +5,7 @@ import textwrap
 import pytest
 
 from sweeps import grids
+from sweeps.tasks import denoise as denoise_task
 from sweeps.grids import GridError, load_grid
 
 
@@ -139,10 +140,10 @@ def test_denoise_grids_reproduce_their_seeds():
     denoise = load_grid("denoise").trials
     assert len(denoise) == 3 and {t["seed"] for t in denoise} == {0, 1, 2}
     t = denoise[0]
-    assert (t["kind"], t["arch"], t["classifier"], t["noise_type"], t["noise_scale"]) == \
+    assert (t["task"], t["arch"], t["classifier"], t["noise_type"], t["noise_scale"]) == \
         ("denoise", "dae_dense", "cnn", "salt_and_pepper", 0.4)
     assert (t["optimizer"], t["batch_size"], t["epochs"], t["loss_fn"]) == ("adam", 64, 32, "binary_crossentropy")
-    assert grids.eval_levels(t) == pytest.approx([i / 10 for i in range(11)])
+    assert denoise_task.eval_levels(t) == pytest.approx([i / 10 for i in range(11)])
     gaussian = load_grid("denoise_gaussian").trials[0]
     assert (gaussian["arch"], gaussian["classifier"], gaussian["noise_scale"], gaussian["noise_clip"]) == \
         ("dae_small", "mlp256", 0.9, True)
@@ -160,12 +161,12 @@ def test_eval_levels_is_one_list_not_an_axis_and_defaults_to_tenths(tmp_path):
     """)
     trials = load_grid(path).trials
     assert len(trials) == 2  # two training levels, not 2 x 3
-    assert [grids.eval_levels(t) for t in trials] == [[0, 0.5, 2], [0, 0.5, 2]]
+    assert [denoise_task.eval_levels(t) for t in trials] == [[0, 0.5, 2], [0, 0.5, 2]]
     default = load_grid(write(tmp_path, "{arch: dae_dense, noise_type: salt_and_pepper}", "d.yaml")).trials[0]
     assert default["eval_levels"] == "0 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1"
-    assert default["classifier"] == "cnn" and default["kind"] == "denoise"
+    assert default["classifier"] == "cnn" and default["task"] == "denoise"
     classify = load_grid(write(tmp_path, "{arch: mlp64}", "c.yaml")).trials[0]
-    assert "kind" not in classify and "eval_levels" not in classify  # classification configs unchanged
+    assert classify["task"] == "classify" and "eval_levels" not in classify  # no denoise keys on a classifier
 
 
 @pytest.mark.parametrize("text, message", [

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from sweeps import run
+from sweeps.storage import Storage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -105,9 +106,9 @@ def test_resume_refuses_a_missing_experiment_and_a_changed_grid(capsys, tmp_path
 
 def test_experiment_spec_round_trips_locally_and_through_a_uri(tmp_path):
     spec = {"grid": "smoke", "grid_path": "x.yaml", "trials": [{"arch": "mlp64", "seed": 0}]}
-    run.write_spec(str(tmp_path / "local"), spec)
-    assert run.read_spec(str(tmp_path / "local")) == spec
+    Storage(str(tmp_path / "local")).write_json(spec, run.SPEC_FILE)
+    assert Storage(str(tmp_path / "local")).read_json(run.SPEC_FILE) == spec
     uri = f"file://{tmp_path}/remote/exp"  # the path cloud storage takes (pyarrow's filesystems)
-    run.write_spec(uri, spec)
-    assert run.read_spec(uri) == spec and (tmp_path / "remote" / "exp" / run.SPEC_FILE).exists()
-    assert run.read_spec(str(tmp_path / "nothing")) is None
+    Storage(uri).write_json(spec, run.SPEC_FILE)
+    assert Storage(uri).read_json(run.SPEC_FILE) == spec and (tmp_path / "remote" / "exp" / run.SPEC_FILE).exists()
+    assert Storage(str(tmp_path / "nothing")).read_json(run.SPEC_FILE) is None

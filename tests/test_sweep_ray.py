@@ -123,7 +123,7 @@ def test_ctrl_c_stops_resumably_and_the_printed_command_finishes_the_sweep(tmp_p
     sweep.wait()
     out = sweep.output()
     assert sweep.proc.returncode == 130, out[-4000:]
-    assert "UNFINISHED" in out
+    assert "unfinished" in out
     resume = next(line for line in out.splitlines() if line.startswith("resume with: "))
     resume_cmd = resume[len("resume with: "):].split()
     assert resume_cmd[:2] == ["python", "sweeps/run.py"] and "--resume" in resume_cmd

@@ -1,10 +1,10 @@
-"""The trainable's data preparation: subsets, hold-out and noise, without Ray."""
+"""The classification task's data preparation: subsets, hold-out and noise, without Ray."""
 
 import numpy as np
 
 from sweeps.grids import BASE_DEFAULTS
 from sweeps.noise import noisy_split
-from sweeps.trainable import prepare_data
+from sweeps.tasks.classify import prepare_data
 from tests.synthetic import learnable_mnist
 
 
