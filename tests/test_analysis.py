@@ -1,5 +1,6 @@
 """The analysis package on experiment folders in Ray Tune's layout with known values."""
 
+import json
 import math
 import os
 import subprocess
@@ -197,8 +198,10 @@ def test_analysis_runs_without_ray_or_tensorflow(study, tmp_path):
     assert script.returncode == 0 and "report.md" in script.stdout
 
 
-def write_denoise_study(exp):
-    """3 seeds of one denoiser, chosen accuracies per level, sample images in the last checkpoint."""
+def write_denoise_study(exp, legacy=False):
+    """3 seeds of one denoiser, chosen accuracies per level, and sample images: written as a
+    trial does (evaluation.json and samples.npz in the trial folder) or, `legacy`, as
+    experiments made before that did (evaluation in the last row, images in the last checkpoint)."""
     chosen = {}
     for seed, jitter in zip((0, 1, 2), (0.02, -0.04, 0.05)):
         rows = []
@@ -207,13 +210,17 @@ def write_denoise_study(exp):
             chosen[(seed, level)] = (seasoned, denoised)
             rows.append({"level": level, "noisy_mse": level / 2, "denoised_mse": 0.05 + jitter / 10,
                          "seasoned_accuracy": seasoned, "denoised_accuracy": denoised})
-        epochs = [{"loss": 0.3, "val_loss": 0.31}, {"loss": 0.2, "val_loss": 0.21, "eval": rows,
-                                                    "reference": f"mnist_cnn_e10_nall_s{seed}"}]
-        cfg = config(arch="dae_dense", kind="denoise", noise_type="salt_and_pepper", noise_scale=0.4,
-                     classifier="cnn", eval_levels="0 0.5 1", seed=seed, epochs=2, loss_fn="binary_crossentropy")
-        path = write_trial(exp, f"dae_dense_s{seed}_0000{seed}", cfg, epochs)
-        ckpt = os.path.join(path, "checkpoint_000001")
-        os.makedirs(ckpt)
+        note = {"reference": f"mnist_cnn_e10_nall_s{seed}"}
+        last = {"loss": 0.2, "val_loss": 0.21, **({"eval": rows, **note} if legacy else {})}
+        cfg = config(arch="dae_dense", noise_type="salt_and_pepper", noise_scale=0.4, classifier="cnn",
+                     eval_levels="0 0.5 1", seed=seed, epochs=2, loss_fn="binary_crossentropy",
+                     **({"kind": "denoise"} if legacy else {"task": "denoise"}))
+        path = write_trial(exp, f"dae_dense_s{seed}_0000{seed}", cfg, [{"loss": 0.3, "val_loss": 0.31}, last])
+        ckpt = os.path.join(path, "checkpoint_000001") if legacy else path
+        os.makedirs(ckpt, exist_ok=True)
+        if not legacy:
+            with open(os.path.join(path, "evaluation.json"), "w") as f:
+                json.dump({**note, "levels": rows}, f)
         rng = np.random.default_rng(seed)
         images = rng.integers(0, 256, (3, 4, 28, 28), dtype=np.uint8)
         np.savez(os.path.join(ckpt, "samples.npz"), levels=np.array([0, 0.5, 1], np.float32), indices=np.arange(4),
@@ -225,11 +232,14 @@ def write_denoise_study(exp):
     return chosen
 
 
-def test_denoise_levels_mean_and_std_over_seeds_by_hand(tmp_path):
+@pytest.mark.parametrize("legacy", [False, True], ids=["trial-folder", "legacy-last-row"])
+def test_denoise_levels_mean_and_std_over_seeds_by_hand(tmp_path, legacy):
     exp = tmp_path / "dn"
-    chosen = write_denoise_study(exp)
+    chosen = write_denoise_study(exp, legacy)
     ev = load_evaluation(str(exp))
     assert len(ev) == 9 and set(ev["seed"]) == {0, 1, 2}
+    assert set(ev["reference"]) == {f"mnist_cnn_e10_nall_s{s}" for s in (0, 1, 2)}
+    assert set(ev["task"]) == {"denoise"} and "kind" not in ev  # older configs read in today's form
     levels = per_level(ev).set_index("level")
     for level in (0.0, 0.5, 1.0):
         for i, metric in enumerate(("seasoned_accuracy", "denoised_accuracy")):
@@ -242,9 +252,10 @@ def test_denoise_levels_mean_and_std_over_seeds_by_hand(tmp_path):
         assert levels.loc[level, "n"] == 3 and levels.loc[level, "seeds"] == "0 1 2"
 
 
-def test_denoise_report_draws_level_figure_strips_and_table(tmp_path):
+@pytest.mark.parametrize("legacy", [False, True], ids=["trial-folder", "legacy-checkpoint"])
+def test_denoise_report_draws_level_figure_strips_and_table(tmp_path, legacy):
     exp = tmp_path / "dn"
-    write_denoise_study(exp)
+    write_denoise_study(exp, legacy)
     out = tmp_path / "out"
     lines = []
     report.build([str(exp)], str(out), log=lines.append)

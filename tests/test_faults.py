@@ -165,7 +165,7 @@ def test_worker_sigkill_beyond_max_failures_is_errored_and_named(tmp_path, fault
     assert sweep.wait() == 1
     out = sweep.output()
     assert "1/2 trials finished (0 diverged, 1 errored, 0 unfinished)" in out
-    errored = re.search(r": ERROR, epochs \d+/5, .*error in (\S+error\.txt)", out)
+    errored = re.search(r": errored, epochs \d+/5, .*error in (\S+error\.txt)", out)
     assert errored and os.path.isfile(errored.group(1))
     finished = [e for e in epochs_of(exp).values() if e == list(range(1, epochs + 1))]
     assert len(finished) == 1  # the other trial completed
