@@ -61,9 +61,10 @@ AXES = ("arch", *BASE_DEFAULTS, *TRAINING_KEYS, *TASK_KEYS)
 LOSSES = tuple(dict.fromkeys(loss for t in tasks.all_tasks().values() for loss in t.LOSSES))
 # Keys whose one value is itself a list: never expanded as an axis.
 LIST_VALUED = tuple(k for t in tasks.all_tasks().values() for k in getattr(t, "LIST_VALUED", ()))
-# Columns of the dry-run table, in reading order.
-TABLE_COLUMNS = ("dataset", "arch", "noise_type", "noise_scale", "noise_target", "l2",
-                 "optimizer", "lr", "batch_size", "epochs", "classifier", "latent_dim", "seed")
+# Columns of the dry-run table, in reading order; each task names its own (TABLE, or its KEYS).
+TABLE_COLUMNS = tuple(dict.fromkeys((
+    "dataset", "arch", "noise_type", "noise_scale", "noise_target", "l2", "optimizer", "lr", "batch_size", "epochs",
+    *(k for t in tasks.all_tasks().values() for k in getattr(t, "TABLE", t.KEYS)), "seed")))
 
 
 class GridError(ValueError):

@@ -36,7 +36,7 @@ def test_grid_takes_the_toy_and_refuses_its_key_elsewhere(tmp_path):
     proc = run(*toy_cmd(tmp_path, "{arch: toy_linear, brightness_scale: -1}", "neg", "--dry-run"))
     assert proc.returncode == 2 and "brightness_scale = -1: must be a number > 0" in proc.stderr
     # without the plugin named, the architecture is unknown: one line, exit 2
-    cmd, env = runner_cmd(tmp_path, GRID, "none", "--dry-run")
+    cmd, env = runner_cmd(tmp_path, "{arch: toy_linear}", "none", "--dry-run")
     proc = run(cmd, env)
     assert proc.returncode == 2 and "arch = 'toy_linear': must be one of" in proc.stderr
 

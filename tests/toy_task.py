@@ -33,7 +33,7 @@ def toy_linear(l2=0.0, input_shape=(28, 28, 1)):
 
 
 register("toy_linear", Arch(__name__, "toy_linear", "toy: Flatten-Dense1, 785 params",
-                            {"optimizer": "sgd", "lr": 0.05, "batch_size": 64, "epochs": 2, "loss_fn": "mse"},
+                            {"optimizer": "adam", "lr": 0.01, "batch_size": 64, "epochs": 2, "loss_fn": "mse"},
                             task=NAME))
 
 

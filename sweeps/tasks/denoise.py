@@ -40,6 +40,7 @@ CHECKS = {
                     "a non-empty list of numbers >= 0, or null for 0, 0.1, ..., 1"),
 }
 LIST_VALUED = ("eval_levels",)  # one list per trial, not an axis
+TABLE = ("classifier",)  # its keys in the dry-run table
 LOSSES = ("binary_crossentropy", "mse")
 # Seed 001 4b shows 3-4 test digits; the first four of MNIST's test set are 7, 2, 1, 0.
 SAMPLE_INDICES = (0, 1, 2, 3)

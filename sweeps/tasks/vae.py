@@ -17,6 +17,7 @@ DEFAULTS = dict(denoise.DEFAULTS)  # latent_dim's default is seed 004's, in the 
 KEYS = (*denoise.KEYS, "latent_dim")
 CHECKS = {**denoise.CHECKS, "latent_dim": (lambda v: is_int(v) and 1 <= v <= 1024, "an integer in [1, 1024]")}
 LIST_VALUED = denoise.LIST_VALUED
+TABLE = (*denoise.TABLE, "latent_dim")
 LOSSES = denoise.LOSSES
 LATENT_GRID_SIZE = 15
 LATENT_GRID_RANGE = 2.0  # z in [-2, 2]^2: where a unit Gaussian prior puts most images
