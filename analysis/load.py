@@ -21,7 +21,7 @@ import warnings
 import pandas as pd
 
 from sweeps import schema
-from sweeps.schema import CONTEXT, EVAL_COLUMNS, EVAL_METRICS, EVAL_REFERENCE, STATUSES  # noqa: F401
+from sweeps.schema import CONTEXT, EVAL_COLUMNS, EVAL_METRICS, EVAL_REFERENCE
 
 METRICS = tuple(schema.METRICS)
 # Columns the loader adds; every other column is a config key.
@@ -137,7 +137,7 @@ def load_experiment(*experiments: str) -> pd.DataFrame:
     """Tidy table of every trial-epoch in the given experiment folders.
 
     Columns: `experiment`, `trial`, `epoch`, the metrics, context (node,
-    pid, diverged), `status` (one of STATUSES), `complete` (status is
+    pid, diverged), `status` (one of sweeps.schema.STATUSES), `complete` (status is
     finished or diverged), then the flat config keys (`arch`, `noise_scale`,
     `l2`, `seed`, ...). A trial with no epochs keeps one row with epoch NaN.
     An epoch reported twice (a trial restarted from an older checkpoint)

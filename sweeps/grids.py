@@ -60,11 +60,11 @@ TASK_KEYS = tuple(dict.fromkeys(k for t in tasks.all_tasks().values() for k in t
 AXES = ("arch", *BASE_DEFAULTS, *TRAINING_KEYS, *TASK_KEYS)
 LOSSES = tuple(dict.fromkeys(loss for t in tasks.all_tasks().values() for loss in t.LOSSES))
 # Keys whose one value is itself a list: never expanded as an axis.
-LIST_VALUED = tuple(k for t in tasks.all_tasks().values() for k in getattr(t, "LIST_VALUED", ()))
-# Columns of the dry-run table, in reading order; each task names its own (TABLE, or its KEYS).
+LIST_VALUED = tuple(dict.fromkeys(k for t in tasks.all_tasks().values() for k in t.LIST_VALUED))
+# Columns of the dry-run table, in reading order; each task names its own (TABLE).
 TABLE_COLUMNS = tuple(dict.fromkeys((
     "dataset", "arch", "noise_type", "noise_scale", "noise_target", "l2", "optimizer", "lr", "batch_size", "epochs",
-    *(k for t in tasks.all_tasks().values() for k in getattr(t, "TABLE", t.KEYS)), "seed")))
+    *(k for t in tasks.all_tasks().values() for k in t.TABLE), "seed")))
 
 
 class GridError(ValueError):
@@ -124,7 +124,7 @@ _CHECKS = {
 for _task in tasks.all_tasks().values():
     # A task's own keys come with their checks (a key without one takes any value).
     for _key in _task.KEYS:
-        _CHECKS.setdefault(_key, getattr(_task, "CHECKS", {}).get(_key, (lambda v: True, "any value")))
+        _CHECKS.setdefault(_key, _task.CHECKS.get(_key, (lambda v: True, "any value")))
 assert set(_CHECKS) == set(AXES)
 
 
@@ -254,7 +254,7 @@ def trial_config(partial: dict, overrides: dict) -> dict:
     task = tasks.for_arch(arch)
     cfg = {**BASE_DEFAULTS, **task.DEFAULTS, **arch_defaults(arch), **partial, **overrides}
     cfg = {"arch": cfg.pop("arch"), "task": task.NAME, **cfg}
-    return task.finalize(cfg) if hasattr(task, "finalize") else cfg
+    return task.finalize(cfg)
 
 
 def known_grids() -> list[str]:

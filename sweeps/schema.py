@@ -100,8 +100,9 @@ def task_of(config: dict) -> str:
 
 
 def upgrade_config(config: dict) -> dict:
-    """An older experiment's trial config in today's form: `task` named, `kind` gone."""
-    if "task" in config:
+    """An older experiment's trial config in today's form: `task` named, `kind` gone.
+    A config without `arch` is not a noisesweep trial's (a foreign Tune run): left as it is."""
+    if "task" in config or "arch" not in config:
         return config
     rest = {k: v for k, v in config.items() if k not in ("arch", "kind")}
-    return {**({"arch": config["arch"]} if "arch" in config else {}), "task": task_of(config), **rest}
+    return {"arch": config["arch"], "task": task_of(config), **rest}

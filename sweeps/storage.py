@@ -16,6 +16,8 @@ import os
 import shutil
 from contextlib import contextmanager
 
+from sweeps.lock import experiment_lock, read_holder
+
 # Filesystems every node of a cluster can mount at the same path.
 SHARED_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "lustre", "glusterfs", "ceph", "fuse.ceph", "beegfs",
                       "gpfs", "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs"}
@@ -145,8 +147,6 @@ class Storage:
 
     def lock_holder(self) -> dict | None:
         """Who holds the runner's lock on this experiment (cloud experiments have none)."""
-        from sweeps.lock import read_holder
-
         return read_holder(self.path) if self.is_local else None
 
     @contextmanager
@@ -157,8 +157,6 @@ class Storage:
         if not self.is_local:
             yield
             return
-        from sweeps.lock import experiment_lock
-
         created = not os.path.exists(self.path)
         try:
             with experiment_lock(self.path, take_stale=take_stale):

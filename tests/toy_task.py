@@ -42,10 +42,6 @@ def check(config: dict) -> None:
         raise ConfigError("validation", "the toy validates on the test set only")
 
 
-def references(config: dict) -> dict:
-    return {}
-
-
 def targets(config: dict, images: np.ndarray) -> np.ndarray:
     """What the toy learns: the clean image's mean pixel in [0, 1], scaled."""
     return to_unit_float(images).mean(axis=(1, 2))[:, None] * np.float32(config["brightness_scale"])

@@ -1,11 +1,14 @@
 """Trial kinds ("tasks"): one module each, named for the task.
 
-A task module owns, for its kind of trial: its config keys and their defaults
-(`DEFAULTS`, `KEYS`), its losses (`LOSSES`), the rules across axes it adds
-(`check`, raising base.ConfigError), the reference classifiers it needs
-(`references`), and, in the trial, how the config becomes data, a compiled
-model and an end-of-training outcome (`parts` -> base.Parts). Optional:
-`finalize(config)`, run once on each expanded config. Every architecture in
+A task module owns, for its kind of trial: its name and what messages call its
+models and trials (`NAME`, `MODEL`, `FAMILY`), its losses (`LOSSES`), and, in
+the trial, how the config becomes data, a compiled model and an end-of-training
+outcome (`parts` -> base.Parts). Optional, filled in here when a module leaves
+them out (OPTIONAL): its own config keys and their defaults and value checks
+(`KEYS`, `DEFAULTS`, `CHECKS`), keys holding one list (`LIST_VALUED`), its
+columns in the dry-run table (`TABLE`), the rules across axes it adds (`check`,
+raising base.ConfigError), the reference classifiers it needs (`references`),
+and `finalize(config)`, run once on each expanded config. Every architecture in
 the models registry names its task; every trial config carries it as `task`.
 
 The modules of this package are the built-in tasks. A task of one's own lives
@@ -36,8 +39,32 @@ def _load() -> dict:
     return _loaded
 
 
+def _no_check(config: dict) -> None:
+    pass
+
+
+def _no_references(config: dict) -> dict:
+    return {}
+
+
+def _unchanged(config: dict) -> dict:
+    return config
+
+
+# What a task module may leave out, and what it then means.
+OPTIONAL = {"DEFAULTS": {}, "KEYS": (), "CHECKS": {}, "LIST_VALUED": (), "check": _no_check,
+            "references": _no_references, "finalize": _unchanged}
+
+
 def _register(module) -> None:
-    _loaded.setdefault(module.NAME, module)
+    if module.NAME in _loaded:
+        return
+    for attr, default in OPTIONAL.items():
+        if not hasattr(module, attr):
+            setattr(module, attr, default)
+    if not hasattr(module, "TABLE"):
+        module.TABLE = module.KEYS
+    _loaded[module.NAME] = module
 
 
 def all_tasks() -> dict:

@@ -6,6 +6,7 @@ No TensorFlow at import: the driver imports the tasks to validate a grid.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import tempfile
@@ -87,6 +88,4 @@ def model_from_bytes(blob: bytes):
 
 def fingerprint(blob: bytes) -> str:
     """A short sha256 of a file's bytes: which weights a trial used."""
-    import hashlib
-
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -14,17 +14,8 @@ from sweeps.tasks.base import Outcome, Parts, make_optimizer, subset
 NAME = "classify"
 MODEL = "classifier"  # what its architectures are called in messages
 FAMILY = "classification"  # what its trials are called in messages
-DEFAULTS: dict = {}
-KEYS: tuple = ()
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
-
-
-def check(config: dict) -> None:
-    """Nothing beyond the grid's own checks."""
-
-
-def references(config: dict) -> dict:
-    return {}
+# No keys, checks or references of its own (sweeps.tasks.OPTIONAL).
 
 
 def prepare_data(config: dict, arrays: dict) -> dict:
