@@ -40,10 +40,32 @@ def is_trial_dir(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "params.json"))
 
 
+def pack_members(path: str) -> list[str] | None:
+    """The member folders of a pack's folder (sweeps.schema.MEMBERS_FILE), None if `path`
+    is not a pack's."""
+    listed = os.path.join(path, schema.MEMBERS_FILE)
+    if not os.path.isfile(listed):
+        return None
+    try:
+        with open(listed, encoding="utf-8") as f:
+            names = json.load(f)
+    except (OSError, ValueError) as e:
+        _warn(f"{listed}: unreadable ({e}); its members are found by their params.json")
+        names = sorted(os.listdir(path))
+    members = [os.path.join(path, str(n)) for n in names]
+    return [m for m in members if os.path.isdir(m) and is_trial_dir(m)]
+
+
 def trial_dirs(experiment: str) -> list[str]:
-    """Trial folders directly under an experiment folder, in name order."""
-    names = sorted(os.listdir(experiment))
-    return [p for p in (os.path.join(experiment, n) for n in names) if os.path.isdir(p) and is_trial_dir(p)]
+    """Trial folders of an experiment, in name order: one per config, so a pack's members
+    (folders inside the pack's) stand in for the pack."""
+    out = []
+    for name in sorted(os.listdir(experiment)):
+        path = os.path.join(experiment, name)
+        if os.path.isdir(path) and is_trial_dir(path):
+            members = pack_members(path)
+            out.extend([path] if members is None else members)
+    return out
 
 
 def experiment_dirs(path: str) -> list[str]:
@@ -85,7 +107,11 @@ def read_trial(path: str) -> tuple[dict, list[dict], bool]:
     params = os.path.join(path, "params.json")
     try:
         with open(params, encoding="utf-8") as f:
-            config = _flatten(schema.upgrade_config(json.load(f)))
+            saved = json.load(f)
+        # Beside a pack, Tune gives a lone config the space's `members` key, empty.
+        if isinstance(saved, dict) and saved.get("members", ...) is None:
+            del saved["members"]
+        config = _flatten(schema.upgrade_config(saved))
         # A config key named like a metric or a bookkeeping column must not clobber it.
         config = {(f"config/{k}" if k in BOOKKEEPING else k): v for k, v in config.items()}
     except (OSError, json.JSONDecodeError) as e:
@@ -108,9 +134,13 @@ def read_trial(path: str) -> tuple[dict, list[dict], bool]:
 
 def trial_status(path: str, config: dict, epochs: dict, clean: bool) -> str:
     """sweeps.schema.trial_status of a trial folder: errored if Tune left an error file."""
+    # A pack that failed beyond its retries leaves its error beside its members' folders.
+    pack = os.path.dirname(path)
+    errored = any(os.path.exists(os.path.join(p, "error.txt"))
+                  for p in (path, *([pack] if os.path.isfile(os.path.join(pack, schema.MEMBERS_FILE)) else [])))
     return schema.trial_status(max(epochs) if epochs else None, config.get("epochs"),
                                any(bool(r.get("diverged")) for r in epochs.values()),
-                               errored=os.path.exists(os.path.join(path, "error.txt")), clean=clean)
+                               errored=errored, clean=clean)
 
 
 def iter_trials(experiments):
@@ -129,7 +159,8 @@ def iter_trials(experiments):
 
 
 def _base(exp: str, path: str, status: str) -> dict:
-    return {"experiment": os.path.basename(os.path.normpath(exp)), "trial": os.path.basename(path),
+    # A pack's member is named by its path in the experiment: PACK/MEMBER.
+    return {"experiment": os.path.basename(os.path.normpath(exp)), "trial": os.path.relpath(path, exp),
             "status": status, "complete": status in schema.COMPLETE}
 
 

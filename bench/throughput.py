@@ -1,8 +1,10 @@
-"""Benchmark: the same trials through the sweep runner and as a plain sequential Keras loop.
+"""Benchmark: the same trials through the sweep runner (packed and alone) and as a plain
+sequential Keras loop; and a pack's member-epochs per second against its size K.
 
 Per architecture, it writes one grid (N seeds, Gaussian noise 0.1, E epochs,
 a training subset), then times from process launch to exit:
-  (a) `python sweeps/run.py --grid G` with its defaults (embedded Ray Tune);
+  (a) `python sweeps/run.py --grid G` with its defaults (embedded Ray Tune, packed);
+  (a') the same with `--pack 1` (every trial alone);
   (b) this script's `--loop` child: one Python process, data loaded once,
       each trial as the seed reports do it (TensorFlow's default threads),
       through the same data, noise and model code.
@@ -13,6 +15,12 @@ validation accuracies are apart.
 
     python bench/throughput.py --quick     # 20,000 images, 2 epochs, 4 trials per arch: < 5 min
     python bench/throughput.py             # all 60,000 images, 3 epochs, 4 trials per arch
+    python bench/throughput.py --pack-sizes 1,4,16 --archs mlp64   # member-epochs/s vs K
+
+`--pack-sizes` trains, for each K, one pack of K members (own seeds, own Gaussian noise,
+full MNIST, batch 128) per CPU, all at once and each on one thread, as the runner's
+packed trials do; it times each pack's second epoch (the first compiles) and prints the
+whole machine's member-epochs per second.
 """
 
 from __future__ import annotations
@@ -50,7 +58,8 @@ def run_sweep(grid: str, folder: str, extra: list[str]) -> dict:
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
     first = None
     while proc.poll() is None:
-        if first is None and any(os.path.getsize(p) for p in glob.glob(os.path.join(storage, "b", "*", "result.json"))):
+        if first is None and any(os.path.getsize(p) for p in glob.glob(os.path.join(storage, "b", "*", "result.json"))
+                                 + glob.glob(os.path.join(storage, "b", "*", "*", "result.json"))):
             first = time.perf_counter() - t0
         time.sleep(0.05)
     wall = time.perf_counter() - t0
@@ -59,11 +68,19 @@ def run_sweep(grid: str, folder: str, extra: list[str]) -> dict:
     log.close()
     if proc.returncode != 0:
         raise SystemExit(f"sweep failed ({proc.returncode}):\n{out[-3000:]}")
-    rows = [json.loads(line) for p in glob.glob(os.path.join(storage, "b", "*", "result.json")) for line in open(p)]
-    finals = {}
-    for r in rows:
-        finals[r["config"]["seed"]] = r["val_accuracy"]
-    return {"wall": wall, "first_epoch": first, "train_s": sum(r["epoch_time_s"] for r in rows), "acc": finals}
+    from analysis.load import read_json_lines, trial_dirs
+
+    finals, slot_seconds = {}, {}
+    for folder in trial_dirs(os.path.join(storage, "b")):  # a pack's members, each a trial
+        with open(os.path.join(folder, "params.json")) as f:
+            seed = json.load(f)["seed"]
+        rows = read_json_lines(os.path.join(folder, "result.json"))[0]
+        finals[seed] = rows[-1]["val_accuracy"]
+        # A pack's members share its epochs: count each pack epoch once.
+        for r in rows:
+            slot_seconds[(os.path.dirname(folder) if "_m" in os.path.basename(folder) else folder, r["epoch"])] = \
+                r["epoch_time_s"]
+    return {"wall": wall, "first_epoch": first, "train_s": sum(slot_seconds.values()), "acc": finals}
 
 
 def run_loop(grid: str) -> dict:
@@ -108,6 +125,43 @@ def loop_child(grid_path: str) -> None:
     print(json.dumps({"train_s": sum(epoch_times), "acc": finals, "first_epoch": first}))
 
 
+def pack_child(arch: str, k: int, first_seed: int) -> None:
+    """One pack of k members on one thread: its epoch times, as JSON."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from sweeps.data import load_dataset
+    from sweeps.grids import trial_config
+    from sweeps.pack_trainer import Pack
+
+    arrays = load_dataset("mnist", log=lambda line: None).arrays()
+    members = [trial_config({"arch": arch, "seed": first_seed + i, "noise_type": "gaussian", "noise_scale": 0.1,
+                             "batch_size": 128}, {}) for i in range(k)]
+    pack = Pack(members, arrays)
+    times = []
+    for _ in range(2):
+        t = time.perf_counter()
+        pack.train_epoch()
+        times.append(time.perf_counter() - t)
+    print(json.dumps({"times": times}))
+
+
+def pack_sizes(archs: list[str], sizes: list[int], slots: int) -> None:
+    print(f"member-epochs per second, full MNIST, batch 128, one pack per CPU ({slots}), 1 thread each")
+    print(f"{'arch':<11} {'K':>3} {'s/epoch (2nd)':>14} {'member-epochs/s':>16} {'x K=1':>6}")
+    for arch in archs:
+        base = None
+        for k in sizes:
+            procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--pack-child", arch, str(k),
+                                       str(100 * j)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      text=True) for j in range(slots)]
+            seconds = [json.loads(p.communicate()[0].strip().splitlines()[-1])["times"][1] for p in procs]
+            rate = sum(k / t for t in seconds)
+            base = base or rate
+            print(f"{arch:<11} {k:>3} {max(seconds):14.2f} {rate:16.2f} {rate / base:6.2f}", flush=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="20,000 training images, 2 epochs")
@@ -116,28 +170,40 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--subset", type=int, default=None)
     p.add_argument("--loop", metavar="GRID", help=argparse.SUPPRESS)
+    p.add_argument("--pack-child", nargs=3, help=argparse.SUPPRESS)
+    p.add_argument("--pack-sizes", default=None, help="K values: member-epochs/s of packs of each size")
     p.add_argument("sweep_args", nargs="*", help="extra flags for sweeps/run.py (after --)")
     args = p.parse_args()
     if args.loop:
         loop_child(args.loop)
         return 0
+    if args.pack_child:
+        arch, k, seed = args.pack_child
+        pack_child(arch, int(k), int(seed))
+        return 0
+    if args.pack_sizes:
+        pack_sizes(args.archs.split(","), [int(v) for v in args.pack_sizes.split(",")], os.cpu_count())
+        return 0
     epochs = args.epochs or (2 if args.quick else 3)
     subset = args.subset or (20000 if args.quick else None)
     slots = os.cpu_count()
     print(f"{args.trials} trials per arch, {epochs} epochs, {subset or 60000} training images, {slots} CPUs")
-    print(f"{'arch':<11} {'sweep s':>8} {'loop s':>8} {'ratio':>6} {'ovh/trial sweep':>16} "
-          f"{'ovh/trial loop':>15} {'1st epoch sweep':>16} {'1st epoch loop':>15} {'max |dacc|':>10}")
+    print(f"{'arch':<11} {'packed s':>8} {'alone s':>8} {'loop s':>8} {'packed/loop':>11} {'alone/loop':>10} "
+          f"{'ovh/trial packed':>16} {'ovh/trial loop':>15} {'1st epoch packed':>16} {'1st epoch loop':>15} "
+          f"{'max |dacc|':>10}")
     with tempfile.TemporaryDirectory(prefix="noisesweep-bench-") as tmp:
         for arch in args.archs.split(","):
             grid = write_grid(tmp, arch, args.trials, epochs, subset)
             sweep = run_sweep(grid, os.path.join(tmp, arch), args.sweep_args)
+            alone = run_sweep(grid, os.path.join(tmp, arch + "_alone"), [*args.sweep_args, "--pack", "1"])
             loop = run_loop(grid)
             n = args.trials
             # Overhead in CPU-slot seconds: the sweep holds `slots` slots for its wall time.
             ovh_sweep = (sweep["wall"] * min(slots, n) - sweep["train_s"]) / n
             ovh_loop = (loop["wall"] - loop["train_s"]) / n
             dacc = max(abs(sweep["acc"][s] - loop["acc"][str(s)]) for s in sweep["acc"])
-            print(f"{arch:<11} {sweep['wall']:8.1f} {loop['wall']:8.1f} {sweep['wall'] / loop['wall']:6.2f} "
+            print(f"{arch:<11} {sweep['wall']:8.1f} {alone['wall']:8.1f} {loop['wall']:8.1f} "
+                  f"{sweep['wall'] / loop['wall']:11.2f} {alone['wall'] / loop['wall']:10.2f} "
                   f"{ovh_sweep:16.2f} {ovh_loop:15.2f} {sweep['first_epoch']:16.1f} {loop['first_epoch']:15.1f} "
                   f"{dacc:10.4f}", flush=True)
     return 0

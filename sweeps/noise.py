@@ -33,12 +33,18 @@ def standardize(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def gaussian(x: np.ndarray, scale: float, rng: np.random.Generator, clip: bool = False) -> np.ndarray:
-    """Add N(0, scale) to every pixel, in place; `clip` keeps the result in [0, 1] (seed 003)."""
-    x += np.float32(scale) * rng.standard_normal(x.shape, dtype=np.float32)
-    if clip:
-        np.clip(x, 0.0, 1.0, out=x)
-    return x
+# The draws a split's noise is made of are kept in the smallest exact form the trainer can
+# add in its compiled step (sweeps.batches): Gaussian draws as float16 standard normals
+# (half the memory of float32, so a pack of 16 members' noise fits beside one dataset; the
+# rounding, 2**-11 of a draw, is far below any noise scale studied), salt and pepper as
+# one uint8 code per pixel. Every trial, solo or packed, numpy or in-step, adds the same draws.
+KEEP, PEPPER, SALT = 0, 1, 2
+
+
+def gaussian_draws(shape, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """Standard normal draws for N(0, scale) noise, as float16; the scale is applied when
+    added, so trials that differ only in scale share their draws."""
+    return rng.standard_normal(shape, dtype=np.float32).astype(np.float16)
 
 
 def salt_and_pepper_masks(shape, level: float, rng: np.random.Generator):
@@ -48,28 +54,44 @@ def salt_and_pepper_masks(shape, level: float, rng: np.random.Generator):
     return keep, salt
 
 
-def salt_and_pepper(x: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
-    """Seed 001's salt and pepper: x*a + (1-a)*b, a ~ B(1 - level), b ~ B(0.5), in place.
-
-    A pixel is kept with probability 1 - level, else set to 0 or 1 with equal odds.
-    """
-    keep, salt = salt_and_pepper_masks(x.shape, level, rng)
-    np.copyto(x, salt.astype(x.dtype), where=~keep)
-    return x
+def salt_and_pepper_draws(shape, level: float, rng: np.random.Generator) -> np.ndarray:
+    """Seed 001's salt and pepper as one code per pixel: KEEP with probability 1 - level,
+    else PEPPER (0) or SALT (1) with equal odds."""
+    keep, salt = salt_and_pepper_masks(shape, level, rng)
+    return np.where(keep, KEEP, np.where(salt, SALT, PEPPER)).astype(np.uint8)
 
 
-def _gaussian(x, scale, rng, clip):
-    return gaussian(x, scale, rng, clip=clip)
+def add_gaussian(x, scale, drawn, clip, xp=np):
+    """x + scale * draws; `clip` keeps the result in [0, 1] (seed 003). `xp` is numpy, or
+    tf.experimental.numpy inside a compiled step (scale and clip may then be per member)."""
+    x = x + scale * xp.asarray(drawn, dtype=xp.float32)
+    return xp.where(clip, xp.minimum(xp.maximum(x, 0.0), 1.0), x)
 
 
-def _salt_and_pepper(x, level, rng, clip):
-    return salt_and_pepper(x, level, rng)  # its pixels are 0, 1 or kept: nothing to clip
+def add_salt_and_pepper(x, level, drawn, clip, xp=np):
+    """Seed 001's x*a + (1-a)*b: a kept pixel stays, the others become 0 or 1 (nothing to clip)."""
+    return xp.where(drawn == KEEP, x, xp.asarray(drawn, dtype=xp.float32) - float(PEPPER))
 
 
-# noise type -> adder(x, scale, rng, clip), in place. A new type is one function and one
-# entry here; the grid accepts exactly these names (and "none").
-ADDERS = {"gaussian": _gaussian, "salt_and_pepper": _salt_and_pepper}
-NOISE_TYPES = ("none", *ADDERS)
+# noise type -> (draws(shape, scale, rng), add(x, scale, draws, clip, xp)). A new type is two
+# functions and one entry here; the grid accepts exactly these names (and "none").
+NOISES = {
+    "gaussian": (gaussian_draws, add_gaussian),
+    "salt_and_pepper": (salt_and_pepper_draws, add_salt_and_pepper),
+}
+NOISE_TYPES = ("none", *NOISES)
+
+
+def targets(noise_type: str, noise_target: str, split: str) -> bool:
+    """Whether a trial's noise applies to `split`."""
+    return noise_type != "none" and noise_target in (split, "both")
+
+
+def split_draws(n: int, shape, split: str, *, seed: int, noise_type: str, noise_scale: float):
+    """The draws of a split's first `n` images (the same values whatever the subset's size
+    would be drawn in one go: they are a function of (seed, split) alone)."""
+    draw = NOISES[noise_type][0]
+    return draw((n, *shape), noise_scale, split_rng(seed, split))
 
 
 def noisy_split(
@@ -95,6 +117,8 @@ def noisy_split(
     x = to_unit_float(images)
     if standardize_first:
         standardize(x)
-    if noise_type == "none" or noise_target not in (split, "both"):
+    if not targets(noise_type, noise_target, split):
         return x
-    return ADDERS[noise_type](x, noise_scale, split_rng(seed, split), noise_clip)
+    drawn = split_draws(len(images), images.shape[1:], split, seed=seed, noise_type=noise_type,
+                        noise_scale=noise_scale)
+    return NOISES[noise_type][1](x, np.float32(noise_scale), drawn, noise_clip).astype(np.float32, copy=False)

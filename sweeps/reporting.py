@@ -23,6 +23,7 @@ from ray import tune
 from sweeps import schema
 
 MODEL_FILE = "model.keras"
+MEMBERS_FILE = schema.MEMBERS_FILE
 STATE_FILE = "state.json"
 
 
@@ -45,6 +46,13 @@ def write_artifacts(folder, artifacts: dict) -> None:
             folder.write_json(value, name)
 
 
+def context() -> dict:
+    """Where a row was made: Ray's node, the host, and the GPUs Ray gave the trial
+    (CUDA_VISIBLE_DEVICES is set to them), in every row so a log says where it ran."""
+    return {"node_id": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname(),
+            "gpus": ",".join(str(g) for g in ray.get_gpu_ids())}
+
+
 class TuneReport(keras.callbacks.Callback):
     """After every epoch: report loss/accuracy/val metrics, timing and node to Tune;
     checkpoint every `checkpoint_every` epochs and at the last; stop on a NaN loss.
@@ -61,11 +69,7 @@ class TuneReport(keras.callbacks.Callback):
         self.checkpoint_every = checkpoint_every
         self.finish = finish
         self.folder = folder
-        self.node_id = ray.get_runtime_context().get_node_id()
-        self.hostname = socket.gethostname()
-        # Which GPUs Ray gave this trial (CUDA_VISIBLE_DEVICES is set to them): in every
-        # row, so a log says where each trial ran.
-        self.gpus = ",".join(str(g) for g in ray.get_gpu_ids())
+        self.context = context()
         self.diverged = False
         self._t0 = 0.0
 
@@ -81,9 +85,7 @@ class TuneReport(keras.callbacks.Callback):
             epoch=done,
             epoch_time_s=time.perf_counter() - self._t0,
             diverged=self.diverged,
-            node_id=self.node_id,
-            hostname=self.hostname,
-            gpus=self.gpus,
+            **self.context,
         )
         if self.diverged:
             # A diverged trial is a result (seed 002's SGD+softmax), not a crash:
@@ -106,3 +108,55 @@ class TuneReport(keras.callbacks.Callback):
                 json.dump({"epochs_done": done}, f)
             # Tune persists the folder to storage inside report(), so it can go after.
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+class PackReport:
+    """After every epoch of a pack (sweeps.pack_trainer.Pack): each member's row, in the
+    same words a solo trial reports; a checkpoint every `checkpoint_every` epochs and at
+    the end.
+
+    A pack of one reports its member's row to Tune as its own, so its folder is an
+    ordinary trial's. A larger pack gives each member a folder inside the pack's
+    (`folder`, a sweeps.storage.Storage), with the member's `params.json` and its rows as
+    `result.json`, rewritten whole each epoch from the rows the checkpoint keeps: a pack
+    restarted from an older checkpoint leaves no epoch twice. The pack's own row to Tune
+    holds every member's epoch, divergence and headline metric.
+    """
+
+    def __init__(self, pack, folder, names: list[str]):
+        self.pack = pack
+        self.folder = folder
+        self.names = names
+        self.context = context()
+        self.every = pack.members[0]["checkpoint_every"]
+        if pack.k > 1:
+            folder.write_json(names, MEMBERS_FILE)
+            for name, member in zip(names, pack.members):
+                folder.write_json(member, name, "params.json")
+
+    def epoch(self, metrics: list[dict], seconds: float) -> None:
+        pack = self.pack
+        # Tune adds the worker's pid to a trial's own rows; members' rows carry it themselves.
+        pid = {"pid": os.getpid()} if pack.k > 1 else {}
+        trained = pack.record(metrics, {"epoch_time_s": seconds, **self.context, **pid})
+        if pack.done:
+            for i, extra in enumerate(pack.finish()):
+                schema.check_metrics(extra)
+                if i in trained:
+                    pack.rows[i][-1].update(extra)
+        done = pack.epochs_done
+        if pack.k == 1:
+            row = pack.rows[0][-1]
+        else:
+            for i in trained:
+                lines = "".join(json.dumps(r) + "\n" for r in pack.rows[i])
+                self.folder.write_bytes(lines.encode(), self.names[i], "result.json")
+            row = {"epoch": done, "epoch_time_s": seconds, **self.context, "members": {
+                name: {k: rows[-1].get(k) for k in ("epoch", "diverged", schema.headline_metric(rows[-1]))}
+                for name, rows in zip(self.names, pack.rows) if rows}}
+        if done % self.every and not pack.done:
+            tune.report(row)
+            return
+        with tempfile.TemporaryDirectory(prefix="noisesweep-ckpt-") as d:
+            pack.save(d)
+            tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))

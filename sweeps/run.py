@@ -17,7 +17,7 @@ if __package__ in (None, ""):
     # Run as a script: put the repository root, not sweeps/, first on the path.
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from sweeps import schema  # noqa: E402
+from sweeps import packing, schema  # noqa: E402
 from sweeps.grids import TABLE_COLUMNS, Grid, GridError, load_grid  # noqa: E402
 from sweeps.lock import LockError, describe, holder_is_running  # noqa: E402
 from sweeps.reference import ensure_references, needed  # noqa: E402
@@ -48,6 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs each trial reserves; fractions share a GPU")
     p.add_argument("--max-concurrent", type=int, default=None, help="most trials at once (default: as resources allow)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint (default 2)")
+    p.add_argument("--pack", default="auto", help="configs trained at once as one vectorised model: auto "
+                   "(measured per architecture and device), K (at most K members a pack) or 1 (each alone)")
     p.add_argument("--epochs", type=int, default=None, help="override every trial's epochs, for a quick look")
     p.add_argument("--cache-dir", default=None, help="dataset cache (default $NOISESWEEP_CACHE_DIR or ~/.keras/datasets)")
     p.add_argument("--data-dir", default=None, help="a folder with the dataset's four IDX files")
@@ -71,22 +73,48 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--name {args.name!r}: must be a plain folder name")
     if args.resume and not args.name:
         raise UsageError("--resume needs --name: the experiment to continue")
+    try:
+        args.pack_size = packing.parse(args.pack)
+    except packing.PackingError as e:
+        raise UsageError(str(e)) from None
     if args.data_dir and not os.path.isdir(args.data_dir):
         raise UsageError(f"--data-dir {args.data_dir}: no such folder")
 
 
-def print_table(grid: Grid) -> None:
+def print_table(grid: Grid, packs: list[list[int]]) -> None:
+    """One row per config; a `pack` column numbers the packs trained together ("-": alone)."""
     columns = [c for c in TABLE_COLUMNS if any(c in t for t in grid.trials)]
+    together = [p for p in packs if len(p) > 1]
+    pack_of = {i: str(n) for n, pack in enumerate(together) for i in pack}
 
     def shown(t, c):
         v = t.get(c, "")
         return f"{v:g}" if isinstance(v, float) else "" if v is None else str(v)
 
-    rows = [[str(i)] + [shown(t, c) for c in columns] for i, t in enumerate(grid.trials)]
-    header = ["#", *columns]
+    rows = [[str(i)] + [shown(t, c) for c in columns] + ([pack_of.get(i, "-")] if together else [])
+            for i, t in enumerate(grid.trials)]
+    header = ["#", *columns] + (["pack"] if together else [])
     widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
     for r in [header, *rows]:
         print("  ".join(cell.rjust(w) for cell, w in zip(r, widths)))
+    if together:
+        print(f"{len(packs)} Tune trials: {len(together)} packs of configs trained together "
+              f"(sizes {', '.join(str(len(p)) for p in together)}), {len(packs) - len(together)} alone")
+
+
+def plan_packs(grid: Grid, args: argparse.Namespace, started: dict | None = None,
+               cpus: float | None = None) -> list[list[int]]:
+    """The experiment's packs: those it started with when resuming, else packing.plan's
+    for --pack on `cpus` (the cluster's; before Ray starts, --num-cpus or this machine's)
+    divided into trial slots."""
+    if started and "packs" in started:
+        return started["packs"]
+    if started:  # started before packs: every config alone, as it ran
+        return [[i] for i in range(len(grid.trials))]
+    slots = max(1, int((cpus or args.num_cpus or os.cpu_count() or 1) // args.cpus_per_trial))
+    if args.max_concurrent:
+        slots = min(slots, args.max_concurrent)
+    return packing.plan(grid.trials, args.pack_size, slots=slots, gpu=args.gpus_per_trial > 0)
 
 
 def describe_difference(old: list[dict], new: list[dict]) -> str:
@@ -99,8 +127,8 @@ def describe_difference(old: list[dict], new: list[dict]) -> str:
     return ""
 
 
-def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, Storage]:
-    """Validate everything about the run; return (grid, experiment name, experiment folder)."""
+def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, Storage, list[list[int]]]:
+    """Validate everything about the run; return (grid, experiment name, experiment folder, packs)."""
     overrides = {"epochs": args.epochs} if args.epochs is not None else {}
     root = Storage(args.storage_path)
     if args.resume:
@@ -115,12 +143,12 @@ def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, Storage]:
             # Continue exactly what was started, even if the grid file has moved since.
             grid = Grid(started["grid"], started["grid_path"], None, started_trials,
                         overrides=started.get("overrides", {}))
-            return grid, args.name, exp
+            return grid, args.name, exp, plan_packs(grid, args, started)
         grid = load_grid(args.grid, overrides or started.get("overrides"))
         changed = describe_difference(started_trials, grid.trials)
         if changed:
             raise UsageError(f"--resume: the grid differs from the one {args.name} started with ({changed})")
-        return grid, args.name, exp
+        return grid, args.name, exp, plan_packs(grid, args, started)
     grid = load_grid(args.grid or "smoke", overrides)
     name = args.name or f"{grid.name}{'-tiny' if grid.variant else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     exp = root.child(name)
@@ -130,7 +158,7 @@ def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, Storage]:
     problem = root.writable_problem()
     if problem:
         raise UsageError(f"--storage-path {args.storage_path}: {problem}")
-    return grid, name, exp
+    return grid, name, exp, plan_packs(grid, args)
 
 
 def refuse_if_running(exp: Storage, name: str) -> None:
@@ -153,9 +181,10 @@ def load_datasets(grid: Grid, args: argparse.Namespace) -> dict:
 
 
 def trial_dirname(trial) -> str:
-    c = trial.config
-    noise = "clean" if c["noise_type"] == "none" else f"{c['noise_type']}{c['noise_scale']:g}"
-    return f"{c['arch']}_{noise}_l2-{c['l2']:g}_s{c['seed']}_{trial.trial_id}"
+    members = packing.members_of(trial.config)
+    if members:
+        return f"pack_{members[0]['arch']}_{len(members)}m_{trial.trial_id}"
+    return f"{packing.label(trial.config)}_{trial.trial_id}"
 
 
 def start_ray(args: argparse.Namespace):
@@ -176,11 +205,11 @@ def start_ray(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     check_args(args)
-    grid, name, exp = plan_experiment(args)
+    grid, name, exp, packs = plan_experiment(args)
     if grid.duplicates_dropped:
         print(f"note: {grid.duplicates_dropped} duplicate trial configs in {grid.path} dropped")
     if args.dry_run:
-        print_table(grid)
+        print_table(grid, packs)
         print(f"{len(grid.trials)} trials")
         keys = sorted(needed(grid.trials))
         if keys:
@@ -190,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         # Refused before any trial started, the lock leaves no empty experiment folder behind.
         with exp.locked(take_stale=args.resume):
             check_free_space(exp, args.storage_path)
-            return execute(grid, name, exp, args)
+            return execute(grid, name, exp, packs, args)
     except LockError as e:
         raise UsageError(str(e)) from None
 
@@ -217,7 +246,7 @@ def check_free_space(exp: Storage, shown: str) -> None:
                          f"at least {MIN_FREE_BYTES // 2**20} MiB for its logs and checkpoints")
 
 
-def execute(grid: Grid, name: str, exp: Storage, args: argparse.Namespace) -> int:
+def execute(grid: Grid, name: str, exp: Storage, packs: list[list[int]], args: argparse.Namespace) -> int:
     """Load the data, start Ray, run the trials, summarise: everything after validation."""
     datasets = load_datasets(grid, args)
     if exp.is_local:
@@ -228,7 +257,7 @@ def execute(grid: Grid, name: str, exp: Storage, args: argparse.Namespace) -> in
 
     ray = start_ray(args)
     try:
-        results = run_trials(ray, grid, name, exp, datasets, args)
+        results = run_trials(ray, grid, name, exp, datasets, packs, args)
     except KeyboardInterrupt:
         # Ctrl-C in the reference stage (Tune handles its own during the trials).
         print(f"\nstopped; resume with: python sweeps/run.py --name {name} "
@@ -245,7 +274,8 @@ def execute(grid: Grid, name: str, exp: Storage, args: argparse.Namespace) -> in
     return code
 
 
-def run_trials(ray, grid: Grid, name: str, exp: Storage, datasets: dict, args: argparse.Namespace):
+def run_trials(ray, grid: Grid, name: str, exp: Storage, datasets: dict, packs: list[list[int]],
+               args: argparse.Namespace):
     """Reference classifiers first (if any trial needs one), then the trials through Tune."""
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
@@ -257,12 +287,16 @@ def run_trials(ray, grid: Grid, name: str, exp: Storage, datasets: dict, args: a
     if args.gpus_per_trial and not resources.get("GPU"):
         print(f"warning: trials ask for {args.gpus_per_trial} GPU each and this Ray cluster has no GPU: "
               "they wait until a GPU node joins")
-    print(f"noisesweep: grid {grid.label} ({grid.path}), {len(grid.trials)} trials -> {exp.path}")
+    if not args.resume and args.address:
+        packs = plan_packs(grid, args, cpus=resources.get("CPU"))  # the cluster's slots, not this machine's
+    together = sum(len(p) > 1 for p in packs)
+    shown = f", in {together} packs and {len(packs) - together} alone" if together else ""
+    print(f"noisesweep: grid {grid.label} ({grid.path}), {len(grid.trials)} trials{shown} -> {exp.path}")
     print(f"ray: {int(resources.get('CPU', 0))} CPUs, {resources.get('GPU', 0):g} GPUs; "
           f"per trial {args.cpus_per_trial:g} CPU, {args.gpus_per_trial:g} GPU", flush=True)
     if not args.resume:
         exp.write_json({"grid": grid.label, "grid_path": grid.path, "overrides": grid.overrides,
-                        "trials": grid.trials}, SPEC_FILE)
+                        "trials": grid.trials, "packs": packs}, SPEC_FILE)
     per_trial = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
     references = ensure_references(grid.trials, datasets, exp, per_trial)
 
@@ -272,15 +306,16 @@ def run_trials(ray, grid: Grid, name: str, exp: Storage, datasets: dict, args: a
     if args.resume and tune.Tuner.can_restore(exp.path):
         tuner = tune.Tuner.restore(exp.path, trainable, resume_unfinished=True, resume_errored=True)
     else:
+        configs = [packing.tune_config(grid.trials, p) for p in packs]
         tuner = tune.Tuner(
             trainable,
             # Tune only accepts preset configs whose keys the space declares; a key some trials
-            # lack (a denoiser's latent_dim) is None in theirs.
-            param_space=dict.fromkeys(k for t in grid.trials for k in t),
+            # lack (a denoiser's latent_dim, a solo config's `members`) is None in theirs.
+            param_space=dict.fromkeys(k for t in configs for k in t),
             tune_config=tune.TuneConfig(
-                # One trial per declared config, flat, in the grid's order.
-                search_alg=BasicVariantGenerator(points_to_evaluate=[dict(t) for t in grid.trials]),
-                num_samples=len(grid.trials),
+                # One trial per pack (or lone config), flat, in the grid's order.
+                search_alg=BasicVariantGenerator(points_to_evaluate=configs),
+                num_samples=len(configs),
                 max_concurrent_trials=args.max_concurrent,
                 # A fresh worker per trial pays TensorFlow's import (about 5 s here)
                 # again; reused workers pay it once per slot.
@@ -298,25 +333,31 @@ def run_trials(ray, grid: Grid, name: str, exp: Storage, datasets: dict, args: a
     return tuner.fit()
 
 
-def trial_state(result) -> str:
-    """A finished run's trial in sweeps.schema's words: finished, diverged, errored or unfinished."""
+def member_results(result) -> list[tuple[str, dict, dict]]:
+    """(name shown, config, last metrics) of each config a Tune trial trained: itself, or
+    each member of a pack (its last row as the pack reported it)."""
+    members = packing.members_of(result.config)
     m = result.metrics or {}
-    return schema.trial_status(m.get("epoch"), result.config["epochs"], bool(m.get("diverged")),
-                               errored=result.error is not None)
+    if not members:
+        return [(os.path.basename(result.path), result.config, m)]
+    names = packing.member_dirnames(members)
+    reported = m.get("members") or {}
+    return [(os.path.join(os.path.basename(result.path), n), c, reported.get(n) or {}) for n, c in zip(names, members)]
 
 
 def summarize(results, grid: Grid, name: str, exp_path: str, args) -> int:
-    """Print one line per trial and where the logs are; exit 0 when every trial finished,
+    """Print one line per config and where the logs are; exit 0 when every config finished,
     130 when the sweep was stopped (resumable), 1 when trials errored."""
     states = {}
     print()
     for r in sorted(results, key=lambda r: r.path):
-        m = r.metrics or {}
-        state = states[r.path] = trial_state(r)
-        metric = schema.headline_metric(m)
-        shown = f", {metric} {m[metric]:.4f}" if m.get(metric) is not None else ""
-        error = f", error in {os.path.join(r.path, 'error.txt')}" if state == schema.ERRORED else ""
-        print(f"  {os.path.basename(r.path)}: {state}, epochs {m.get('epoch', 0)}/{r.config['epochs']}{shown}{error}")
+        for shown_name, config, m in member_results(r):
+            state = states[shown_name] = schema.trial_status(
+                m.get("epoch"), config["epochs"], bool(m.get("diverged")), errored=r.error is not None)
+            metric = schema.headline_metric(m)
+            shown = f", {metric} {m[metric]:.4f}" if m.get(metric) is not None else ""
+            error = f", error in {os.path.join(r.path, 'error.txt')}" if state == schema.ERRORED else ""
+            print(f"  {shown_name}: {state}, epochs {m.get('epoch', 0)}/{config['epochs']}{shown}{error}")
     count = {s: list(states.values()).count(s) for s in schema.STATUSES}
     finished = sum(count[s] for s in schema.COMPLETE)
     print(f"{finished}/{len(grid.trials)} trials finished ({count[schema.DIVERGED]} diverged, "

@@ -39,6 +39,8 @@ COMPLETE = (FINISHED, DIVERGED)  # a result to aggregate: nothing more will come
 EVALUATION_FILE = "evaluation.json"
 SAMPLES_FILE = "samples.npz"
 LATENT_GRID_FILE = "latent_grid.npz"
+# A pack's folder lists its members' folders (inside it) in this file.
+MEMBERS_FILE = "members.json"
 # A denoiser's evaluation, one row per test noise level.
 EVAL_METRICS = ("noisy_mse", "denoised_mse", "seasoned_accuracy", "denoised_accuracy")
 # Which reference classifier judged it (sweeps.reference), the same for every level.

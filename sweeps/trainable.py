@@ -1,7 +1,9 @@
-"""The Ray Tune trainable: one trial trains one model on one noisy dataset.
+"""The Ray Tune trainable: one trial trains one config, or one pack of configs.
 
-It picks the trial's task (sweeps.tasks), which turns the config into data and
-a compiled model, and runs the fit loop with the reporting callback. It knows
+A config whose task packs (sweeps.packing) trains through sweeps.pack_trainer, alone as
+a pack of one or with the other members Tune gives it (`config["members"]`). Any other
+picks its task (sweeps.tasks), which turns the config into data and a compiled model,
+and runs the Keras fit loop with the reporting callback. It knows
 nothing of grids or figures: data arrive through `tune.with_parameters` (read
 zero-copy from the object store), and so do the reference classifiers and the
 experiment's storage, where the trial's end-of-training files go.
@@ -64,7 +66,12 @@ def train_trial(config: dict, datasets: dict, references: dict | None = None, st
     """
     import tensorflow as tf
 
-    configure_tensorflow(tf, config["seed"])
+    from sweeps.packing import members_of, packs
+
+    members = members_of(config) or [config]
+    configure_tensorflow(tf, members[0]["seed"])
+    if packs(members[0]):
+        return train_pack(members, datasets[members[0]["dataset"]], storage)
     from ray import tune
 
     from sweeps.reporting import TuneReport, load_checkpoint
@@ -74,6 +81,37 @@ def train_trial(config: dict, datasets: dict, references: dict | None = None, st
     model, epochs_done = load_checkpoint(checkpoint) if checkpoint else (parts.build(), 0)
     if epochs_done >= config["epochs"]:
         return
-    folder = storage.child(os.path.basename(tune.get_context().get_trial_dir())) if storage else None
-    report = TuneReport(config["epochs"], config["checkpoint_every"], finish=parts.finish, folder=folder)
+    report = TuneReport(config["epochs"], config["checkpoint_every"], finish=parts.finish, folder=trial_folder(storage))
     fit(model, parts, config, [report], initial_epoch=epochs_done)
+
+
+def trial_folder(storage):
+    """This trial's folder on the experiment's storage (where its files go beside Tune's)."""
+    from ray import tune
+
+    from sweeps.storage import Storage
+
+    trial_dir = tune.get_context().get_trial_dir()
+    return storage.child(os.path.basename(trial_dir)) if storage else Storage(trial_dir)
+
+
+def train_pack(members: list[dict], arrays: dict, storage=None) -> None:
+    """Train `members` (one config or a pack) as sweeps.pack_trainer.Pack, reporting every epoch."""
+    import time
+
+    from ray import tune
+
+    from sweeps.pack_trainer import Pack
+    from sweeps.packing import member_dirnames
+    from sweeps.reporting import PackReport
+
+    pack = Pack(members, arrays)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as d:
+            pack.restore(d)
+    report = PackReport(pack, trial_folder(storage), member_dirnames(members))
+    while not pack.done:
+        t0 = time.perf_counter()
+        metrics = pack.train_epoch()
+        report.epoch(metrics, time.perf_counter() - t0)

@@ -6,7 +6,7 @@ import sys
 import textwrap
 import time
 
-from analysis.load import read_json_lines
+from analysis.load import read_json_lines, trial_dirs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,14 +54,14 @@ def run(cmd, env, timeout=300):
 
 
 def rows_by_trial(exp) -> dict:
-    """Trial folder name -> the rows of its result.json (so far)."""
+    """Trial folder (a pack's member: PACK/MEMBER) -> the rows of its result.json (so far)."""
     if not os.path.isdir(exp):
         return {}
     out = {}
-    for name in sorted(os.listdir(exp)):
-        path = os.path.join(exp, name, "result.json")
+    for folder in trial_dirs(str(exp)):  # one per config: a pack's members, not the pack
+        path = os.path.join(folder, "result.json")
         if os.path.isfile(path):
-            out[name] = read_json_lines(path)[0]
+            out[os.path.relpath(folder, exp)] = read_json_lines(path)[0]
     return out
 
 

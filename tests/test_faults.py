@@ -67,9 +67,11 @@ def duplicated_epochs(exp):
     return sum(len(e) - len(set(e)) for e in epochs_of(exp).values())
 
 
-def test_driver_sigkill_then_resume_finishes_without_retraining(tmp_path, fault_record):
+@pytest.mark.parametrize("packing", [("--pack", "1"), ("--pack", "2", "--max-concurrent", "1")],
+                         ids=["alone", "packs-of-2"])
+def test_driver_sigkill_then_resume_finishes_without_retraining(tmp_path, fault_record, packing):
     epochs = 6
-    cmd, env, exp, sweep = start_slow_sweep(tmp_path, "drv", epochs, "0, 1, 2, 3")
+    cmd, env, exp, sweep = start_slow_sweep(tmp_path, "drv", epochs, "0, 1, 2, 3", *packing)
 
     def one_done_one_midway():
         rows = rows_by_trial(exp)
@@ -92,7 +94,7 @@ def test_driver_sigkill_then_resume_finishes_without_retraining(tmp_path, fault_
         assert open(exp / name / "result.json", "rb").read() == content  # not trained again
     assert all(e == list(range(1, epochs + 1)) for e in epochs_of(exp).values())
     assert len(epochs_of(exp)) == 4 and not (exp / LOCK_FILE).exists()
-    fault_record(fault="driver SIGKILL, then --resume", trials=4, epochs=epochs, trials_lost=0,
+    fault_record(fault=f"driver SIGKILL, then --resume ({' '.join(packing)})", trials=4, epochs=epochs, trials_lost=0,
                  epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0, recover_s=round(recover, 1),
                  finished_before_kill=len(done))
 

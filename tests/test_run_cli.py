@@ -25,8 +25,18 @@ def test_script_dry_run_of_full_grid_ends_with_its_trial_count(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert lines[-1] == "225 trials" and len(lines) == 1 + 225 + 1
-    assert lines[0].split()[:4] == ["#", "dataset", "arch", "noise_type"]
+    assert lines[-1] == "225 trials" and len(lines) == 1 + 225 + 1 + 1
+    assert lines[0].split()[:4] == ["#", "dataset", "arch", "noise_type"] and lines[0].split()[-1] == "pack"
+    # Configs that differ only in seed, L2 and noise share a pack; cnn configs train alone on CPU.
+    pack = {int(r.split()[0]): r.split()[-1] for r in lines[1:226]}
+    arch = {int(r.split()[0]): r.split()[2] for r in lines[1:226]}
+    packed = [i for i in pack if arch[i] != "cnn"]
+    assert packed and all(pack[i].isdigit() for i in packed)
+    assert all(not pack[i].isdigit() for i in pack if arch[i] == "cnn")
+    sizes = {}
+    for i in packed:
+        sizes[pack[i]] = sizes.get(pack[i], 0) + 1
+    assert lines[-2].startswith(f"{len(sizes) + 225 - len(packed)} Tune trials: {len(sizes)} packs")
     assert not (tmp_path / "runs").exists()
 
 

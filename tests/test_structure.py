@@ -102,7 +102,7 @@ def test_older_configs_read_in_todays_form():
 
 
 def test_every_noise_type_has_its_own_adder_and_unknown_types_are_errors():
-    assert noise.NOISE_TYPES == ("none", *noise.ADDERS)
+    assert noise.NOISE_TYPES == ("none", *noise.NOISES)
     images = np.full((2, 28, 28), 128, np.uint8)
     with pytest.raises(ValueError, match="noise_type must be one of"):
         noise.noisy_split(images, "train", seed=0, noise_type="speckle", noise_scale=0.1)

@@ -16,6 +16,8 @@ MODEL = "classifier"  # what its architectures are called in messages
 FAMILY = "classification"  # what its trials are called in messages
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
 # No keys, checks or references of its own (sweeps.tasks.OPTIONAL).
+# Its trials train in packs (sweeps.pack_trainer), a solo trial as a pack of one.
+PACKS = True
 
 
 def prepare_data(config: dict, arrays: dict) -> dict:

@@ -1,0 +1,134 @@
+"""Which of a grid's configs train together as one pack (sweeps.pack_trainer), and how many.
+
+Configs pack together when they may share one vectorised model: the same task (one that
+packs), architecture, dataset, optimizer, learning rate, batch size, epochs, subsets,
+validation and loss. They may differ in what MEMBER_KEYS names: the replicate seed, the
+L2 factor and the noise. A group of n such configs becomes ceil(n / K) packs of near-equal
+size; a pack of one is an ordinary solo trial. No TensorFlow here: the driver plans packs
+before Ray starts (and `--dry-run` shows them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+from sweeps import tasks
+
+MEMBER_KEYS = ("seed", "l2", "noise_type", "noise_scale", "noise_target", "noise_clip", "standardize")
+# Members per pack chosen by `--pack auto`, per architecture, measured on a 2-core CPU
+# (bench/throughput.py --pack-sizes; bench/RESULTS.md): beyond these, member-epochs per
+# second stop rising. The conv nets do not pack on a CPU: XLA's CPU convolutions are 2-3x
+# slower than TensorFlow's, TensorFlow has no CPU gradient for grouped convolutions
+# outside XLA, and K convolutions in one step ran slower than K trials alone. An
+# architecture not listed (one of your own) runs alone on a CPU until measured. On a GPU
+# the arithmetic is cheap and packs are limited by memory (not measured here yet).
+AUTO_CPU = {"mlp64": 8, "mlp256": 8, "mlp500_300": 8, "cnn": 1, "cnn_keras": 1}
+AUTO_CPU_OTHER = 1
+AUTO_GPU = 64
+# Each member keeps its noise draws (2 bytes a pixel for Gaussian noise, train and test):
+# `auto` keeps a pack's draws within this share of the machine's memory per trial slot.
+MEMORY_SHARE = 0.25
+
+
+class PackingError(ValueError):
+    """A --pack value that cannot be used."""
+
+
+def parse(value: str) -> int | None:
+    """`--pack` -> K (members per pack at most), or None for auto."""
+    if value == "auto":
+        return None
+    try:
+        k = int(value)
+    except ValueError:
+        raise PackingError(f"--pack {value!r}: must be auto or a whole number >= 1") from None
+    if k < 1:
+        raise PackingError(f"--pack {value}: must be auto or a whole number >= 1")
+    return k
+
+
+def packs(config: dict) -> bool:
+    """Whether a config's task trains in packs."""
+    return tasks.for_config(config).PACKS
+
+
+def group_key(config: dict) -> tuple:
+    """What members of one pack share: every key but MEMBER_KEYS."""
+    return tuple(sorted((k, repr(v)) for k, v in config.items() if k not in MEMBER_KEYS))
+
+
+def member_bytes(config: dict, sizes: dict | None = None) -> int:
+    """About what one member holds beyond the shared dataset: its noise draws."""
+    train, test = (sizes or {}).get(config["dataset"], (60000, 10000))
+    train = min(train, config.get("train_subset") or train)
+    test = min(test, config.get("test_subset") or test)
+    return 2 * 784 * (train + test) if config["noise_type"] != "none" else 0
+
+
+def auto_size(configs: list[dict], gpu: bool, slot_bytes: float, sizes: dict | None = None) -> int:
+    """K for `--pack auto` for a group of configs: the measured best for their architecture
+    on this device kind, lowered until the members' noise draws fit their share of a trial
+    slot's memory."""
+    k = AUTO_GPU if gpu else AUTO_CPU.get(configs[0]["arch"], AUTO_CPU_OTHER)
+    per = max(member_bytes(c, sizes) for c in configs)
+    if per:
+        k = max(1, min(k, int(MEMORY_SHARE * slot_bytes // per)))
+    return k
+
+
+def machine_bytes() -> float:
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def plan(trials: list[dict], size: int | None, slots: int = 1, gpu: bool = False,
+         slot_bytes: float | None = None, sizes: dict | None = None) -> list[list[int]]:
+    """Indices of `trials`, grouped into packs, in the grid's order of first appearance.
+
+    `size` is --pack's K (None: auto). With auto, a group is also spread over at least
+    `slots` packs when it has that many configs, so a small grid keeps every slot busy.
+    """
+    groups: dict = {}
+    for i, t in enumerate(trials):
+        key = group_key(t) if packs(t) and size != 1 else ("solo", i)
+        groups.setdefault(key, []).append(i)
+    if slot_bytes is None:
+        slot_bytes = machine_bytes() / max(1, slots)
+    out = []
+    for members in groups.values():
+        n = len(members)
+        if size is None:
+            k = auto_size([trials[i] for i in members], gpu, slot_bytes, sizes)
+            count = max(math.ceil(n / k), min(slots, n))
+        else:
+            count = math.ceil(n / size)
+        # Near-equal packs: the sweep ends when its longest pack does.
+        bounds = [round(j * n / count) for j in range(count + 1)]
+        out.extend(members[a:b] for a, b in zip(bounds, bounds[1:]) if b > a)
+    return out
+
+
+def label(config: dict) -> str:
+    """A config as a folder name a person can read: arch, noise, L2 and seed."""
+    noise = "clean" if config["noise_type"] == "none" else f"{config['noise_type']}{config['noise_scale']:g}"
+    return f"{config['arch']}_{noise}_l2-{config['l2']:g}_s{config['seed']}"
+
+
+def tune_config(trials: list[dict], pack: list[int]) -> dict:
+    """What one Tune trial is given: a solo config as it is, a pack as its members. The
+    members travel as one JSON string: Tune would read a list of configs as a search space."""
+    if len(pack) == 1:
+        return dict(trials[pack[0]])
+    return {"members": json.dumps([trials[i] for i in pack])}
+
+
+def members_of(config: dict) -> list[dict] | None:
+    """The member configs of a Tune trial's config, None for a lone config."""
+    members = config.get("members")
+    return json.loads(members) if members else None
+
+
+def member_dirnames(members: list[dict]) -> list[str]:
+    """Each member's folder inside its pack's: its label and its place in the pack."""
+    return [f"{label(m)}_m{i:02d}" for i, m in enumerate(members)]

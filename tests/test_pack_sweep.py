@@ -1,0 +1,82 @@
+"""Packed sweeps through the runner and real Ray Tune: members are trials everywhere a user looks."""
+
+import json
+import os
+import signal
+
+import pandas as pd
+import pytest
+
+from analysis.load import load_experiment
+from tests.sweeps_running import Runner, rows_by_trial, run, runner_cmd, wait_until
+from tests.synthetic import write_mnist_cache
+
+GRID = """
+    # two seeds x two L2 factors that learn, and one member whose L2 blows it up
+    defaults: {dataset: mnist, arch: mlp64, epochs: 3, noise_type: gaussian, noise_scale: 0.2}
+    blocks:
+      - {seed: [0, 1], l2: [0.0, 0.001]}
+      - {seed: 2, l2: 10000.0}
+"""
+
+
+def test_a_packed_sweep_reports_as_the_same_sweep_run_alone(tmp_path):
+    write_mnist_cache(tmp_path / "cache", n_train=2000, n_test=1000)
+    summaries = {}
+    for pack in ("5", "1"):
+        cmd, env = runner_cmd(tmp_path, GRID, f"p{pack}", "--pack", pack, "--report")
+        proc = run(cmd, env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "5/5 trials finished (1 diverged, 0 errored, 0 unfinished)" in proc.stdout
+        exp = tmp_path / "runs" / f"p{pack}"
+        df = load_experiment(str(exp))
+        assert df["trial"].nunique() == 5  # one trial per config, packed or not
+        finals = df.groupby("trial")["epoch"].max()
+        assert sorted(finals.tolist()) == [1, 3, 3, 3, 3]  # the diverged member stopped at its epoch 1
+        assert df.loc[df["l2"] == 10000.0, "diverged"].tolist() == [True]
+        summaries[pack] = pd.read_csv(exp / "report" / "summary.csv").sort_values("l2").reset_index(drop=True)
+        if pack == "5":
+            spec = json.loads((exp / "noisesweep.json").read_text())
+            assert spec["packs"] == [[0, 1, 2, 3, 4]]
+            packs = [d for d in os.listdir(exp) if d.startswith("pack_mlp64_5m_")]
+            assert len(packs) == 1
+            members = json.loads((exp / packs[0] / "members.json").read_text())
+            assert sorted(df["trial"].unique()) == sorted(f"{packs[0]}/{m}" for m in members)
+            assert f"{packs[0]}/mlp64_gaussian0.2_l2-0_s0_m00: finished, epochs 3/3, val_accuracy" in proc.stdout
+            for m in members:
+                assert json.loads((exp / packs[0] / m / "params.json").read_text())["arch"] == "mlp64"
+        else:
+            assert not any(d.startswith("pack_") for d in os.listdir(exp))
+    packed, alone = summaries["5"], summaries["1"]
+    assert len(packed) == len(alone) == 3  # L2 0, 0.001 (2 seeds each) and the diverged cell
+    assert packed["n"].tolist() == alone["n"].tolist()
+    assert packed["n_diverged"].tolist() == alone["n_diverged"].tolist()
+    learned = packed["n_diverged"] == 0
+    assert (packed.loc[learned, "val_accuracy_mean"] - alone.loc[learned, "val_accuracy_mean"]).abs().max() <= 2e-3
+    assert packed.loc[learned, "val_loss_mean"].tolist() == pytest.approx(
+        alone.loc[learned, "val_loss_mean"].tolist(), rel=0.01)
+
+
+def test_a_killed_pack_restarts_from_its_checkpoint_with_every_member(tmp_path):
+    write_mnist_cache(tmp_path / "cache", n_train=30000, n_test=1000)
+    epochs = 6
+    cmd, env = runner_cmd(tmp_path, f"{{arch: mlp500_300, epochs: {epochs}, seed: [0, 1, 2]}}\n", "kill",
+                          "--pack", "3", "--cpus-per-trial", "2", "--max-failures", "2")
+    sweep = Runner(cmd, env, tmp_path / "runner.log")
+    exp = tmp_path / "runs" / "kill"
+    rows = wait_until(lambda: next((r for r in rows_by_trial(exp).values() if len(r) >= 2), None),
+                      what="two reported epochs")
+    killed_pid, killed_after = rows[-1]["pid"], rows[-1]["epoch"]
+    os.kill(killed_pid, signal.SIGKILL)  # the pack's worker, mid-epoch
+    assert sweep.wait() == 0, sweep.output()[-4000:]
+    assert killed_after < epochs, "the kill came after the last epoch: nothing was resumed"
+    members = rows_by_trial(exp)
+    assert len(members) == 3
+    for name, rows in members.items():
+        assert [r["epoch"] for r in rows] == list(range(1, epochs + 1)), name  # every epoch once
+        after = [r for r in rows if r["epoch"] > killed_after]
+        assert after and killed_pid not in {r["pid"] for r in after}  # a new worker carried on...
+        # ...from the checkpoint: the epochs before the kill's are the dead worker's. (The epoch
+        # it had logged when killed may be trained again: its members' rows are written just
+        # before the checkpoint that holds them, and replaced when that epoch is redone.)
+        assert {r["pid"] for r in rows if r["epoch"] < killed_after} == {killed_pid}

@@ -1,0 +1,193 @@
+"""Packed trials: K configs trained as one vectorised model, each member exactly as alone.
+
+Real Keras/TensorFlow training on small generated data, no Ray (the runner's packed
+sweeps are in tests/test_pack_sweep.py).
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from sweeps import packing
+from sweeps.grids import trial_config
+from tests.synthetic import learnable_mnist
+
+
+@pytest.fixture(autouse=True)
+def deterministic_ops():
+    """As in a trial (sweeps.trainable.configure_tensorflow)."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    yield
+
+
+def members(arch, **kw):
+    """Two seeds x two L2 factors, Gaussian noise: what a replicate/L2 study packs."""
+    base = {"arch": arch, "epochs": 3, "train_subset": 600, "test_subset": 1000, "noise_type": "gaussian",
+            "noise_scale": 0.2, "batch_size": 64, **kw}
+    return [trial_config({**base, "seed": s, "l2": l2}, {}) for s in (0, 1) for l2 in (0.0, 0.001)]
+
+
+def train(configs, arrays, epochs=None):
+    from sweeps.pack_trainer import Pack
+
+    pack = Pack(configs, arrays)
+    initial = [pack.net.member_weights(i) for i in range(pack.k)]
+    while not pack.done and (epochs is None or pack.epochs_done < epochs):
+        pack.record(pack.train_epoch(), {})
+    return pack, initial
+
+
+@pytest.mark.parametrize("arch", ["mlp64", "cnn"])
+def test_packed_members_start_and_train_as_their_solo_trials(arch):
+    import keras
+
+    from models import build_model
+
+    arrays = learnable_mnist(600, 1000)  # 1,000 validation images: one of them is 1e-3
+    configs = members(arch)
+    packed, packed_initial = train(configs, arrays)
+    for i, config in enumerate(configs):
+        solo, solo_initial = train([config], arrays)
+        keras.utils.set_random_seed(config["seed"])
+        keras_initial = build_model(arch, config["l2"], (28, 28, 1), num_classes=10).get_weights()
+        for a, b, c in zip(packed_initial[i], solo_initial[0], keras_initial):
+            np.testing.assert_array_equal(a, b)  # the weights its solo trial starts from...
+            np.testing.assert_array_equal(a, c)  # ...which are the registry model's under its seed
+        assert len(packed.rows[i]) == len(solo.rows[0]) == 3
+        for p, s in zip(packed.rows[i], solo.rows[0]):
+            assert abs(p["val_accuracy"] - s["val_accuracy"]) <= 2e-3, (i, p, s)
+            for key in ("loss", "val_loss"):
+                assert p[key] == pytest.approx(s[key], rel=0.01), (i, key, p, s)
+    # The members really differ: other seeds, other L2 factors, other numbers.
+    finals = [rows[-1]["loss"] for rows in packed.rows]
+    assert len(set(finals)) == 4
+    assert packed.rows[1][-1]["loss"] > packed.rows[0][-1]["loss"]  # the L2 penalty is in the loss
+
+
+def test_a_pack_of_one_trains_as_plain_keras_fit_on_the_same_batches():
+    """The solo path (a pack of one) is Keras's own training: same initial weights, same
+    batches in the same order, same noisy images, same loss and optimizer."""
+    import keras
+
+    from models import build_model
+    from sweeps.batches import order
+    from sweeps.noise import noisy_split
+
+    arrays = learnable_mnist(500, 200)
+    config = members("mlp64", l2=0.0)[1]  # seed 0, L2 1e-3
+    config["train_subset"], config["test_subset"] = 500, 200
+    pack, _ = train([config], arrays)
+
+    keras.utils.set_random_seed(config["seed"])
+    model = build_model("mlp64", config["l2"], (28, 28, 1), num_classes=10)
+    model.compile(optimizer=keras.optimizers.SGD(config["lr"]), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    kw = dict(seed=config["seed"], noise_type="gaussian", noise_scale=0.2)
+    x = noisy_split(arrays["x_train"], "train", **kw)[..., None]
+    x_val = noisy_split(arrays["x_test"], "test", **kw)[..., None]
+    for epoch in range(3):
+        idx = order(config["seed"], epoch, len(x))
+        h = model.fit(x[idx], arrays["y_train"][idx].astype(np.int32), batch_size=64, shuffle=False, verbose=0,
+                      validation_data=(x_val, arrays["y_test"].astype(np.int32)))
+        row = pack.rows[0][epoch]
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert row[key] == pytest.approx(h.history[key][0], rel=1e-3, abs=1e-4), (epoch, key)
+
+
+def test_a_diverging_member_is_frozen_and_the_others_train_as_alone():
+    arrays = learnable_mnist(600, 300)
+    healthy, exploding = members("mlp64")[0], {**members("mlp64")[1], "l2": 1e4}
+    packed, _ = train([healthy, exploding], arrays)
+    solo, _ = train([healthy], arrays)
+    assert packed.diverged == [False, True]
+    bad = packed.rows[1]
+    assert bad[-1]["diverged"] and not math.isfinite(bad[-1]["loss"])
+    assert len(bad) < 3 and all(not r["diverged"] for r in bad[:-1])  # no rows after it diverged
+    assert [r["loss"] for r in packed.rows[0]] == pytest.approx([r["loss"] for r in solo.rows[0]], rel=1e-5)
+    assert [r["val_accuracy"] for r in packed.rows[0]] == pytest.approx(
+        [r["val_accuracy"] for r in solo.rows[0]], abs=1e-6)
+    assert all(np.isfinite(w).all() for w in packed.net.member_weights(0))
+
+
+def test_a_checkpointed_pack_continues_as_if_never_stopped(tmp_path):
+    arrays = learnable_mnist(400, 200)
+    configs = members("mlp64", optimizer="adam", lr=0.001)
+    whole, _ = train(configs, arrays)
+    first, _ = train(configs, arrays, epochs=1)
+    first.save(str(tmp_path))
+    from sweeps.pack_trainer import Pack
+
+    resumed = Pack(configs, arrays)
+    resumed.restore(str(tmp_path))
+    assert resumed.epochs_done == 1 and [len(r) for r in resumed.rows] == [1] * 4
+    while not resumed.done:
+        resumed.record(resumed.train_epoch(), {})
+    for a, b in zip(whole.rows, resumed.rows):
+        assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-6)
+
+
+def test_holdout_members_score_the_test_split_once_at_the_end():
+    arrays = learnable_mnist(600, 300)
+    configs = members("mlp64", validation="holdout", holdout_size=100)
+    pack, _ = train(configs, arrays)
+    assert pack.n_train == 500 and pack.val_rows == (500, 600)
+    final = pack.finish()
+    assert all(set(f) == {"test_loss", "test_accuracy"} for f in final)
+    assert all(0.0 <= f["test_accuracy"] <= 1.0 for f in final)
+
+
+def test_plan_groups_what_can_share_a_model_and_splits_groups_evenly():
+    grid = [trial_config({"arch": "mlp64", "seed": s, "l2": l2, "noise_type": nt, "noise_scale": 0.1 * (nt != "none")}, {})
+            for s in range(3) for l2 in (0.0, 1e-3) for nt in ("none", "gaussian")]  # 12: one group
+    grid.append(trial_config({"arch": "mlp64", "lr": 0.01}, {}))  # another learning rate: alone
+    grid.append(trial_config({"arch": "cnn"}, {}))  # another architecture
+    grid.append(trial_config({"arch": "dae_dense", "noise_type": "gaussian", "noise_scale": 0.2}, {}))  # never packs
+    assert packing.plan(grid, 1) == [[i] for i in range(15)]
+    assert [len(p) for p in packing.plan(grid, 5)] == [4, 4, 4, 1, 1, 1]  # ceil(12/5) = 3 even packs
+    assert sorted(i for p in packing.plan(grid, 5) for i in p) == list(range(15))
+    auto = packing.plan(grid, None, slots=1, slot_bytes=1e12)
+    assert auto == [list(range(6)), list(range(6, 12)), [12], [13], [14]]  # mlp64: 8 a pack on a CPU; cnn alone
+    assert packing.plan(grid, None, slots=1, gpu=True, slot_bytes=1e12)[0] == list(range(12))
+    assert [len(p) for p in packing.plan(grid[:3], None, slots=2, slot_bytes=1e12)] == [2, 1]  # both slots busy
+    # A pack's noise draws must fit: 2 bytes per pixel of 70,000 images is 110 MB a member.
+    small = packing.plan(grid[:12], None, slots=1, slot_bytes=4 * 3 * 110e6)
+    assert [len(p) for p in small] == [3, 3, 3, 3]
+    assert packing.parse("auto") is None and packing.parse("3") == 3
+    for bad in ("0", "-2", "many"):
+        with pytest.raises(packing.PackingError, match="--pack"):
+            packing.parse(bad)
+
+
+def test_layers_a_pack_cannot_hold_are_named():
+    import keras
+
+    from models.packed import PackError, PackedNet
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.BatchNormalization(), keras.layers.Dense(10)])
+    with pytest.raises(PackError, match="BatchNormalization"):
+        PackedNet([model, model])
+
+
+def test_grouped_and_per_member_convolutions_compute_the_same_pack():
+    """A GPU or XLA runs a pack's convolutions as one grouped convolution; TensorFlow's CPU
+    kernels run one per member. Both are the same network."""
+    import keras
+    import tensorflow as tf
+
+    from models import build_model
+    from models.packed import PackedNet
+
+    models = []
+    for seed in (0, 1, 2):
+        keras.utils.set_random_seed(seed)
+        models.append(build_model("cnn", 0.0, (28, 28, 1), num_classes=10))
+    x = tf.random.stateless_uniform([3, 16, 28, 28, 1], (0, 1))
+    grouped = tf.function(PackedNet(models, grouped=True).__call__, jit_compile=True)(x)
+    alone = PackedNet(models, grouped=False)(x)
+    np.testing.assert_allclose(grouped.numpy(), alone.numpy(), rtol=1e-4, atol=1e-6)
+    for k, model in enumerate(models):  # and each member is its own Keras model
+        np.testing.assert_allclose(alone[k].numpy(), model(x[k]).numpy(), rtol=1e-4, atol=1e-6)
