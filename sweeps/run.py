@@ -318,8 +318,9 @@ def run_trials(ray, grid: Grid, name: str, exp: Storage, datasets: dict, packs: 
                 num_samples=len(configs),
                 max_concurrent_trials=args.max_concurrent,
                 # A fresh worker per trial pays TensorFlow's import (about 5 s here)
-                # again; reused workers pay it once per slot.
-                reuse_actors=True,
+                # again; reused workers pay it once per slot (bench/load.py measures
+                # both; NOISESWEEP_REUSE_ACTORS=0 turns reuse off).
+                reuse_actors=os.environ.get("NOISESWEEP_REUSE_ACTORS", "1") != "0",
                 trial_name_creator=trial_dirname,
                 trial_dirname_creator=trial_dirname,
             ),
