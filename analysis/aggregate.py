@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.load import METRICS, config_columns
+from analysis.load import METRICS, config_columns, row_ids
+from analysis.significance import against_best
 from sweeps.schema import DIVERGED, ERRORED, EVAL_METRICS, FINISHED, UNFINISHED
 
 REPLICATE_KEY = "seed"
@@ -70,7 +71,9 @@ def summarize(df: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
 
     Columns: the group keys, `n` (replicates used), `n_diverged`,
     `n_incomplete`, `complete`, `seeds`, then `{metric}_{mean,std,min,max,ci95}`
-    for every metric present, and `rank` (1 = best `metric` in its arch).
+    for every metric present, `rank` (1 = best `metric` in its arch), and each cell
+    against its architecture's best (analysis.significance: `vs_best`, the difference of
+    means with its 95 % CI, Welch's t, df, p and Holm's adjusted p).
     """
     keys = group_columns(df)
     final = _hashable(final_epochs(df), keys)
@@ -91,7 +94,12 @@ def summarize(df: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
     table = table.sort_values([*by, f"{metric}_mean"], ascending=[True] * len(by) + [metric.endswith("loss")],
                               na_position="last", kind="stable")
     table["rank"] = table.groupby(by, sort=False).cumcount() + 1 if by else range(1, len(table) + 1)
-    return table.reset_index(drop=True)
+    table = table.reset_index(drop=True)
+    # Each cell against its architecture's best, over the replicates' final values.
+    table["_cell"] = row_ids(table, keys)
+    values = {cell: g[metric].dropna().to_numpy() for cell, g in used.assign(_cell=row_ids(used, keys))
+              .groupby("_cell", sort=False)} if metric in used else {}
+    return table.join(against_best(table, values, metric)).drop(columns="_cell")
 
 
 def per_epoch(df: pd.DataFrame) -> pd.DataFrame:

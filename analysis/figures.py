@@ -238,14 +238,20 @@ def accuracy_vs_l2(summary, per_epoch, keys, metric, out_dir):
         return _paged("accuracy_vs_l2", facets(summary, facet_keys(summary, keys, {"l2"})), draw, out_dir)
 
 
+def panel_order(summary: pd.DataFrame, shown: list[str], max_groups: int) -> pd.DataFrame:
+    """The groups a figure draws a panel each for: the best `max_groups` by rank, in the
+    order of the study's axes (numbers by value, not as text and not best first)."""
+    best = summary if len(summary) <= max_groups else summary.nsmallest(max_groups, "rank", keep="first")
+    return best.sort_values([k for k in ("arch", *shown) if k in best], kind="stable", na_position="first")
+
+
 def learning_curves(summary, per_epoch, keys, metric, out_dir, max_groups=12):
     """Train and validation accuracy and loss per epoch, mean with a ±std band, a row per group
     (seed 001 2c, seed 004). The best `max_groups` groups by `metric` when there are more."""
     if per_epoch.empty or per_epoch["epoch"].nunique() < 2:
         raise FigureSkipped("learning curves: the trials reported fewer than two epochs")
     shown = [k for k in keys if varies(summary, k)]
-    best = summary.head(len(summary)) if len(summary) <= max_groups else summary.nsmallest(
-        max_groups, "rank", keep="first")
+    best = panel_order(summary, shown, max_groups)
     colours = {"train": "tab:blue", "val": "tab:orange"}
     # Denoisers report no accuracy: their rows show the loss alone.
     kinds = [k for k in ("accuracy", "loss") if f"{k}_mean" in per_epoch or f"val_{k}_mean" in per_epoch]

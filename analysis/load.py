@@ -15,6 +15,8 @@ Configs written before trials named their task are read in today's form.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import warnings
 
@@ -58,13 +60,18 @@ def pack_members(path: str) -> list[str] | None:
 
 def trial_dirs(experiment: str) -> list[str]:
     """Trial folders of an experiment, in name order: one per config, so a pack's members
-    (folders inside the pack's) stand in for the pack."""
+    (folders inside the pack's) stand in for the pack, and the trials of the experiment's
+    growth steps (folders grow-2/, grow-3/, ...: sweeps.growth) are the experiment's."""
     out = []
     for name in sorted(os.listdir(experiment)):
         path = os.path.join(experiment, name)
-        if os.path.isdir(path) and is_trial_dir(path):
+        if not os.path.isdir(path):
+            continue
+        if is_trial_dir(path):
             members = pack_members(path)
             out.extend([path] if members is None else members)
+        elif name.startswith(schema.GROWTH_PREFIX):
+            out.extend(trial_dirs(path))
     return out
 
 
@@ -242,3 +249,50 @@ def trial_file(experiment: str, trial: str, name: str) -> str | None:
 def config_columns(df: pd.DataFrame) -> list[str]:
     """The config keys of a tidy table (or of an evaluation table), in their order."""
     return [c for c in df.columns if c not in BOOKKEEPING and c not in EVAL_COLUMNS]
+
+
+def row_ids(df: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """One string per row naming its values in `columns` (NaN, None and lists included),
+    to match rows of two tables by those columns."""
+    return df[columns].map(_value_id).agg("\x1f".join, axis=1)
+
+
+def _value_id(value) -> str:
+    # A missing value reads as None in one table and NaN in another (a groupby key);
+    # a number as int or float, numpy or not.
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    if isinstance(value, numbers.Number) and not isinstance(value, bool):
+        return repr(float(value))
+    return repr(value)
+
+
+def counted_once(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The table with each config once, and what was dropped, in words.
+
+    The same study given twice (a laptop's experiment and a cluster's copy, or two
+    experiments that ran some configs in common): a config trained in more than one of
+    them keeps one trial, one that finished if any did, the earliest experiment given
+    first; its others leave the table, so no replicate is counted twice.
+    """
+    if df.empty or df["experiment"].nunique() < 2:
+        return df, []
+    columns = config_columns(df)
+    trials = df.drop_duplicates(["experiment", "trial"]).copy()
+    trials["_config"] = row_ids(trials, columns)
+    trials["_rank"] = trials["experiment"].map({e: i for i, e in enumerate(df["experiment"].unique())})
+    trials = trials.sort_values(["_config", "complete", "_rank"], ascending=[True, False, True], kind="stable")
+    repeated = trials.duplicated("_config", keep="first")
+    if not repeated.any():
+        return df, []
+    dropped = trials[repeated]
+    kept = trials[~repeated].set_index("_config")
+    notes = []
+    for (where, finished), group in dropped.groupby(["experiment", "complete"]):
+        sources = sorted(set(kept.loc[group["_config"], "experiment"]))
+        state = "finished" if finished else "not finished"
+        notes.append(f"{len(group)} configs {state} in {where} were also trained in {', '.join(sources)}: "
+                     f"counted once, from {', '.join(sources)}")
+    keep = pd.MultiIndex.from_frame(trials.loc[~repeated, ["experiment", "trial"]])
+    rows = pd.MultiIndex.from_frame(df[["experiment", "trial"]])
+    return df[rows.isin(keep)].reset_index(drop=True), notes

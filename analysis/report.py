@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 
 from analysis import denoise_figures, figures  # noqa: E402
 from analysis.aggregate import DDOF, group_columns, per_epoch, per_level, summarize, varying_columns  # noqa: E402
-from analysis.load import METRICS, experiment_dirs, load_evaluation, load_experiment  # noqa: E402
+from analysis.load import METRICS, counted_once, experiment_dirs, load_evaluation, load_experiment  # noqa: E402
 from sweeps.schema import STATUSES, headline_metric  # noqa: E402
 
 
@@ -43,17 +43,24 @@ def _cell(row, metric) -> str:
     return f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
 
 
+def _versus(row) -> str:
+    mark, p = row.get("vs_best"), row.get("p_holm")
+    if mark is None or pd.isna(mark):
+        return ""
+    return f"{mark} ({p:.3g})" if p is not None and not pd.isna(p) else str(mark)
+
+
 def markdown_table(summary: pd.DataFrame, keys: list[str], metric: str) -> str:
     """`mean ± std (n)` per group, best first within each architecture."""
     shown = _row_keys(summary, varying_columns(summary, keys))
-    header = [*shown, f"{metric}: mean ± std (n)", "95 % CI", "diverged", "incomplete"]
+    header = [*shown, f"{metric}: mean ± std (n)", "95 % CI", "vs best (Holm p)", "diverged", "incomplete"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in summary.iterrows():
         cell, ci = _cell(row, metric), row.get(f"{metric}_ci95")
         cell = cell if cell == "–" else f"{cell} ({row['n']})"
         interval = "–" if pd.isna(ci) else f"± {ci:.4f}"
         values = [figures.format_value(row[k]) for k in shown]
-        lines.append("| " + " | ".join([*values, cell, interval, str(row["n_diverged"]),
+        lines.append("| " + " | ".join([*values, cell, interval, _versus(row), str(row["n_diverged"]),
                                          str(row["n_incomplete"]) if row["n_incomplete"] else ""]) + " |")
     return "\n".join(lines)
 
@@ -71,7 +78,8 @@ def level_table(evaluation: pd.DataFrame, levels: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, problems, denoising="") -> str:
+def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, problems, denoising="",
+                 repeated=()) -> str:
     status = df.drop_duplicates(["experiment", "trial"])["status"].value_counts()
     parts = [
         "# Sweep report",
@@ -80,10 +88,15 @@ def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, prob
         "",
         "Trials: " + ", ".join(f"{status.get(s, 0)} {s}" for s in STATUSES),
         "",
+        *[f"Counted once: {note}." for note in repeated],
+        *([""] if repeated else []),
         f"Statistics over replicate seeds of the final epoch's metrics: std is the sample std (ddof={DDOF}); "
         "the 95 % CI is mean ± t(0.975, n-1)·std/√n; n counts finished replicates. Diverged replicates "
         "(NaN loss) are counted apart and excluded from the mean; groups with unfinished replicates "
-        "(unfinished or errored) are marked in the incomplete column.",
+        "(unfinished or errored) are marked in the incomplete column. "
+        "Vs best: each cell against its architecture's best by Welch's t-test over replicate seeds, the "
+        "p-values of one architecture adjusted together by Holm's method; \"≈ best\" (adjusted p ≥ 0.05) "
+        "means the cell cannot be told apart from the best with these replicates, \"worse\" that it can.",
         "",
         f"## Final {figures.label(metric, df)}, best first within each architecture",
         "",
@@ -142,6 +155,9 @@ def build(runs: list[str], out: str | None = None, metric: str | None = None, lo
         log(f"warning: {p}")
     if df.empty:
         raise ReportError(f"{', '.join(runs)}: no readable trials")
+    df, repeated = counted_once(df)
+    for note in repeated:
+        log(f"note: {note}")
     if metric is None:
         metric = headline_metric({c for c in df if df[c].notna().any()})
     if metric not in df or df[metric].isna().all():
@@ -189,13 +205,14 @@ def build(runs: list[str], out: str | None = None, metric: str | None = None, lo
                 skipped.append(str(e))
                 log(f"figure skipped: {e}")
     written += [p for paths in drawn.values() for p in paths]
-    written.append(write_report(out, runs, df, summary, metric, keys, drawn, skipped, problems, denoising))
+    written.append(write_report(out, runs, df, summary, metric, keys, drawn, skipped, problems, denoising,
+                                repeated))
     timings["figures"] = time.perf_counter() - clock
     return written
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
+def main(argv=None, prog: str = "python -m analysis.report") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="experiment folders, or a folder of them (runs/)")
     p.add_argument("--out", default=None, help="where to write (default RUN_DIR/report)")
     p.add_argument("--metric", default=None,

@@ -21,6 +21,7 @@ import itertools
 import math
 import os
 import re
+import textwrap
 from dataclasses import dataclass, field
 
 import yaml
@@ -259,6 +260,41 @@ def trial_config(partial: dict, overrides: dict) -> dict:
 
 def known_grids() -> list[str]:
     return sorted(f[:-5] for f in os.listdir(GRID_DIR) if f.endswith(".yaml"))
+
+
+def header(name: str) -> dict:
+    """A shipped grid's header comment as fields: `summary` (its first line) and each
+    `# Key:` paragraph (Reproduces, Trials, Time), continuation lines joined."""
+    fields: dict = {}
+    key = None
+    with open(os.path.join(GRID_DIR, f"{name}.yaml"), encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith("#"):
+                break
+            text = line[1:].strip()
+            head, _, rest = text.partition(":")
+            if key is None and head == name:
+                key, fields["summary"] = "summary", rest.strip()
+            elif head and " " not in head and head[0].isupper():
+                key, fields[head] = head, rest.strip()
+            elif key:
+                fields[key] += " " + text
+    return fields
+
+
+def catalogue(width: int = 100) -> list[str]:
+    """Every shipped grid as lines a person reads: its trials (and its tiny variant's),
+    what it is, what it reproduces and how long it takes, from its header."""
+    lines = []
+    for name in known_grids():
+        info = header(name)
+        trials, tiny = len(load_grid(name).trials), len(load_grid(f"{name}:tiny").trials)
+        lines.append(f"{name}: {trials} trials ({name}:tiny {tiny}). {info.get('summary', '')}")
+        for key in ("Reproduces", "Time"):
+            if key in info:
+                lines += textwrap.wrap(f"{key.lower()}: {info[key]}", width=width, initial_indent="  ",
+                                       subsequent_indent="    ")
+    return lines
 
 
 def resolve(spec: str) -> tuple[str, str, str | None]:

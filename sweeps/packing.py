@@ -82,15 +82,32 @@ def machine_bytes() -> float:
     return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
+def interleaved(trials: list[dict]) -> list[int]:
+    """Indices of `trials` in the order that gives a whole picture early: every cell's
+    first replicate seed before any cell's second (a cell: a config but its seed), and the
+    grid's order otherwise."""
+    seen: dict = {}
+    rank = []
+    for t in trials:
+        cell = json.dumps({k: v for k, v in t.items() if k != "seed"}, sort_keys=True, default=str)
+        rank.append(seen.get(cell, 0))
+        seen[cell] = rank[-1] + 1
+    return sorted(range(len(trials)), key=lambda i: (rank[i], i))
+
+
 def plan(trials: list[dict], size: int | None, slots: int = 1, gpu: bool = False,
-         slot_bytes: float | None = None, sizes: dict | None = None) -> list[list[int]]:
-    """Indices of `trials`, grouped into packs, in the grid's order of first appearance.
+         slot_bytes: float | None = None, sizes: dict | None = None,
+         order: list[int] | None = None) -> list[list[int]]:
+    """Indices of `trials`, grouped into packs, in the order they are to start: `order`
+    (a permutation of the indices; None: the grid's), each pack where its first member is.
 
     `size` is --pack's K (None: auto). With auto, a group is also spread over at least
     `slots` packs when it has that many configs, so a small grid keeps every slot busy.
     """
+    order = list(range(len(trials))) if order is None else order
     groups: dict = {}
-    for i, t in enumerate(trials):
+    for i in order:
+        t = trials[i]
         key = group_key(t) if packs(t) and size != 1 else ("solo", i)
         groups.setdefault(key, []).append(i)
     if slot_bytes is None:
@@ -106,7 +123,8 @@ def plan(trials: list[dict], size: int | None, slots: int = 1, gpu: bool = False
         # Near-equal packs: the sweep ends when its longest pack does.
         bounds = [round(j * n / count) for j in range(count + 1)]
         out.extend(members[a:b] for a, b in zip(bounds, bounds[1:]) if b > a)
-    return out
+    position = {i: n for n, i in enumerate(order)}
+    return sorted(out, key=lambda pack: position[pack[0]])
 
 
 def label(config: dict) -> str:

@@ -35,12 +35,11 @@ def needed(trials: list[dict]) -> dict:
 def train_reference(key: str, ref: dict, arrays: dict) -> tuple[bytes, dict]:
     """Train one reference classifier on clean images -> (its .keras file bytes, a note
     with its clean test accuracy and training time). Runs in a Ray task."""
-    import keras
-    import tensorflow as tf
-
     from sweeps.trainable import configure_tensorflow, fit
 
-    configure_tensorflow(tf, ref["seed"])
+    configure_tensorflow(ref["seed"])
+    import keras
+
     clock = time.perf_counter()
     parts = tasks.get("classify").parts(ref, arrays)
     model = parts.build()

@@ -20,7 +20,7 @@ import numpy as np
 import ray
 from ray import tune
 
-from sweeps import schema
+from sweeps import schema, tensorboard
 
 MODEL_FILE = "model.keras"
 MEMBERS_FILE = schema.MEMBERS_FILE
@@ -118,8 +118,9 @@ class PackReport:
     A pack of one reports its member's row to Tune as its own, so its folder is an
     ordinary trial's. A larger pack gives each member a folder inside the pack's
     (`folder`, a sweeps.storage.Storage), with the member's `params.json` and its rows as
-    `result.json`, rewritten whole each epoch from the rows the checkpoint keeps: a pack
-    restarted from an older checkpoint leaves no epoch twice. The pack's own row to Tune
+    `result.json` and a TensorBoard event file (sweeps.tensorboard), rewritten whole each
+    epoch from the rows the checkpoint keeps: a pack restarted from an older checkpoint
+    leaves no epoch twice. The pack's own row to Tune
     holds every member's epoch, divergence and headline metric.
     """
 
@@ -138,7 +139,8 @@ class PackReport:
         pack = self.pack
         # Tune adds the worker's pid to a trial's own rows; members' rows carry it themselves.
         pid = {"pid": os.getpid()} if pack.k > 1 else {}
-        trained = pack.record(metrics, {"epoch_time_s": seconds, **self.context, **pid})
+        trained = pack.record(metrics, {"epoch_time_s": seconds, "timestamp": int(time.time()), **self.context,
+                                        **pid})
         if pack.done:
             for i, extra in enumerate(pack.finish()):
                 schema.check_metrics(extra)
@@ -151,6 +153,7 @@ class PackReport:
             for i in trained:
                 lines = "".join(json.dumps(r) + "\n" for r in pack.rows[i])
                 self.folder.write_bytes(lines.encode(), self.names[i], "result.json")
+                self.folder.write_bytes(tensorboard.event_file(pack.rows[i]), self.names[i], tensorboard.EVENT_FILE)
             row = {"epoch": done, "epoch_time_s": seconds, **self.context, "members": {
                 name: {k: rows[-1].get(k) for k in ("epoch", "diverged", schema.headline_metric(rows[-1]))}
                 for name, rows in zip(self.names, pack.rows) if rows}}

@@ -8,22 +8,26 @@ trial started, nothing on disk changed.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import sys
 import time
+from dataclasses import dataclass, field
 
 if __package__ in (None, ""):
     # Run as a script: put the repository root, not sweeps/, first on the path.
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from sweeps import packing, schema  # noqa: E402
+from sweeps import growth, packing, quiet, schema  # noqa: E402
+from sweeps.packing import label  # noqa: E402
 from sweeps.grids import TABLE_COLUMNS, Grid, GridError, load_grid  # noqa: E402
 from sweeps.lock import LockError, describe, holder_is_running  # noqa: E402
+from sweeps.progress import PENDING, Sweep, config_key  # noqa: E402
 from sweeps.reference import ensure_references, needed  # noqa: E402
 from sweeps.storage import Storage  # noqa: E402
 
-SPEC_FILE = "noisesweep.json"  # what the experiment was started with, for --resume
+SPEC_FILE = schema.SPEC_FILE
 # Checkpoints (two kept per trial) and logs: a disk with less free space fails mid-sweep.
 MIN_FREE_BYTES = 64 * 2**20
 
@@ -32,9 +36,9 @@ class UsageError(Exception):
     """Bad input found before anything started: printed as one line, exit 2."""
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv=None, prog: str = "python sweeps/run.py") -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python sweeps/run.py",
+        prog=prog,
         description="Run a noise/L2 grid as Ray Tune trials and keep per-epoch logs.",
     )
     p.add_argument("--grid", default=None, help="named grid (sweeps/grids/NAME.yaml) or a YAML path, "
@@ -50,11 +54,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint (default 2)")
     p.add_argument("--pack", default="auto", help="configs trained at once as one vectorised model: auto "
                    "(measured per architecture and device), K (at most K members a pack) or 1 (each alone)")
+    p.add_argument("--order", choices=("interleaved", "grid"), default="interleaved",
+                   help="which configs start first: interleaved (default: every cell's first replicate seed "
+                   "before any cell's second, so a sweep stopped early has every cell) or grid (as declared)")
     p.add_argument("--epochs", type=int, default=None, help="override every trial's epochs, for a quick look")
     p.add_argument("--cache-dir", default=None, help="dataset cache (default $NOISESWEEP_CACHE_DIR or ~/.keras/datasets)")
     p.add_argument("--data-dir", default=None, help="a folder with the dataset's four IDX files")
     p.add_argument("--dry-run", action="store_true", help="print the trial table and count; start nothing")
+    p.add_argument("--list", action="store_true", help="list the shipped grids: what each reproduces, its trials "
+                   "and its measured time; start nothing")
     p.add_argument("--report", action="store_true", help="write tables and figures (analysis.report) at the end")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="Ray Tune's own tables and every start-up line of TensorFlow and Ray, not the live view")
     return p.parse_args(argv)
 
 
@@ -81,19 +92,21 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--data-dir {args.data_dir}: no such folder")
 
 
-def print_table(grid: Grid, packs: list[list[int]]) -> None:
-    """One row per config; a `pack` column numbers the packs trained together ("-": alone)."""
-    columns = [c for c in TABLE_COLUMNS if any(c in t for t in grid.trials)]
+def print_table(trials: list[dict], packs: list[list[int]]) -> None:
+    """One row per config; a `pack` column numbers the packs trained together ("-": alone),
+    `start` says when its Tune trial starts (1: first; --order)."""
+    columns = [c for c in TABLE_COLUMNS if any(c in t for t in trials)]
     together = [p for p in packs if len(p) > 1]
     pack_of = {i: str(n) for n, pack in enumerate(together) for i in pack}
+    start = {i: str(n + 1) for n, pack in enumerate(packs) for i in pack}  # the Tune trial's place in line
 
     def shown(t, c):
         v = t.get(c, "")
         return f"{v:g}" if isinstance(v, float) else "" if v is None else str(v)
 
-    rows = [[str(i)] + [shown(t, c) for c in columns] + ([pack_of.get(i, "-")] if together else [])
-            for i, t in enumerate(grid.trials)]
-    header = ["#", *columns] + (["pack"] if together else [])
+    rows = [[str(i)] + [shown(t, c) for c in columns] + ([pack_of.get(i, "-")] if together else []) + [start[i]]
+            for i, t in enumerate(trials)]
+    header = ["#", *columns] + (["pack"] if together else []) + ["start"]
     widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
     for r in [header, *rows]:
         print("  ".join(cell.rjust(w) for cell, w in zip(r, widths)))
@@ -102,63 +115,80 @@ def print_table(grid: Grid, packs: list[list[int]]) -> None:
               f"(sizes {', '.join(str(len(p)) for p in together)}), {len(packs) - len(together)} alone")
 
 
-def plan_packs(grid: Grid, args: argparse.Namespace, started: dict | None = None,
-               cpus: float | None = None) -> list[list[int]]:
-    """The experiment's packs: those it started with when resuming, else packing.plan's
-    for --pack on `cpus` (the cluster's; before Ray starts, --num-cpus or this machine's)
-    divided into trial slots."""
-    if started and "packs" in started:
-        return started["packs"]
-    if started:  # started before packs: every config alone, as it ran
-        return [[i] for i in range(len(grid.trials))]
+def plan_packs(trials: list[dict], args: argparse.Namespace, cpus: float | None = None) -> list[list[int]]:
+    """packing.plan's packs of `trials` for --pack and --order on `cpus` (the cluster's;
+    before Ray starts, --num-cpus or this machine's) divided into trial slots."""
     slots = max(1, int((cpus or args.num_cpus or os.cpu_count() or 1) // args.cpus_per_trial))
     if args.max_concurrent:
         slots = min(slots, args.max_concurrent)
-    return packing.plan(grid.trials, args.pack_size, slots=slots, gpu=args.gpus_per_trial > 0)
+    order = packing.interleaved(trials) if args.order == "interleaved" else None
+    return packing.plan(trials, args.pack_size, slots=slots, gpu=args.gpus_per_trial > 0, order=order)
 
 
-def describe_difference(old: list[dict], new: list[dict]) -> str:
-    if len(old) != len(new):
-        return f"{len(old)} trials then, {len(new)} now"
-    for i, (a, b) in enumerate(zip(old, new)):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                return f"trial {i}: {key} was {a.get(key)!r}, now {b.get(key)!r}"
-    return ""
+@dataclass
+class Plan:
+    """What a run does: the grid asked for, the experiment, and its steps to run now, in
+    order (sweeps.growth): each {folder, trials, packs, fresh}, `fresh` for a step not yet
+    in the experiment's record (`previous`)."""
+
+    grid: Grid
+    name: str
+    exp: Storage
+    steps: list[dict]
+    previous: list[dict] = field(default_factory=list)
+    growth: growth.Growth | None = None
+
+    @property
+    def trials(self) -> list[dict]:
+        return [t for s in self.steps for t in s["trials"]]
 
 
-def plan_experiment(args: argparse.Namespace) -> tuple[Grid, str, Storage, list[list[int]]]:
-    """Validate everything about the run; return (grid, experiment name, experiment folder, packs)."""
+def new_step(grid: Grid, trials: list[dict], previous: list[dict], args: argparse.Namespace) -> dict:
+    return {"folder": growth.next_folder(previous), "grid": grid.label, "grid_path": grid.path,
+            "overrides": grid.overrides, "trials": trials, "packs": plan_packs(trials, args), "fresh": True}
+
+
+def plan_experiment(args: argparse.Namespace) -> Plan:
+    """Validate everything about the run and plan its steps."""
     overrides = {"epochs": args.epochs} if args.epochs is not None else {}
     root = Storage(args.storage_path)
     if args.resume:
         exp = root.child(args.name)
         refuse_if_running(exp, args.name)
-        started = exp.read_json(SPEC_FILE)
-        if started is None:
+        spec = exp.read_json(SPEC_FILE)
+        if spec is None:
             raise UsageError(f"--resume: {exp.path} holds no noisesweep experiment ({SPEC_FILE} missing)")
-        # An experiment started before trials named their task reads as one that did.
-        started_trials = [schema.upgrade_config(t) for t in started["trials"]]
-        if not args.grid:
-            # Continue exactly what was started, even if the grid file has moved since.
-            grid = Grid(started["grid"], started["grid_path"], None, started_trials,
-                        overrides=started.get("overrides", {}))
-            return grid, args.name, exp, plan_packs(grid, args, started)
-        grid = load_grid(args.grid, overrides or started.get("overrides"))
-        changed = describe_difference(started_trials, grid.trials)
-        if changed:
-            raise UsageError(f"--resume: the grid differs from the one {args.name} started with ({changed})")
-        return grid, args.name, exp, plan_packs(grid, args, started)
+        try:
+            previous = growth.steps(spec)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise UsageError(f"--resume: {exp.path}/{SPEC_FILE}: not a record the runner wrote ({e!r} missing or "
+                             "malformed)") from None
+        last = previous[-1]
+        if args.grid:
+            grid = load_grid(args.grid, overrides or last.get("overrides"))
+        else:
+            # Continue exactly what was run, even if the grid files have moved since.
+            grid = Grid(last["grid"], last["grid_path"], None, [t for s in previous for t in s["trials"]],
+                        overrides=last.get("overrides", {}))
+        # Logs on another machine's storage (s3://...) are not read: every step with a config
+        # the grid names is resumed, and Tune leaves its finished trials as they are.
+        states = growth.logged_states(exp.path, grid.trials) if exp.is_local else {}
+        grown = growth.plan(previous, states, grid.trials)
+        steps = [{**s, "fresh": False} for s in previous if s["folder"] in grown.to_continue]
+        if grown.new:
+            steps.append(new_step(grid, grown.new, previous, args))
+        return Plan(grid, args.name, exp, steps, previous, grown)
     grid = load_grid(args.grid or "smoke", overrides)
     name = args.name or f"{grid.name}{'-tiny' if grid.variant else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     exp = root.child(name)
     refuse_if_running(exp, name)
     if not exp.is_empty_or_missing():
-        raise UsageError(f"--name {name}: {exp.path} already exists; pass --resume to continue it or choose another --name")
+        raise UsageError(f"--name {name}: {exp.path} already exists; pass --resume to continue it (with --grid, "
+                         "to grow it) or choose another --name")
     problem = root.writable_problem()
     if problem:
         raise UsageError(f"--storage-path {args.storage_path}: {problem}")
-    return grid, name, exp, plan_packs(grid, args)
+    return Plan(grid, name, exp, [new_step(grid, grid.trials, [], args)])
 
 
 def refuse_if_running(exp: Storage, name: str) -> None:
@@ -168,11 +198,11 @@ def refuse_if_running(exp: Storage, name: str) -> None:
         raise UsageError(f"--name {name}: {exp.path} is being run by {describe(holder)}")
 
 
-def load_datasets(grid: Grid, args: argparse.Namespace) -> dict:
+def load_datasets(trials: list[dict], args: argparse.Namespace) -> dict:
     from sweeps.data import DataUnavailable, load_dataset
 
     out = {}
-    for name in sorted({t["dataset"] for t in grid.trials}):
+    for name in sorted({t["dataset"] for t in trials}):
         try:
             out[name] = load_dataset(name, cache_dir=args.cache_dir, data_dir=args.data_dir).arrays()
         except DataUnavailable as e:
@@ -190,36 +220,75 @@ def trial_dirname(trial) -> str:
 def start_ray(args: argparse.Namespace):
     import ray
 
-    # Workers see the driver's TensorFlow verbosity and its tasks of one's own (sweeps.tasks).
-    names = ("TF_CPP_MIN_LOG_LEVEL", "NOISESWEEP_TASKS")
+    # Workers see the driver's verbosity and its tasks of one's own (sweeps.tasks).
+    names = ("TF_CPP_MIN_LOG_LEVEL", quiet.VERBOSE_ENV, "NOISESWEEP_TASKS")
     env = {"env_vars": {k: os.environ[k] for k in names if k in os.environ}}
+    # Ray's own INFO lines (and its token-authentication note) only with -v.
+    level = logging.INFO if args.verbose else logging.ERROR
+    if not args.verbose:
+        # Tune's new output engine prints its experiment header and TensorBoard hint
+        # whatever `verbose` says; the legacy one at verbose 0 prints nothing.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if args.address:
-        ray.init(address=args.address, runtime_env=env)
+        ray.init(address=args.address, runtime_env=env, logging_level=level)
     else:
         # address="local": never attach to a stale cluster a dead run left in
         # /tmp/ray (ray.init() would try it and hang). The dashboard, if this
         # Ray has one, listens on loopback only.
-        ray.init(address="local", num_cpus=args.num_cpus, dashboard_host="127.0.0.1", runtime_env=env)
+        ray.init(address="local", num_cpus=args.num_cpus, dashboard_host="127.0.0.1", runtime_env=env,
+                 logging_level=level)
     return ray
 
 
+def print_growth(plan: Plan, every: bool) -> None:
+    """What a grid given to --resume means for the experiment: counts, the configs it no
+    longer names, and (with `every`, for --dry-run) each config by what happens to it."""
+    g = plan.growth
+    print(f"{plan.name}: {len(g.done)} configs finished (skipped), {len(g.continued)} not finished (continued), "
+          f"{len(g.new)} new (to run)")
+    where = {config_key(c): s["folder"] or "first step" for s in plan.previous for c in s["trials"]}
+    shown = [("not in this grid (kept)", g.not_in_grid)]
+    if every:
+        shown = [("new", g.new), ("continued", g.continued), ("skipped", g.done), *shown]
+    for word, configs in shown:
+        for c in configs:
+            step = f" ({where[config_key(c)]})" if config_key(c) in where else ""
+            print(f"  {word}: {label(c)}{step}")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.list:
+        from sweeps.grids import catalogue
+
+        print("\n".join(catalogue()))
+        return 0
     check_args(args)
-    grid, name, exp, packs = plan_experiment(args)
+    args.verbose = args.verbose or quiet.verbose()
+    if args.verbose:
+        os.environ[quiet.VERBOSE_ENV] = "1"
+    plan = plan_experiment(args)
+    grid = plan.grid
     if grid.duplicates_dropped:
         print(f"note: {grid.duplicates_dropped} duplicate trial configs in {grid.path} dropped")
+    if plan.growth:
+        print_growth(plan, every=args.dry_run)
     if args.dry_run:
-        print_table(grid, packs)
-        print(f"{len(grid.trials)} trials")
-        keys = sorted(needed(grid.trials))
+        fresh = next((s for s in plan.steps if s["fresh"]), None)
+        if fresh:
+            print_table(fresh["trials"], fresh["packs"])
+        print(f"{len(fresh['trials']) if fresh else 0} {'new ' if plan.growth else ''}trials")
+        keys = sorted(needed(plan.trials))
         if keys:
             print(f"{len(keys)} reference classifiers, trained once each before the trials: {', '.join(keys)}")
         return 0
+    if not plan.steps:
+        print(f"nothing to run: every config the grid names is finished in {plan.exp.path}")
+        return write_report(plan) if args.report else 0
     try:
         # Refused before any trial started, the lock leaves no empty experiment folder behind.
-        with exp.locked(take_stale=args.resume):
-            check_free_space(exp, args.storage_path)
-            return execute(grid, name, exp, packs, args)
+        with plan.exp.locked(take_stale=args.resume):
+            check_free_space(plan.exp, args.storage_path)
+            return execute(plan, args)
     except LockError as e:
         raise UsageError(str(e)) from None
 
@@ -246,10 +315,10 @@ def check_free_space(exp: Storage, shown: str) -> None:
                          f"at least {MIN_FREE_BYTES // 2**20} MiB for its logs and checkpoints")
 
 
-def execute(grid: Grid, name: str, exp: Storage, packs: list[list[int]], args: argparse.Namespace) -> int:
-    """Load the data, start Ray, run the trials, summarise: everything after validation."""
-    datasets = load_datasets(grid, args)
-    if exp.is_local:
+def execute(plan: Plan, args: argparse.Namespace) -> int:
+    """Load the data, start Ray, run the steps, summarise: everything after validation."""
+    datasets = load_datasets(plan.trials, args)
+    if plan.exp.is_local:
         # Tune saves the experiment state (which checkpoint each trial resumes from, which
         # trials finished) at most every 10 s by default: a killed driver then loses that
         # much, and resumed trials repeat epochs. Locally a save is a small file write.
@@ -257,66 +326,90 @@ def execute(grid: Grid, name: str, exp: Storage, packs: list[list[int]], args: a
 
     ray = start_ray(args)
     try:
-        results = run_trials(ray, grid, name, exp, datasets, packs, args)
+        results = run_steps(ray, plan, datasets, args)
     except KeyboardInterrupt:
         # Ctrl-C in the reference stage (Tune handles its own during the trials).
-        print(f"\nstopped; resume with: python sweeps/run.py --name {name} "
+        print(f"\nstopped; resume with: python sweeps/run.py --name {plan.name} "
               f"--storage-path {args.storage_path} --resume")
         return 130
     finally:
         if not args.address:
             ray.shutdown()
-    code = summarize(results, grid, name, exp.path, args)
+    code = summarize(results, plan, args)
     if args.report:
-        from analysis import report
-
-        report.main([exp.path])
+        write_report(plan)
     return code
 
 
-def run_trials(ray, grid: Grid, name: str, exp: Storage, datasets: dict, packs: list[list[int]],
-               args: argparse.Namespace):
-    """Reference classifiers first (if any trial needs one), then the trials through Tune."""
+def write_report(plan: Plan) -> int:
+    """analysis.report on the whole experiment (every step), as --report asks."""
+    from analysis import report
+
+    return report.main([plan.exp.path])
+
+
+def run_steps(ray, plan: Plan, datasets: dict, args: argparse.Namespace) -> list:
+    """Reference classifiers first (if any trial needs one), then each step's trials
+    through Tune, one step after another; a step stopped short (Ctrl-C) ends the run."""
+    check_storage_reaches_every_node(ray, plan.exp, args)
+    resources = ray.cluster_resources()
+    if args.gpus_per_trial and not resources.get("GPU"):
+        print(f"warning: trials ask for {args.gpus_per_trial} GPU each and this Ray cluster has no GPU: "
+              "they wait until a GPU node joins")
+    per_trial = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
+    references: dict = {}
+    results = []
+    for n, step in enumerate(plan.steps):
+        folder = plan.exp.child(step["folder"]) if step["folder"] else plan.exp
+        if step["fresh"]:
+            if args.address:
+                step["packs"] = plan_packs(step["trials"], args, cpus=resources.get("CPU"))  # the cluster's slots
+            # Recorded before Tune starts: a run killed from here on resumes this step.
+            recorded = {k: v for k, v in step.items() if k != "fresh"}
+            plan.exp.write_json(growth.record(plan.previous, recorded), SPEC_FILE)
+        together = sum(len(p) > 1 for p in step["packs"])
+        shown = f", in {together} packs and {len(step['packs']) - together} alone" if together else ""
+        what = (f"grid {plan.grid.label} ({plan.grid.path})" if not plan.previous else
+                f"{'new step' if step['fresh'] else 'continuing'} {step['folder'] or 'the first step'}")
+        print(f"noisesweep: {what}, {len(step['trials'])} trials{shown} -> {folder.path}", flush=True)
+        if n == 0:  # once, under the first step's line
+            print(f"ray: {int(resources.get('CPU', 0))} CPUs, {resources.get('GPU', 0):g} GPUs; "
+                  f"per trial {args.cpus_per_trial:g} CPU, {args.gpus_per_trial:g} GPU", flush=True)
+            references = ensure_references(plan.trials, datasets, plan.exp, per_trial)
+        done = run_step(plan, step, folder, datasets, references, resources, args)
+        results.extend(done)
+        if any(not r.error and unfinished(r) for r in done):
+            break  # stopped: the steps after it wait for --resume
+    return results
+
+
+def run_step(plan: Plan, step: dict, folder: Storage, datasets: dict, references: dict, resources: dict,
+             args: argparse.Namespace):
+    """One step's trials through Ray Tune: restored from its state if it ran before."""
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
     from sweeps.trainable import train_trial
 
-    check_storage_reaches_every_node(ray, exp, args)
-    resources = ray.cluster_resources()
-    if args.gpus_per_trial and not resources.get("GPU"):
-        print(f"warning: trials ask for {args.gpus_per_trial} GPU each and this Ray cluster has no GPU: "
-              "they wait until a GPU node joins")
-    if not args.resume and args.address:
-        packs = plan_packs(grid, args, cpus=resources.get("CPU"))  # the cluster's slots, not this machine's
-    together = sum(len(p) > 1 for p in packs)
-    shown = f", in {together} packs and {len(packs) - together} alone" if together else ""
-    print(f"noisesweep: grid {grid.label} ({grid.path}), {len(grid.trials)} trials{shown} -> {exp.path}")
-    print(f"ray: {int(resources.get('CPU', 0))} CPUs, {resources.get('GPU', 0):g} GPUs; "
-          f"per trial {args.cpus_per_trial:g} CPU, {args.gpus_per_trial:g} GPU", flush=True)
-    if not args.resume:
-        exp.write_json({"grid": grid.label, "grid_path": grid.path, "overrides": grid.overrides,
-                        "trials": grid.trials, "packs": packs}, SPEC_FILE)
     per_trial = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
-    references = ensure_references(grid.trials, datasets, exp, per_trial)
-
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, datasets=datasets, references=references, storage=exp), per_trial)
-    # A run stopped before Tune saved any state (during the reference stage) starts afresh.
-    if args.resume and tune.Tuner.can_restore(exp.path):
-        tuner = tune.Tuner.restore(exp.path, trainable, resume_unfinished=True, resume_errored=True)
+        tune.with_parameters(train_trial, datasets=datasets, references=references, storage=folder), per_trial)
+    # A step stopped before Tune saved any state (during the reference stage) starts afresh.
+    if not step["fresh"] and tune.Tuner.can_restore(folder.path):
+        tuner = tune.Tuner.restore(folder.path, trainable, resume_unfinished=True, resume_errored=True)
     else:
-        configs = [packing.tune_config(grid.trials, p) for p in packs]
+        configs = [packing.tune_config(step["trials"], p) for p in step["packs"]]
         tuner = tune.Tuner(
             trainable,
             # Tune only accepts preset configs whose keys the space declares; a key some trials
             # lack (a denoiser's latent_dim, a solo config's `members`) is None in theirs.
             param_space=dict.fromkeys(k for t in configs for k in t),
             tune_config=tune.TuneConfig(
-                # One trial per pack (or lone config), flat, in the grid's order.
-                search_alg=BasicVariantGenerator(points_to_evaluate=configs),
+                # One trial per pack (or lone config), flat, in the planned order (--order).
+                # The limit goes to the generator itself: Tune ignores max_concurrent_trials
+                # (with a warning) when given a BasicVariantGenerator.
+                search_alg=BasicVariantGenerator(points_to_evaluate=configs, max_concurrent=args.max_concurrent or 0),
                 num_samples=len(configs),
-                max_concurrent_trials=args.max_concurrent,
                 # A fresh worker per trial pays TensorFlow's import (about 5 s here)
                 # again; reused workers pay it once per slot (bench/load.py measures
                 # both; NOISESWEEP_REUSE_ACTORS=0 turns reuse off).
@@ -325,13 +418,27 @@ def run_trials(ray, grid: Grid, name: str, exp: Storage, datasets: dict, packs: 
                 trial_dirname_creator=trial_dirname,
             ),
             run_config=tune.RunConfig(
-                name=name,
-                storage_path=Storage(args.storage_path).path,
+                # A growth step is a Tune experiment inside the experiment's folder.
+                name=step["folder"] or plan.name,
+                # Quiet: the live view (sweeps.console) instead of Tune's tables; -v: Tune's.
+                verbose=None if args.verbose else 0,
+                callbacks=[] if args.verbose else [live_view(step, resources, args)],
+                storage_path=plan.exp.path if step["folder"] else Storage(args.storage_path).path,
                 failure_config=tune.FailureConfig(max_failures=args.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             ),
         )
-    return tuner.fit()
+    return list(tuner.fit())
+
+
+def live_view(step: dict, resources: dict, args: argparse.Namespace):
+    from sweeps.console import LiveView
+
+    per = args.gpus_per_trial if args.gpus_per_trial else args.cpus_per_trial
+    slots = int(resources.get("GPU" if args.gpus_per_trial else "CPU", 1) // per) or 1
+    if args.max_concurrent:
+        slots = min(slots, args.max_concurrent)
+    return LiveView(Sweep(step["trials"], step["packs"], slots))
 
 
 def member_results(result) -> list[tuple[str, dict, dict]]:
@@ -346,32 +453,50 @@ def member_results(result) -> list[tuple[str, dict, dict]]:
     return [(os.path.join(os.path.basename(result.path), n), c, reported.get(n) or {}) for n, c in zip(names, members)]
 
 
-def summarize(results, grid: Grid, name: str, exp_path: str, args) -> int:
-    """Print one line per config and where the logs are; exit 0 when every config finished,
+def member_states(result) -> list[tuple[str, dict, dict, str]]:
+    """(name shown, config, last metrics, status) of each config a Tune trial trained."""
+    return [(shown, config, m, schema.trial_status(m.get("epoch"), config["epochs"], bool(m.get("diverged")),
+                                                   errored=result.error is not None))
+            for shown, config, m in member_results(result)]
+
+
+def unfinished(result) -> bool:
+    """A Tune trial that neither ended nor failed (never started, or stopped midway)."""
+    return not result.config or any(state == schema.UNFINISHED for *_, state in member_states(result))
+
+
+def summarize(results, plan: Plan, args) -> int:
+    """Print the configs that did not finish (with -v, every config: the live view printed
+    each as it ended) and where the logs are; exit 0 when every config run now finished,
     130 when the sweep was stopped (resumable), 1 when trials errored."""
-    states = {}
+    trials = plan.trials
+    sweep = Sweep(trials, [[i] for i in range(len(trials))], 1)
     print()
-    for r in sorted(results, key=lambda r: r.path):
-        for shown_name, config, m in member_results(r):
-            state = states[shown_name] = schema.trial_status(
-                m.get("epoch"), config["epochs"], bool(m.get("diverged")), errored=r.error is not None)
-            metric = schema.headline_metric(m)
-            shown = f", {metric} {m[metric]:.4f}" if m.get(metric) is not None else ""
-            error = f", error in {os.path.join(r.path, 'error.txt')}" if state == schema.ERRORED else ""
-            print(f"  {shown_name}: {state}, epochs {m.get('epoch', 0)}/{config['epochs']}{shown}{error}")
-    count = {s: list(states.values()).count(s) for s in schema.STATUSES}
+    # A trial Tune never started (the sweep was stopped first) has no config or path.
+    for r in sorted((r for r in results if r.config), key=lambda r: r.path):
+        for shown_name, config, m, state in member_states(r):
+            i = sweep.index[config_key(config)]
+            sweep.row(i, m)
+            sweep.state[i] = state
+            if args.verbose or state not in schema.COMPLETE:
+                print(sweep.config_line(i, shown_name, os.path.join(r.path, "error.txt")))
+    for i, state in enumerate(sweep.state):
+        if state == PENDING:
+            sweep.state[i] = schema.UNFINISHED
+            print(sweep.config_line(i, label(sweep.configs[i])) + " (not started)")
+    count = sweep.counts()
     finished = sum(count[s] for s in schema.COMPLETE)
-    print(f"{finished}/{len(grid.trials)} trials finished ({count[schema.DIVERGED]} diverged, "
-          f"{count[schema.ERRORED]} errored, {len(grid.trials) - finished - count[schema.ERRORED]} unfinished)")
-    print(f"logs: {exp_path}")
-    if finished == len(grid.trials):
+    print(f"{finished}/{len(trials)} trials finished ({count[schema.DIVERGED]} diverged, "
+          f"{count[schema.ERRORED]} errored, {len(trials) - finished - count[schema.ERRORED]} unfinished)")
+    print(f"logs: {plan.exp.path}")
+    if finished == len(trials):
         return 0
-    print(f"resume with: python sweeps/run.py --name {name} --storage-path {args.storage_path} --resume")
+    print(f"resume with: python sweeps/run.py --name {plan.name} --storage-path {args.storage_path} --resume")
     return 1 if count[schema.ERRORED] else 130
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def main(argv=None, prog: str = "python sweeps/run.py") -> int:
+    args = parse_args(argv, prog)
     try:
         return run(args)
     except (GridError, UsageError) as e:

@@ -39,6 +39,8 @@ COMPLETE = (FINISHED, DIVERGED)  # a result to aggregate: nothing more will come
 EVALUATION_FILE = "evaluation.json"
 SAMPLES_FILE = "samples.npz"
 LATENT_GRID_FILE = "latent_grid.npz"
+SPEC_FILE = "noisesweep.json"  # every grid the runner ran in an experiment: configs, packs (for --resume)
+GROWTH_PREFIX = "grow-"  # an experiment's k-th step (k >= 2) is a Tune experiment in grow-k/ (sweeps.growth)
 # A pack's folder lists its members' folders (inside it) in this file.
 MEMBERS_FILE = "members.json"
 # A denoiser's evaluation, one row per test noise level.

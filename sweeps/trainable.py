@@ -16,11 +16,16 @@ import os
 from sweeps import tasks
 
 
-def configure_tensorflow(tf, seed: int) -> None:
-    """Threads, GPU memory and seeds, before TensorFlow runs its first op."""
+def configure_tensorflow(seed: int):
+    """TensorFlow, imported quietly (sweeps.quiet), with threads, GPU memory and seeds set
+    before it runs its first op."""
     import ray
 
+    from sweeps.quiet import import_tensorflow, quiet_ray_workers
+
     assigned = ray.get_runtime_context().get_assigned_resources()
+    quiet_ray_workers()
+    tf = import_tensorflow(gpu=bool(assigned.get("GPU")))
     cpus = assigned.get("CPU", 1.0)
     threads = max(1, int(round(cpus)))
     try:
@@ -41,6 +46,7 @@ def configure_tensorflow(tf, seed: int) -> None:
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+    return tf
 
 
 def fit(model, parts, config: dict, callbacks, initial_epoch: int = 0, validate: bool = True):
@@ -64,12 +70,10 @@ def train_trial(config: dict, datasets: dict, references: dict | None = None, st
     `references` maps reference classifier key -> .keras bytes (sweeps.reference);
     `storage` is the experiment's folder (sweeps.storage.Storage).
     """
-    import tensorflow as tf
-
     from sweeps.packing import members_of, packs
 
     members = members_of(config) or [config]
-    configure_tensorflow(tf, members[0]["seed"])
+    configure_tensorflow(members[0]["seed"])
     if packs(members[0]):
         return train_pack(members, datasets[members[0]["dataset"]], storage)
     from ray import tune

@@ -266,3 +266,35 @@ def test_denoise_report_draws_level_figure_strips_and_table(tmp_path, legacy):
     assert "| dae_dense | 0.5 |" in text and "![image_strips](figures/strips.png)" in text
     assert "validation loss" in text  # the denoisers' metric when no trial reports accuracy
     assert len(pd.read_csv(out / "evaluation.csv")) == 9
+
+
+def test_a_config_in_two_experiments_is_counted_once_and_the_report_says_so(tmp_path, capsys):
+    # The laptop ran seeds 0-1 of one cell, the cluster seeds 1-2 (seed 1 finished in both,
+    # with another number: only the laptop's counts) and seed 0 unfinished.
+    laptop, cluster = tmp_path / "laptop", tmp_path / "cluster"
+    for seed, acc in ((0, 0.80), (1, 0.90)):
+        write_trial(laptop, f"mlp64_s{seed}_0000{seed}", config(seed=seed), curve(acc))
+    for seed, acc in ((1, 0.50), (2, 0.70)):
+        write_trial(cluster, f"mlp64_s{seed}_1000{seed}", config(seed=seed), curve(acc))
+    write_trial(cluster, "mlp64_s0_10009", config(seed=0), curve(0.1)[:1])  # 1 of 3 epochs
+    out = tmp_path / "report"
+    assert report.main([str(laptop), str(cluster), "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["n"].tolist() == [3] and summary["n_incomplete"].tolist() == [0]
+    assert summary["val_accuracy_mean"].iloc[0] == pytest.approx((0.80 + 0.90 + 0.70) / 3)
+    assert summary["val_accuracy_std"].iloc[0] == pytest.approx(np.std([0.80, 0.90, 0.70], ddof=1))
+    printed = capsys.readouterr().out
+    said = "1 configs finished in cluster were also trained in laptop: counted once, from laptop"
+    assert f"note: {said}" in printed and f"Counted once: {said}." in (out / "report.md").read_text()
+    assert "1 configs not finished in cluster were also trained in laptop" in printed
+
+
+def test_a_cell_with_one_finished_seed_of_three_shows_n_1_and_no_std(tmp_path):
+    exp = tmp_path / "exp"
+    write_trial(exp, "s0_00000", config(seed=0), curve(0.9))
+    for seed in (1, 2):
+        write_trial(exp, f"s{seed}_0000{seed}", config(seed=seed), curve(0.9)[:1])
+    row = summarize(load_experiment(str(exp))).iloc[0]
+    assert row["n"] == 1 and row["n_incomplete"] == 2 and not row["complete"]
+    assert row["val_accuracy_mean"] == pytest.approx(0.9) and math.isnan(row["val_accuracy_std"])
+    assert math.isnan(row["val_accuracy_ci95"])

@@ -61,7 +61,10 @@ def test_denoise_study_shares_one_reference_and_reports_every_level(tmp_path):
     assert row["n"] == 1 and row["denoised_accuracy_mean"] == pytest.approx(trial["denoised_accuracy"])
     assert "## Denoising: the test set at each noise level" in (report / "report.md").read_text()
 
-    # the experiment keeps its reference: resuming loads it, trains nothing
-    proc = run(cmd[:cmd.index("--report")] + ["--resume"] + cmd[cmd.index("--report") + 1:], env)
+    # the experiment keeps its reference: grown by another noise scale, it loads it, trains no reference
+    grown, _ = runner_cmd(tmp_path, GRID.replace("[0.3, 0.5]", "[0.3, 0.5, 0.7]"), "dn", "--resume")
+    proc = run(grown, env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "reference classifiers: 1 loaded from" in proc.stdout and "training" not in proc.stdout
+    assert "dn: 3 configs finished (skipped), 0 not finished (continued), 1 new (to run)" in proc.stdout
+    assert "1/1 trials finished" in proc.stdout and len(load_experiment(str(exp))["trial"].unique()) == 4

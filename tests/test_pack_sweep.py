@@ -4,6 +4,7 @@ import json
 import os
 import signal
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -20,6 +21,31 @@ GRID = """
 """
 
 
+def tensorboard_curves(exp) -> dict:
+    """Run (folder under `exp`, as TensorBoard names it) -> {tag: [(step, value)]}, read
+    with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    mux = EventMultiplexer(size_guidance={"scalars": 0}).AddRunsFromDirectory(str(exp))
+    mux.Reload()
+    return {run: {tag: [(e.step, e.value) for e in mux.Scalars(run, tag)] for tag in tags["scalars"]}
+            for run, tags in mux.Runs().items()}
+
+
+def check_tensorboard_matches_logs(exp, df) -> None:
+    """Every config (a pack's members too) is a TensorBoard run under its folder's name,
+    with each epoch's val_accuracy and loss as its result.json has them (a diverged
+    epoch's NaN left out, as Tune leaves it out)."""
+    curves = tensorboard_curves(exp)
+    for trial, rows in df.sort_values("epoch").groupby("trial"):
+        assert trial in curves, (trial, sorted(curves))
+        for metric in ("val_accuracy", "loss"):
+            logged = [(int(e), float(v)) for e, v in zip(rows["epoch"], rows[metric]) if np.isfinite(v)]
+            shown = curves[trial].get("ray/tune/" + metric, [])
+            assert [e for e, _ in shown] == [e for e, _ in logged], (trial, metric)
+            assert [v for _, v in shown] == pytest.approx([v for _, v in logged], rel=1e-6)
+
+
 def test_a_packed_sweep_reports_as_the_same_sweep_run_alone(tmp_path):
     write_mnist_cache(tmp_path / "cache", n_train=2000, n_test=1000)
     summaries = {}
@@ -34,10 +60,13 @@ def test_a_packed_sweep_reports_as_the_same_sweep_run_alone(tmp_path):
         finals = df.groupby("trial")["epoch"].max()
         assert sorted(finals.tolist()) == [1, 3, 3, 3, 3]  # the diverged member stopped at its epoch 1
         assert df.loc[df["l2"] == 10000.0, "diverged"].tolist() == [True]
+        check_tensorboard_matches_logs(exp, df)
         summaries[pack] = pd.read_csv(exp / "report" / "summary.csv").sort_values("l2").reset_index(drop=True)
         if pack == "5":
             spec = json.loads((exp / "noisesweep.json").read_text())
-            assert spec["packs"] == [[0, 1, 2, 3, 4]]
+            # One pack, its members in the interleaved order: the lone seed-2 cell's config (4)
+            # ranks with the seed-0 ones, before the seed-1 ones.
+            assert [step["packs"] for step in spec["steps"]] == [[[0, 1, 4, 2, 3]]]
             packs = [d for d in os.listdir(exp) if d.startswith("pack_mlp64_5m_")]
             assert len(packs) == 1
             members = json.loads((exp / packs[0] / "members.json").read_text())
@@ -80,3 +109,4 @@ def test_a_killed_pack_restarts_from_its_checkpoint_with_every_member(tmp_path):
         # it had logged when killed may be trained again: its members' rows are written just
         # before the checkpoint that holds them, and replaced when that epoch is redone.)
         assert {r["pid"] for r in rows if r["epoch"] < killed_after} == {killed_pid}
+    check_tensorboard_matches_logs(exp, load_experiment(str(exp)))  # there too, every epoch once

@@ -161,6 +161,21 @@ def test_plan_groups_what_can_share_a_model_and_splits_groups_evenly():
             packing.parse(bad)
 
 
+def test_interleaved_order_starts_every_cells_first_seed_before_any_second():
+    # 2 archs x 2 L2 x 3 seeds, declared seed-innermost; the cnn cells never pack on a CPU.
+    grid = [trial_config({"arch": a, "l2": l2, "seed": s}, {}) for a in ("mlp64", "cnn") for l2 in (0.0, 1e-3)
+            for s in range(3)]
+    order = packing.interleaved(grid)
+    assert [(grid[i]["seed"], i) for i in order] == sorted((grid[i]["seed"], i) for i in range(12))
+    assert sorted(order) == list(range(12))
+    # Packs of 2 hold one seed rank each, in start order.
+    assert packing.plan(grid, 2, order=order) == [[0, 3], [6, 9], [1, 4], [7, 10], [2, 5], [8, 11]]
+    assert packing.plan(grid, 2) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11]]  # --order grid
+    # auto on a CPU: mlp64's six in one pack, the cnn configs alone, seed 0's before seed 1's.
+    auto = packing.plan(grid, None, slots=1, slot_bytes=1e12, order=order)
+    assert auto == [[0, 3, 1, 4, 2, 5], [6], [9], [7], [10], [8], [11]]
+
+
 def test_layers_a_pack_cannot_hold_are_named():
     import keras
 

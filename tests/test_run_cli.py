@@ -26,9 +26,19 @@ def test_script_dry_run_of_full_grid_ends_with_its_trial_count(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[-1] == "225 trials" and len(lines) == 1 + 225 + 1 + 1
-    assert lines[0].split()[:4] == ["#", "dataset", "arch", "noise_type"] and lines[0].split()[-1] == "pack"
+    assert lines[0].split()[:4] == ["#", "dataset", "arch", "noise_type"] and lines[0].split()[-2:] == ["pack", "start"]
     # Configs that differ only in seed, L2 and noise share a pack; cnn configs train alone on CPU.
-    pack = {int(r.split()[0]): r.split()[-1] for r in lines[1:226]}
+    pack = {int(r.split()[0]): r.split()[-2] for r in lines[1:226]}
+    start = {int(r.split()[0]): int(r.split()[-1]) for r in lines[1:226]}
+    seed = {int(r.split()[0]): int(r.split()[lines[0].split().index("seed")]) for r in lines[1:226]}
+    # Interleaved: Tune trials start in order of their first member's seed (a pack may
+    # also hold later seeds of its cells); configs alone: every seed 0 before any seed 1.
+    first_seed = [min(seed[i] for i in seed if start[i] == n) for n in sorted(set(start.values()))]
+    assert first_seed == sorted(first_seed) and set(first_seed) == {0, 1, 2}
+    alone = [i for i in pack if pack[i] == "-"]
+    assert max(start[i] for i in alone if seed[i] == 0) < min(start[i] for i in alone if seed[i] == 1)
+    assert sorted(set(start.values())) == list(range(1, len(set(start.values())) + 1))
+    assert all(start[i] == start[j] for i in pack for j in pack if pack[i] == pack[j] != "-")
     arch = {int(r.split()[0]): r.split()[2] for r in lines[1:226]}
     packed = [i for i in pack if arch[i] != "cnn"]
     assert packed and all(pack[i].isdigit() for i in packed)
@@ -102,16 +112,34 @@ def test_existing_experiment_is_never_overwritten(capsys, tmp_path):
     assert (exp / "result.json").read_text() == "precious\n"
 
 
-def test_resume_refuses_a_missing_experiment_and_a_changed_grid(capsys, tmp_path):
+def test_resume_refuses_a_missing_or_unreadable_experiment_and_dry_runs_a_changed_grid(capsys, tmp_path):
     code, _, err = call(capsys, "--name", "gone", "--resume", "--storage-path", str(tmp_path))
     assert code == 2 and "holds no noisesweep experiment" in err
     exp = tmp_path / "old"
     exp.mkdir()
+    (exp / run.SPEC_FILE).write_text(json.dumps({"grid": "smoke"}))
+    code, _, err = call(capsys, "--name", "old", "--resume", "--storage-path", str(tmp_path))
+    assert code == 2 and err.strip() == f"error: --resume: {exp}/{run.SPEC_FILE}: not a record the runner wrote " \
+                                        "(KeyError('trials') missing or malformed)"
+    # A record from before growth (one grid, no packs) whose trial 2 had another noise scale;
+    # no trial has logs: the other three are continued, trial 2 is new, its old self kept.
     trials = run.load_grid("smoke").trials
-    trials[2] = {**trials[2], "noise_scale": 0.25}
-    (exp / run.SPEC_FILE).write_text(json.dumps({"grid": "smoke", "grid_path": "smoke.yaml", "trials": trials}))
-    code, _, err = call(capsys, "--grid", "smoke", "--name", "old", "--resume", "--storage-path", str(tmp_path))
-    assert code == 2 and "trial 2: noise_scale was 0.25, now 0.5" in err
+    old = {**trials[2], "noise_scale": 0.25}
+    record = {"grid": "smoke", "grid_path": "smoke.yaml", "trials": [*trials[:2], old, trials[3]]}
+    (exp / run.SPEC_FILE).write_text(json.dumps(record))
+    code, out, _ = call(capsys, "--grid", "smoke", "--name", "old", "--resume", "--dry-run",
+                        "--storage-path", str(tmp_path))
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "old: 0 configs finished (skipped), 3 not finished (continued), 1 new (to run)"
+    assert "  new: mlp64_gaussian0.5_l2-0_s0" in lines and "  not in this grid (kept): mlp64_gaussian0.25_l2-0_s0 " \
+                                                          "(first step)" in lines
+    assert lines[-1] == "1 new trials" and json.loads((exp / run.SPEC_FILE).read_text()) == record  # nothing written
+    # A growth grid with an error in it: one line naming file, key and value; nothing written.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("{arch: mlp64, seed: [0, 1], noise_scale: -1}\n")
+    code, _, err = call(capsys, "--grid", str(bad), "--name", "old", "--resume", "--storage-path", str(tmp_path))
+    assert code == 2 and err.startswith(f"error: {bad}") and "noise_scale" in err and len(err.splitlines()) == 1
+    assert json.loads((exp / run.SPEC_FILE).read_text()) == record and sorted(os.listdir(exp)) == [run.SPEC_FILE]
 
 
 def test_experiment_spec_round_trips_locally_and_through_a_uri(tmp_path):

@@ -55,7 +55,10 @@ def read_zip(path: str) -> dict:
 
 def download(cache_dir: str) -> tuple[dict, str]:
     """NIST's archive through Keras's downloader into the cache folder -> (arrays, path)."""
-    import keras  # only here: the cache hit must not pay for TensorFlow
+    from sweeps.quiet import import_tensorflow  # only here: the cache hit must not pay for TensorFlow
+
+    import_tensorflow()
+    import keras
 
     path = keras.utils.get_file("emnist-gzip.zip", NIST_ZIP, cache_dir=cache_dir, cache_subdir=".")
     return read_zip(path), path

@@ -130,7 +130,10 @@ def socket_timeout(seconds: float):
 
 def keras_download(name: str, cache_dir: str, timeout_s: float = 30) -> Dataset:
     """Keras's own downloader (`keras.utils.get_file`, hash-checked), into the cache folder."""
-    import keras  # only here: the cache hit, the common case, must not pay for TensorFlow
+    from sweeps.quiet import import_tensorflow  # only here: the cache hit, the common case, must not pay for TensorFlow
+
+    import_tensorflow()
+    import keras
 
     with socket_timeout(timeout_s):
         if name == "mnist":

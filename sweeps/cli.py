@@ -1,0 +1,78 @@
+"""The `noisesweep` command (installed by pyproject.toml's [project.scripts]).
+
+    noisesweep run --grid l2 [runner flags]   # = python sweeps/run.py ...
+    noisesweep report RUN_DIR [...]           # = python -m analysis.report ...
+    noisesweep grids                          # the shipped grids: what each reproduces, trials, time
+    noisesweep status RUN_DIR [RUN_DIR ...]   # where experiments stand, from their files (no Ray)
+
+Exit status: 0 done; 1 trials errored (run); 2 bad input (flags, grid, folder); 130 a run
+stopped before its end (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+COMMANDS = {
+    "run": "run a grid as Ray Tune trials (python sweeps/run.py)",
+    "report": "tables and figures from experiments' logs (python -m analysis.report)",
+    "grids": "list the shipped grids: what each reproduces, trials and time",
+    "status": "where an experiment stands, from its files alone",
+}
+
+
+def grids_main(argv) -> int:
+    argparse.ArgumentParser(prog="noisesweep grids", description=COMMANDS["grids"]).parse_args(argv)
+    from sweeps.grids import catalogue
+
+    print("\n".join(catalogue()))
+    return 0
+
+
+def status_main(argv) -> int:
+    p = argparse.ArgumentParser(prog="noisesweep status", description=COMMANDS["status"] + ": configs per "
+                                "state, epochs done of planned, elapsed and ETA while it runs, the errored ones.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="experiment folders (runs/NAME)")
+    args = p.parse_args(argv)
+    from sweeps.status import StatusError, report
+
+    code = 0
+    for n, run in enumerate(args.runs):
+        if n:
+            print()
+        try:
+            report(run)
+        except StatusError as e:
+            print(f"error: {e}", file=sys.stderr)
+            code = 2
+    return code
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        p = argparse.ArgumentParser(prog="noisesweep", description="Noise and L2 sweeps of image classifiers "
+                                    "and denoisers on Ray Tune.", epilog=__doc__.split("\n\n")[-1],
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("command", choices=list(COMMANDS), help="; ".join(f"{k}: {v}" for k, v in COMMANDS.items()))
+        p.add_argument("args", nargs=argparse.REMAINDER, help="the command's own flags (noisesweep COMMAND --help)")
+        p.parse_args(argv)  # prints help (exit 0) or the error (exit 2)
+        return 2
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        from sweeps import run
+
+        return run.main(rest, prog="noisesweep run")
+    if command == "report":
+        from analysis import report
+
+        return report.main(rest, prog="noisesweep report")
+    # Listing commands end quietly when their reader does (`noisesweep grids | head`).
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    return grids_main(rest) if command == "grids" else status_main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The runner's live view: one progress line (sweeps.progress) kept current while the
+sweep runs, one line per config as it ends, divergences and errors as they happen.
+
+On a terminal the progress line stays at the bottom (rich, which comes with Ray) and the
+event lines scroll above it. Anywhere else (CI, nohup, a log file) everything is plain
+lines with no control characters: the progress line when the first trial starts, when
+the ETA is first known, every HEARTBEAT_S seconds and at the end. Ray Tune's own tables are shown
+instead with -v.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from ray import tune
+
+from sweeps import packing, schema
+from sweeps.progress import RUNNING, Sweep, config_key
+
+HEARTBEAT_S = 60.0
+REFRESH_S = 0.5  # a terminal's progress line at most this often
+
+
+class LiveView(tune.Callback):
+    """Tune's events into `sweep` (a sweeps.progress.Sweep) and onto `out`."""
+
+    def __init__(self, sweep: Sweep, out=None, heartbeat_s: float = HEARTBEAT_S):
+        self.sweep = sweep
+        self.out = out or sys.stdout
+        self.heartbeat_s = heartbeat_s
+        self.live = None
+        self.shown = ""
+        self.printed_at = 0.0
+        self.eta_known = False
+        self.under_way = False  # the first trial has started
+
+    # Tune pickles its run config (callbacks and all) into the experiment for --resume: the
+    # restored view starts from the grid alone and learns the rest from Tune's trials.
+    def __getstate__(self):
+        return {"sweep": self.sweep, "heartbeat_s": self.heartbeat_s}
+
+    def __setstate__(self, state):
+        self.__init__(state["sweep"], heartbeat_s=state["heartbeat_s"])
+
+    # -- output ----------------------------------------------------------------------------
+    def setup(self, **info):
+        self.sweep.started = self.printed_at = time.time()  # the heartbeat counts from here
+        if self.out.isatty():
+            from rich.console import Console
+            from rich.live import Live
+            from rich.text import Text
+
+            self._text = Text
+            self.live = Live(Text(self.sweep.line()), console=Console(file=self.out), transient=True,
+                             auto_refresh=False)
+            self.live.start()
+
+    def say(self, line: str) -> None:
+        if self.live:
+            self.live.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=self.out, flush=True)
+
+    def progress(self, force: bool = False) -> None:
+        now = time.time()
+        line = self.sweep.line(now)
+        if self.live:
+            if force or now - self.printed_at >= REFRESH_S:
+                self.live.update(self._text(line), refresh=True)
+                self.printed_at = now
+            return
+        eta_known = self.sweep.eta() is not None
+        if force or (eta_known and not self.eta_known) or now - self.printed_at >= self.heartbeat_s:
+            print(line, file=self.out, flush=True)
+            self.printed_at = now
+        self.eta_known = eta_known
+
+    # -- Tune's events ---------------------------------------------------------------------
+    def _members(self, trial) -> list[tuple[int, str]]:
+        """(config index, name shown) of each config the Tune trial trains."""
+        members = packing.members_of(trial.config)
+        folder = os.path.basename(trial.path)
+        if not members:
+            return [(self.sweep.index[config_key(trial.config)], folder)]
+        return [(self.sweep.index[config_key(m)], os.path.join(folder, n))
+                for m, n in zip(members, packing.member_dirnames(members))]
+
+    def _unit(self, trial) -> int:
+        return self.sweep.unit_of[self._members(trial)[0][0]]
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.sweep.set_unit(self._unit(trial), RUNNING)
+        self.progress(force=not self.under_way)  # the first line says the sweep is under way
+        self.under_way = True
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._take(trial, result, speak=True)
+        self.progress()
+
+    def _take(self, trial, result: dict, speak: bool) -> None:
+        self.sweep.epoch_done(self._unit(trial), result.get("epoch_time_s"))
+        members = self._members(trial)
+        rows = result.get("members")
+        for i, name in members:
+            row = result if rows is None else (rows.get(os.path.basename(name)) or {})
+            if self.sweep.row(i, row) == schema.DIVERGED and speak:
+                self.say(self.sweep.config_line(i, name))
+
+    def _ended(self, trial, state: str) -> None:
+        error = os.path.join(trial.path, "error.txt") if state == schema.ERRORED else None
+        names = dict(self._members(trial))
+        for i in self.sweep.set_unit(self._unit(trial), state):
+            self.say(self.sweep.config_line(i, names[i], error))
+        self.progress()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._ended(trial, schema.FINISHED)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._ended(trial, schema.ERRORED)
+
+    def on_step_end(self, iteration, trials, **info):
+        # A resumed experiment's trials that ended before: Tune sends them no event.
+        for trial in trials:
+            if trial.status == "TERMINATED" and trial.last_result:
+                members = self._members(trial)
+                if all(self.sweep.state[i] not in (schema.FINISHED, schema.DIVERGED) for i, _ in members):
+                    self._take(trial, trial.last_result, speak=False)
+                    self.sweep.set_unit(self._unit(trial), schema.FINISHED)
+        self.progress()
+
+    def on_experiment_end(self, trials, **info):
+        if self.live:
+            self.live.stop()
+            self.live = None
+        print(self.sweep.line(), file=self.out, flush=True)

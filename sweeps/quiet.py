@@ -1,0 +1,61 @@
+"""Start-up noise kept off the console unless the run is verbose (-v).
+
+TensorFlow prints its C++ banners (absl's "All log messages before InitializeLog", "Could
+not find cuda drivers", a CPU-instructions note) straight to file descriptor 2 while it is
+imported, before any log level applies, and on a machine without a GPU every first op
+logs "failed call to cuInit". Ray Train logs "Checkpoint successfully created" after
+every epoch of every trial. None of it is anything a user acts on. Warnings that are
+(data sources, missing GPUs, storage) are printed by the runner itself and stay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+
+VERBOSE_ENV = "NOISESWEEP_VERBOSE"  # "1": show everything; the runner's -v sets it, workers inherit it
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV) == "1"
+
+
+@contextlib.contextmanager
+def stderr_silenced():
+    """File descriptor 2 to /dev/null for the block (C++ code writes there directly)."""
+    if verbose():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def import_tensorflow(gpu: bool = False):
+    """TensorFlow, imported without its start-up lines. Without a GPU its C++ log is
+    limited to fatal errors (the cuInit probe is an error line); with one, to errors."""
+    if "tensorflow" not in sys.modules and not verbose():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if gpu else "3")
+    with stderr_silenced():
+        import tensorflow as tf
+
+        # The first device query runs the cuInit probe, which logs through absl at
+        # error level whatever TF_CPP_MIN_LOG_LEVEL says: done here, under the silence.
+        tf.config.list_physical_devices("GPU")
+    return tf
+
+
+def quiet_ray_workers() -> None:
+    """Ray Train's per-checkpoint INFO line off, in a trial's worker."""
+    if not verbose():
+        logging.getLogger("ray.train").setLevel(logging.WARNING)
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)

@@ -1,0 +1,110 @@
+"""`noisesweep status RUN_DIR`: where an experiment stands, from its files alone.
+
+Reads the runner's record of what it ran (noisesweep.json: every step's configs and
+packs, sweeps.growth), every trial folder's rows (analysis.load) and the runner's lock, with no Ray: for
+a running, a finished or an interrupted experiment, on this machine or a copy of its
+folder. Configs are pending until their trial folder exists; a config that stopped short
+of its epochs is running while the runner holds the lock and unfinished once it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+from sweeps import growth, schema
+from sweeps.lock import describe, holder_is_running, read_holder
+from sweeps.progress import PENDING, RUNNING, Sweep, logged_key
+
+ERROR_FILE = "error.txt"
+
+
+class StatusError(ValueError):
+    """The folder is not an experiment the runner started."""
+
+
+def read(exp_path: str) -> tuple[Sweep, dict | None, dict]:
+    """(the sweep as its files tell it, the runner's lock if it is still running,
+    {config index: (name, error file)} of errored configs)."""
+    from analysis.load import LogWarning, iter_trials
+
+    spec_path = os.path.join(exp_path, schema.SPEC_FILE)
+    try:
+        with open(spec_path) as f:
+            spec = json.load(f)
+        steps = growth.steps(spec)
+    except FileNotFoundError:
+        raise StatusError(f"{exp_path}: not an experiment folder (no {schema.SPEC_FILE})") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StatusError(f"{spec_path}: unreadable ({e})") from None
+    # Every step's configs, one list; each step's packs, indices shifted to match.
+    trials, units = [], []
+    for step in steps:
+        units += [[len(trials) + i for i in pack] for pack in step["packs"]]
+        trials += step["trials"]
+    holder = read_holder(exp_path)
+    running = holder if holder and holder_is_running(holder) else None
+    keys = set().union(*trials) if trials else set()
+    sweep = Sweep(trials, units, slots=1, started=os.path.getmtime(spec_path))
+    times: dict = {}
+    errors = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LogWarning)  # a trial just started has no rows yet
+        for _, path, config, epochs, status in iter_trials([exp_path]):
+            i = sweep.index.get(logged_key(config, keys))
+            if i is None:
+                continue
+            for epoch, row in sorted(epochs.items()):
+                sweep.row(i, {**row, "epoch": epoch})
+                if row.get("epoch_time_s") is not None:
+                    times.setdefault(sweep.unit_of[i], {})[epoch] = row["epoch_time_s"]
+            if status == schema.UNFINISHED:
+                status = RUNNING if running else schema.UNFINISHED
+            sweep.state[i] = status
+            if status == schema.ERRORED:
+                # A pack that failed beyond its retries leaves its error beside its members.
+                own, pack = os.path.join(path, ERROR_FILE), os.path.join(os.path.dirname(path), ERROR_FILE)
+                errors[i] = (os.path.relpath(path, exp_path),
+                             own if os.path.exists(own) or not os.path.exists(pack) else pack)
+    for u, by_epoch in times.items():
+        sweep.seconds[u] = list(by_epoch.values())
+    # The runner's slots are not in its files: the trials running now stand in for them.
+    busy = {sweep.unit_of[i] for i, s in enumerate(sweep.state) if s == RUNNING}
+    sweep.slots = max(1, len(busy))
+    return sweep, running, errors
+
+
+def report(exp_path: str, out=print) -> None:
+    """The status lines of one experiment."""
+    sweep, running, errors = read(exp_path)
+    n = sweep.counts()
+    planned = sum(c["epochs"] for c in sweep.configs)
+    done = sum(min(e, c["epochs"]) for e, c in zip(sweep.epochs, sweep.configs))
+    state = (f"running ({describe(running)})" if running else
+             "finished" if n[PENDING] + n[RUNNING] + n[schema.UNFINISHED] + n[schema.ERRORED] == 0 else
+             "stopped (resume with --resume)")
+    out(f"{os.path.basename(os.path.normpath(exp_path))}: {state}")
+    out("configs: " + ", ".join(f"{n[s]} {s}" for s in (schema.FINISHED, RUNNING, PENDING, schema.DIVERGED,
+                                                        schema.ERRORED, schema.UNFINISHED))
+        + f" (of {len(sweep.configs)})")
+    out(f"epochs: {done}/{planned} done")
+    if running:
+        out(sweep.line())
+    else:
+        best = sweep.best()
+        for arch, (metric, mean, k, group) in sorted(best.items()):
+            out(f"best mean {metric}: {arch} {mean:.4f} (n={k}, {group})")
+    for i, (name, error_file) in sorted(errors.items()):
+        first = _last_line(error_file)
+        out(f"errored: {name}: {first} ({error_file})")
+
+
+def _last_line(path: str) -> str:
+    """A traceback's last line says what went wrong."""
+    try:
+        with open(path, errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except OSError:
+        return "no error file"
+    return lines[-1] if lines else "empty error file"

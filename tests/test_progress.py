@@ -1,0 +1,87 @@
+"""The progress arithmetic (sweeps.progress): counts, ETA and best means, checked by hand."""
+
+import statistics
+
+import pytest
+
+from sweeps.grids import trial_config
+from sweeps.progress import PENDING, RUNNING, Sweep, duration
+
+
+def configs(**axes):
+    out = [{}]
+    for key, values in axes.items():
+        out = [{**c, key: v} for c in out for v in values]
+    return [trial_config({"arch": "mlp64", "epochs": 10, **c}, {}) for c in out]
+
+
+def test_eta_uses_each_trials_median_epoch_and_its_kind_for_unmeasured_ones():
+    grid = configs(seed=[0, 1, 2])
+    sweep = Sweep(grid, [[0], [1], [2]], slots=2, started=0.0)
+    assert sweep.eta() is None and "ETA estimating" in sweep.line(now=5.0)
+    sweep.set_unit(0, RUNNING)
+    for epoch, seconds in enumerate([9.0, 2.0, 2.0], start=1):  # the first epoch compiles
+        sweep.epoch_done(0, seconds)
+        sweep.row(0, {"epoch": epoch, "val_accuracy": 0.5})
+    # unit 0: 7 epochs left x median 2 s = 14; units 1 and 2 (unmeasured, same kind):
+    # 10 x 2 s each. 54 s of work on 2 slots = 27 s, above the longest (20 s).
+    assert sweep.eta() == pytest.approx((14 + 20 + 20) / 2)
+    assert sweep.counts()[RUNNING] == 1 and sweep.counts()[PENDING] == 2
+    line = sweep.line(now=65.0)
+    assert line.startswith("[0/3 configs done, 1 running, 2 pending] elapsed 1m05s, ETA 27s")
+
+
+def test_eta_is_never_below_the_longest_remaining_trial():
+    grid = configs(seed=[0, 1])
+    sweep = Sweep(grid, [[0], [1]], slots=4, started=0.0)
+    sweep.epoch_done(0, 3.0)
+    sweep.row(0, {"epoch": 1})
+    sweep.set_unit(1, "finished")
+    # one trial left: 9 epochs x 3 s on 4 slots would say 6.75 s; it takes 27 s.
+    assert sweep.eta() == pytest.approx(27.0)
+
+
+def test_a_pack_counts_its_epochs_once_and_its_members_by_state():
+    grid = configs(seed=[0, 1, 2, 3])
+    sweep = Sweep(grid, [[0, 1, 2], [3]], slots=1, started=0.0)
+    sweep.set_unit(0, RUNNING)
+    sweep.epoch_done(0, 4.0)
+    for i in (0, 1, 2):
+        sweep.row(i, {"epoch": 1})
+    assert sweep.row(1, {"epoch": 2, "diverged": True}) == "diverged"
+    assert sweep.row(1, {"epoch": 2, "diverged": True}) is None  # said once
+    # the pack: 9 epochs x 4 s; the lone config (unmeasured, another pack size, same arch): 10 x 4 s
+    assert sweep.eta() == pytest.approx(36 + 40)
+    assert sweep.set_unit(0, "errored") == [0, 2]  # the diverged member keeps its result
+    assert sweep.counts() == {"finished": 0, "running": 0, "pending": 1, "diverged": 1, "errored": 2,
+                              "unfinished": 0}
+
+
+def test_best_mean_is_over_replicates_of_one_config_group():
+    grid = configs(l2=[0.0, 1e-4], seed=[0, 1, 2])
+    sweep = Sweep(grid, [[i] for i in range(len(grid))], slots=2)
+    accuracy = {(0.0, 0): 0.90, (0.0, 1): 0.92, (0.0, 2): 0.94, (1e-4, 0): 0.95, (1e-4, 1): 0.91}
+    for i, c in enumerate(grid):
+        if (c["l2"], c["seed"]) in accuracy:
+            sweep.row(i, {"epoch": 10, "val_accuracy": accuracy[(c["l2"], c["seed"])]})
+            sweep.set_unit(i, "finished")
+    metric, mean, n, group = sweep.best()["mlp64"]
+    # l2 0: (0.90 + 0.92 + 0.94) / 3 = 0.92; l2 1e-4: (0.95 + 0.91) / 2 = 0.93 (seed 2 not done)
+    assert (metric, n, group) == ("val_accuracy", 2, "clean_l2-0.0001")
+    assert mean == pytest.approx(statistics.fmean([0.95, 0.91]))
+    assert "best mean: mlp64 val_accuracy 0.9300 (n=2, clean_l2-0.0001)" in sweep.line()
+
+
+def test_a_denoisers_best_is_its_lowest_loss_and_lines_name_state_epochs_metric():
+    grid = [trial_config({"arch": "dae_small", "seed": s, "epochs": 2}, {}) for s in (0, 1)]
+    grid += [trial_config({"arch": "dae_small", "seed": s, "epochs": 2, "l2": 1e-3}, {}) for s in (0, 1)]
+    sweep = Sweep(grid, [[i] for i in range(4)], slots=1)
+    for i, loss in enumerate([0.10, 0.12, 0.30, 0.20]):
+        sweep.row(i, {"epoch": 2, "val_loss": loss})
+        sweep.set_unit(i, "finished")
+    assert sweep.best()["dae_small"][:3] == ("val_loss", pytest.approx(0.11), 2)
+    assert sweep.config_line(3, "x/y") == "  x/y: finished, epochs 2/2, val_loss 0.2000"
+
+
+def test_durations_read_as_a_person_says_them():
+    assert [duration(s) for s in (4.6, 65, 3600 + 120 + 5)] == ["5s", "1m05s", "1h02m"]
