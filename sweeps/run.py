@@ -19,7 +19,7 @@ if __package__ in (None, ""):
     # Run as a script: put the repository root, not sweeps/, first on the path.
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from sweeps import growth, packing, quiet, schema  # noqa: E402
+from sweeps import growth, packing, quiet, restore, schema  # noqa: E402
 from sweeps.packing import label  # noqa: E402
 from sweeps.grids import TABLE_COLUMNS, Grid, GridError, load_grid  # noqa: E402
 from sweeps.lock import LockError, describe, holder_is_running  # noqa: E402
@@ -396,6 +396,7 @@ def run_step(plan: Plan, step: dict, folder: Storage, datasets: dict, references
         tune.with_parameters(train_trial, datasets=datasets, references=references, storage=folder), per_trial)
     # A step stopped before Tune saved any state (during the reference stage) starts afresh.
     if not step["fresh"] and tune.Tuner.can_restore(folder.path):
+        restore.cut_back(folder)
         tuner = tune.Tuner.restore(folder.path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         configs = [packing.tune_config(step["trials"], p) for p in step["packs"]]

@@ -94,8 +94,9 @@ def test_driver_sigkill_then_resume_finishes_without_retraining(tmp_path, fault_
     recover = resume(cmd, env)
     for name, content in finished_before.items():
         assert open(exp / name / "result.json", "rb").read() == content  # not trained again
-    assert all(e == list(range(1, epochs + 1)) for e in epochs_of(exp).values())
-    assert len(epochs_of(exp)) == 4 and not (exp / LOCK_FILE).exists()
+    seen = epochs_of(exp)
+    assert all(e == list(range(1, epochs + 1)) for e in seen.values()), seen
+    assert len(seen) == 4 and not (exp / LOCK_FILE).exists()
     fault_record(fault=f"driver SIGKILL, then --resume ({' '.join(packing)})", trials=4, epochs=epochs, trials_lost=0,
                  epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0, recover_s=round(recover, 1),
                  finished_before_kill=len(done))
@@ -122,7 +123,7 @@ def test_driver_sigkill_while_a_growth_step_runs_then_the_same_command_again(tmp
     for name, content in finished_before.items():
         assert open(exp / name / "result.json", "rb").read() == content  # not trained again
     seen = epochs_of(exp)
-    assert len(seen) == 4 and all(e == list(range(1, epochs + 1)) for e in seen.values())
+    assert len(seen) == 4 and all(e == list(range(1, epochs + 1)) for e in seen.values()), seen
     assert sorted(n.split("/")[0] for n in seen) == sorted(["grow-2", "grow-2", *finished_before])
     fault_record(fault="driver SIGKILL while a growth step runs, then the same command", trials=4, epochs=epochs,
                  trials_lost=0, epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0,

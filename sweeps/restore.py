@@ -1,0 +1,91 @@
+"""Before Tune restores a step: each trial it will continue has its logs cut back to
+the epoch its checkpoint holds.
+
+Tune's driver appends every reported row to a trial's `result.json` and `progress.csv`
+and uploads them with the experiment's state, but a driver killed between a report
+and the next state save leaves rows the saved state does not know about: restored from
+its last checkpoint, the trial trains those epochs again and Tune appends them a second
+time. Rows after the checkpoint the state names are therefore dropped before Tune starts
+(its loggers copy these files down and append to them), so every epoch is logged once.
+A larger pack's members write their own logs from the checkpoint (sweeps.reporting) and
+need nothing here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from sweeps.storage import Storage
+
+RESULT_FILE = "result.json"
+PROGRESS_FILE = "progress.csv"
+ITERATION = "training_iteration"
+
+
+def cut_back(step: Storage) -> int:
+    """Cut the logs of every unfinished trial in the Tune experiment in `step` to the rows
+    up to its last checkpoint; the number of result rows dropped."""
+    from ray.tune import ExperimentAnalysis
+
+    fs, path = step.filesystem
+    dropped = 0
+    for trial in ExperimentAnalysis(path, storage_filesystem=fs).trials:
+        if trial.status == "TERMINATED":
+            continue  # Tune does not run it again
+        kept = trial.latest_checkpoint_result
+        # No checkpoint: the trial starts afresh and Tune writes its logs anew.
+        if kept is not None:
+            dropped += _cut_trial(step.child(trial.storage.trial_dir_name), int(kept.metrics[ITERATION]))
+    return dropped
+
+
+def _cut_trial(folder: Storage, last: int) -> int:
+    dropped = 0
+    for name, cut in ((RESULT_FILE, _cut_json_lines), (PROGRESS_FILE, _cut_csv)):
+        text = folder.read_bytes(name)
+        if text is None:
+            continue
+        kept, n = cut(text.decode(), last)
+        if n:
+            folder.write_bytes(kept.encode(), name)
+            dropped += n if name == RESULT_FILE else 0
+    return dropped
+
+
+def _cut_json_lines(text: str, last: int) -> tuple[str, int]:
+    """JSON lines -> (those with training_iteration <= last, the number dropped). A torn
+    last line (the driver killed mid-write) is dropped too."""
+    kept, dropped = [], 0
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            dropped += 1
+            continue
+        if row.get(ITERATION, 0) <= last:
+            kept.append(line + "\n")
+        else:
+            dropped += 1
+    return "".join(kept), dropped
+
+
+def _cut_csv(text: str, last: int) -> tuple[str, int]:
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or ITERATION not in rows[0]:
+        return text, 0
+    col = rows[0].index(ITERATION)
+
+    def keep(row):
+        try:
+            return int(float(row[col])) <= last
+        except (IndexError, ValueError):
+            return False  # a torn row
+
+    body = [r for r in rows[1:] if keep(r)]
+    if len(body) == len(rows) - 1:
+        return text, 0
+    out = io.StringIO()
+    csv.writer(out).writerows([rows[0], *body])
+    return out.getvalue(), len(rows) - 1 - len(body)

@@ -1,0 +1,72 @@
+"""sweeps.restore against a real Tune experiment: a trial stopped after rows its last
+checkpoint does not hold is restored with every epoch logged once."""
+
+import json
+import os
+import tempfile
+
+import pandas as pd
+import pytest
+import ray
+from ray import tune
+
+from sweeps import restore
+from sweeps.storage import Storage
+
+EPOCHS = 5
+
+
+def stops_once_after_epoch_3(config):
+    """Reports EPOCHS epochs, checkpointing even ones; the first run fails after
+    reporting epoch 3, whose row its last checkpoint (epoch 2) does not hold."""
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as d, open(os.path.join(d, "state.json")) as f:
+            start = json.load(f)["epoch"]
+    for epoch in range(start + 1, EPOCHS + 1):
+        row = {"epoch": epoch, "loss": 1.0 / epoch}
+        if epoch % 2:
+            tune.report(row)
+        else:
+            with tempfile.TemporaryDirectory() as d:
+                with open(os.path.join(d, "state.json"), "w") as f:
+                    json.dump({"epoch": epoch}, f)
+                tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
+        if epoch == 3 and not os.path.exists(config["marker"]):
+            open(config["marker"], "w").close()
+            raise RuntimeError("stopped after epoch 3")
+
+
+def epochs(exp) -> list[int]:
+    (trial,) = [d for d in os.listdir(exp) if os.path.isdir(os.path.join(exp, d))]
+    with open(os.path.join(exp, trial, "result.json")) as f:
+        logged = [json.loads(line)["epoch"] for line in f]
+    progress = pd.read_csv(os.path.join(exp, trial, "progress.csv"))
+    assert progress["epoch"].tolist() == logged  # the two logs agree
+    return logged
+
+
+def in_a_fresh_ray(run):
+    """`run()` in its own Ray session, as each runner process has: a restored experiment
+    starts from what is on storage, not from the driver's staging files of a session
+    before."""
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        return run()
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.parametrize("cut", [True, False], ids=["cut-back", "without"])
+def test_a_restored_trial_logs_each_epoch_once(tmp_path, cut):
+    exp = tmp_path / "exp"
+    in_a_fresh_ray(tune.Tuner(stops_once_after_epoch_3, param_space={"marker": str(tmp_path / "failed-once")},
+                              run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path), verbose=0)).fit)
+    assert epochs(exp) == [1, 2, 3]
+    if cut:
+        assert restore.cut_back(Storage(str(exp))) == 1  # epoch 3: after the checkpoint
+        assert epochs(exp) == [1, 2]
+    in_a_fresh_ray(lambda: tune.Tuner.restore(str(exp), stops_once_after_epoch_3, resume_errored=True).fit())
+    # Without the cut, Tune logs epoch 3 again: the fault the cut exists for.
+    assert epochs(exp) == ([1, 2, 3, 4, 5] if cut else [1, 2, 3, 3, 4, 5])
