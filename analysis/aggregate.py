@@ -127,3 +127,33 @@ def per_level(evaluation: pd.DataFrame) -> pd.DataFrame:
     if REPLICATE_KEY in rows:
         table["seeds"] = groups[REPLICATE_KEY].agg(lambda s: " ".join(str(v) for v in sorted(s)))
     return table.reset_index()
+
+
+def replicates(df: pd.DataFrame, metric: str, summary: pd.DataFrame) -> pd.DataFrame:
+    """Each group's final `metric` per replicate seed, in the shape of the seeds' own tables
+    (seed 002's: one row per cell, each replicate, then the mean).
+
+    Columns: the group keys; per seed s, `seed s` (the value, NaN unless that replicate
+    finished) and `seed s status`; then `{metric}_mean`, `{metric}_std`, `n` and
+    `n_diverged` from `summary`, whose row order it keeps.
+    """
+    keys = group_columns(df)
+    final = _hashable(final_epochs(df), keys)
+    final["_cell"] = row_ids(final, keys)
+    seeds = sorted(final[REPLICATE_KEY].dropna().unique()) if REPLICATE_KEY in final else []
+    order = row_ids(summary, keys).tolist()
+    rows = []
+    for cell in order:
+        trials = final[final["_cell"] == cell]
+        row = trials.iloc[0][keys].to_dict()
+        for s in seeds:
+            t = trials[trials[REPLICATE_KEY] == s]
+            status = t["status"].iloc[0] if len(t) else None
+            row[f"seed {s}"] = float(t[metric].iloc[0]) if status == FINISHED and metric in t else np.nan
+            row[f"seed {s} status"] = status
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    stats_ = summary.set_index(pd.Index(order))
+    for col in (f"{metric}_mean", f"{metric}_std", "n", "n_diverged"):
+        table[col] = stats_[col].to_numpy() if col in stats_ else np.nan
+    return table

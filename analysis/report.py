@@ -1,7 +1,8 @@
 """`python -m analysis.report RUN_DIR [RUN_DIR ...] [--out DIR] [--metric val_accuracy]`.
 
 Reads the experiment folders (a sweep still running is fine), writes the
-tidy table (trials.parquet), summary.csv, per_epoch.csv, summary.md, the
+tidy table (trials.parquet), summary.csv, per_epoch.csv, summary.md, with 2-10
+replicate seeds replicates.csv (each seed's final value per group), the
 figures and report.md that embeds them; for denoise trials also evaluation.csv
 (one row per trial and test level), evaluation_summary.csv (mean ± std over
 seeds per level) and the denoising figures. Bad input gets one `error:` line
@@ -22,7 +23,8 @@ if __package__ in (None, ""):
 import pandas as pd  # noqa: E402
 
 from analysis import denoise_figures, figures  # noqa: E402
-from analysis.aggregate import DDOF, group_columns, per_epoch, per_level, summarize, varying_columns  # noqa: E402
+from analysis.aggregate import (DDOF, group_columns, per_epoch, per_level, replicates, summarize,  # noqa: E402
+                                varying_columns)
 from analysis.load import METRICS, counted_once, experiment_dirs, load_evaluation, load_experiment  # noqa: E402
 from sweeps.schema import STATUSES, headline_metric  # noqa: E402
 
@@ -65,6 +67,29 @@ def markdown_table(summary: pd.DataFrame, keys: list[str], metric: str) -> str:
     return "\n".join(lines)
 
 
+# A table with a column per replicate is for a handful of them, as the seeds' tables were.
+MAX_REPLICATE_COLUMNS = 10
+
+
+def replicate_table(table: pd.DataFrame, keys: list[str], metric: str) -> str:
+    """One row per group: each replicate's final value (or why it has none: diverged,
+    unfinished, errored), then mean ± std (n) and how many diverged."""
+    shown = _row_keys(table, varying_columns(table, keys))
+    seeds = [c for c in table if c.startswith("seed ") and not c.endswith(" status")]
+    header = [*shown, *seeds, f"{metric}: mean ± std (n)", "diverged"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        # A status is a word, or missing where the group has no trial with that seed.
+        words = [row[f"{s} status"] if isinstance(row[f"{s} status"], str) else "–" for s in seeds]
+        cells = [f"{row[s]:.4f}" if not pd.isna(row[s]) else word for s, word in zip(seeds, words)]
+        total = sum(word != "–" for word in words)
+        mean = _cell(row, metric)
+        lines.append("| " + " | ".join([*(figures.format_value(row[k]) for k in shown), *cells,
+                                         mean if mean == "–" else f"{mean} ({row['n']})",
+                                         f"{row['n_diverged']} of {total}"]) + " |")
+    return "\n".join(lines)
+
+
 def level_table(evaluation: pd.DataFrame, levels: pd.DataFrame) -> str:
     """Per group and test level: seasoned and denoised accuracy and MSE, mean ± std (n)."""
     shown = _row_keys(levels, varying_columns(evaluation, group_columns(evaluation)))
@@ -79,7 +104,7 @@ def level_table(evaluation: pd.DataFrame, levels: pd.DataFrame) -> str:
 
 
 def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, problems, denoising="",
-                 repeated=()) -> str:
+                 repeated=(), each="") -> str:
     status = df.drop_duplicates(["experiment", "trial"])["status"].value_counts()
     parts = [
         "# Sweep report",
@@ -102,6 +127,14 @@ def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, prob
         "",
         markdown_table(summary, keys, metric),
         "",
+        *([
+            f"## Each replicate's final {figures.label(metric, df)}",
+            "",
+            "A diverged replicate (NaN loss) is named, not averaged; the mean is over the finished ones.",
+            "",
+            each,
+            "",
+        ] if each else []),
         *([
             "## Denoising: the test set at each noise level",
             "",
@@ -179,6 +212,12 @@ def build(runs: list[str], out: str | None = None, metric: str | None = None, lo
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(markdown_table(summary, keys, metric) + "\n")
     written += [tidy, *(os.path.join(out, n) for n in ("summary.csv", "per_epoch.csv", "summary.md"))]
+    each = ""
+    if "seed" in df and 2 <= df["seed"].nunique() <= MAX_REPLICATE_COLUMNS:
+        table = replicates(df, metric, summary)
+        table.to_csv(os.path.join(out, "replicates.csv"), index=False)
+        each = replicate_table(table, keys, metric)
+        written.append(os.path.join(out, "replicates.csv"))
     timings["tables"] = time.perf_counter() - clock
     clock = time.perf_counter()
 
@@ -206,7 +245,7 @@ def build(runs: list[str], out: str | None = None, metric: str | None = None, lo
                 log(f"figure skipped: {e}")
     written += [p for paths in drawn.values() for p in paths]
     written.append(write_report(out, runs, df, summary, metric, keys, drawn, skipped, problems, denoising,
-                                repeated))
+                                repeated, each))
     timings["figures"] = time.perf_counter() - clock
     return written
 

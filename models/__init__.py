@@ -4,6 +4,6 @@
 validate a grid without importing it; `build_model` imports Keras.
 """
 
-from models.registry import ARCHITECTURES, Arch, arch_defaults, archs_of, build_model, register
+from models.registry import ARCHITECTURES, Arch, arch_defaults, archs_of, build_model, options_of, register
 
-__all__ = ["ARCHITECTURES", "Arch", "arch_defaults", "archs_of", "build_model", "register"]
+__all__ = ["ARCHITECTURES", "Arch", "arch_defaults", "archs_of", "build_model", "options_of", "register"]

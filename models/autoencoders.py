@@ -2,7 +2,9 @@
 
 Each maps images (28, 28, 1) in [0, 1] to images of the same shape through a
 sigmoid output, to be trained on (noisy -> clean) pairs. The L2 factor, as
-for the classifiers, regularises every hidden kernel.
+for the classifiers, regularises every hidden kernel. The denoisers take the
+hidden layers' `activation` (relu, as the seeds built them; seed 002 also tried
+softmax there, keeping the sigmoid output).
 """
 
 import keras
@@ -11,37 +13,38 @@ from keras import layers
 from models.layers import l2_regularizer
 
 
-def _dense_ae(hidden, name, l2, input_shape):
+def _dense_ae(hidden, name, l2, input_shape, activation):
     reg = l2_regularizer(l2)
     size = 1
     for d in input_shape:
         size *= d
     stack = [keras.Input(shape=input_shape), layers.Flatten()]
-    stack += [layers.Dense(units, activation="relu", kernel_regularizer=reg) for units in hidden]
+    stack += [layers.Dense(units, activation=activation, kernel_regularizer=reg) for units in hidden]
     stack += [layers.Dense(size, activation="sigmoid"), layers.Reshape(input_shape)]
     return keras.Sequential(stack, name=name)
 
 
-def dae_dense(l2=0.0, input_shape=(28, 28, 1)):
+def dae_dense(l2=0.0, input_shape=(28, 28, 1), activation="relu"):
     """Seed 001 part 4: 784-128-96-128-784, relu, sigmoid output."""
-    return _dense_ae((128, 96, 128), "dae_dense", l2, input_shape)
+    return _dense_ae((128, 96, 128), "dae_dense", l2, input_shape, activation)
 
 
-def dae_small(l2=0.0, input_shape=(28, 28, 1)):
+def dae_small(l2=0.0, input_shape=(28, 28, 1), activation="relu"):
     """Seed 003: 784-64-784."""
-    return _dense_ae((64,), "dae_small", l2, input_shape)
+    return _dense_ae((64,), "dae_small", l2, input_shape, activation)
 
 
-def dae_conv(l2=0.0, input_shape=(28, 28, 1)):
+def dae_conv(l2=0.0, input_shape=(28, 28, 1), activation="relu"):
     """Seed 002: Conv12-Pool-Conv14 encoder, ConvT12 (stride 2)-ConvT1 decoder, 3,279 params."""
     reg = l2_regularizer(l2)
+    hidden = dict(padding="same", activation=activation, kernel_regularizer=reg)
     return keras.Sequential(
         [
             keras.Input(shape=input_shape),
-            layers.Conv2D(12, 3, padding="same", activation="relu", kernel_regularizer=reg),
+            layers.Conv2D(12, 3, **hidden),
             layers.MaxPooling2D(2),
-            layers.Conv2D(14, 3, padding="same", activation="relu", kernel_regularizer=reg),
-            layers.Conv2DTranspose(12, 3, strides=2, padding="same", activation="relu", kernel_regularizer=reg),
+            layers.Conv2D(14, 3, **hidden),
+            layers.Conv2DTranspose(12, 3, strides=2, **hidden),
             layers.Conv2DTranspose(input_shape[-1], 3, strides=1, padding="same", activation="sigmoid"),
         ],
         name="dae_conv",

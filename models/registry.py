@@ -7,6 +7,8 @@ import importlib
 from dataclasses import dataclass, field
 
 _BCE = {"loss_fn": "binary_crossentropy"}
+# The denoisers' hidden layers take an activation (seed 002 varies it on dae_conv).
+_HIDDEN = ("activation",)
 # The seeds train their MLPs and the 3a CNN with plain SGD at 0.1, batch 128.
 _SGD = {"optimizer": "sgd", "lr": 0.1, "batch_size": 128, "epochs": 10}
 
@@ -20,6 +22,8 @@ class Arch:
     description: str
     defaults: dict = field(default_factory=dict)
     task: str = "classify"
+    # Grid axes its builder takes as keyword options (sweeps.grids passes them on).
+    options: tuple = ()
 
 
 ARCHITECTURES: dict[str, Arch] = {
@@ -51,14 +55,16 @@ ARCHITECTURES: dict[str, Arch] = {
     # defaults name the reference classifier the seed judged the denoised images with.
     "dae_dense": Arch("models.autoencoders", "dae_dense", "seed 001 part 4: 784-128-96-128-784, 226,416 params",
                       {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 32, **_BCE,
-                       "classifier": "cnn"}, task="denoise"),
+                       "classifier": "cnn"}, task="denoise", options=_HIDDEN),
     # Seed 003 stopped early (patience 5, at most 100 epochs); a sweep trains fixed epochs.
     "dae_small": Arch("models.autoencoders", "dae_small", "seed 003: 784-64-784, 101,200 params",
                       {"optimizer": "adam", "lr": 0.001, "batch_size": 512, "epochs": 30, **_BCE,
-                       "classifier": "mlp256"}, task="denoise"),
+                       "classifier": "mlp256"}, task="denoise", options=_HIDDEN),
     "dae_conv": Arch("models.autoencoders", "dae_conv", "seed 002: conv 12-14 / convT 12-1, 3,279 params",
-                     {"optimizer": "adadelta", "lr": 1.0, "batch_size": 128, "epochs": 10, **_BCE,
-                      "classifier": "cnn"}, task="denoise"),
+                     # Seed 002 set no batch size: Keras's 32. Its "Train on 55000 samples"
+                     # is Keras 2 / TF 1's, whose Adadelta default rate was 1.0 (TF 2's: 0.001).
+                     {"optimizer": "adadelta", "lr": 1.0, "batch_size": 32, "epochs": 10, **_BCE,
+                      "classifier": "cnn"}, task="denoise", options=_HIDDEN),
     # Seed 004 looked at reconstructions and the latent space, not at a classifier.
     "vae": Arch("models.autoencoders", "vae", "seed 004 architecture 3: conv VAE, 5,285 params at latent 2",
                 {"optimizer": "adam", "lr": 0.001, "batch_size": 100, "epochs": 30, **_BCE,
@@ -76,6 +82,11 @@ def register(name: str, arch: Arch) -> None:
 def archs_of(*tasks: str) -> list[str]:
     """The architectures that train under the given tasks, in registry order."""
     return [name for name, arch in ARCHITECTURES.items() if arch.task in tasks]
+
+
+def options_of(name: str) -> tuple:
+    """The grid axes the builder of `name` takes as keyword options."""
+    return ARCHITECTURES[name].options
 
 
 def arch_defaults(name: str) -> dict:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from models import ARCHITECTURES, arch_defaults, archs_of
+from models import ARCHITECTURES, arch_defaults, archs_of, options_of
 from sweeps import tasks
 from sweeps.data import DATASETS
 from sweeps.noise import NOISE_TARGETS, NOISE_TYPES
@@ -38,6 +38,8 @@ GRID_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grids")
 MAX_TRIALS = 100_000
 OPTIMIZERS = ("sgd", "adam", "adadelta", "rmsprop", "adagrad", "nadam")
 VALIDATIONS = ("test", "holdout")
+# Keras's names of the activations a hidden layer may take.
+ACTIVATIONS = ("relu", "softmax", "sigmoid", "tanh", "elu", "selu", "gelu", "swish", "leaky_relu", "linear")
 
 BASE_DEFAULTS = {
     "dataset": "mnist",
@@ -47,6 +49,7 @@ BASE_DEFAULTS = {
     "noise_clip": False,
     "standardize": False,
     "l2": 0.0,
+    "activation": None,  # null: the architecture's own (relu in every seed's)
     "loss_fn": "sparse_categorical_crossentropy",
     "seed": 0,
     "train_subset": None,
@@ -64,7 +67,7 @@ LOSSES = tuple(dict.fromkeys(loss for t in tasks.all_tasks().values() for loss i
 LIST_VALUED = tuple(dict.fromkeys(k for t in tasks.all_tasks().values() for k in t.LIST_VALUED))
 # Columns of the dry-run table, in reading order; each task names its own (TABLE).
 TABLE_COLUMNS = tuple(dict.fromkeys((
-    "dataset", "arch", "noise_type", "noise_scale", "noise_target", "l2", "optimizer", "lr", "batch_size", "epochs",
+    "dataset", "arch", "activation", "noise_type", "noise_scale", "noise_target", "l2", "optimizer", "lr", "batch_size", "epochs",
     *(k for t in tasks.all_tasks().values() for k in t.TABLE), "seed")))
 
 
@@ -110,6 +113,7 @@ _CHECKS = {
     "noise_clip": (lambda v: isinstance(v, bool), "true or false"),
     "standardize": (lambda v: isinstance(v, bool), "true or false"),
     "l2": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "activation": (lambda v: v is None or v in ACTIVATIONS, f"null or one of {', '.join(ACTIVATIONS)}"),
     "loss_fn": (lambda v: v in LOSSES, f"one of {', '.join(LOSSES)}"),
     "seed": (lambda v: _int(v) and 0 <= v < 2**32, "an integer in [0, 2**32)"),
     "train_subset": (lambda v: v is None or (_int(v) and v >= 1), "an integer >= 1, or null for all"),
@@ -168,6 +172,12 @@ def _check_trial(where: str, block: str, cfg: dict) -> None:
                 archs = ", ".join(a for t in takers for a in archs_of(t.NAME))
                 why = f"only {families} trials take it (arch one of {archs}), not {arch}"
             raise GridError(f"{where}: {block}{key} = {cfg[key]!r}: {why}")
+    # A builder's option (models.Arch.options) given to an architecture whose builder lacks it.
+    for key in dict.fromkeys(o for a in ARCHITECTURES.values() for o in a.options):
+        if cfg.get(key) is not None and key not in options_of(arch):
+            takers = ", ".join(a for a in ARCHITECTURES if key in options_of(a))
+            raise GridError(f"{where}: {block}{key} = {cfg[key]!r}: only {takers} take it (their hidden layers), "
+                            f"not {arch}")
     if cfg["loss_fn"] not in task.LOSSES:
         raise GridError(f"{where}: {block}loss_fn = {cfg['loss_fn']!r}: {arch} is a {task.MODEL}; "
                         f"its loss must be one of {', '.join(task.LOSSES)}")

@@ -14,6 +14,7 @@ import json
 import math
 import os
 
+from models import arch_defaults
 from sweeps import tasks
 
 MEMBER_KEYS = ("seed", "l2", "noise_type", "noise_scale", "noise_target", "noise_clip", "standardize")
@@ -128,9 +129,16 @@ def plan(trials: list[dict], size: int | None, slots: int = 1, gpu: bool = False
 
 
 def label(config: dict) -> str:
-    """A config as a folder name a person can read: arch, noise, L2 and seed."""
+    """A config as a folder name a person can read: arch, noise, L2, then an optimizer
+    other than the architecture's own and a hidden activation where one is chosen, and
+    the seed."""
     noise = "clean" if config["noise_type"] == "none" else f"{config['noise_type']}{config['noise_scale']:g}"
-    return f"{config['arch']}_{noise}_l2-{config['l2']:g}_s{config['seed']}"
+    parts = [config["arch"], noise, f"l2-{config['l2']:g}"]
+    if config.get("optimizer") not in (None, arch_defaults(config["arch"]).get("optimizer")):
+        parts.append(config["optimizer"])
+    if config.get("activation"):
+        parts.append(config["activation"])
+    return "_".join([*parts, f"s{config['seed']}"])
 
 
 def tune_config(trials: list[dict], pack: list[int]) -> dict:

@@ -184,6 +184,7 @@ class Sweep:
 
 
 def group_label(config: dict) -> str:
-    """A config group (all seeds) as a person reads it: noise and L2."""
+    """A config group (all seeds) as a person reads it: noise and L2 (and a chosen optimizer
+    or activation)."""
     return label(config)[len(config["arch"]) + 1:].rsplit("_s", 1)[0]
 

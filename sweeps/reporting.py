@@ -79,7 +79,8 @@ class TuneReport(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         done = epoch + 1
-        metrics = {k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs}
+        # Every metric Keras logged that the schema knows (a denoiser's binary accuracy too).
+        metrics = {k: float(v) for k, v in logs.items() if k in schema.METRICS}
         self.diverged = not math.isfinite(metrics.get("loss", 0.0))
         metrics.update(
             epoch=done,

@@ -15,6 +15,9 @@ METRICS = {
     "accuracy": "training accuracy",
     "val_loss": "validation loss",
     "val_accuracy": "validation accuracy",
+    # A denoiser's, per pixel (seed 002's metric).
+    "binary_accuracy": "training binary accuracy (per pixel)",
+    "val_binary_accuracy": "validation binary accuracy (per pixel)",
     # Reported once, after the last epoch, by a trial that validated on a hold-out.
     "test_loss": "test loss",
     "test_accuracy": "test accuracy",

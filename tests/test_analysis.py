@@ -298,3 +298,33 @@ def test_a_cell_with_one_finished_seed_of_three_shows_n_1_and_no_std(tmp_path):
     assert row["n"] == 1 and row["n_incomplete"] == 2 and not row["complete"]
     assert row["val_accuracy_mean"] == pytest.approx(0.9) and math.isnan(row["val_accuracy_std"])
     assert math.isnan(row["val_accuracy_ci95"])
+
+
+def test_each_replicate_in_the_seeds_table_shape_with_diverged_named(tmp_path):
+    """Seed 002's table: one row per optimizer x activation, each replicate, then the mean;
+    its SGD + softmax cell diverged in every replicate and shows so, not NaN."""
+    exp = tmp_path / "exp"
+    values = {("sgd", "relu"): (0.8084, 0.8082, 0.8095), ("adadelta", "relu"): (0.8133, 0.8143, 0.8101),
+              ("adadelta", "softmax"): (0.8088, None, 0.8075)}  # None: diverged
+    nan = [{"loss": float("nan"), "accuracy": 0.1, "val_loss": float("nan"), "val_accuracy": 0.1, "diverged": True}]
+    for (opt, act), finals in [*values.items(), (("sgd", "softmax"), (None, None, None))]:
+        for seed, acc in enumerate(finals):
+            write_trial(exp, f"{opt}_{act}_{seed}", config(optimizer=opt, activation=act, seed=seed),
+                        nan if acc is None else curve(acc))
+    out = tmp_path / "report"
+    report.build([str(exp)], out=str(out), log=lambda line: None)
+    table = pd.read_csv(out / "replicates.csv").set_index(["optimizer", "activation"])
+    for cell, finals in values.items():
+        done = [v for v in finals if v is not None]
+        row = table.loc[cell]
+        assert [None if pd.isna(row[f"seed {s}"]) else row[f"seed {s}"] for s in range(3)] == \
+            [pytest.approx(v) if v is not None else None for v in finals]
+        assert row["val_accuracy_mean"] == pytest.approx(sum(done) / len(done))
+        assert row["n"] == len(done) and row["n_diverged"] == 3 - len(done)
+    std = math.sqrt(sum((v - 0.8087) ** 2 for v in (0.8084, 0.8082, 0.8095)) / 2)
+    assert table.loc[("sgd", "relu"), "val_accuracy_std"] == pytest.approx(std)
+    md = (out / "report.md").read_text().split("## Each replicate")[1]
+    line = next(s for s in md.splitlines() if s.startswith("| mlp64 | sgd | softmax |"))
+    assert line.count("| diverged ") == 3 and line.rstrip().endswith("| – | 3 of 3 |"), line
+    line = next(s for s in md.splitlines() if s.startswith("| mlp64 | adadelta | softmax |"))
+    assert "| 0.8088 | diverged | 0.8075 |" in line and "(2) | 1 of 3 |" in line, line

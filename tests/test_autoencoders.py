@@ -65,3 +65,15 @@ def test_vae_trains_on_its_evidence_lower_bound():
     assert history[-1] < history[0]
     # per-image loss: summed over 784 pixels, so of the order of hundreds, not below 1
     assert 50 < history[-1] < 784
+
+
+@pytest.mark.parametrize("name", ["dae_conv", "dae_dense", "dae_small"])
+def test_activation_changes_the_hidden_layers_only(name):
+    """Seed 002's softmax variant: the hidden layers' activation, the sigmoid output kept,
+    the weights the same in number."""
+    relu, softmax = build_model(name), build_model(name, activation="softmax")
+    assert softmax.count_params() == relu.count_params() == EXPECTED_PARAMS[name]
+    acts = [layer.get_config()["activation"] for layer in softmax.layers if "activation" in layer.get_config()]
+    assert acts[-1] == "sigmoid" and set(acts[:-1]) == {"softmax"} and len(acts) >= 2
+    assert {layer.get_config()["activation"] for layer in relu.layers
+            if "activation" in layer.get_config()} == {"relu", "sigmoid"}

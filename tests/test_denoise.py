@@ -89,3 +89,29 @@ def test_vae_latent_grid_decodes_a_square_of_images():
     grid = vae_task.latent_grid(vae, size=5)
     assert grid["images"].shape == (5, 5, 28, 28) and grid["images"].dtype == np.uint8
     assert grid["z1"].tolist() == pytest.approx([-2, -1, 0, 1, 2]) and grid["z2"][0] == pytest.approx(2)
+
+
+def test_holdout_validates_on_the_tail_of_the_noisy_training_pairs():
+    """Seed 002 trained on the first 55,000 training images and validated on the last 5,000."""
+    arrays = learnable_mnist(50, 20)
+    whole = denoise.denoise_data(denoise_config(train_subset=40, seed=7), arrays)["train"]
+    data = denoise.denoise_data(denoise_config(train_subset=40, seed=7, validation="holdout", holdout_size=10), arrays)
+    for split, part in (("train", slice(None, 30)), ("val", slice(30, None))):
+        for got, want in zip(data[split], whole):
+            np.testing.assert_array_equal(got, want[part])
+
+
+def test_binary_accuracy_is_the_share_of_pixels_the_thresholded_output_gets_exactly():
+    """Seed 002's metric, by hand: a clean pixel counts only where it is exactly 0 or 1 and
+    the output falls on its side of 0.5."""
+    keras.utils.set_random_seed(0)
+    arrays = learnable_mnist(300, 100, seed=2)
+    cfg = denoise_config(arch="dae_conv", classifier=None, activation="softmax", train_subset=300)
+    pairs = denoise.denoise_data(cfg, arrays)
+    model = denoise.compiled_denoiser(cfg)
+    model.fit(*pairs["train"], batch_size=32, epochs=1, verbose=0)
+    x, clean = pairs["val"]
+    _, reported = model.evaluate(x, clean, batch_size=1000, verbose=0)
+    by_hand = np.mean((model.predict(x, verbose=0) > 0.5).astype(np.float32) == clean)
+    assert reported == pytest.approx(by_hand, abs=1e-6)
+    assert 0 < by_hand <= np.mean((clean == 0) | (clean == 1)) < 1  # a grey clean pixel never counts

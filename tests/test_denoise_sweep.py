@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.load import load_evaluation, load_experiment
-from tests.sweeps_running import run, runner_cmd
+from tests.sweeps_running import ROOT, run, runner_cmd
 from tests.synthetic import write_mnist_cache
 
 GRID = """
@@ -68,3 +68,34 @@ def test_denoise_study_shares_one_reference_and_reports_every_level(tmp_path):
     assert "reference classifiers: 1 loaded from" in proc.stdout and "training" not in proc.stdout
     assert "dn: 3 configs finished (skipped), 0 not finished (continued), 1 new (to run)" in proc.stdout
     assert "1/1 trials finished" in proc.stdout and len(load_experiment(str(exp))["trial"].unique()) == 4
+
+
+def test_seed_002s_grid_tiny_runs_and_reports_each_replicate(tmp_path):
+    """The shipped conv_denoiser grid's tiny variant through the runner: binary accuracy
+    every epoch, a hold-out for validation, and the report's table of each replicate."""
+    write_mnist_cache(tmp_path / "cache", n_train=2000, n_test=500)
+    with open(os.path.join(ROOT, "sweeps", "grids", "conv_denoiser.yaml")) as f:
+        cmd, env = runner_cmd(tmp_path, f.read(), "c2")
+    cmd[cmd.index("--grid") + 1] += ":tiny"
+    proc = run(cmd, env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "8/8 trials" in proc.stdout
+    df = load_experiment(str(tmp_path / "runs" / "c2"))
+    assert df[["binary_accuracy", "val_binary_accuracy"]].notna().all().all()
+    assert set(df["activation"]) == {"relu", "softmax"} and set(df["optimizer"]) == {"sgd", "adadelta"}
+
+    from analysis import report
+
+    out = tmp_path / "report"
+    report.build([str(tmp_path / "runs" / "c2")], out=str(out), metric="binary_accuracy", log=lambda line: None)
+    table = pd.read_csv(out / "replicates.csv")
+    assert len(table) == 4 and {"seed 0", "seed 1"} <= set(table.columns)
+    final = df.sort_values("epoch").groupby("trial").last()
+    for _, row in table.iterrows():
+        for seed in (0, 1):
+            trial = final[(final["optimizer"] == row["optimizer"]) & (final["activation"] == row["activation"])
+                          & (final["seed"] == seed)].iloc[0]
+            if trial["status"] == "finished":
+                assert row[f"seed {seed}"] == pytest.approx(trial["binary_accuracy"])
+            else:  # a diverged replicate is named, not averaged
+                assert pd.isna(row[f"seed {seed}"]) and row[f"seed {seed} status"] == trial["status"]

@@ -101,6 +101,8 @@ def test_duplicates_are_dropped_and_counted(tmp_path):
     ("blocks: []\n", "blocks", "[]"),
     ("noise_type: none\n", "arch", None),
     ("arch: mlp64\nvalidation: holdout\nholdout_size: 500\ntrain_subset: 400\n", "holdout_size", "500"),
+    ("arch: mlp64\nactivation: softmax\n", "activation", "'softmax'"),  # its builder takes none
+    ("arch: dae_conv\nnoise_type: gaussian\nactivation: [relu, sofmax]\n", "activation", "'sofmax'"),
 ])
 def test_invalid_grid_gives_one_line_naming_file_key_value(tmp_path, text, key, value):
     path = write(tmp_path, text)
@@ -189,3 +191,16 @@ def test_denoise_keys_are_checked(tmp_path, text, message):
     with pytest.raises(GridError) as err:
         load_grid(path)
     assert message in str(err.value) and str(err.value).startswith(path)
+
+
+def test_seed_002s_grid_pairs_each_optimizer_with_its_rate():
+    trials = load_grid("conv_denoiser").trials
+    assert len(trials) == 20
+    cells = {(t["optimizer"], t["lr"], t["activation"]) for t in trials}
+    assert cells == {("sgd", 0.01, "relu"), ("sgd", 0.01, "softmax"), ("adadelta", 1.0, "relu"),
+                     ("adadelta", 1.0, "softmax")}
+    assert {t["seed"] for t in trials} == set(range(5))
+    assert all(t["arch"] == "dae_conv" and t["validation"] == "holdout" and t["holdout_size"] == 5000
+               and t["batch_size"] == 32 and t["epochs"] == 10 and t["classifier"] is None for t in trials)
+    # Every other grid's trials keep the architecture's own activation.
+    assert all(t["activation"] is None for t in load_grid("denoise").trials)
