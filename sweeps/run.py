@@ -368,7 +368,8 @@ def run_steps(ray, plan: Plan, datasets: dict, args: argparse.Namespace) -> list
             recorded = {k: v for k, v in step.items() if k != "fresh"}
             plan.exp.write_json(growth.record(plan.previous, recorded), SPEC_FILE)
         together = sum(len(p) > 1 for p in step["packs"])
-        shown = f", in {together} packs and {len(step['packs']) - together} alone" if together else ""
+        shown = (f", in {together} pack{'s' if together > 1 else ''} and {len(step['packs']) - together} alone"
+                 if together else "")
         what = (f"grid {plan.grid.label} ({plan.grid.path})" if not plan.previous else
                 f"{'new step' if step['fresh'] else 'continuing'} {step['folder'] or 'the first step'}")
         print(f"noisesweep: {what}, {len(step['trials'])} trials{shown} -> {folder.path}", flush=True)

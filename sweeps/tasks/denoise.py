@@ -104,12 +104,13 @@ def seasoned(images: np.ndarray, config: dict, split: str, level: float) -> np.n
 def denoise_data(config: dict, arrays: dict) -> dict:
     """(noisy, clean) pairs for training, and for validation the test set at the training
     level, or with `validation: holdout` the last `holdout_size` training pairs (seed 002)."""
+    holdout = config["validation"] == "holdout"
     out = {}
-    for split, name in (("train", "train"), ("test", "val")):
+    for split, name in (("train", "train"),) if holdout else (("train", "train"), ("test", "val")):
         images, _ = subset(config, arrays, split)
         clean = to_unit_float(images)[..., np.newaxis]
         out[name] = (seasoned(images, config, split, config["noise_scale"]), clean)
-    if config["validation"] == "holdout":
+    if holdout:
         (noisy, clean), k = out["train"], config["holdout_size"]
         if k >= len(noisy):
             raise ValueError(f"holdout_size {k} leaves no training images out of {len(noisy)}")
