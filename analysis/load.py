@@ -254,6 +254,8 @@ def config_columns(df: pd.DataFrame) -> list[str]:
 def row_ids(df: pd.DataFrame, columns: list[str]) -> pd.Series:
     """One string per row naming its values in `columns` (NaN, None and lists included),
     to match rows of two tables by those columns."""
+    if df.empty:  # agg over no rows gives a frame, not a series
+        return pd.Series([], index=df.index, dtype=object)
     return df[columns].map(_value_id).agg("\x1f".join, axis=1)
 
 

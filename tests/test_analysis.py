@@ -328,3 +328,16 @@ def test_each_replicate_in_the_seeds_table_shape_with_diverged_named(tmp_path):
     assert line.count("| diverged ") == 3 and line.rstrip().endswith("| – | 3 of 3 |"), line
     line = next(s for s in md.splitlines() if s.startswith("| mlp64 | adadelta | softmax |"))
     assert "| 0.8088 | diverged | 0.8075 |" in line and "(2) | 1 of 3 |" in line, line
+
+
+def test_a_report_before_any_trial_has_finished_marks_every_group_incomplete(tmp_path):
+    """Stopped (or read) while every trial is midway: no finished replicate to average."""
+    exp = tmp_path / "exp"
+    for seed in (0, 1):
+        write_trial(exp, f"t{seed}", config(seed=seed, epochs=10), curve(0.9, epochs=2))
+    out = tmp_path / "report"
+    report.build([str(exp)], out=str(out), log=lambda line: None)
+    row = pd.read_csv(out / "summary.csv").iloc[0]
+    assert row["n"] == 0 and row["n_incomplete"] == 2 and pd.isna(row["val_accuracy_mean"])
+    each = pd.read_csv(out / "replicates.csv").iloc[0]
+    assert each["seed 0 status"] == each["seed 1 status"] == "unfinished" and pd.isna(each["seed 0"])
