@@ -95,7 +95,8 @@ def check_args(args: argparse.Namespace) -> None:
 def print_table(trials: list[dict], packs: list[list[int]]) -> None:
     """One row per config; a `pack` column numbers the packs trained together ("-": alone),
     `start` says when its Tune trial starts (1: first; --order)."""
-    columns = [c for c in TABLE_COLUMNS if any(c in t for t in trials)]
+    # A column no trial gives a value (a base key left at null, such as activation) is left out.
+    columns = [c for c in TABLE_COLUMNS if any(t.get(c) is not None for t in trials)]
     together = [p for p in packs if len(p) > 1]
     pack_of = {i: str(n) for n, pack in enumerate(together) for i in pack}
     start = {i: str(n + 1) for n, pack in enumerate(packs) for i in pack}  # the Tune trial's place in line
