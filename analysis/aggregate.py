@@ -45,6 +45,11 @@ def _hashable(df: pd.DataFrame, columns) -> pd.DataFrame:
     return df
 
 
+def early_stopping(df: pd.DataFrame) -> bool:
+    """Whether any trial of the table was run with early stopping (a patience)."""
+    return "patience" in df and bool(df["patience"].notna().any())
+
+
 def final_epochs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per trial: its last reported epoch (a trial with none keeps its empty row)."""
     order = df.sort_values(["experiment", "trial", "epoch"], na_position="first")
@@ -70,7 +75,8 @@ def summarize(df: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
     """Final-epoch statistics per group, best `metric` first within each architecture.
 
     Columns: the group keys, `n` (replicates used), `n_diverged`,
-    `n_incomplete`, `complete`, `seeds`, then `{metric}_{mean,std,min,max,ci95}`
+    `n_incomplete`, `complete`, `seeds`, with early stopping `stopped_at` (the epoch
+    each finished replicate ended at, in seed order), then `{metric}_{mean,std,min,max,ci95}`
     for every metric present, `rank` (1 = best `metric` in its arch), and each cell
     against its architecture's best (analysis.significance: `vs_best`, the difference of
     means with its 95 % CI, Welch's t, df, p and Holm's adjusted p).
@@ -87,6 +93,11 @@ def summarize(df: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
     if REPLICATE_KEY in final:
         table["seeds"] = used.groupby(keys, dropna=False, sort=False)[REPLICATE_KEY].agg(
             lambda s: " ".join(str(v) for v in sorted(s)))
+    if early_stopping(final):
+        # The epoch each finished replicate ended at (stopped early, or at its last), by seed.
+        ended = used.sort_values(REPLICATE_KEY) if REPLICATE_KEY in used else used
+        table["stopped_at"] = ended.groupby(keys, dropna=False, sort=False)["epoch"].agg(
+            lambda s: " ".join(str(int(v)) for v in s))
     table = table.join(_describe(used.groupby(keys, dropna=False, sort=False), metrics_in(df)))
     table = table.reset_index()
     table["n"] = table["n"].astype(int)
@@ -134,7 +145,7 @@ def replicates(df: pd.DataFrame, metric: str, summary: pd.DataFrame) -> pd.DataF
     (seed 002's: one row per cell, each replicate, then the mean).
 
     Columns: the group keys; per seed s, `seed s` (the value, NaN unless that replicate
-    finished) and `seed s status`; then `{metric}_mean`, `{metric}_std`, `n` and
+    finished), `seed s status` and with early stopping `seed s epoch` (its last); then `{metric}_mean`, `{metric}_std`, `n` and
     `n_diverged` from `summary`, whose row order it keeps.
     """
     keys = group_columns(df)
@@ -142,6 +153,7 @@ def replicates(df: pd.DataFrame, metric: str, summary: pd.DataFrame) -> pd.DataF
     final["_cell"] = row_ids(final, keys)
     seeds = sorted(final[REPLICATE_KEY].dropna().unique()) if REPLICATE_KEY in final else []
     order = row_ids(summary, keys).tolist()
+    stopping = early_stopping(final)
     rows = []
     for cell in order:
         trials = final[final["_cell"] == cell]
@@ -151,6 +163,8 @@ def replicates(df: pd.DataFrame, metric: str, summary: pd.DataFrame) -> pd.DataF
             status = t["status"].iloc[0] if len(t) else None
             row[f"seed {s}"] = float(t[metric].iloc[0]) if status == FINISHED and metric in t else np.nan
             row[f"seed {s} status"] = status
+            if stopping:
+                row[f"seed {s} epoch"] = int(t["epoch"].iloc[0]) if len(t) and pd.notna(t["epoch"].iloc[0]) else None
         rows.append(row)
     table = pd.DataFrame(rows)
     stats_ = summary.set_index(pd.Index(order))

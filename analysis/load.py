@@ -127,16 +127,36 @@ def read_trial(path: str) -> tuple[dict, list[dict], bool]:
     result, progress = os.path.join(path, "result.json"), os.path.join(path, "progress.csv")
     if os.path.isfile(result) and os.path.getsize(result):
         rows, clean = read_json_lines(result)
+        if not _from_first_epoch(rows) and os.path.isfile(progress):
+            # A trial Tune retried within a run: its driver replaced result.json with the
+            # storage's older copy before appending the retry's rows, while progress.csv
+            # kept every row. The epochs result.json lacks come from progress.csv.
+            have = {_epoch(r) for r in rows}
+            rows = [r for r in _read_progress(progress)[0] if _epoch(r) not in have] + rows
     elif os.path.isfile(progress) and os.path.getsize(progress):
-        try:
-            rows, clean = pd.read_csv(progress).to_dict("records"), True
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            _warn(f"{progress}: unreadable ({e})")
-            rows, clean = [], False
+        rows, clean = _read_progress(progress)
     else:
         _warn(f"{path}: no epochs reported (result.json and progress.csv missing or empty)")
         rows, clean = [], False
     return config, rows, clean
+
+
+def _epoch(row: dict):
+    return row.get("epoch", row.get("training_iteration"))
+
+
+def _from_first_epoch(rows: list[dict]) -> bool:
+    """Whether rows hold every epoch from the first to their last."""
+    epochs = {int(e) for e in map(_epoch, rows) if e is not None}
+    return not epochs or epochs == set(range(1, max(epochs) + 1))
+
+
+def _read_progress(path: str) -> tuple[list[dict], bool]:
+    try:
+        return pd.read_csv(path).to_dict("records"), True
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        _warn(f"{path}: unreadable ({e})")
+        return [], False
 
 
 def trial_status(path: str, config: dict, epochs: dict, clean: bool) -> str:
@@ -147,7 +167,7 @@ def trial_status(path: str, config: dict, epochs: dict, clean: bool) -> str:
                   for p in (path, *([pack] if os.path.isfile(os.path.join(pack, schema.MEMBERS_FILE)) else [])))
     return schema.trial_status(max(epochs) if epochs else None, config.get("epochs"),
                                any(bool(r.get("diverged")) for r in epochs.values()),
-                               errored=errored, clean=clean)
+                               errored=errored, clean=clean, stopped=bool(epochs and epochs[max(epochs)].get("stopped")))
 
 
 def iter_trials(experiments):
@@ -159,7 +179,7 @@ def iter_trials(experiments):
                 continue
             epochs = {}
             for r in rows:
-                epoch = r.get("epoch", r.get("training_iteration"))
+                epoch = _epoch(r)
                 if epoch is not None:
                     epochs[int(epoch)] = r
             yield exp, path, config, epochs, trial_status(path, config, epochs, clean)

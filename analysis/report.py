@@ -55,15 +55,18 @@ def _versus(row) -> str:
 def markdown_table(summary: pd.DataFrame, keys: list[str], metric: str) -> str:
     """`mean ± std (n)` per group, best first within each architecture."""
     shown = _row_keys(summary, varying_columns(summary, keys))
-    header = [*shown, f"{metric}: mean ± std (n)", "95 % CI", "vs best (Holm p)", "diverged", "incomplete"]
+    stopping = "stopped_at" in summary
+    header = [*shown, f"{metric}: mean ± std (n)", "95 % CI", "vs best (Holm p)", "diverged", "incomplete",
+              *(["last epoch, per seed"] if stopping else [])]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in summary.iterrows():
         cell, ci = _cell(row, metric), row.get(f"{metric}_ci95")
         cell = cell if cell == "–" else f"{cell} ({row['n']})"
         interval = "–" if pd.isna(ci) else f"± {ci:.4f}"
         values = [figures.format_value(row[k]) for k in shown]
+        ended = [row["stopped_at"] if isinstance(row["stopped_at"], str) else "–"] if stopping else []
         lines.append("| " + " | ".join([*values, cell, interval, _versus(row), str(row["n_diverged"]),
-                                         str(row["n_incomplete"]) if row["n_incomplete"] else ""]) + " |")
+                                         str(row["n_incomplete"]) if row["n_incomplete"] else "", *ended]) + " |")
     return "\n".join(lines)
 
 
@@ -73,15 +76,18 @@ MAX_REPLICATE_COLUMNS = 10
 
 def replicate_table(table: pd.DataFrame, keys: list[str], metric: str) -> str:
     """One row per group: each replicate's final value (or why it has none: diverged,
-    unfinished, errored), then mean ± std (n) and how many diverged."""
+    unfinished, errored) and, with early stopping, the epoch it ended at; then mean ± std (n)
+    and how many diverged."""
     shown = _row_keys(table, varying_columns(table, keys))
-    seeds = [c for c in table if c.startswith("seed ") and not c.endswith(" status")]
+    seeds = [c for c in table if c.startswith("seed ") and not c.endswith((" status", " epoch"))]
     header = [*shown, *seeds, f"{metric}: mean ± std (n)", "diverged"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
         # A status is a word, or missing where the group has no trial with that seed.
         words = [row[f"{s} status"] if isinstance(row[f"{s} status"], str) else "–" for s in seeds]
         cells = [f"{row[s]:.4f}" if not pd.isna(row[s]) else word for s, word in zip(seeds, words)]
+        cells = [c + (f" (epoch {row[s + ' epoch']:.0f})" if not pd.isna(row.get(s + " epoch", None)) else "")
+                 for s, c in zip(seeds, cells)]
         total = sum(word != "–" for word in words)
         mean = _cell(row, metric)
         lines.append("| " + " | ".join([*(figures.format_value(row[k]) for k in shown), *cells,
@@ -121,7 +127,10 @@ def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, prob
         "(unfinished or errored) are marked in the incomplete column. "
         "Vs best: each cell against its architecture's best by Welch's t-test over replicate seeds, the "
         "p-values of one architecture adjusted together by Holm's method; \"≈ best\" (adjusted p ≥ 0.05) "
-        "means the cell cannot be told apart from the best with these replicates, \"worse\" that it can.",
+        "means the cell cannot be told apart from the best with these replicates, \"worse\" that it can."
+        + (" Early stopping: the final epoch is the one each replicate stopped at (Keras's rule: its "
+           "monitored metric no better than its best for `patience` epochs) or its last allowed one; "
+           "\"last epoch, per seed\" lists them." if "stopped_at" in summary else ""),
         "",
         f"## Final {figures.label(metric, df)}, best first within each architecture",
         "",

@@ -29,6 +29,7 @@ import yaml
 from models import ARCHITECTURES, arch_defaults, archs_of, options_of
 from sweeps import tasks
 from sweeps.data import DATASETS
+from sweeps.early_stopping import MONITORS
 from sweeps.noise import NOISE_TARGETS, NOISE_TYPES
 from sweeps.tasks.base import ConfigError, is_int as _int, is_number as _number
 
@@ -57,6 +58,11 @@ BASE_DEFAULTS = {
     "validation": "test",
     "holdout_size": 5000,
     "checkpoint_every": 1,
+    # Early stopping (sweeps.early_stopping), off at null patience. Null defaults leave the
+    # identity of configs from before these keys unchanged (sweeps.progress.config_key).
+    "patience": None,
+    "monitor": None,  # null: val_loss
+    "min_delta": None,  # null: 0
 }
 TRAINING_KEYS = ("optimizer", "lr", "batch_size", "epochs")
 # Keys only some tasks take (a task's KEYS), in the order the tasks declare them.
@@ -68,7 +74,7 @@ LIST_VALUED = tuple(dict.fromkeys(k for t in tasks.all_tasks().values() for k in
 # Columns of the dry-run table, in reading order; each task names its own (TABLE).
 TABLE_COLUMNS = tuple(dict.fromkeys((
     "dataset", "arch", "activation", "noise_type", "noise_scale", "noise_target", "l2", "optimizer", "lr", "batch_size", "epochs",
-    *(k for t in tasks.all_tasks().values() for k in t.TABLE), "seed")))
+    "patience", *(k for t in tasks.all_tasks().values() for k in t.TABLE), "seed")))
 
 
 class GridError(ValueError):
@@ -121,6 +127,9 @@ _CHECKS = {
     "validation": (lambda v: v in VALIDATIONS, f"one of {', '.join(VALIDATIONS)}"),
     "holdout_size": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "checkpoint_every": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
+    "patience": (lambda v: v is None or (_int(v) and v >= 0), "an integer >= 0 (epochs), or null for no early stopping"),
+    "monitor": (lambda v: v is None or v in MONITORS, f"null (val_loss) or one of {', '.join(MONITORS)}"),
+    "min_delta": (lambda v: v is None or (_number(v) and v >= 0), "a number >= 0, or null for 0"),
     "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
     "lr": (lambda v: _number(v) and v > 0, "a number > 0"),
     "batch_size": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
@@ -190,6 +199,14 @@ def _check_trial(where: str, block: str, cfg: dict) -> None:
         raise GridError(f"{where}: {block}noise_scale = {scale!r}: must be 0 when noise_type is none")
     if kind == "salt_and_pepper" and scale > 1:
         raise GridError(f"{where}: {block}noise_scale = {scale!r}: a salt_and_pepper level must be in [0, 1]")
+    if cfg["patience"] is None:
+        for key in ("monitor", "min_delta"):
+            if cfg[key] is not None:
+                raise GridError(f"{where}: {block}{key} = {cfg[key]!r}: early stopping needs a patience "
+                                "(patience: 5 stops after 5 epochs without improvement)")
+    elif cfg["monitor"] is not None and cfg["monitor"] not in task.EPOCH_METRICS:
+        raise GridError(f"{where}: {block}monitor = {cfg['monitor']!r}: a {task.MODEL} ({arch}) reports "
+                        f"{', '.join(task.EPOCH_METRICS)} every epoch")
     if cfg["validation"] == "holdout" and cfg["train_subset"] and cfg["holdout_size"] >= cfg["train_subset"]:
         raise GridError(
             f"{where}: {block}holdout_size = {cfg['holdout_size']!r}: must be smaller than "

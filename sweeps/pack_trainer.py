@@ -6,7 +6,9 @@ its own L2 penalty), so each member's gradient is its solo gradient, and the opt
 member has its own initial weights (built under its seed), its own order per epoch and
 its own noise (sweeps.batches), its own dropout masks (models.packed). A member whose
 loss turns NaN is recorded as diverged at that epoch and frozen: its loss leaves the sum
-and its gradients are zeroed, while the others go on with their own numbers.
+and its gradients are zeroed, while the others go on with their own numbers. A member
+that early stopping ends (sweeps.early_stopping, its own rule and state) is frozen the
+same way after its last row, and scored on a hold-out's test split right then.
 
 A solo trial of a packable task is a pack of one: the same step, the same order, the same
 noise, so packed and solo runs of a config agree.
@@ -22,6 +24,7 @@ import os
 import numpy as np
 
 from sweeps.batches import SplitFeed, order
+from sweeps.early_stopping import EarlyStop
 from sweeps.tasks.base import make_optimizer, subset
 
 EVAL_BATCH = 1024  # validation batches: a sum over images, so their size changes no figure
@@ -80,6 +83,7 @@ class Pack:
         self.epochs_done = 0
         self.rows: list[list[dict]] = [[] for _ in members]
         self.diverged = [False] * self.k
+        self.stops = [EarlyStop.of(m) for m in members]
         self._train_step = tf.function(self._step, jit_compile=jit)
         self._eval_step = tf.function(self._scores, jit_compile=jit)
 
@@ -170,35 +174,54 @@ class Pack:
         n = stop - start
         return ce / n + self.net.penalty().numpy(), hits / n
 
+    def frozen(self, i: int) -> bool:
+        """Whether member i trains no more: diverged, or ended by early stopping."""
+        return self.diverged[i] or bool(self.stops[i] and self.stops[i].stopped)
+
     def record(self, metrics: list[dict], extra: dict) -> list[int]:
         """Keep each training member's row of the epoch just trained (its metrics, the epoch,
-        whether it diverged, and `extra`: timing and where it ran); freeze the members that
-        diverged in it. Returns the members that trained this epoch."""
-        trained = [i for i in range(self.k) if not self.diverged[i]]
+        whether it diverged, its early stopping's word, and `extra`: timing and where it
+        ran); freeze the members that diverged or stopped in it. Returns the members that
+        trained this epoch."""
+        trained = [i for i in range(self.k) if not self.frozen(i)]
         for i in trained:
             diverged = not math.isfinite(metrics[i]["loss"])
-            self.rows[i].append({**metrics[i], "epoch": self.epochs_done, "diverged": diverged, **extra})
+            row = {**metrics[i], "epoch": self.epochs_done, "diverged": diverged, **extra}
+            stop = self.stops[i]
+            if stop is not None and not diverged:
+                stop.update(self.epochs_done, metrics[i])
+                row.update(stop.row())
+            self.rows[i].append(row)
             self.diverged[i] = diverged
-        self.alive.assign(np.array([not d for d in self.diverged]))
+        self._set_alive()
         return trained
 
-    def finish(self) -> list[dict]:
-        """Test metrics for members that validated on a hold-out (the test split is scored
-        once, at the end); {} for the others and for diverged members."""
-        if self.members[0]["validation"] != "holdout":
-            return [{} for _ in self.members]
+    def ended(self, trained: list[int]) -> list[int]:
+        """Of the members that trained the epoch just recorded, those whose last epoch it was."""
+        return list(trained) if self.done else [i for i in trained if self.frozen(i)]
+
+    def _set_alive(self) -> None:
+        self.alive.assign(np.array([not self.frozen(i) for i in range(self.k)]))
+
+    def finish(self, members: list[int] | None = None) -> list[dict]:
+        """Test metrics of `members` (default all), in their order, for members that validated
+        on a hold-out (the test split is scored once, at a member's end); {} for the others
+        and for diverged members."""
+        members = range(self.k) if members is None else members
+        if self.members[0]["validation"] != "holdout" or not members:
+            return [{} for _ in members]
         test = self._test_split()
         loss, accuracy = self.evaluate(test, 0, test.size)
         return [{} if self.diverged[i] else {"test_loss": float(loss[i]), "test_accuracy": float(accuracy[i])}
-                for i in range(self.k)]
+                for i in members]
 
     @property
     def done(self) -> bool:
-        return self.epochs_done >= self.epochs or all(self.diverged)
+        return self.epochs_done >= self.epochs or all(self.frozen(i) for i in range(self.k))
 
     # -- checkpoints ----------------------------------------------------------------------
     def save(self, folder: str) -> None:
-        """Weights, optimizer state, rows and divergence: everything a restart needs."""
+        """Weights, optimizer state, rows, divergence and early stopping: everything a restart needs."""
         arrays = {f"w{i}": v.numpy() for i, v in enumerate(self.net.variables)}
         arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(self.optimizer.variables)})
         buffer = io.BytesIO()
@@ -207,7 +230,8 @@ class Pack:
             f.write(buffer.getvalue())
         with open(os.path.join(folder, STATE_FILE), "w") as f:
             json.dump({"epochs_done": self.epochs_done, "diverged": self.diverged, "rows": self.rows,
-                       "members": [m["seed"] for m in self.members]}, f)
+                       "members": [m["seed"] for m in self.members],
+                       "early_stop": [s.state() if s else None for s in self.stops]}, f)
 
     def restore(self, folder: str) -> None:
         """Continue from a checkpoint `save` wrote (or, for a solo trial of an experiment
@@ -224,7 +248,9 @@ class Pack:
             for i, v in enumerate(self.optimizer.variables):
                 v.assign(arrays[f"o{i}"])
         self.epochs_done, self.diverged, self.rows = state["epochs_done"], state["diverged"], state["rows"]
-        self.alive.assign(np.array([not d for d in self.diverged]))
+        saved = state.get("early_stop") or [None] * self.k
+        self.stops = [EarlyStop.of(m, s) for m, s in zip(self.members, saved)]
+        self._set_alive()
 
     def _restore_keras(self, folder: str) -> None:
         import keras

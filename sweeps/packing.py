@@ -3,7 +3,7 @@
 Configs pack together when they may share one vectorised model: the same task (one that
 packs), architecture, dataset, optimizer, learning rate, batch size, epochs, subsets,
 validation and loss. They may differ in what MEMBER_KEYS names: the replicate seed, the
-L2 factor and the noise. A group of n such configs becomes ceil(n / K) packs of near-equal
+L2 factor, the noise and early stopping. A group of n such configs becomes ceil(n / K) packs of near-equal
 size; a pack of one is an ordinary solo trial. No TensorFlow here: the driver plans packs
 before Ray starts (and `--dry-run` shows them).
 """
@@ -17,7 +17,9 @@ import os
 from models import arch_defaults
 from sweeps import tasks
 
-MEMBER_KEYS = ("seed", "l2", "noise_type", "noise_scale", "noise_target", "noise_clip", "standardize")
+MEMBER_KEYS = ("seed", "l2", "noise_type", "noise_scale", "noise_target", "noise_clip", "standardize",
+               # Each member stops early on its own (it is frozen while the others go on).
+               "patience", "monitor", "min_delta")
 # Members per pack chosen by `--pack auto`, per architecture, measured on a 2-core CPU
 # (bench/throughput.py --pack-sizes; bench/RESULTS.md): beyond these, member-epochs per
 # second stop rising. The conv nets do not pack on a CPU: XLA's CPU convolutions are 2-3x
@@ -130,14 +132,16 @@ def plan(trials: list[dict], size: int | None, slots: int = 1, gpu: bool = False
 
 def label(config: dict) -> str:
     """A config as a folder name a person can read: arch, noise, L2, then an optimizer
-    other than the architecture's own and a hidden activation where one is chosen, and
-    the seed."""
+    other than the architecture's own, a hidden activation and an early-stopping patience
+    where one is chosen, and the seed."""
     noise = "clean" if config["noise_type"] == "none" else f"{config['noise_type']}{config['noise_scale']:g}"
     parts = [config["arch"], noise, f"l2-{config['l2']:g}"]
     if config.get("optimizer") not in (None, arch_defaults(config["arch"]).get("optimizer")):
         parts.append(config["optimizer"])
     if config.get("activation"):
         parts.append(config["activation"])
+    if config.get("patience") is not None:
+        parts.append(f"patience{config['patience']}")
     return "_".join([*parts, f"s{config['seed']}"])
 
 

@@ -94,7 +94,8 @@ class Sweep:
             new = state
             if state == schema.FINISHED:
                 new = schema.trial_status(self.epochs[i] or None, self.configs[i]["epochs"],
-                                          bool(self.last[i].get("diverged")), errored=False)
+                                          bool(self.last[i].get("diverged")), errored=False,
+                                          stopped=bool(self.last[i].get("stopped")))
             if new != self.state[i]:
                 self.state[i] = new
                 changed.append(i)
@@ -103,6 +104,11 @@ class Sweep:
     # -- what it adds up to ----------------------------------------------------------------------
     def counts(self) -> dict:
         return {s: self.state.count(s) for s in STATES}
+
+    def planned(self, i: int) -> int:
+        """Config i's epochs: those it ran once it ended (diverged or stopped early), else its
+        grid's."""
+        return self.epochs[i] if self.state[i] in schema.COMPLETE else self.configs[i]["epochs"]
 
     def _unit_left(self, u: int) -> int:
         return max((self.configs[i]["epochs"] - self.epochs[i] for i in self.units[u]
@@ -180,7 +186,9 @@ class Sweep:
         metric = schema.headline_metric(m)
         shown = f", {metric} {m[metric]:.4f}" if m.get(metric) is not None else ""
         error = f", error in {error_file}" if error_file and self.state[i] == schema.ERRORED else ""
-        return f"  {name}: {self.state[i]}, epochs {self.epochs[i]}/{self.configs[i]['epochs']}{shown}{error}"
+        early = " (stopped early)" if m.get("stopped") else ""
+        return (f"  {name}: {self.state[i]}, epochs {self.epochs[i]}/{self.configs[i]['epochs']}{early}"
+                f"{shown}{error}")
 
 
 def group_label(config: dict) -> str:

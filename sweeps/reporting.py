@@ -28,11 +28,12 @@ STATE_FILE = "state.json"
 
 
 def load_checkpoint(checkpoint: tune.Checkpoint):
-    """A checkpoint written by TuneReport -> (model with optimizer state, epochs done)."""
+    """A checkpoint written by TuneReport -> (model with optimizer state, its state: epochs
+    done and, with early stopping, the rule's state)."""
     with checkpoint.as_directory() as d:
         with open(os.path.join(d, STATE_FILE)) as f:
-            epochs_done = json.load(f)["epochs_done"]
-        return keras.models.load_model(os.path.join(d, MODEL_FILE)), epochs_done
+            state = json.load(f)
+        return keras.models.load_model(os.path.join(d, MODEL_FILE)), state
 
 
 def write_artifacts(folder, artifacts: dict) -> None:
@@ -55,20 +56,22 @@ def context() -> dict:
 
 class TuneReport(keras.callbacks.Callback):
     """After every epoch: report loss/accuracy/val metrics, timing and node to Tune;
-    checkpoint every `checkpoint_every` epochs and at the last; stop on a NaN loss.
+    checkpoint every `checkpoint_every` epochs and at the last; stop on a NaN loss, and
+    where the config asks for it (`stop`, a sweeps.early_stopping.EarlyStop), early.
 
-    `finish(model) -> base.Outcome`, if given, runs after the last epoch: its metrics
-    go into the last row, its artifacts into `folder` (the trial's folder on the
-    experiment's storage) before that row is reported, so a trial reported finished
-    has its files.
+    `finish(model) -> base.Outcome`, if given, runs after the last epoch (the one early
+    stopping ends on, if it does): its metrics go into the last row, its artifacts into
+    `folder` (the trial's folder on the experiment's storage) before that row is
+    reported, so a trial reported finished has its files.
     """
 
-    def __init__(self, epochs: int, checkpoint_every: int = 1, finish=None, folder=None):
+    def __init__(self, epochs: int, checkpoint_every: int = 1, finish=None, folder=None, stop=None):
         super().__init__()
         self.epochs = epochs
         self.checkpoint_every = checkpoint_every
         self.finish = finish
         self.folder = folder
+        self.stop = stop
         self.context = context()
         self.diverged = False
         self._t0 = 0.0
@@ -94,10 +97,15 @@ class TuneReport(keras.callbacks.Callback):
             self.model.stop_training = True
             tune.report(metrics)
             return
-        if done % self.checkpoint_every and done != self.epochs:
+        last = done == self.epochs
+        if self.stop is not None:
+            if self.stop.update(done, metrics):
+                self.model.stop_training = last = True
+            metrics.update(self.stop.row())
+        if done % self.checkpoint_every and not last:
             tune.report(metrics)
             return
-        if done == self.epochs and self.finish is not None:
+        if last and self.finish is not None:
             outcome = self.finish(self.model)
             schema.check_metrics(outcome.metrics)
             metrics.update(outcome.metrics)
@@ -106,7 +114,7 @@ class TuneReport(keras.callbacks.Callback):
         with tempfile.TemporaryDirectory(prefix="noisesweep-ckpt-") as d:
             self.model.save(os.path.join(d, MODEL_FILE))
             with open(os.path.join(d, STATE_FILE), "w") as f:
-                json.dump({"epochs_done": done}, f)
+                json.dump({"epochs_done": done, **({"early_stop": self.stop.state()} if self.stop else {})}, f)
             # Tune persists the folder to storage inside report(), so it can go after.
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
@@ -142,11 +150,10 @@ class PackReport:
         pid = {"pid": os.getpid()} if pack.k > 1 else {}
         trained = pack.record(metrics, {"epoch_time_s": seconds, "timestamp": int(time.time()), **self.context,
                                         **pid})
-        if pack.done:
-            for i, extra in enumerate(pack.finish()):
-                schema.check_metrics(extra)
-                if i in trained:
-                    pack.rows[i][-1].update(extra)
+        ended = pack.ended(trained)  # at the pack's end, or stopped early while others go on
+        for i, extra in zip(ended, pack.finish(ended)):
+            schema.check_metrics(extra)
+            pack.rows[i][-1].update(extra)
         done = pack.epochs_done
         if pack.k == 1:
             row = pack.rows[0][-1]
@@ -156,7 +163,7 @@ class PackReport:
                 self.folder.write_bytes(lines.encode(), self.names[i], "result.json")
                 self.folder.write_bytes(tensorboard.event_file(pack.rows[i]), self.names[i], tensorboard.EVENT_FILE)
             row = {"epoch": done, "epoch_time_s": seconds, **self.context, "members": {
-                name: {k: rows[-1].get(k) for k in ("epoch", "diverged", schema.headline_metric(rows[-1]))}
+                name: {k: rows[-1].get(k) for k in ("epoch", "diverged", "stopped", schema.headline_metric(rows[-1]))}
                 for name, rows in zip(self.names, pack.rows) if rows}}
         if done % self.every and not pack.done:
             tune.report(row)

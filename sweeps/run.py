@@ -459,7 +459,7 @@ def member_results(result) -> list[tuple[str, dict, dict]]:
 def member_states(result) -> list[tuple[str, dict, dict, str]]:
     """(name shown, config, last metrics, status) of each config a Tune trial trained."""
     return [(shown, config, m, schema.trial_status(m.get("epoch"), config["epochs"], bool(m.get("diverged")),
-                                                   errored=result.error is not None))
+                                                   errored=result.error is not None, stopped=bool(m.get("stopped"))))
             for shown, config, m in member_results(result)]
 
 

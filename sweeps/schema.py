@@ -24,7 +24,9 @@ METRICS = {
     "epoch_time_s": "epoch time (s)",
 }
 # Where and how a row was made; reported beside the metrics and the `epoch` every epoch.
-CONTEXT = ("node_id", "hostname", "gpus", "pid", "diverged")
+# With early stopping (sweeps.early_stopping) a row also says whether the trial stopped
+# there and its best epoch so far.
+CONTEXT = ("node_id", "hostname", "gpus", "pid", "diverged", "stopped", "best_epoch")
 # What each task's loss is, for labels; a task not listed here is labelled plain "loss".
 LOSS_KINDS = {
     "classify": "cross-entropy",
@@ -82,16 +84,17 @@ def headline_metric(available) -> str:
 
 
 def trial_status(last_epoch: int | None, wanted_epochs: int | None, diverged: bool, errored: bool,
-                 clean: bool = True) -> str:
+                 clean: bool = True, stopped: bool = False) -> str:
     """The one rule for a trial's status.
 
     diverged: a NaN loss ended it (a result, not a failure); finished: it reported all its
-    epochs (`clean`: its log read without damage); errored: it failed and was not
-    retried to the end; unfinished: still running, or stopped (Ctrl-C) before its end.
+    epochs, or early stopping ended it (`stopped`) (`clean`: its log read without damage);
+    errored: it failed and was not retried to the end; unfinished: still running, or
+    stopped (Ctrl-C) before its end.
     """
     if diverged:
         return DIVERGED
-    if clean and last_epoch is not None and (wanted_epochs is None or last_epoch >= wanted_epochs):
+    if clean and last_epoch is not None and (stopped or wanted_epochs is None or last_epoch >= wanted_epochs):
         return FINISHED
     return ERRORED if errored else UNFINISHED
 

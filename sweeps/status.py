@@ -79,7 +79,7 @@ def report(exp_path: str, out=print) -> None:
     """The status lines of one experiment."""
     sweep, running, errors = read(exp_path)
     n = sweep.counts()
-    planned = sum(c["epochs"] for c in sweep.configs)
+    planned = sum(sweep.planned(i) for i in range(len(sweep.configs)))
     done = sum(min(e, c["epochs"]) for e, c in zip(sweep.epochs, sweep.configs))
     state = (f"running ({describe(running)})" if running else
              "finished" if n[PENDING] + n[RUNNING] + n[schema.UNFINISHED] + n[schema.ERRORED] == 0 else

@@ -20,7 +20,7 @@ from tensorboardX.record_writer import masked_crc32c
 
 EVENT_FILE = "events.out.tfevents.0.noisesweep"
 TAG_PREFIX = "ray/tune/"
-NOT_CURVES = {"epoch", "pid", "timestamp", "diverged"}  # the step, the process, the clock, a flag
+NOT_CURVES = {"epoch", "pid", "timestamp", "diverged", "stopped", "best_epoch"}  # the step, the process, the clock, flags
 
 
 def _record(event: Event) -> bytes:

@@ -78,15 +78,18 @@ def train_trial(config: dict, datasets: dict, references: dict | None = None, st
         return train_pack(members, datasets[members[0]["dataset"]], storage)
     from ray import tune
 
+    from sweeps.early_stopping import EarlyStop
     from sweeps.reporting import TuneReport, load_checkpoint
 
     parts = tasks.for_config(config).parts(config, datasets[config["dataset"]], references or {})
     checkpoint = tune.get_checkpoint()
-    model, epochs_done = load_checkpoint(checkpoint) if checkpoint else (parts.build(), 0)
-    if epochs_done >= config["epochs"]:
+    model, state = load_checkpoint(checkpoint) if checkpoint else (parts.build(), {"epochs_done": 0})
+    stop = EarlyStop.of(config, state.get("early_stop"))
+    if state["epochs_done"] >= config["epochs"] or (stop and stop.stopped):
         return
-    report = TuneReport(config["epochs"], config["checkpoint_every"], finish=parts.finish, folder=trial_folder(storage))
-    fit(model, parts, config, [report], initial_epoch=epochs_done)
+    report = TuneReport(config["epochs"], config["checkpoint_every"], finish=parts.finish,
+                        folder=trial_folder(storage), stop=stop)
+    fit(model, parts, config, [report], initial_epoch=state["epochs_done"])
 
 
 def trial_folder(storage):

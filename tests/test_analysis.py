@@ -128,6 +128,20 @@ def test_progress_csv_is_read_when_result_json_is_missing(tmp_path):
     assert df["epoch"].tolist() == [1, 2, 3] and df["val_accuracy"].iloc[-1] == pytest.approx(0.9)
 
 
+def test_epochs_a_retried_trials_result_json_lost_are_read_from_progress_csv(tmp_path):
+    """Tune's driver, retrying a trial within a run, replaces its result.json with the
+    storage's older copy (here: nothing before epoch 3); progress.csv keeps every row."""
+    exp = tmp_path / "exp"
+    path = write_trial(exp, "t", config(), curve(0.9))
+    result = __import__("pathlib").Path(path) / "result.json"
+    lines = result.read_text().splitlines()
+    result.write_text(lines[2] + "\n")
+    df = load_experiment(str(exp))
+    assert df["epoch"].tolist() == [1, 2, 3] and df["status"].eq("finished").all()
+    assert df["val_accuracy"].iloc[-1] == pytest.approx(0.9)
+    assert df["val_accuracy"].tolist() == [json.loads(line)["val_accuracy"] for line in lines]
+
+
 def test_report_writes_every_figure_and_table(study, tmp_path, capsys):
     exp, _ = study
     out = tmp_path / "out"

@@ -149,6 +149,9 @@ def test_denoise_grids_reproduce_their_seeds():
     gaussian = load_grid("denoise_gaussian").trials[0]
     assert (gaussian["arch"], gaussian["classifier"], gaussian["noise_scale"], gaussian["noise_clip"]) == \
         ("dae_small", "mlp256", 0.9, True)
+    # Seed 003's fit: up to 100 epochs, EarlyStopping(monitor='val_loss', patience=5), validation_split=0.2.
+    assert (gaussian["epochs"], gaussian["patience"], gaussian["validation"], gaussian["holdout_size"]) == \
+        (100, 5, "holdout", 12000)
     vae = load_grid("vae").trials
     assert sorted({t["latent_dim"] for t in vae}) == [2, 8, 16] and len(vae) == 9
     assert {t["classifier"] for t in vae} == {None}

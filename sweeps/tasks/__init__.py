@@ -8,7 +8,8 @@ them out (OPTIONAL): its own config keys and their defaults and value checks
 (`KEYS`, `DEFAULTS`, `CHECKS`), keys holding one list (`LIST_VALUED`), its
 columns in the dry-run table (`TABLE`), the rules across axes it adds (`check`,
 raising base.ConfigError), the reference classifiers it needs (`references`),
-`finalize(config)`, run once on each expanded config, and `PACKS`: whether its trials
+`finalize(config)`, run once on each expanded config, the metrics its trials report every
+epoch (`EPOCH_METRICS`, what early stopping may monitor), and `PACKS`: whether its trials
 train K configs at once as one vectorised model (sweeps.pack_trainer). Every architecture in
 the models registry names its task; every trial config carries it as `task`.
 
@@ -53,7 +54,7 @@ def _unchanged(config: dict) -> dict:
 
 
 # What a task module may leave out, and what it then means.
-OPTIONAL = {"PACKS": False, "DEFAULTS": {}, "KEYS": (), "CHECKS": {}, "LIST_VALUED": (), "check": _no_check,
+OPTIONAL = {"PACKS": False, "EPOCH_METRICS": ("loss", "val_loss"), "DEFAULTS": {}, "KEYS": (), "CHECKS": {}, "LIST_VALUED": (), "check": _no_check,
             "references": _no_references, "finalize": _unchanged}
 
 

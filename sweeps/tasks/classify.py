@@ -15,6 +15,7 @@ NAME = "classify"
 MODEL = "classifier"  # what its architectures are called in messages
 FAMILY = "classification"  # what its trials are called in messages
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 # No keys, checks or references of its own (sweeps.tasks.OPTIONAL).
 # Its trials train in packs (sweeps.pack_trainer), a solo trial as a pack of one.
 PACKS = True

@@ -42,6 +42,7 @@ CHECKS = {
 LIST_VALUED = ("eval_levels",)  # one list per trial, not an axis
 TABLE = ("classifier",)  # its keys in the dry-run table
 LOSSES = ("binary_crossentropy", "mse")
+EPOCH_METRICS = ("loss", "binary_accuracy", "val_loss", "val_binary_accuracy")  # compiled_denoiser's
 # Seed 001 4b shows 3-4 test digits; the first four of MNIST's test set are 7, 2, 1, 0.
 SAMPLE_INDICES = (0, 1, 2, 3)
 PREDICT_BATCH = 1000
