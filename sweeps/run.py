@@ -224,6 +224,10 @@ def start_ray(args: argparse.Namespace):
     # Workers see the driver's verbosity and its tasks of one's own (sweeps.tasks).
     names = ("TF_CPP_MIN_LOG_LEVEL", quiet.VERBOSE_ENV, "NOISESWEEP_TASKS")
     env = {"env_vars": {k: os.environ[k] for k in names if k in os.environ}}
+    if not args.verbose:
+        # Before a worker runs anything: Tune logs "Restored on ... from checkpoint" as it
+        # sets a restarted trial up, before the trainable's own code could quiet it.
+        env["worker_process_setup_hook"] = "sweeps.quiet.quiet_ray_workers"
     # Ray's own INFO lines (and its token-authentication note) only with -v.
     level = logging.INFO if args.verbose else logging.ERROR
     if not args.verbose:

@@ -52,15 +52,20 @@ def configure_tensorflow(seed: int):
 def fit(model, parts, config: dict, callbacks, initial_epoch: int = 0, validate: bool = True):
     """The one fit loop: trials, reference classifiers and the benchmark's plain loop.
     `validate=False` skips the per-epoch validation (a reference is judged once, at its end)."""
-    return model.fit(
-        *parts.train,
-        batch_size=config["batch_size"],
-        epochs=config["epochs"],
-        initial_epoch=initial_epoch,
-        validation_data=parts.val if validate else None,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    from sweeps.quiet import stderr_silenced
+
+    # Keras feeds fit through tf.data, whose graphs log a "NodeDef mentions attribute" error
+    # line to file descriptor 2 as they start: nothing a user acts on (shown with -v).
+    with stderr_silenced():
+        return model.fit(
+            *parts.train,
+            batch_size=config["batch_size"],
+            epochs=config["epochs"],
+            initial_epoch=initial_epoch,
+            validation_data=parts.val if validate else None,
+            callbacks=callbacks,
+            verbose=0,
+        )
 
 
 def train_trial(config: dict, datasets: dict, references: dict | None = None, storage=None) -> None:
