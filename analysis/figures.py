@@ -4,7 +4,8 @@ Every figure function takes the final-epoch summary, the per-epoch table,
 the group keys and the metric, writes PNG and PDF files, and returns their
 paths; it raises FigureSkipped, with the reason in one line, when the data
 lacks the axis it plots. Lines are mean ± std over replicate seeds; colours
-follow the architecture in every figure.
+follow the architecture in every figure. The accuracy-vs-axis figures mark each
+architecture's best cell (a star) and the cells that cannot be told apart from it (a ring).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from analysis.significance import ALPHA, BEST, SAME  # noqa: E402
 from sweeps import schema  # noqa: E402
 
 HINTON_MLP500_300 = 0.9847  # 1.53 % error, LeCun's MNIST table (seed 001 2d)
@@ -155,6 +157,26 @@ def _lines(ax, table, x, metric, colours, style="-o", suffix=""):
                     color=colours[arch], capsize=3, ms=4, label=f"{arch}{suffix}")
 
 
+MARKS = {BEST: dict(marker="*", s=150, facecolors="black", label="best of its architecture"),
+         SAME: dict(marker="o", s=120, facecolors="none",
+                    label=f"≈ best (Welch over seeds, Holm p ≥ {ALPHA:g})")}
+
+
+def significance_marks(ax, table, x, metric) -> dict:
+    """Mark each architecture's best cell and the cells that cannot be told apart from it
+    (analysis.significance, over `metric`, the one the summary ranks by). Returns
+    {mark: [(x, mean), ...]} as drawn."""
+    drawn = {}
+    if "vs_best" not in table or f"{metric}_mean" not in table:
+        return drawn
+    for kind, style in MARKS.items():
+        rows = table[table["vs_best"] == kind]
+        if len(rows):
+            ax.scatter(rows[x], rows[f"{metric}_mean"], edgecolors="black", linewidths=1.2, zorder=5, **style)
+            drawn[kind] = list(zip(rows[x].tolist(), rows[f"{metric}_mean"].tolist()))
+    return drawn
+
+
 def _paged(name, panels, draw, out_dir):
     """Draw panels MAX_PANELS to a file; returns every file written."""
     paths = []
@@ -176,6 +198,7 @@ def accuracy_vs_noise(summary, per_epoch, keys, metric, out_dir):
 
     def draw(ax, sub):
         _lines(ax, sub, "noise_scale", metric, colours)
+        significance_marks(ax, sub, "noise_scale", metric)
         ax.set_xlabel(noise_label(sub))
         ax.set_ylabel(f"final {label(metric, sub)}\n(mean ± std over seeds)")
         ax.legend()
@@ -201,6 +224,8 @@ def loss_and_accuracy_vs_noise(summary, per_epoch, keys, metric, out_dir):
         ax.set_ylabel(f"final {label(loss, sub)}")
         right = ax.twinx()
         _lines(right, sub, "noise_scale", acc, colours, suffix=" accuracy")
+        if acc == metric:
+            significance_marks(right, sub, "noise_scale", metric)
         right.set_ylabel(f"final {label(acc, sub)}")
         right.grid(False)
         handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
@@ -220,6 +245,7 @@ def accuracy_vs_l2(summary, per_epoch, keys, metric, out_dir):
 
     def draw(ax, sub):
         _lines(ax, sub, "l2", metric, colours)
+        significance_marks(ax, sub, "l2", metric)
         if (sub["l2"] == 0).any() and len(positive):
             # A log axis has no 0: linear below the smallest factor, so l2 = 0 still shows.
             ax.set_xscale("symlog", linthresh=positive.min())

@@ -127,7 +127,9 @@ def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, prob
         "(unfinished or errored) are marked in the incomplete column. "
         "Vs best: each cell against its architecture's best by Welch's t-test over replicate seeds, the "
         "p-values of one architecture adjusted together by Holm's method; \"≈ best\" (adjusted p ≥ 0.05) "
-        "means the cell cannot be told apart from the best with these replicates, \"worse\" that it can."
+        "means the cell cannot be told apart from the best with these replicates, \"worse\" that it can. "
+        "The accuracy-vs-noise and accuracy-vs-L2 figures mark the best cell with a star and each ≈ best "
+        "cell with a ring."
         + (" Early stopping: the final epoch is the one each replicate stopped at (Keras's rule: its "
            "monitored metric no better than its best for `patience` epochs) or its last allowed one; "
            "\"last epoch, per seed\" lists them." if "stopped_at" in summary else ""),

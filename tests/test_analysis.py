@@ -142,6 +142,26 @@ def test_epochs_a_retried_trials_result_json_lost_are_read_from_progress_csv(tmp
     assert df["val_accuracy"].tolist() == [json.loads(line)["val_accuracy"] for line in lines]
 
 
+def test_accuracy_vs_axis_figures_mark_the_best_and_the_cells_indistinguishable_from_it(study):
+    import matplotlib.pyplot as plt
+
+    exp, finals = study
+    summary = summarize(load_experiment(str(exp)))
+    # mlp64 finals: 0.9 - 0.2 scale - 100 l2 + jitter (same jitter per seed): its best is
+    # scale 0, L2 0; scale 0, L2 1e-4 is 0.01 lower with the same spread (Welch t = -0.24).
+    panel = summary[(summary["arch"] == "mlp64") & (summary["noise_scale"] == 0)]
+    fig, ax = plt.subplots()
+    drawn = figures.significance_marks(ax, panel, "l2", "val_accuracy")
+    plt.close(fig)
+    assert drawn["best"] == [(0.0, pytest.approx(0.9))]
+    assert drawn["≈ best"] == [(1e-4, pytest.approx(0.89))]
+    # A cell the table calls worse gets no mark.
+    worse = panel.assign(vs_best=["best", "worse"])
+    fig, ax = plt.subplots()
+    assert figures.significance_marks(ax, worse, "l2", "val_accuracy") == {"best": [(0.0, pytest.approx(0.9))]}
+    plt.close(fig)
+
+
 def test_report_writes_every_figure_and_table(study, tmp_path, capsys):
     exp, _ = study
     out = tmp_path / "out"
