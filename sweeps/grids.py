@@ -31,7 +31,7 @@ from sweeps import tasks
 from sweeps.data import DATASETS
 from sweeps.early_stopping import MONITORS
 from sweeps.noise import NOISE_TARGETS, NOISE_TYPES
-from sweeps.tasks.base import ConfigError, is_int as _int, is_number as _number
+from sweeps.tasks.base import LR_SCHEDULES, MOMENTUM_OPTIMIZERS, ConfigError, is_int as _int, is_number as _number
 
 GRID_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grids")
 # A typo (a list pasted into every axis) can ask for billions of trials:
@@ -65,16 +65,18 @@ BASE_DEFAULTS = {
     "min_delta": None,  # null: 0
 }
 TRAINING_KEYS = ("optimizer", "lr", "batch_size", "epochs")
+# The optimizer's options (sweeps.tasks.base.make_optimizer); null: Keras's default, constant lr.
+OPTIMIZER_KEYS = ("momentum", "nesterov", "lr_schedule", "lr_decay_epochs", "lr_decay_factor")
 # Keys only some tasks take (a task's KEYS), in the order the tasks declare them.
 TASK_KEYS = tuple(dict.fromkeys(k for t in tasks.all_tasks().values() for k in t.KEYS))
-AXES = ("arch", *BASE_DEFAULTS, *TRAINING_KEYS, *TASK_KEYS)
+AXES = ("arch", *BASE_DEFAULTS, *TRAINING_KEYS, *OPTIMIZER_KEYS, *TASK_KEYS)
 LOSSES = tuple(dict.fromkeys(loss for t in tasks.all_tasks().values() for loss in t.LOSSES))
 # Keys whose one value is itself a list: never expanded as an axis.
 LIST_VALUED = tuple(dict.fromkeys(k for t in tasks.all_tasks().values() for k in t.LIST_VALUED))
 # Columns of the dry-run table, in reading order; each task names its own (TABLE).
 TABLE_COLUMNS = tuple(dict.fromkeys((
-    "dataset", "arch", "activation", "noise_type", "noise_scale", "noise_target", "l2", "optimizer", "lr", "batch_size", "epochs",
-    "patience", *(k for t in tasks.all_tasks().values() for k in t.TABLE), "seed")))
+    "dataset", "arch", "activation", "noise_type", "noise_scale", "noise_target", "l2", "optimizer", "lr", "momentum", "nesterov",
+    "lr_schedule", "batch_size", "epochs", "patience", *(k for t in tasks.all_tasks().values() for k in t.TABLE), "seed")))
 
 
 class GridError(ValueError):
@@ -134,6 +136,11 @@ _CHECKS = {
     "lr": (lambda v: _number(v) and v > 0, "a number > 0"),
     "batch_size": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "epochs": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
+    "momentum": (lambda v: v is None or (_number(v) and 0 <= v < 1), "a number in [0, 1), or null"),
+    "nesterov": (lambda v: v is None or isinstance(v, bool), "true, false or null"),
+    "lr_schedule": (lambda v: v is None or v in LR_SCHEDULES, f"null (constant) or one of {', '.join(LR_SCHEDULES)}"),
+    "lr_decay_epochs": (lambda v: v is None or (_int(v) and v >= 1), "an integer >= 1 (epochs), or null for 10"),
+    "lr_decay_factor": (lambda v: v is None or (_number(v) and 0 < v <= 1), "a number in (0, 1], or null for 0.1"),
 }
 for _task in tasks.all_tasks().values():
     # A task's own keys come with their checks (a key without one takes any value).
@@ -199,6 +206,14 @@ def _check_trial(where: str, block: str, cfg: dict) -> None:
         raise GridError(f"{where}: {block}noise_scale = {scale!r}: must be 0 when noise_type is none")
     if kind == "salt_and_pepper" and scale > 1:
         raise GridError(f"{where}: {block}noise_scale = {scale!r}: a salt_and_pepper level must be in [0, 1]")
+    if cfg.get("momentum") is not None and cfg["optimizer"] not in MOMENTUM_OPTIMIZERS:
+        raise GridError(f"{where}: {block}momentum = {cfg['momentum']!r}: only {' and '.join(MOMENTUM_OPTIMIZERS)} "
+                        f"take a momentum, not {cfg['optimizer']}")
+    if cfg.get("nesterov") and (cfg["optimizer"] != "sgd" or not cfg.get("momentum")):
+        raise GridError(f"{where}: {block}nesterov = True: needs optimizer sgd with a momentum > 0")
+    for key in ("lr_decay_epochs", "lr_decay_factor"):
+        if cfg.get(key) is not None and cfg.get("lr_schedule") != "step":
+            raise GridError(f"{where}: {block}{key} = {cfg[key]!r}: only with lr_schedule: step")
     if cfg["patience"] is None:
         for key in ("monitor", "min_delta"):
             if cfg[key] is not None:

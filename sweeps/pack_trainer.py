@@ -25,7 +25,7 @@ import numpy as np
 
 from sweeps.batches import SplitFeed, order
 from sweeps.early_stopping import EarlyStop
-from sweeps.tasks.base import make_optimizer, subset
+from sweeps.tasks.base import make_optimizer, steps_per_epoch, subset
 
 EVAL_BATCH = 1024  # validation batches: a sum over images, so their size changes no figure
 STATE_FILE = "pack.json"
@@ -71,7 +71,7 @@ class Pack:
         jit = not any(type(layer).__name__ == "Conv2D" for layer in models[0].layers)
         self.net = PackedNet(models, grouped=jit)
         del models
-        self.optimizer = make_optimizer(first)
+        self.optimizer = make_optimizer(first, steps_per_epoch(self.n_train, first))
         self.optimizer.build(self.net.variables)
         self.loss_fn = keras.losses.get(first["loss_fn"])
         self.one_hot = first["loss_fn"] == "categorical_crossentropy"
@@ -140,7 +140,7 @@ class Pack:
         self.correct.assign(tf.zeros([self.k]))
         rows = tf.constant(np.stack([order(m["seed"], epoch, self.n_train) for m in self.members]).astype(np.int32))
         b = self.batch_size
-        steps = -(-self.n_train // b)
+        steps = steps_per_epoch(self.n_train, self.members[0])
         padded = tf.pad(rows, [[0, 0], [0, steps * b - self.n_train]])  # index 0, masked out
         for s in range(steps):
             size = min(b, self.n_train - s * b)

@@ -132,12 +132,17 @@ def plan(trials: list[dict], size: int | None, slots: int = 1, gpu: bool = False
 
 def label(config: dict) -> str:
     """A config as a folder name a person can read: arch, noise, L2, then an optimizer
-    other than the architecture's own, a hidden activation and an early-stopping patience
-    where one is chosen, and the seed."""
+    other than the architecture's own, its momentum (n: Nesterov's) and learning-rate
+    schedule, a hidden activation and an early-stopping patience where one is chosen, and
+    the seed."""
     noise = "clean" if config["noise_type"] == "none" else f"{config['noise_type']}{config['noise_scale']:g}"
     parts = [config["arch"], noise, f"l2-{config['l2']:g}"]
     if config.get("optimizer") not in (None, arch_defaults(config["arch"]).get("optimizer")):
         parts.append(config["optimizer"])
+    if config.get("momentum"):
+        parts.append(f"m{config['momentum']:g}" + ("n" if config.get("nesterov") else ""))
+    if config.get("lr_schedule"):
+        parts.append(config["lr_schedule"])
     if config.get("activation"):
         parts.append(config["activation"])
     if config.get("patience") is not None:

@@ -103,6 +103,14 @@ def test_duplicates_are_dropped_and_counted(tmp_path):
     ("arch: mlp64\nvalidation: holdout\nholdout_size: 500\ntrain_subset: 400\n", "holdout_size", "500"),
     ("arch: mlp64\nactivation: softmax\n", "activation", "'softmax'"),  # its builder takes none
     ("arch: dae_conv\nnoise_type: gaussian\nactivation: [relu, sofmax]\n", "activation", "'sofmax'"),
+    ("arch: mlp64\noptimizer: adam\nmomentum: 0.9\n", "momentum", "0.9"),  # Adam takes none
+    ("arch: mlp64\nmomentum: 1.0\n", "momentum", "1.0"),
+    ("arch: mlp64\nnesterov: true\n", "nesterov", "True"),  # without a momentum
+    ("arch: mlp64\nlr_schedule: linear\n", "lr_schedule", "'linear'"),
+    ("arch: mlp64\nlr_schedule: cosine\nlr_decay_epochs: 5\n", "lr_decay_epochs", "5"),  # step's
+    ("arch: mlp64\npatience: -1\n", "patience", "-1"),
+    ("arch: mlp64\nmin_delta: 0.01\n", "min_delta", "0.01"),  # without a patience
+    ("arch: vae\nnoise_type: gaussian\npatience: 3\nmonitor: val_accuracy\n", "monitor", "'val_accuracy'"),
 ])
 def test_invalid_grid_gives_one_line_naming_file_key_value(tmp_path, text, key, value):
     path = write(tmp_path, text)

@@ -67,7 +67,13 @@ def test_packed_members_start_and_train_as_their_solo_trials(arch):
     assert packed.rows[1][-1]["loss"] > packed.rows[0][-1]["loss"]  # the L2 penalty is in the loss
 
 
-def test_a_pack_of_one_trains_as_plain_keras_fit_on_the_same_batches():
+@pytest.mark.parametrize("optimizer", [
+    {},
+    # Momentum, Nesterov's and a schedule that changes the rate every step (sweeps.tasks.base).
+    {"momentum": 0.9, "nesterov": True, "lr_schedule": "cosine"},
+    {"momentum": 0.5, "lr_schedule": "step", "lr_decay_epochs": 1, "lr_decay_factor": 0.5},
+], ids=["sgd", "nesterov-cosine", "momentum-step"])
+def test_a_pack_of_one_trains_as_plain_keras_fit_on_the_same_batches(optimizer):
     """The solo path (a pack of one) is Keras's own training: same initial weights, same
     batches in the same order, same noisy images, same loss and optimizer."""
     import keras
@@ -77,14 +83,20 @@ def test_a_pack_of_one_trains_as_plain_keras_fit_on_the_same_batches():
     from sweeps.noise import noisy_split
 
     arrays = learnable_mnist(500, 200)
-    config = members("mlp64", l2=0.0)[1]  # seed 0, L2 1e-3
+    config = {**members("mlp64", l2=0.0)[1], **optimizer}  # seed 0, L2 1e-3
     config["train_subset"], config["test_subset"] = 500, 200
     pack, _ = train([config], arrays)
 
     keras.utils.set_random_seed(config["seed"])
     model = build_model("mlp64", config["l2"], (28, 28, 1), num_classes=10)
-    model.compile(optimizer=keras.optimizers.SGD(config["lr"]), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    sgd = keras.optimizers.SGD(config["lr"], momentum=optimizer.get("momentum", 0.0),
+                               nesterov=optimizer.get("nesterov", False))
+    steps = 8  # 500 images in batches of 64
+    if optimizer.get("lr_schedule") == "cosine":
+        sgd.learning_rate = keras.optimizers.schedules.CosineDecay(config["lr"], 3 * steps)
+    elif optimizer.get("lr_schedule") == "step":
+        sgd.learning_rate = keras.optimizers.schedules.ExponentialDecay(config["lr"], steps, 0.5, staircase=True)
+    model.compile(optimizer=sgd, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     kw = dict(seed=config["seed"], noise_type="gaussian", noise_scale=0.2)
     x = noisy_split(arrays["x_train"], "train", **kw)[..., None]
     x_val = noisy_split(arrays["x_test"], "test", **kw)[..., None]
@@ -206,3 +218,23 @@ def test_grouped_and_per_member_convolutions_compute_the_same_pack():
     np.testing.assert_allclose(grouped.numpy(), alone.numpy(), rtol=1e-4, atol=1e-6)
     for k, model in enumerate(models):  # and each member is its own Keras model
         np.testing.assert_allclose(alone[k].numpy(), model(x[k]).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_learning_rate_schedules_by_hand():
+    """Cosine: lr·(1 + cos(pi·t/T))/2 over the run's T steps; step: lr·factor^floor(t/every)."""
+    from sweeps.tasks.base import make_optimizer
+
+    config = {"optimizer": "sgd", "lr": 0.1, "epochs": 4, "momentum": 0.9}
+    cosine = make_optimizer({**config, "lr_schedule": "cosine"}, steps_per_epoch=10)
+
+    def rate(optimizer, step):
+        optimizer.iterations.assign(step)
+        return float(optimizer.learning_rate)
+
+    for step, want in ((0, 0.1), (20, 0.05), (10, 0.1 * (1 + math.cos(math.pi / 4)) / 2), (40, 0.0)):
+        assert rate(cosine, step) == pytest.approx(want, abs=1e-7), step
+    assert float(cosine.momentum) == pytest.approx(0.9)
+    step = make_optimizer({**config, "lr_schedule": "step", "lr_decay_epochs": 2, "lr_decay_factor": 0.5}, 10)
+    assert [rate(step, t) for t in (0, 19, 20, 39, 40)] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
+    with pytest.raises(ValueError, match="needs the training steps per epoch"):
+        make_optimizer({**config, "lr_schedule": "cosine"})

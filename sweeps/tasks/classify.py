@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from sweeps.noise import noisy_split
-from sweeps.tasks.base import Outcome, Parts, make_optimizer, subset
+from sweeps.tasks.base import Outcome, Parts, make_optimizer, steps_per_epoch, subset
 
 NAME = "classify"
 MODEL = "classifier"  # what its architectures are called in messages
@@ -55,12 +55,13 @@ def training_data(config: dict, arrays: dict):
     return data, num_classes
 
 
-def compiled_model(config: dict, input_shape, num_classes: int):
-    """The registry's model for `config`, compiled with its optimizer, learning rate and loss."""
+def compiled_model(config: dict, input_shape, num_classes: int, steps: int | None = None):
+    """The registry's model for `config`, compiled with its optimizer, learning rate and loss
+    (`steps`: optimizer steps per epoch, for a learning-rate schedule)."""
     from models import build_model
 
     model = build_model(config["arch"], config["l2"], input_shape, num_classes=num_classes)
-    model.compile(optimizer=make_optimizer(config), loss=config["loss_fn"], metrics=["accuracy"])
+    model.compile(optimizer=make_optimizer(config, steps), loss=config["loss_fn"], metrics=["accuracy"])
     return model
 
 
@@ -73,5 +74,6 @@ def parts(config: dict, arrays: dict, references: dict | None = None) -> Parts:
             loss, acc = model.evaluate(*data["test"], batch_size=config["batch_size"], verbose=0)
             return Outcome({"test_loss": float(loss), "test_accuracy": float(acc)})
 
-    return Parts(lambda: compiled_model(config, data["train"][0].shape[1:], num_classes),
+    steps = steps_per_epoch(len(data["train"][0]), config)
+    return Parts(lambda: compiled_model(config, data["train"][0].shape[1:], num_classes, steps),
                  data["train"], data["val"], finish)

@@ -18,7 +18,7 @@ from models import arch_defaults, archs_of, options_of
 from sweeps.noise import noisy_split, to_unit_float
 from sweeps.schema import EVALUATION_FILE, SAMPLES_FILE
 from sweeps.tasks.base import (ConfigError, Outcome, Parts, fingerprint, is_int, is_number, make_optimizer,
-                               model_from_bytes, subset)
+                               model_from_bytes, steps_per_epoch, subset)
 
 NAME = "denoise"
 MODEL = "denoiser"
@@ -119,15 +119,16 @@ def denoise_data(config: dict, arrays: dict) -> dict:
     return out
 
 
-def compiled_denoiser(config: dict, optimizer=None, loss=None, **options):
-    """The registry's denoiser for `config`, compiled (its optimizer unless one is given)."""
+def compiled_denoiser(config: dict, optimizer=None, loss=None, steps: int | None = None, **options):
+    """The registry's denoiser for `config`, compiled (its optimizer unless one is given;
+    `steps`: optimizer steps per epoch, for a learning-rate schedule)."""
     from models import build_model  # imports Keras: not at module level
 
     chosen = {k: config[k] for k in options_of(config["arch"]) if config.get(k) is not None}
     model = build_model(config["arch"], config["l2"], **chosen, **options)
     # Per pixel, as seed 002 scored its denoisers: the share of pixels where the output,
     # thresholded at 0.5, equals the clean image (only pure black or white pixels can).
-    model.compile(optimizer=optimizer or make_optimizer(config), loss=loss or config["loss_fn"],
+    model.compile(optimizer=optimizer or make_optimizer(config, steps), loss=loss or config["loss_fn"],
                   metrics=["binary_accuracy"])
     return model
 
@@ -203,4 +204,6 @@ def parts(config: dict, arrays: dict, references: dict | None = None, compile_op
         rows, samples = evaluate_levels(config, model, arrays, classifier)
         return Outcome(artifacts={EVALUATION_FILE: {**note, "levels": rows}, SAMPLES_FILE: samples})
 
-    return Parts(lambda: compiled_denoiser(config, **(compile_options or {})), data["train"], data["val"], finish)
+    steps = steps_per_epoch(len(data["train"][0]), config)
+    return Parts(lambda: compiled_denoiser(config, steps=steps, **(compile_options or {})), data["train"], data["val"],
+                 finish)
