@@ -105,7 +105,7 @@ class LiveView(tune.Callback):
         rows = result.get("members")
         for i, name in members:
             row = result if rows is None else (rows.get(os.path.basename(name)) or {})
-            if self.sweep.row(i, row) == schema.DIVERGED and speak:
+            if self.sweep.row(i, row) in (schema.DIVERGED, schema.FINISHED) and speak:
                 self.say(self.sweep.config_line(i, name))
 
     def _ended(self, trial, state: str) -> None:

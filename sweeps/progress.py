@@ -73,13 +73,18 @@ class Sweep:
 
     def row(self, i: int, row: dict) -> str | None:
         """Config i reported `row` (its epoch, diverged, metrics); returns its new state if
-        that changed to one worth saying (diverged)."""
+        that changed to one worth saying (diverged; finished by early stopping, which a pack
+        member does while its pack goes on)."""
         self.last[i] = {**self.last[i], **{k: v for k, v in row.items() if v is not None}}
         self.epochs[i] = max(self.epochs[i], int(row.get("epoch") or 0))
         if row.get("diverged"):
             changed = self.state[i] != schema.DIVERGED
             self.state[i] = schema.DIVERGED
             return schema.DIVERGED if changed else None
+        if row.get("stopped"):
+            changed = self.state[i] != schema.FINISHED
+            self.state[i] = schema.FINISHED
+            return schema.FINISHED if changed else None
         if self.state[i] == PENDING:
             self.state[i] = RUNNING
         return None

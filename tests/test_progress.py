@@ -85,3 +85,19 @@ def test_a_denoisers_best_is_its_lowest_loss_and_lines_name_state_epochs_metric(
 
 def test_durations_read_as_a_person_says_them():
     assert [duration(s) for s in (4.6, 65, 3600 + 120 + 5)] == ["5s", "1m05s", "1h02m"]
+
+
+def test_a_member_stopped_early_is_finished_while_its_pack_runs_and_counts_the_epochs_it_ran():
+    grid = configs(seed=[0, 1])
+    sweep = Sweep(grid, [[0, 1]], slots=1, started=0.0)
+    sweep.set_unit(0, RUNNING)
+    for epoch in (1, 2, 3):
+        sweep.epoch_done(0, 5.0)
+        sweep.row(1, {"epoch": epoch})
+    assert sweep.row(0, {"epoch": 3, "stopped": True, "val_accuracy": 0.9}) == "finished"
+    assert sweep.row(0, {"epoch": 3, "stopped": True}) is None  # said once
+    assert sweep.counts()["finished"] == 1 and sweep.counts()[RUNNING] == 1
+    assert "epochs 3/10 (stopped early), val_accuracy 0.9000" in sweep.config_line(0, "m0")
+    assert [sweep.planned(i) for i in (0, 1)] == [3, 10]  # what `noisesweep status` counts
+    assert sweep.eta() == pytest.approx(7 * 5.0)  # the member still training: 7 epochs of 5 s
+    assert sweep.set_unit(0, "finished") == [1]
