@@ -22,7 +22,7 @@ if __package__ in (None, ""):
 
 import pandas as pd  # noqa: E402
 
-from analysis import denoise_figures, figures  # noqa: E402
+from analysis import denoise_figures, figures, search  # noqa: E402
 from analysis.aggregate import (DDOF, group_columns, per_epoch, per_level, replicates, summarize,  # noqa: E402
                                 varying_columns)
 from analysis.load import METRICS, counted_once, experiment_dirs, load_evaluation, load_experiment  # noqa: E402
@@ -110,7 +110,7 @@ def level_table(evaluation: pd.DataFrame, levels: pd.DataFrame) -> str:
 
 
 def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, problems, denoising="",
-                 repeated=(), each="") -> str:
+                 repeated=(), each="", searched="") -> str:
     status = df.drop_duplicates(["experiment", "trial"])["status"].value_counts()
     parts = [
         "# Sweep report",
@@ -134,6 +134,12 @@ def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, prob
            "monitored metric no better than its best for `patience` epochs) or its last allowed one; "
            "\"last epoch, per seed\" lists them." if "stopped_at" in summary else ""),
         "",
+        *([
+            "## Search: the chosen config",
+            "",
+            searched,
+            "",
+        ] if searched else []),
         f"## Final {figures.label(metric, df)}, best first within each architecture",
         "",
         markdown_table(summary, keys, metric),
@@ -254,9 +260,15 @@ def build(runs: list[str], out: str | None = None, metric: str | None = None, lo
             except figures.FigureSkipped as e:
                 skipped.append(str(e))
                 log(f"figure skipped: {e}")
+    searched = ""
+    spec = search.spec_of(experiments)
+    if spec:
+        searched, paths, table = search.section(df, spec, os.path.join(out, "figures"))
+        table.to_csv(os.path.join(out, "search.csv"), index=False)
+        written += [*paths, os.path.join(out, "search.csv")]
     written += [p for paths in drawn.values() for p in paths]
     written.append(write_report(out, runs, df, summary, metric, keys, drawn, skipped, problems, denoising,
-                                repeated, each))
+                                repeated, each, searched))
     timings["figures"] = time.perf_counter() - clock
     return written
 

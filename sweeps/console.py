@@ -136,3 +136,47 @@ class LiveView(tune.Callback):
             self.live.stop()
             self.live = None
         print(self.sweep.line(), file=self.out, flush=True)
+
+
+class SearchView(tune.Callback):
+    """A search's events as plain lines (sweeps.search): each sampled config as it ends, with
+    its replicates' mean and the best mean so far."""
+
+    def __init__(self, spec: dict, out=None):
+        self.spec = spec
+        self.out = out or sys.stdout
+        self.best = None
+        self.ended = 0
+
+    def __getstate__(self):
+        return {"spec": self.spec}
+
+    def __setstate__(self, state):
+        self.__init__(state["spec"])
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def _ended(self, trial, how: str) -> None:
+        metric = f"mean_{self.spec['metric']}"
+        result = trial.last_result or {}
+        value = result.get(metric)
+        self.ended += 1
+        better = (lambda a, b: a > b) if self.spec["mode"] == "max" else (lambda a, b: a < b)
+        if value is not None and value == value and (self.best is None or better(value, self.best)):
+            self.best = value
+        drawn = ", ".join(f"{k}={_shown(trial.config.get(k))}" for k in self.spec["space"])
+        score = f"{metric} {value:.4f}" if value is not None else "no result"
+        best = f" | best so far {self.best:.4f}" if self.best is not None else ""
+        total = f"/{self.spec['configs']}" if self.spec["configs"] else ""
+        self._say(f"  config {self.ended}{total} {how} after {result.get('epoch', 0)} epochs: {drawn}: {score}{best}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._ended(trial, "ended")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._ended(trial, "errored")
+
+
+def _shown(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

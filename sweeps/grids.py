@@ -3,8 +3,10 @@
 A grid file holds axes (lists expand as a cross product), either at top
 level or as several `blocks` whose trials are joined, plus optional
 `defaults` shared by every block and a `tiny` mapping of overrides for a
-quick local run (`--grid NAME:tiny`). Every value is checked before Ray
-starts; the first problem raises GridError naming file, key and value.
+quick local run (`--grid NAME:tiny`). A `search` section (sweeps.search) makes
+the grid a search over ranges of its axes, from its one expanded config. Every
+value is checked before Ray starts; the first problem raises GridError naming
+file, key and value.
 
 Precedence, lowest first: BASE_DEFAULTS, the architecture's seed defaults
 (models.arch_defaults), the file's `defaults`, the block, `tiny`, and the
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from models import ARCHITECTURES, arch_defaults, archs_of, options_of
-from sweeps import tasks
+from sweeps import search, tasks
 from sweeps.data import DATASETS
 from sweeps.early_stopping import MONITORS
 from sweeps.noise import NOISE_TARGETS, NOISE_TYPES
@@ -93,6 +95,7 @@ class Grid:
     trials: list[dict] = field(default_factory=list)
     duplicates_dropped: int = 0
     overrides: dict = field(default_factory=dict)  # the command line's, applied to every trial
+    search: dict | None = None  # a search section's spec (sweeps.search); then `trials` is its base
 
     @property
     def label(self) -> str:
@@ -209,8 +212,8 @@ def _check_trial(where: str, block: str, cfg: dict) -> None:
     if cfg.get("momentum") is not None and cfg["optimizer"] not in MOMENTUM_OPTIMIZERS:
         raise GridError(f"{where}: {block}momentum = {cfg['momentum']!r}: only {' and '.join(MOMENTUM_OPTIMIZERS)} "
                         f"take a momentum, not {cfg['optimizer']}")
-    if cfg.get("nesterov") and (cfg["optimizer"] != "sgd" or not cfg.get("momentum")):
-        raise GridError(f"{where}: {block}nesterov = True: needs optimizer sgd with a momentum > 0")
+    if cfg.get("nesterov") and cfg["optimizer"] != "sgd":
+        raise GridError(f"{where}: {block}nesterov = True: only optimizer sgd takes it, not {cfg['optimizer']}")
     for key in ("lr_decay_epochs", "lr_decay_factor"):
         if cfg.get(key) is not None and cfg.get("lr_schedule") != "step":
             raise GridError(f"{where}: {block}{key} = {cfg[key]!r}: only with lr_schedule: step")
@@ -330,8 +333,13 @@ def catalogue(width: int = 100) -> list[str]:
     lines = []
     for name in known_grids():
         info = header(name)
-        trials, tiny = len(load_grid(name).trials), len(load_grid(f"{name}:tiny").trials)
-        lines.append(f"{name}: {trials} trials ({name}:tiny {tiny}). {info.get('summary', '')}")
+        grid, small = load_grid(name), load_grid(f"{name}:tiny")
+        if grid.search:
+            size = (f"search of {grid.search['configs'] or 'as many'} configs x {grid.search['replicates']} replicates "
+                    f"({name}:tiny {small.search['configs']} x {small.search['replicates']})")
+        else:
+            size = f"{len(grid.trials)} trials ({name}:tiny {len(small.trials)})"
+        lines.append(f"{name}: {size}. {info.get('summary', '')}")
         for key in ("Reproduces", "Time"):
             if key in info:
                 lines += textwrap.wrap(f"{key.lower()}: {info[key]}", width=width, initial_indent="  ",
@@ -365,6 +373,45 @@ def load_grid(spec: str, overrides: dict | None = None) -> Grid:
         raise GridError(f"{path}:{at}: not valid YAML: {problem}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise GridError(f"{path}: cannot read: {e}") from None
+    searching = isinstance(doc, dict) and search.SECTION in doc
+    if searching:
+        doc = dict(doc)
+        section = doc.pop(search.SECTION)
+        tiny = doc.get("tiny")
+        if isinstance(tiny, dict) and search.SECTION in tiny:
+            # The tiny variant's search overrides the section's keys (a smaller budget).
+            tiny = dict(tiny)
+            smaller = tiny.pop(search.SECTION)
+            doc["tiny"] = tiny
+            if variant == "tiny" and isinstance(section, dict) and isinstance(smaller, dict):
+                section = {**section, **smaller}
     trials, dropped = expand(doc, path, variant, overrides)
-    return Grid(name=name, path=path, variant=variant, trials=trials, duplicates_dropped=dropped,
+    grid = Grid(name=name, path=path, variant=variant, trials=trials, duplicates_dropped=dropped,
                 overrides=dict(overrides or {}))
+    if searching:
+        grid.search = search_spec(path, section, trials)
+    return grid
+
+
+def search_spec(where: str, section, trials: list[dict]) -> dict:
+    """A grid's `search` section checked against its base config (sweeps.search): each drawn
+    axis's choices and range ends are valid values, alone and with the base's other axes."""
+    if len(trials) != 1:
+        raise GridError(f"{where}: search: the grid's axes must take one value each (the base every sample "
+                        f"starts from); they expand to {len(trials)} configs")
+    base = trials[0]
+    try:
+        spec = search.parse(section, base)
+    except search.SearchError as e:
+        raise GridError(f"{where}: {e}") from None
+    drawn = search.values(spec)
+    for key in drawn:
+        if key not in _CHECKS:
+            raise GridError(f"{where}: search.space.{key}: unknown axis; known: {', '.join(AXES)}")
+    # Each value with the other drawn axes at their last (a momentum's top beside Nesterov's).
+    top = {k: v[-1] for k, v in drawn.items()}
+    for key, checked in drawn.items():
+        for value in checked:
+            check_value(where, key, value, f"search.space.{key}")
+            _check_trial(where, "search.space: ", trial_config({**base, **top, key: value}, {}))
+    return spec

@@ -16,6 +16,7 @@ import os
 
 from models import arch_defaults
 from sweeps import tasks
+from sweeps.search import replicate_members
 
 MEMBER_KEYS = ("seed", "l2", "noise_type", "noise_scale", "noise_target", "noise_clip", "standardize",
                # Each member stops early on its own (it is frozen while the others go on).
@@ -159,9 +160,10 @@ def tune_config(trials: list[dict], pack: list[int]) -> dict:
 
 
 def members_of(config: dict) -> list[dict] | None:
-    """The member configs of a Tune trial's config, None for a lone config."""
+    """The member configs of a Tune trial's config (a planned pack, or a search's sample and
+    its replicates), None for a lone config."""
     members = config.get("members")
-    return json.loads(members) if members else None
+    return json.loads(members) if members else replicate_members(config)
 
 
 def member_dirnames(members: list[dict]) -> list[str]:

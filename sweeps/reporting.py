@@ -119,6 +119,15 @@ class TuneReport(keras.callbacks.Callback):
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
+def member_means(rows: list[list[dict]]) -> dict:
+    """`mean_<metric>` over the members' latest rows (diverged ones left out, NaN if all
+    are): what a search (sweeps.search) and its scheduler see of a sampled config."""
+    latest = [r[-1] for r in rows if r]
+    alive = [r for r in latest if not r.get("diverged")]
+    names = [m for m in schema.METRICS if m != "epoch_time_s" and latest and all(m in r for r in latest)]
+    return {f"mean_{m}": float(np.mean([r[m] for r in alive])) if alive else math.nan for m in names}
+
+
 class PackReport:
     """After every epoch of a pack (sweeps.pack_trainer.Pack): each member's row, in the
     same words a solo trial reports; a checkpoint every `checkpoint_every` epochs and at
@@ -162,7 +171,7 @@ class PackReport:
                 lines = "".join(json.dumps(r) + "\n" for r in pack.rows[i])
                 self.folder.write_bytes(lines.encode(), self.names[i], "result.json")
                 self.folder.write_bytes(tensorboard.event_file(pack.rows[i]), self.names[i], tensorboard.EVENT_FILE)
-            row = {"epoch": done, "epoch_time_s": seconds, **self.context, "members": {
+            row = {"epoch": done, "epoch_time_s": seconds, **self.context, **member_means(pack.rows), "members": {
                 name: {k: rows[-1].get(k) for k in ("epoch", "diverged", "stopped", schema.headline_metric(rows[-1]))}
                 for name, rows in zip(self.names, pack.rows) if rows}}
         if done % self.every and not pack.done:

@@ -19,7 +19,7 @@ if __package__ in (None, ""):
     # Run as a script: put the repository root, not sweeps/, first on the path.
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from sweeps import growth, packing, quiet, restore, schema  # noqa: E402
+from sweeps import growth, packing, quiet, restore, schema, search  # noqa: E402
 from sweeps.packing import label  # noqa: E402
 from sweeps.grids import TABLE_COLUMNS, Grid, GridError, load_grid  # noqa: E402
 from sweeps.lock import LockError, describe, holder_is_running  # noqa: E402
@@ -145,8 +145,12 @@ class Plan:
 
 
 def new_step(grid: Grid, trials: list[dict], previous: list[dict], args: argparse.Namespace) -> dict:
-    return {"folder": growth.next_folder(previous), "grid": grid.label, "grid_path": grid.path,
+    step = {"folder": growth.next_folder(previous), "grid": grid.label, "grid_path": grid.path,
             "overrides": grid.overrides, "trials": trials, "packs": plan_packs(trials, args), "fresh": True}
+    if grid.search:
+        # A search samples its configs as it goes: `trials` holds its base, `search` its spec.
+        step.update(search=grid.search, packs=[[0]])
+    return step
 
 
 def plan_experiment(args: argparse.Namespace) -> Plan:
@@ -165,6 +169,8 @@ def plan_experiment(args: argparse.Namespace) -> Plan:
             raise UsageError(f"--resume: {exp.path}/{SPEC_FILE}: not a record the runner wrote ({e!r} missing or "
                              "malformed)") from None
         last = previous[-1]
+        if last.get("search"):
+            return resume_search(args, exp, previous)
         if args.grid:
             grid = load_grid(args.grid, overrides or last.get("overrides"))
         else:
@@ -190,6 +196,19 @@ def plan_experiment(args: argparse.Namespace) -> Plan:
     if problem:
         raise UsageError(f"--storage-path {args.storage_path}: {problem}")
     return Plan(grid, name, exp, [new_step(grid, grid.trials, [], args)])
+
+
+def resume_search(args: argparse.Namespace, exp: Storage, previous: list[dict]) -> Plan:
+    """A search goes on where it stopped (Tune restores its searcher); it does not grow."""
+    last = previous[-1]
+    if args.grid:
+        grid = load_grid(args.grid, {"epochs": args.epochs} if args.epochs is not None else None)
+        if grid.search != last["search"] or grid.trials != last["trials"]:
+            raise UsageError(f"--resume --grid {args.grid}: {exp.path} is a search of another grid "
+                             f"({last['grid']}); a search is resumed as it was, not grown")
+    grid = Grid(last["grid"], last["grid_path"], None, last["trials"], overrides=last.get("overrides", {}),
+                search=last["search"])
+    return Plan(grid, args.name, exp, [{**last, "fresh": False}], previous)
 
 
 def refuse_if_running(exp: Storage, name: str) -> None:
@@ -277,6 +296,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {grid.duplicates_dropped} duplicate trial configs in {grid.path} dropped")
     if plan.growth:
         print_growth(plan, every=args.dry_run)
+    if args.dry_run and grid.search:
+        print_table(grid.trials, [[0]])
+        print(f"{search.describe(grid.search)}; the base config above, seeds 0-{grid.search['replicates'] - 1}")
+        return 0
     if args.dry_run:
         fresh = next((s for s in plan.steps if s["fresh"]), None)
         if fresh:
@@ -340,7 +363,7 @@ def execute(plan: Plan, args: argparse.Namespace) -> int:
     finally:
         if not args.address:
             ray.shutdown()
-    code = summarize(results, plan, args)
+    code = summarize_search(results, plan, args) if plan.grid.search else summarize(results, plan, args)
     if args.report:
         write_report(plan)
     return code
@@ -377,7 +400,8 @@ def run_steps(ray, plan: Plan, datasets: dict, args: argparse.Namespace) -> list
                  if together else "")
         what = (f"grid {plan.grid.label} ({plan.grid.path})" if not plan.previous else
                 f"{'new step' if step['fresh'] else 'continuing'} {step['folder'] or 'the first step'}")
-        print(f"noisesweep: {what}, {len(step['trials'])} trials{shown} -> {folder.path}", flush=True)
+        count = search.describe(step["search"]) if step.get("search") else f"{len(step['trials'])} trials{shown}"
+        print(f"noisesweep: {what}, {count} -> {folder.path}", flush=True)
         if n == 0:  # once, under the first step's line
             print(f"ray: {int(resources.get('CPU', 0))} CPUs, {resources.get('GPU', 0):g} GPUs; "
                   f"per trial {args.cpus_per_trial:g} CPU, {args.gpus_per_trial:g} GPU", flush=True)
@@ -404,6 +428,15 @@ def run_step(plan: Plan, step: dict, folder: Storage, datasets: dict, references
     if not step["fresh"] and tune.Tuner.can_restore(folder.path):
         restore.cut_back(folder)
         tuner = tune.Tuner.restore(folder.path, trainable, resume_unfinished=True, resume_errored=True)
+    elif step.get("search"):
+        tuner = tune.Tuner(
+            trainable,
+            param_space=search.param_space(step["trials"][0], step["search"]),
+            tune_config=search.tune_config(step["search"], step["trials"][0], args.max_concurrent,
+                                           reuse_actors=os.environ.get("NOISESWEEP_REUSE_ACTORS", "1") != "0",
+                                           trial_name_creator=trial_dirname, trial_dirname_creator=trial_dirname),
+            run_config=run_config(plan, step, resources, args),
+        )
     else:
         configs = [packing.tune_config(step["trials"], p) for p in step["packs"]]
         tuner = tune.Tuner(
@@ -424,23 +457,31 @@ def run_step(plan: Plan, step: dict, folder: Storage, datasets: dict, references
                 trial_name_creator=trial_dirname,
                 trial_dirname_creator=trial_dirname,
             ),
-            run_config=tune.RunConfig(
-                # A growth step is a Tune experiment inside the experiment's folder.
-                name=step["folder"] or plan.name,
-                # Quiet: the live view (sweeps.console) instead of Tune's tables; -v: Tune's.
-                verbose=None if args.verbose else 0,
-                callbacks=[] if args.verbose else [live_view(step, resources, args)],
-                storage_path=plan.exp.path if step["folder"] else Storage(args.storage_path).path,
-                failure_config=tune.FailureConfig(max_failures=args.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            ),
+            run_config=run_config(plan, step, resources, args),
         )
     return list(tuner.fit())
 
 
-def live_view(step: dict, resources: dict, args: argparse.Namespace):
-    from sweeps.console import LiveView
+def run_config(plan: Plan, step: dict, resources: dict, args: argparse.Namespace):
+    from ray import tune
 
+    return tune.RunConfig(
+        # A growth step is a Tune experiment inside the experiment's folder.
+        name=step["folder"] or plan.name,
+        # Quiet: the live view (sweeps.console) instead of Tune's tables; -v: Tune's.
+        verbose=None if args.verbose else 0,
+        callbacks=[] if args.verbose else [live_view(step, resources, args)],
+        storage_path=plan.exp.path if step["folder"] else Storage(args.storage_path).path,
+        failure_config=tune.FailureConfig(max_failures=args.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+    )
+
+
+def live_view(step: dict, resources: dict, args: argparse.Namespace):
+    from sweeps.console import LiveView, SearchView
+
+    if step.get("search"):
+        return SearchView(step["search"])
     per = args.gpus_per_trial if args.gpus_per_trial else args.cpus_per_trial
     slots = int(resources.get("GPU" if args.gpus_per_trial else "CPU", 1) // per) or 1
     if args.max_concurrent:
@@ -500,6 +541,33 @@ def summarize(results, plan: Plan, args) -> int:
         return 0
     print(f"resume with: python sweeps/run.py --name {plan.name} --storage-path {args.storage_path} --resume")
     return 1 if count[schema.ERRORED] else 130
+
+
+def summarize_search(results, plan: Plan, args) -> int:
+    """A search's end: how many configs it tried and how each ended, and the best one by its
+    replicates' mean. Exit 0, 1 when a trial errored, 130 when stopped short of its budget."""
+    spec = plan.grid.search
+    metric = f"mean_{spec['metric']}"
+    tried = [r for r in results if r.config]
+    errored = [r for r in tried if r.error]
+    whole = [r for r in tried if not r.error and (r.metrics or {}).get("epoch", 0) >= r.config["epochs"]]
+    print()
+    print(f"{len(tried)} configs tried ({spec['replicates']} replicates each): {len(whole)} trained to their last "
+          f"epoch, {len(tried) - len(whole) - len(errored)} stopped before it (ASHA), {len(errored)} errored")
+    scored = [r for r in whole if (r.metrics or {}).get(metric) == (r.metrics or {}).get(metric)]
+    if scored:
+        pick = max if spec["mode"] == "max" else min
+        best = pick(scored, key=lambda r: r.metrics[metric])
+        drawn = ", ".join(f"{k}={best.config.get(k)}" for k in spec["space"])
+        print(f"best: {drawn}: {metric} {best.metrics[metric]:.4f} on the hold-out "
+              f"(its test accuracy: the report)")
+    print(f"logs: {plan.exp.path}")
+    if errored:
+        return 1
+    if spec["configs"] and len(tried) < spec["configs"] and not spec["time_budget_min"]:
+        print(f"resume with: python sweeps/run.py --name {plan.name} --storage-path {args.storage_path} --resume")
+        return 130
+    return 0
 
 
 def main(argv=None, prog: str = "python sweeps/run.py") -> int:

@@ -26,7 +26,7 @@ METRICS = {
 # Where and how a row was made; reported beside the metrics and the `epoch` every epoch.
 # With early stopping (sweeps.early_stopping) a row also says whether the trial stopped
 # there and its best epoch so far.
-CONTEXT = ("node_id", "hostname", "gpus", "pid", "diverged", "stopped", "best_epoch")
+CONTEXT = ("node_id", "hostname", "gpus", "pid", "timestamp", "diverged", "stopped", "best_epoch")
 # What each task's loss is, for labels; a task not listed here is labelled plain "loss".
 LOSS_KINDS = {
     "classify": "cross-entropy",

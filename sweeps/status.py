@@ -24,6 +24,12 @@ class StatusError(ValueError):
     """The folder is not an experiment the runner started."""
 
 
+def search_spec(exp_path: str) -> dict | None:
+    from analysis.search import spec_of
+
+    return spec_of([exp_path])
+
+
 def read(exp_path: str) -> tuple[Sweep, dict | None, dict]:
     """(the sweep as its files tell it, the runner's lock if it is still running,
     {config index: (name, error file)} of errored configs)."""
@@ -75,8 +81,38 @@ def read(exp_path: str) -> tuple[Sweep, dict | None, dict]:
     return sweep, running, errors
 
 
+def report_search(exp_path: str, spec: dict, out=print) -> None:
+    """The status lines of a search (sweeps.search): configs tried and how they ended, the
+    best replicates' mean so far."""
+    from analysis import search
+    from analysis.load import LogWarning, load_experiment
+
+    holder = read_holder(exp_path)
+    running = holder if holder and holder_is_running(holder) else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LogWarning)
+        df = load_experiment(exp_path)
+    table = search.configs(df, spec) if not df.empty else None
+    tried = 0 if table is None else len(table)
+    whole = 0 if table is None else int(table["complete"].sum())
+    budget = f" of {spec['configs']}" if spec["configs"] else ""
+    state = (f"running ({describe(running)})" if running else
+             "finished" if spec["configs"] and tried >= spec["configs"] else "stopped (resume with --resume)")
+    out(f"{os.path.basename(os.path.normpath(exp_path))}: {state}")
+    out(f"search: {tried}{budget} configs tried ({spec['replicates']} replicates each): {whole} trained to "
+        f"their last epoch, {tried - whole} {'running or ' if running else ''}stopped before it")
+    best = search.chosen(table, spec) if table is not None else None
+    if best is not None:
+        drawn = ", ".join(f"{k}={best[k]:.4g}" if isinstance(best[k], float) else f"{k}={best[k]}"
+                          for k in spec["space"])
+        out(f"best mean {spec['metric']} (hold-out): {best[spec['metric'] + '_mean']:.4f} ({drawn})")
+
+
 def report(exp_path: str, out=print) -> None:
     """The status lines of one experiment."""
+    spec = search_spec(exp_path)
+    if spec:
+        return report_search(exp_path, spec, out)
     sweep, running, errors = read(exp_path)
     n = sweep.counts()
     planned = sum(sweep.planned(i) for i in range(len(sweep.configs)))

@@ -47,10 +47,10 @@ def ours(values, monitor, patience, min_delta, split=None):
 
 
 @pytest.mark.parametrize("monitor", ["val_loss", "val_accuracy"])
-def test_the_rule_is_keras_earlystopping_on_300_random_curves(monitor):
+def test_the_rule_is_keras_earlystopping_on_150_random_curves(monitor):
     rng = np.random.default_rng(3)
     stops = set()
-    for trial in range(300):
+    for trial in range(150):
         n = int(rng.integers(1, 25))
         drift = -0.02 if monitor == "val_loss" else 0.02
         values = np.cumsum(rng.normal(drift, 0.05, n)) + 1.0

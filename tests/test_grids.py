@@ -22,9 +22,15 @@ def test_shipped_grid_header_states_its_trial_counts(name):
     header = open(path).read().split("\n\n")[0]
     assert header.startswith(f"# {name}:")
     assert "# Reproduces:" in header and "# Time:" in header
+    grid, small = load_grid(name), load_grid(f"{name}:tiny")
+    if grid.search:  # a search samples its configs: the header gives its budget
+        sizes = re.search(r"# Trials: (\d+) configs x (\d+) replicates \(tiny: (\d+) x (\d+)\)", header).groups()
+        assert list(map(int, sizes)) == [grid.search["configs"], grid.search["replicates"],
+                                         small.search["configs"], small.search["replicates"]]
+        return
     full, tiny = map(int, re.search(r"# Trials: (\d+) \(tiny: (\d+)\)", header).groups())
-    assert len(load_grid(name).trials) == full
-    assert len(load_grid(f"{name}:tiny").trials) == tiny
+    assert len(grid.trials) == full
+    assert len(small.trials) == tiny
 
 
 def test_required_grids_are_shipped_with_their_sizes():
@@ -105,7 +111,7 @@ def test_duplicates_are_dropped_and_counted(tmp_path):
     ("arch: dae_conv\nnoise_type: gaussian\nactivation: [relu, sofmax]\n", "activation", "'sofmax'"),
     ("arch: mlp64\noptimizer: adam\nmomentum: 0.9\n", "momentum", "0.9"),  # Adam takes none
     ("arch: mlp64\nmomentum: 1.0\n", "momentum", "1.0"),
-    ("arch: mlp64\nnesterov: true\n", "nesterov", "True"),  # without a momentum
+    ("arch: mlp64\noptimizer: adam\nnesterov: true\n", "nesterov", "True"),  # SGD's only
     ("arch: mlp64\nlr_schedule: linear\n", "lr_schedule", "'linear'"),
     ("arch: mlp64\nlr_schedule: cosine\nlr_decay_epochs: 5\n", "lr_decay_epochs", "5"),  # step's
     ("arch: mlp64\npatience: -1\n", "patience", "-1"),

@@ -99,7 +99,12 @@ def test_noisesweep_grids_lists_every_shipped_grid_with_its_trial_count(tmp_path
                           timeout=60)
     assert proc.returncode == 0
     listed = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+): (\d+) trials", proc.stdout, re.M)}
-    assert listed == {name: len(load_grid(name).trials) for name in known_grids()}
+    grids = {name: load_grid(name) for name in known_grids()}
+    assert listed == {name: len(g.trials) for name, g in grids.items() if not g.search}
+    searches = {m.group(1): (int(m.group(2)), int(m.group(3)))
+                for m in re.finditer(r"^(\w+): search of (\d+) configs x (\d+) replicates", proc.stdout, re.M)}
+    assert searches == {name: (g.search["configs"], g.search["replicates"]) for name, g in grids.items() if g.search}
+    assert searches  # search_mlp500_300
     assert re.search(r"^l2: 15 trials \(l2:tiny 2\)\..*\n  reproduces: seed 001 2d", proc.stdout, re.M)
     # The runner lists the same, and starts nothing.
     same = subprocess.run([sys.executable, "sweeps/run.py", "--list", "--storage-path", str(tmp_path / "runs")],

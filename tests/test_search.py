@@ -1,0 +1,126 @@
+"""A grid's `search` section: checked like any grid, run through the runner and real Ray
+Tune (Optuna's TPE, ASHA), each sampled config as a pack of its replicates, read back by
+the report and the status command."""
+
+import json
+import os
+import textwrap
+
+import numpy as np
+import pytest
+
+from analysis.load import read_json_lines
+from sweeps.grids import GridError, load_grid
+from tests.sweeps_running import run, runner_cmd
+from tests.synthetic import write_mnist_cache
+
+BASE = """
+    arch: mlp64
+    dataset: mnist
+    epochs: 3
+    train_subset: 1500
+    test_subset: 300
+    validation: holdout
+    holdout_size: 300
+"""
+SEARCH = """
+    search:
+      metric: val_accuracy
+      replicates: 2
+      configs: 3
+      grace_epochs: 1
+      space:
+        l2: [loguniform, 1.0e-6, 1.0e-3]
+        lr: [loguniform, 0.02, 0.3]
+        momentum: [uniform, 0.0, 0.9]
+"""
+
+
+def grid_file(tmp_path, text):
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+@pytest.mark.parametrize("change,message", [
+    (("replicates: 2", "replicates: 1"), "search.replicates = 1: must be an integer >= 2"),
+    (("metric: val_accuracy", "metric: accuracy"), "search.metric = 'accuracy': must be a validation metric"),
+    (("grace_epochs: 1", "grace: 1"), "search.grace: unknown key"),
+    (("[loguniform, 1.0e-6, 1.0e-3]", "[loguniform, 0, 1.0e-3]"), "search.space.l2 = ['loguniform', 0, 0.001]: "
+                                                                   "loguniform needs low > 0"),
+    (("[uniform, 0.0, 0.9]", "[uniform, 0.0, 1.5]"), "search.space.momentum = 1.5: must be a number in [0, 1)"),
+    (("momentum: [uniform", "seed: [uniform"), "search.space.seed: not searched"),
+    (("momentum: [uniform", "colour: [uniform"), "search.space.colour: unknown axis"),
+    (("validation: holdout", "validation: test"), "search: needs validation: holdout"),
+    (("epochs: 3", "epochs: [3, 4]"), "search: the grid's axes must take one value each"),
+    (("configs: 3", "configs: null"), "search: give a budget"),
+])
+def test_a_bad_search_section_is_one_line_naming_file_and_key(tmp_path, change, message):
+    text = (BASE + SEARCH).replace(*change)
+    assert text != BASE + SEARCH
+    path = grid_file(tmp_path, text)
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    assert str(err.value).startswith(path + ": ") and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_momentum_drawn_for_an_optimizer_without_one_is_refused(tmp_path):
+    path = grid_file(tmp_path, BASE + "    optimizer: adam\n" + SEARCH)
+    with pytest.raises(GridError, match="search.space: momentum = 0.9: only sgd and rmsprop take a momentum"):
+        load_grid(path)
+
+
+def test_a_search_runs_reports_and_resumes(tmp_path):
+    write_mnist_cache(tmp_path / "cache", n_train=1500, n_test=300)
+    cmd, env = runner_cmd(tmp_path, BASE + SEARCH, "srch", "--report")
+    proc = run(cmd, env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "3 configs tried (2 replicates each)" in proc.stdout
+    assert "A new study created" not in proc.stdout + proc.stderr  # Optuna's start-up line stays quiet
+    exp = tmp_path / "runs" / "srch"
+    packs = sorted(p for p in os.listdir(exp) if p.startswith("pack_"))
+    assert len(packs) == 3
+
+    # Each sampled config trained as its replicate seeds 0 and 1, with the same drawn values;
+    # the searcher saw their mean every epoch.
+    drawn = set()
+    for pack in packs:
+        members = json.loads((exp / pack / "members.json").read_text())
+        params = [json.loads((exp / pack / m / "params.json").read_text()) for m in members]
+        assert [p["seed"] for p in params] == [0, 1]
+        assert len({(p["l2"], p["lr"], p["momentum"]) for p in params}) == 1
+        drawn.add((params[0]["l2"], params[0]["lr"], params[0]["momentum"]))
+        pack_rows = read_json_lines(str(exp / pack / "result.json"))[0]
+        member_rows = [read_json_lines(str(exp / pack / m / "result.json"))[0] for m in members]
+        for row in pack_rows:
+            own = [r for rows in member_rows for r in rows if r["epoch"] == row["epoch"]]
+            assert row["mean_val_accuracy"] == pytest.approx(np.mean([r["val_accuracy"] for r in own]))
+    assert len(drawn) == 3
+
+    # The report's chosen config: the best hold-out mean among configs that ran every epoch,
+    # its test accuracy the mean of its replicates' own (computed here from their logs).
+    finals = {}
+    for pack in packs:
+        members = json.loads((exp / pack / "members.json").read_text())
+        rows = [read_json_lines(str(exp / pack / m / "result.json"))[0] for m in members]
+        if all(len(r) == 3 for r in rows):
+            finals[pack] = ([r[-1]["val_accuracy"] for r in rows], [r[-1]["test_accuracy"] for r in rows])
+    assert finals  # ASHA lets at least the first config run to its end
+    best = max(finals.values(), key=lambda v: np.mean(v[0]))
+    report_md = (exp / "report" / "report.md").read_text()
+    assert "## Search: the chosen config" in report_md
+    assert f"{np.mean(best[0]):.4f} ± {np.std(best[0], ddof=1):.4f}" in report_md
+    assert f"{np.mean(best[1]):.4f} ± {np.std(best[1], ddof=1):.4f} (2)" in report_md
+    assert (exp / "report" / "figures" / "search_trajectory.png").exists()
+
+    status = run([cmd[0], "-m", "sweeps.cli", "status", str(exp)], env)
+    assert status.returncode == 0 and "srch: finished" in status.stdout, status.stdout + status.stderr
+    assert "search: 3 of 3 configs tried (2 replicates each)" in status.stdout
+    assert f"best mean val_accuracy (hold-out): {np.mean(best[0]):.4f}" in status.stdout
+
+    # Resumed, a finished search trains nothing again.
+    before = {p: (exp / p / "result.json").read_bytes() for p in packs}
+    again = run([*cmd, "--resume"], env)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert {p: (exp / p / "result.json").read_bytes() for p in packs} == before
+    assert sorted(p for p in os.listdir(exp) if p.startswith("pack_")) == packs
