@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis import figures
 from analysis.aggregate import final_epochs, group_columns
 from analysis.load import row_ids
 from sweeps.schema import FINISHED, SPEC_FILE
+
 
 def spec_of(experiments: list[str]) -> dict | None:
     """The search spec of the first experiment that ran one, else None."""
@@ -81,6 +80,12 @@ def chosen(table: pd.DataFrame, spec: dict):
 
 def trajectory_figure(table: pd.DataFrame, spec: dict, out_dir: str) -> list[str]:
     """Each config's hold-out mean in the order tried, and the best mean so far."""
+    # matplotlib only here: `noisesweep status` reads a search through this module and
+    # should not pay for (or need) a plotting library.
+    import matplotlib.pyplot as plt
+
+    from analysis import figures
+
     metric = spec["metric"]
     with plt.rc_context(figures.STYLE):
         fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -100,6 +105,8 @@ def trajectory_figure(table: pd.DataFrame, spec: dict, out_dir: str) -> list[str
 
 def section(df: pd.DataFrame, spec: dict, out_dir: str) -> tuple[str, list[str], pd.DataFrame]:
     """(the report's markdown for the search, the figure files, the per-config table)."""
+    from analysis.figures import format_value
+
     table = configs(df, spec)
     metric = spec["metric"]
     paths = trajectory_figure(table, spec, out_dir) if len(table) else []
@@ -114,7 +121,7 @@ def section(df: pd.DataFrame, spec: dict, out_dir: str) -> tuple[str, list[str],
     header = [*spec["space"], f"{metric} (hold-out): mean ± std", "test accuracy: mean ± std (n)",
               "test accuracy per seed"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    cells = [figures.format_value(best[k]) if not isinstance(best[k], float) else f"{best[k]:.4g}"
+    cells = [format_value(best[k]) if not isinstance(best[k], float) else f"{best[k]:.4g}"
              for k in spec["space"]]
     test = (f"{best['test_accuracy_mean']:.4f} ± {best['test_accuracy_std']:.4f} ({best['n']})"
             if pd.notna(best["test_accuracy_mean"]) else "–")

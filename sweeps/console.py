@@ -17,7 +17,7 @@ import time
 from ray import tune
 
 from sweeps import packing, schema
-from sweeps.progress import RUNNING, Sweep, config_key
+from sweeps.progress import RUNNING, Sweep, config_key, duration
 
 HEARTBEAT_S = 60.0
 REFRESH_S = 0.5  # a terminal's progress line at most this often
@@ -140,42 +140,82 @@ class LiveView(tune.Callback):
 
 class SearchView(tune.Callback):
     """A search's events as plain lines (sweeps.search): each sampled config as it ends, with
-    its replicates' mean and the best mean so far."""
+    its replicates' mean and the best mean so far, and every `heartbeat_s` a line of where
+    the search stands (configs ended and running, best so far, time run and budget left).
 
-    def __init__(self, spec: dict, out=None):
+    Counts come from Tune's trials, not from the events this view saw: a resumed search's
+    earlier configs count too, so "config 25/30" and the best so far read across restarts."""
+
+    def __init__(self, spec: dict, out=None, heartbeat_s: float = HEARTBEAT_S):
         self.spec = spec
         self.out = out or sys.stdout
-        self.best = None
-        self.ended = 0
+        self.heartbeat_s = heartbeat_s
+        self.started = self.printed_at = time.time()
 
     def __getstate__(self):
-        return {"spec": self.spec}
+        return {"spec": self.spec, "heartbeat_s": self.heartbeat_s}
 
     def __setstate__(self, state):
-        self.__init__(state["spec"])
+        self.__init__(state["spec"], heartbeat_s=state.get("heartbeat_s", HEARTBEAT_S))
 
     def _say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
 
-    def _ended(self, trial, how: str) -> None:
+    def _value(self, trial):
+        value = (trial.last_result or {}).get(f"mean_{self.spec['metric']}")
+        return value if value is not None and value == value else None
+
+    def _best(self, ended) -> float | None:
+        values = [v for v in map(self._value, ended) if v is not None]
+        if not values:
+            return None
+        return max(values) if self.spec["mode"] == "max" else min(values)
+
+    def _ended(self, trials, trial, how: str) -> None:
         metric = f"mean_{self.spec['metric']}"
-        result = trial.last_result or {}
-        value = result.get(metric)
-        self.ended += 1
-        better = (lambda a, b: a > b) if self.spec["mode"] == "max" else (lambda a, b: a < b)
-        if value is not None and value == value and (self.best is None or better(value, self.best)):
-            self.best = value
+        value = self._value(trial)
+        # Tune calls this before it marks the trial ended: count it in by hand.
+        ended = [t for t in trials if t.status in ENDED or t is trial]
+        best = self._best(ended)
         drawn = ", ".join(f"{k}={_shown(trial.config.get(k))}" for k in self.spec["space"])
         score = f"{metric} {value:.4f}" if value is not None else "no result"
-        best = f" | best so far {self.best:.4f}" if self.best is not None else ""
+        best = f" | best so far {best:.4f}" if best is not None else ""
         total = f"/{self.spec['configs']}" if self.spec["configs"] else ""
-        self._say(f"  config {self.ended}{total} {how} after {result.get('epoch', 0)} epochs: {drawn}: {score}{best}")
+        epoch = (trial.last_result or {}).get("epoch", 0)
+        self._say(f"  config {len(ended)}{total} {how} after {epoch} epochs: {drawn}: {score}{best}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._ended(trial, "ended")
+        self._ended(trials, trial, "ended")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._ended(trial, "errored")
+        self._ended(trials, trial, "errored")
+
+    def line(self, trials, now: float | None = None) -> str:
+        """Where the search stands, in one line."""
+        now = time.time() if now is None else now
+        ended = sum(t.status in ENDED for t in trials)
+        running = [t for t in trials if t.status == "RUNNING"]
+        total = f"/{self.spec['configs']}" if self.spec["configs"] else ""
+        parts = [f"search: {ended}{total} configs ended"]
+        if running:
+            epochs = ", ".join(f"{(t.last_result or {}).get('epoch', 0)}/{t.config.get('epochs')}" for t in running)
+            parts.append(f"{len(running)} running (epoch {epochs})")
+        best = self._best([t for t in trials if t.status in ENDED])
+        if best is not None:
+            parts.append(f"best so far {best:.4f}")
+        parts.append(f"{duration(now - self.started)} run")
+        if self.spec.get("time_budget_min"):
+            parts.append(f"budget {self.spec['time_budget_min']:g} min")
+        return "  " + ", ".join(parts)
+
+    def on_step_end(self, iteration, trials, **info):
+        now = time.time()
+        if now - self.printed_at >= self.heartbeat_s:
+            self._say(self.line(trials, now))
+            self.printed_at = now
+
+
+ENDED = ("TERMINATED", "ERROR")
 
 
 def _shown(value) -> str:

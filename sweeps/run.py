@@ -545,15 +545,19 @@ def summarize(results, plan: Plan, args) -> int:
 
 def summarize_search(results, plan: Plan, args) -> int:
     """A search's end: how many configs it tried and how each ended, and the best one by its
-    replicates' mean. Exit 0, 1 when a trial errored, 130 when stopped short of its budget."""
+    replicates' mean. Exit 0, 1 when a trial errored, 130 when stopped short of its budget
+    (Ctrl-C: configs left in flight, which --resume finishes)."""
     spec = plan.grid.search
     metric = f"mean_{spec['metric']}"
     tried = [r for r in results if r.config]
     errored = [r for r in tried if r.error]
     whole = [r for r in tried if not r.error and (r.metrics or {}).get("epoch", 0) >= r.config["epochs"]]
+    cut = cut_short(results)
+    by = "ASHA or the time budget" if spec["time_budget_min"] else "ASHA"
     print()
     print(f"{len(tried)} configs tried ({spec['replicates']} replicates each): {len(whole)} trained to their last "
-          f"epoch, {len(tried) - len(whole) - len(errored)} stopped before it (ASHA), {len(errored)} errored")
+          f"epoch, {len(tried) - len(whole) - len(errored) - cut} stopped before it ({by}), "
+          + (f"{cut} in flight when stopped, " if cut else "") + f"{len(errored)} errored")
     scored = [r for r in whole if (r.metrics or {}).get(metric) == (r.metrics or {}).get(metric)]
     if scored:
         pick = max if spec["mode"] == "max" else min
@@ -564,10 +568,26 @@ def summarize_search(results, plan: Plan, args) -> int:
     print(f"logs: {plan.exp.path}")
     if errored:
         return 1
-    if spec["configs"] and len(tried) < spec["configs"] and not spec["time_budget_min"]:
+    if cut or (spec["configs"] and len(tried) < spec["configs"] and not spec["time_budget_min"]):
         print(f"resume with: python sweeps/run.py --name {plan.name} --storage-path {args.storage_path} --resume")
         return 130
     return 0
+
+
+def cut_short(results) -> int:
+    """How many of a search's trials Ctrl-C (or a lost driver) left in flight.
+
+    In memory every trial reads TERMINATED once Tune has cleaned up, whether ASHA stopped
+    it, the time budget ran out or the run was interrupted. The experiment state on disk
+    tells them apart: Tune saves it before it stops in-flight trials on an interrupt (so
+    --resume restarts them), and after it marks them ended on ASHA's or the budget's stop."""
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        saved = ExperimentAnalysis(results.experiment_path).trials
+    except Exception:  # noqa: BLE001 -- no readable state: nothing to resume either
+        return 0
+    return sum(t.status not in ("TERMINATED", "ERROR") for t in saved)
 
 
 def main(argv=None, prog: str = "python sweeps/run.py") -> int:

@@ -24,12 +24,6 @@ class StatusError(ValueError):
     """The folder is not an experiment the runner started."""
 
 
-def search_spec(exp_path: str) -> dict | None:
-    from analysis.search import spec_of
-
-    return spec_of([exp_path])
-
-
 def read(exp_path: str) -> tuple[Sweep, dict | None, dict]:
     """(the sweep as its files tell it, the runner's lock if it is still running,
     {config index: (name, error file)} of errored configs)."""
@@ -110,7 +104,9 @@ def report_search(exp_path: str, spec: dict, out=print) -> None:
 
 def report(exp_path: str, out=print) -> None:
     """The status lines of one experiment."""
-    spec = search_spec(exp_path)
+    from analysis.search import spec_of
+
+    spec = spec_of([exp_path])
     if spec:
         return report_search(exp_path, spec, out)
     sweep, running, errors = read(exp_path)

@@ -1,6 +1,7 @@
 """Early stopping as a grid setting (seed 003): Keras's rule, in a solo trial and in a pack,
 across a restart, and in the logs, the status and the report."""
 
+import functools
 import json
 import os
 
@@ -14,8 +15,8 @@ from tests.sweeps_running import rows_by_trial, run, runner_cmd
 from tests.synthetic import learnable_mnist, write_mnist_cache
 
 
-def keras_stop(values, monitor, patience, min_delta):
-    """(epoch it stopped at, from 1, or None; best epoch, from 1) by Keras's own callback."""
+@functools.cache
+def fitted_model():
     import keras
 
     keras.utils.set_random_seed(0)
@@ -23,6 +24,14 @@ def keras_stop(values, monitor, patience, min_delta):
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
     # Fitted once, so Keras's "auto" mode finds its metrics' directions, as in a real fit.
     model.fit(np.zeros((2, 2)), np.zeros(2), verbose=0)
+    return model
+
+
+def keras_stop(values, monitor, patience, min_delta):
+    """(epoch it stopped at, from 1, or None; best epoch, from 1) by Keras's own callback."""
+    import keras
+
+    model = fitted_model()  # one model serves every curve: each gets a fresh callback
     callback = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, min_delta=min_delta)
     callback.set_model(model)
     model.stop_training = False

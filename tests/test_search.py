@@ -4,6 +4,7 @@ the report and the status command."""
 
 import json
 import os
+import signal
 import textwrap
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from analysis.load import read_json_lines
 from sweeps.grids import GridError, load_grid
-from tests.sweeps_running import run, runner_cmd
+from tests.sweeps_running import Runner, rows_by_trial, run, runner_cmd, wait_until
 from tests.synthetic import write_mnist_cache
 
 BASE = """
@@ -70,14 +71,23 @@ def test_momentum_drawn_for_an_optimizer_without_one_is_refused(tmp_path):
         load_grid(path)
 
 
-def test_a_search_runs_reports_and_resumes(tmp_path):
+def test_a_search_stopped_by_ctrl_c_resumes_to_its_end_and_reports(tmp_path):
     write_mnist_cache(tmp_path / "cache", n_train=1500, n_test=300)
     cmd, env = runner_cmd(tmp_path, BASE + SEARCH, "srch", "--report")
-    proc = run(cmd, env)
+    exp = tmp_path / "runs" / "srch"
+    first = Runner(cmd, env, tmp_path / "first.log")
+    wait_until(lambda: any(rows_by_trial(exp).values()), what="a first reported epoch")
+    first.proc.send_signal(signal.SIGINT)
+    assert first.wait() == 130, first.output()[-3000:]
+    # The configs in flight are not taken for ASHA's stops, and the way on is printed.
+    assert "in flight when stopped" in first.output()
+    assert "resume with: python sweeps/run.py --name srch" in first.output()
+
+    proc = run([*cmd, "--resume"], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "3 configs tried (2 replicates each)" in proc.stdout
-    assert "A new study created" not in proc.stdout + proc.stderr  # Optuna's start-up line stays quiet
-    exp = tmp_path / "runs" / "srch"
+    assert "config 3/3 ended" in proc.stdout  # counted across the restart
+    assert "A new study created" not in first.output() + proc.stdout + proc.stderr  # Optuna's start-up line
     packs = sorted(p for p in os.listdir(exp) if p.startswith("pack_"))
     assert len(packs) == 3
 
@@ -124,3 +134,35 @@ def test_a_search_runs_reports_and_resumes(tmp_path):
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert {p: (exp / p / "result.json").read_bytes() for p in packs} == before
     assert sorted(p for p in os.listdir(exp) if p.startswith("pack_")) == packs
+
+
+def stub_trial(status, epoch, value, lr):
+    from ray.tune.experiment import Trial
+
+    trial = Trial("__fake", config={"epochs": 4, "lr": lr}, stub=True)
+    trial.set_status(status)
+    if epoch:
+        trial.update_last_result({"epoch": epoch, "mean_val_accuracy": value})
+    return trial
+
+
+def test_the_search_view_counts_configs_ended_before_a_restart_and_says_where_it_stands(tmp_path):
+    import io
+
+    from sweeps.console import SearchView
+
+    spec = {"metric": "val_accuracy", "mode": "max", "configs": 5, "time_budget_min": 30, "space": {"lr": []}}
+    # Two configs ended in an earlier run (restored: Tune sends no event for them), one
+    # running now, one waiting.
+    trials = [stub_trial("TERMINATED", 4, 0.91, 0.1), stub_trial("TERMINATED", 1, 0.95, 0.2),
+              stub_trial("RUNNING", 2, 0.90, 0.3), stub_trial("PENDING", 0, None, 0.4)]
+    out = io.StringIO()
+    view = SearchView(spec, out=out, heartbeat_s=0)
+    view.started -= 125
+    view.on_step_end(0, trials)
+    assert out.getvalue() == ("  search: 2/5 configs ended, 1 running (epoch 2/4), best so far 0.9500, 2m05s run, "
+                              "budget 30 min\n")
+    out.truncate(0), out.seek(0)
+    trials[2].update_last_result({"epoch": 4, "mean_val_accuracy": 0.97})
+    view.on_trial_complete(0, trials, trials[2])  # Tune says so while the trial still reads RUNNING
+    assert out.getvalue() == "  config 3/5 ended after 4 epochs: lr=0.3: mean_val_accuracy 0.9700 | best so far 0.9700\n"
