@@ -336,6 +336,8 @@ def heatmap_noise_l2(summary, per_epoch, keys, metric, out_dir):
         return _paged("heatmap_noise_l2", facets(table, panel_keys), draw, out_dir)
 
 
+# The figures that compare cells along a grid's axes (a search has no such cells).
+ALONG_AXES = ("accuracy_vs_noise", "loss_and_accuracy_vs_noise", "accuracy_vs_l2", "heatmap_noise_l2")
 FIGURES = {
     "accuracy_vs_noise": accuracy_vs_noise,
     "loss_and_accuracy_vs_noise": loss_and_accuracy_vs_noise,

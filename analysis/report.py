@@ -239,7 +239,15 @@ def build(runs: list[str], out: str | None = None, metric: str | None = None, lo
     clock = time.perf_counter()
 
     drawn, skipped = {}, []
+    spec = search.spec_of(experiments)
     for name, draw in figures.FIGURES.items():
+        if spec and name in figures.ALONG_AXES:
+            # A search's configs are points drawn from its space, each its own group: a
+            # figure along an axis would draw one point per line. Its section shows them.
+            reason = f"{name.replace('_', ' ')}: a search's configs are no grid (its section has them)"
+            skipped.append(reason)
+            log(f"figure skipped: {reason}")
+            continue
         try:
             drawn[name] = draw(summary, curves, keys, metric, os.path.join(out, "figures"))
         except figures.FigureSkipped as e:
@@ -261,7 +269,6 @@ def build(runs: list[str], out: str | None = None, metric: str | None = None, lo
                 skipped.append(str(e))
                 log(f"figure skipped: {e}")
     searched = ""
-    spec = search.spec_of(experiments)
     if spec:
         searched, paths, table = search.section(df, spec, os.path.join(out, "figures"))
         table.to_csv(os.path.join(out, "search.csv"), index=False)

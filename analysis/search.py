@@ -20,7 +20,8 @@ from sweeps.schema import FINISHED, SPEC_FILE
 
 
 def spec_of(experiments: list[str]) -> dict | None:
-    """The search spec of the first experiment that ran one, else None."""
+    """The search spec of the first experiment that ran one, else None: its last search
+    step's (a grown search's budget counts every config sampled in every step)."""
     for exp in experiments:
         path = os.path.join(exp, SPEC_FILE)
         if not os.path.isfile(path):
@@ -30,9 +31,9 @@ def spec_of(experiments: list[str]) -> dict | None:
                 steps = json.load(f).get("steps", [])
         except (OSError, ValueError, AttributeError):
             continue
-        for step in steps:
-            if isinstance(step, dict) and step.get("search"):
-                return step["search"]
+        searches = [step["search"] for step in steps if isinstance(step, dict) and step.get("search")]
+        if searches:
+            return searches[-1]
     return None
 
 

@@ -199,16 +199,39 @@ def plan_experiment(args: argparse.Namespace) -> Plan:
 
 
 def resume_search(args: argparse.Namespace, exp: Storage, previous: list[dict]) -> Plan:
-    """A search goes on where it stopped (Tune restores its searcher); it does not grow."""
+    """A search goes on where it stopped (Tune restores its searcher). Given a grid that
+    asks for a larger budget (sweeps.search.GROWABLE), it grows: a new step samples the
+    configs still owed, told every earlier one first."""
     last = previous[-1]
-    if args.grid:
-        grid = load_grid(args.grid, {"epochs": args.epochs} if args.epochs is not None else None)
-        if grid.search != last["search"] or grid.trials != last["trials"]:
-            raise UsageError(f"--resume --grid {args.grid}: {exp.path} is a search of another grid "
-                             f"({last['grid']}); a search is resumed as it was, not grown")
-    grid = Grid(last["grid"], last["grid_path"], None, last["trials"], overrides=last.get("overrides", {}),
+    same = Grid(last["grid"], last["grid_path"], None, last["trials"], overrides=last.get("overrides", {}),
                 search=last["search"])
-    return Plan(grid, args.name, exp, [{**last, "fresh": False}], previous)
+    continued = [{**last, "fresh": False}]
+    if not args.grid:
+        return Plan(same, args.name, exp, continued, previous)
+    grid = load_grid(args.grid, {"epochs": args.epochs} if args.epochs is not None else None)
+    if not grid.search:
+        raise UsageError(f"--resume --grid {args.grid}: {exp.path} is a search; the grid has no search section")
+    changed = search.growth_change(last["search"], grid.search)
+    if grid.trials != last["trials"]:
+        changed.insert(0, "the grid's axes")
+    if changed:
+        raise UsageError(f"--resume --grid {args.grid}: {exp.path} is a search of {last['grid']}; it grows by its "
+                         f"budget alone ({', '.join('search.' + k for k in search.GROWABLE)}), and this grid "
+                         f"changes {', '.join(changed)}")
+    if grid.search == last["search"]:
+        return Plan(same, args.name, exp, continued, previous)
+    configs = grid.search["configs"]
+    sampled = len(search.tried(search_folders(exp, previous), grid.search))
+    if configs is not None and configs <= sampled:
+        raise UsageError(f"--resume --grid {args.grid}: search.configs = {configs}: the search has sampled "
+                         f"{sampled} configs already; ask for more to grow it")
+    # The last step finishes first (a no-op when it had), then the new one samples the rest.
+    return Plan(grid, args.name, exp, [*continued, new_step(grid, grid.trials, previous, args)], previous)
+
+
+def search_folders(exp: Storage, steps: list[dict]) -> list[str]:
+    """The Tune experiment folders of the search steps among `steps`."""
+    return [exp.child(s["folder"]).path if s["folder"] else exp.path for s in steps if s.get("search")]
 
 
 def refuse_if_running(exp: Storage, name: str) -> None:
@@ -408,8 +431,10 @@ def run_steps(ray, plan: Plan, datasets: dict, args: argparse.Namespace) -> list
             references = ensure_references(plan.trials, datasets, plan.exp, per_trial)
         done = run_step(plan, step, folder, datasets, references, resources, args)
         results.extend(done)
-        if any(not r.error and unfinished(r) for r in done):
-            break  # stopped: the steps after it wait for --resume
+        # Stopped (Ctrl-C): the steps after it wait for --resume. A search's configs that
+        # ASHA stopped are done; only configs left in flight mean a stop.
+        if in_flight(folder.path) if step.get("search") else any(not r.error and unfinished(r) for r in done):
+            break
     return results
 
 
@@ -429,10 +454,16 @@ def run_step(plan: Plan, step: dict, folder: Storage, datasets: dict, references
         restore.cut_back(folder)
         tuner = tune.Tuner.restore(folder.path, trainable, resume_unfinished=True, resume_errored=True)
     elif step.get("search"):
+        # A grown search: the configs sampled before this step inform it and count against its budget.
+        before = search.tried(search_folders(plan.exp, plan.previous), step["search"])
+        if before:
+            print(f"search: {len(before)} configs sampled before this step, given to Optuna with their means; "
+                  f"{step['search']['configs'] - len(before) if step['search']['configs'] else 'more'} to sample now",
+                  flush=True)
         tuner = tune.Tuner(
             trainable,
             param_space=search.param_space(step["trials"][0], step["search"]),
-            tune_config=search.tune_config(step["search"], step["trials"][0], args.max_concurrent,
+            tune_config=search.tune_config(step["search"], step["trials"][0], args.max_concurrent, before=before,
                                            reuse_actors=os.environ.get("NOISESWEEP_REUSE_ACTORS", "1") != "0",
                                            trial_name_creator=trial_dirname, trial_dirname_creator=trial_dirname),
             run_config=run_config(plan, step, resources, args),
@@ -552,12 +583,13 @@ def summarize_search(results, plan: Plan, args) -> int:
     tried = [r for r in results if r.config]
     errored = [r for r in tried if r.error]
     whole = [r for r in tried if not r.error and (r.metrics or {}).get("epoch", 0) >= r.config["epochs"]]
-    cut = cut_short(results)
+    cut = set().union(*(in_flight(path) for path in search_folders(plan.exp, plan.steps)))
+    flying = [r for r in tried if (r.metrics or {}).get("trial_id") in cut and r not in whole]
     by = "ASHA or the time budget" if spec["time_budget_min"] else "ASHA"
     print()
     print(f"{len(tried)} configs tried ({spec['replicates']} replicates each): {len(whole)} trained to their last "
-          f"epoch, {len(tried) - len(whole) - len(errored) - cut} stopped before it ({by}), "
-          + (f"{cut} in flight when stopped, " if cut else "") + f"{len(errored)} errored")
+          f"epoch, {len(tried) - len(whole) - len(errored) - len(flying)} stopped before it ({by}), "
+          + (f"{len(flying)} in flight when stopped, " if cut else "") + f"{len(errored)} errored")
     scored = [r for r in whole if (r.metrics or {}).get(metric) == (r.metrics or {}).get(metric)]
     if scored:
         pick = max if spec["mode"] == "max" else min
@@ -568,14 +600,17 @@ def summarize_search(results, plan: Plan, args) -> int:
     print(f"logs: {plan.exp.path}")
     if errored:
         return 1
-    if cut or (spec["configs"] and len(tried) < spec["configs"] and not spec["time_budget_min"]):
+    sampled = len(search.tried(search_folders(plan.exp, [*plan.previous, *(s for s in plan.steps if s["fresh"])]),
+                               spec))
+    if cut or (spec["configs"] and sampled < spec["configs"] and not spec["time_budget_min"]):
         print(f"resume with: python sweeps/run.py --name {plan.name} --storage-path {args.storage_path} --resume")
         return 130
     return 0
 
 
-def cut_short(results) -> int:
-    """How many of a search's trials Ctrl-C (or a lost driver) left in flight.
+def in_flight(experiment_path: str) -> set[str]:
+    """The ids of a Tune experiment's trials that Ctrl-C (or a lost driver) left in flight
+    (started or only sampled).
 
     In memory every trial reads TERMINATED once Tune has cleaned up, whether ASHA stopped
     it, the time budget ran out or the run was interrupted. The experiment state on disk
@@ -584,10 +619,10 @@ def cut_short(results) -> int:
     from ray.tune import ExperimentAnalysis
 
     try:
-        saved = ExperimentAnalysis(results.experiment_path).trials
+        saved = ExperimentAnalysis(experiment_path).trials
     except Exception:  # noqa: BLE001 -- no readable state: nothing to resume either
-        return 0
-    return sum(t.status not in ("TERMINATED", "ERROR") for t in saved)
+        return set()
+    return {t.trial_id for t in saved if t.status not in ("TERMINATED", "ERROR")}
 
 
 def main(argv=None, prog: str = "python sweeps/run.py") -> int:

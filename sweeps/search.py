@@ -20,6 +20,12 @@ member's end, stays apart from what chose the config.
 
 The grid's other axes take one value each: they are the base every sample starts from.
 Only the parsing and checks are here at import; Ray's modules load when a search starts.
+
+A finished search grows by its budget alone (`--resume --grid` with more `configs` or a
+new `time_budget_min`): a new step (sweeps.growth's `grow-k/`) samples the configs still
+owed, its Optuna study told every earlier config and its replicates' mean first
+(`evaluated_rewards`), so TPE goes on from what the search has learnt. ASHA's rungs start
+afresh in the new step, and a time budget is each step's own.
 """
 
 from __future__ import annotations
@@ -137,8 +143,38 @@ def param_space(base: dict, spec: dict) -> dict:
     return {**base, **space, REPLICATES_KEY: spec["replicates"]}
 
 
-def tune_config(spec: dict, base: dict, max_concurrent: int | None, **kw):
-    """TuneConfig for the search: Optuna's TPE (seeded) and ASHA on the replicates' mean."""
+GROWABLE = ("configs", "time_budget_min")  # what a search may change when it grows
+
+
+def growth_change(old: dict, new: dict) -> list[str]:
+    """The keys of `new` (a grid's search spec) that differ from `old` (the experiment's)
+    and that no growth may change; empty when `new` only asks for a larger budget."""
+    return [k for k in sorted(set(old) | set(new)) if k not in GROWABLE and old.get(k) != new.get(k)]
+
+
+def tried(folders: list[str], spec: dict) -> list[tuple[dict, float | None]]:
+    """(drawn values, the replicates' last mean of the metric or None if it errored or
+    never reported) of every config the searches in `folders` (Tune experiments) sampled."""
+    from ray.tune import ExperimentAnalysis
+
+    metric = f"mean_{spec['metric']}"
+    out = []
+    for folder in folders:
+        try:
+            trials = ExperimentAnalysis(folder).trials
+        except (ValueError, OSError):  # a step stopped before Tune saved its state: it sampled nothing
+            continue
+        for trial in trials:
+            value = (trial.last_result or {}).get(metric)
+            ok = trial.status != "ERROR" and value is not None and value == value
+            out.append(({k: trial.config[k] for k in spec["space"]}, float(value) if ok else None))
+    return out
+
+
+def tune_config(spec: dict, base: dict, max_concurrent: int | None, before: list | None = None, **kw):
+    """TuneConfig for the search: Optuna's TPE (seeded) and ASHA on the replicates' mean.
+    `before`: sweeps.search.tried of the steps this one grows (their scored configs warm
+    Optuna's study; the budget left is the configs not yet sampled)."""
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -150,13 +186,18 @@ def tune_config(spec: dict, base: dict, max_concurrent: int | None, **kw):
     if not verbose():
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory"
     metric = f"mean_{spec['metric']}"
-    searcher = OptunaSearch(seed=spec["seed"])
+    before = before or []
+    scored = [(point, value) for point, value in before if value is not None]
+    # A grown step's sampler is seeded past the configs before it: with the search's own
+    # seed, TPE's random start-up would draw the first step's first configs again.
+    searcher = OptunaSearch(seed=spec["seed"] + len(before), points_to_evaluate=[p for p, _ in scored] or None,
+                            evaluated_rewards=[v for _, v in scored] or None)
     if max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
     longest = max_epochs(base, spec)
     scheduler = ASHAScheduler(time_attr="epoch", max_t=longest, grace_period=min(spec["grace_epochs"], longest))
     return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, metric=metric, mode=spec["mode"],
-                           num_samples=spec["configs"] or -1,
+                           num_samples=spec["configs"] - len(before) if spec["configs"] else -1,
                            time_budget_s=spec["time_budget_min"] * 60 if spec["time_budget_min"] else None, **kw)
 
 

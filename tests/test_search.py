@@ -8,6 +8,7 @@ import signal
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.load import read_json_lines
@@ -128,12 +129,47 @@ def test_a_search_stopped_by_ctrl_c_resumes_to_its_end_and_reports(tmp_path):
     assert "search: 3 of 3 configs tried (2 replicates each)" in status.stdout
     assert f"best mean val_accuracy (hold-out): {np.mean(best[0]):.4f}" in status.stdout
 
-    # Resumed, a finished search trains nothing again.
+    # A grid that changes more than the budget does not grow the search: one line, exit 2.
     before = {p: (exp / p / "result.json").read_bytes() for p in packs}
-    again = run([*cmd, "--resume"], env)
-    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    record = (exp / "noisesweep.json").read_bytes()
+    bad = run([*runner_cmd(tmp_path, (BASE + SEARCH).replace("0.02, 0.3", "0.01, 0.3"), "srch")[0], "--resume"], env)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0, bad.stderr
+    assert "it grows by its budget alone (search.configs, search.time_budget_min), and this grid changes space" \
+        in bad.stderr
+    assert (exp / "noisesweep.json").read_bytes() == record
+
+    # Grown by one config: the finished step trains nothing again, a new step samples the
+    # config still owed, Optuna told the three before it; status and report count four.
+    grown = run([*runner_cmd(tmp_path, (BASE + SEARCH).replace("configs: 3", "configs: 4"), "srch")[0],
+                 "--resume", "--report"], env)
+    assert grown.returncode == 0, grown.stdout[-3000:] + grown.stderr[-3000:]
     assert {p: (exp / p / "result.json").read_bytes() for p in packs} == before
     assert sorted(p for p in os.listdir(exp) if p.startswith("pack_")) == packs
+    assert "search: 3 configs sampled before this step, given to Optuna with their means; 1 to sample now" \
+        in grown.stdout
+    new = [p for p in os.listdir(exp / "grow-2") if p.startswith("pack_")]
+    assert len(new) == 1
+    params = json.loads((exp / "grow-2" / new[0] / "params.json").read_text())
+    assert (params["l2"], params["lr"], params["momentum"]) not in drawn
+    status = run([cmd[0], "-m", "sweeps.cli", "status", str(exp)], env)
+    assert "search: 4 of 4 configs tried (2 replicates each)" in status.stdout, status.stdout
+    assert len(pd.read_csv(exp / "report" / "search.csv")) == 4
+
+
+def test_a_grown_searchs_optuna_study_holds_the_configs_tried_before():
+    from sweeps.search import param_space, parse, tune_config
+
+    base = {"arch": "mlp64", "epochs": 3, "validation": "holdout"}
+    spec = parse({"metric": "val_accuracy", "replicates": 2, "configs": 5,
+                  "space": {"lr": ["loguniform", 0.01, 0.3], "nesterov": ["choice", False, True]}}, base)
+    before = [({"lr": 0.1, "nesterov": True}, 0.9), ({"lr": 0.02, "nesterov": False}, 0.8),
+              ({"lr": 0.2, "nesterov": True}, None)]  # the last one errored: counted, not told
+    config = tune_config(spec, base, max_concurrent=None, before=before)
+    assert config.num_samples == 2  # 5 configs in all, 3 sampled before
+    searcher = config.search_alg
+    searcher.set_search_properties(config.metric, config.mode, param_space(base, spec))
+    told = [(t.params, t.value) for t in searcher._ot_study.get_trials()]
+    assert told == [({"lr": 0.1, "nesterov": True}, 0.9), ({"lr": 0.02, "nesterov": False}, 0.8)]
 
 
 def stub_trial(status, epoch, value, lr):
