@@ -33,16 +33,6 @@ pytestmark = pytest.mark.faults
 SLOW_GRID = "{{arch: mlp500_300, epochs: {epochs}, seed: [{seeds}]}}\n"
 
 
-@pytest.fixture
-def fault_record(request):
-    def record(**facts):
-        path = os.environ.get("NOISESWEEP_FAULT_LOG")
-        if path:
-            with open(path, "a") as f:
-                f.write(json.dumps({"test": request.node.name, **facts}) + "\n")
-    return record
-
-
 def start_slow_sweep(tmp_path, name, epochs, seeds, *extra):
     """mlp500_300 on 20,000 generated images (about a second an epoch here), in the background:
     (command, environment, experiment folder, Runner)."""
@@ -100,34 +90,6 @@ def test_driver_sigkill_then_resume_finishes_without_retraining(tmp_path, fault_
     fault_record(fault=f"driver SIGKILL, then --resume ({' '.join(packing)})", trials=4, epochs=epochs, trials_lost=0,
                  epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0, recover_s=round(recover, 1),
                  finished_before_kill=len(done))
-
-
-def test_driver_sigkill_while_a_growth_step_runs_then_the_same_command_again(tmp_path, fault_record):
-    epochs = 4
-    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
-    exp = tmp_path / "runs" / "grow"
-    first, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=epochs, seeds="0, 1"), "grow", "--pack", "1")
-    assert run_runner(first, env, timeout=400).returncode == 0
-    finished_before = {n: open(exp / n / "result.json", "rb").read() for n in rows_by_trial(exp)}
-    # The same experiment grown by two seeds, killed while the new step trains.
-    grow, _ = runner_cmd(tmp_path, SLOW_GRID.format(epochs=epochs, seeds="0, 1, 2, 3"), "grow", "--pack", "1",
-                         "--resume")
-    sweep = Runner(grow, env, tmp_path / "grow.log")
-    wait_until(lambda: any(n.startswith("grow-2/") and 2 <= len(r) < epochs for n, r in rows_by_trial(exp).items()),
-               what="a new config midway")
-    time.sleep(1.5)  # Tune's state save, every second
-    os.kill(sweep.pid, signal.SIGKILL)
-    sweep.wait()
-
-    recover = resume([a for a in grow if a != "--resume"], env)  # the same command again
-    for name, content in finished_before.items():
-        assert open(exp / name / "result.json", "rb").read() == content  # not trained again
-    seen = epochs_of(exp)
-    assert len(seen) == 4 and all(e == list(range(1, epochs + 1)) for e in seen.values()), seen
-    assert sorted(n.split("/")[0] for n in seen) == sorted(["grow-2", "grow-2", *finished_before])
-    fault_record(fault="driver SIGKILL while a growth step runs, then the same command", trials=4, epochs=epochs,
-                 trials_lost=0, epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0,
-                 recover_s=round(recover, 1), finished_before_kill=len(finished_before))
 
 
 def test_double_ctrl_c_forces_exit_and_state_still_resumes(tmp_path, fault_record):

@@ -1,18 +1,23 @@
 """Growing a finished sweep with --resume and a larger grid: only the new configs train,
-every earlier file stays byte for byte, and the experiment reads as one; the interleaved
+every earlier file stays byte for byte (even when the growth step's driver is SIGKILLed
+and the same command is run again), and the experiment reads as one; the interleaved
 order, checked on the order trials started in."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
 
 from analysis.load import load_experiment
-from tests.sweeps_running import ROOT, rows_by_trial, run, runner_cmd
+from tests.sweeps_running import ROOT, Runner, rows_by_trial, run, runner_cmd, wait_until
 from tests.synthetic import write_mnist_cache
 
+EPOCHS = 2
 FIRST = """
     defaults: {dataset: mnist, arch: mlp64, epochs: 2, noise_type: gaussian}
     blocks:
@@ -40,7 +45,8 @@ def config(exp, name) -> dict:
     return json.loads((exp / name / "params.json").read_text())
 
 
-def test_growing_a_finished_sweep_trains_only_the_new_configs(tmp_path):
+@pytest.mark.faults
+def test_growing_a_finished_sweep_trains_only_the_new_configs(tmp_path, fault_record):
     write_mnist_cache(tmp_path / "cache", n_train=2000, n_test=500)
     exp = tmp_path / "runs" / "g"
     # One at a time and alone: the order trials start in is the order Tune numbered them.
@@ -57,16 +63,37 @@ def test_growing_a_finished_sweep_trains_only_the_new_configs(tmp_path):
     assert starts == sorted(starts)
     before, names_before = files(exp), set(rows)
 
-    grow, _ = runner_cmd(tmp_path, GROWN, "g", "--resume", "--report")
+    # Alone (two at a time), so that the kill below lands with configs of the step still to run.
+    grow, _ = runner_cmd(tmp_path, GROWN, "g", "--resume", "--report", "--pack", "1")
     dry = run(grow + ["--dry-run"], env)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.splitlines()[0] == "g: 4 configs finished (skipped), 0 not finished (continued), 8 new (to run)"
     assert dry.stdout.count("  new: ") == 8 and dry.stdout.count("  skipped: ") == 4
     assert files(exp) == before
 
+    # The growth step's driver SIGKILLed once two of its configs have finished, then the
+    # same command again: the first step is untouched, what finished is not trained again.
+    sweep = Runner(grow, env, tmp_path / "grow.log")
+    new_done = wait_until(lambda: (lambda d: d if len(d) >= 2 else None)(
+        [n for n, r in rows_by_trial(exp).items() if n.startswith("grow-2/") and len(r) == EPOCHS]),
+        what="two configs of the growth step finished")
+    time.sleep(1.5)  # Tune saves its state every second: what finished before that survives exactly
+    os.kill(sweep.pid, signal.SIGKILL)
+    sweep.wait()
+    killed_with = sum(n.startswith("grow-2/") and len(r) == EPOCHS for n, r in rows_by_trial(exp).items())
+    assert killed_with < 8, "the growth step ended before the kill: nothing was cut short"
+    finished_new = {n: (exp / n / "result.json").read_bytes() for n in new_done}
+    t0 = time.perf_counter()
     grown = run(grow, env)
+    recover = time.perf_counter() - t0
     assert grown.returncode == 0, grown.stdout[-3000:] + grown.stderr[-3000:]
-    assert "8/8 trials finished (0 diverged, 0 errored, 0 unfinished)" in grown.stdout
+    assert "trials finished (0 diverged, 0 errored, 0 unfinished)" in grown.stdout
+    assert {n: (exp / n / "result.json").read_bytes() for n in new_done} == finished_new
+    seen = {n: [row["epoch"] for row in r] for n, r in rows_by_trial(exp).items()}
+    assert all(e == list(range(1, EPOCHS + 1)) for e in seen.values()), seen  # each epoch once
+    fault_record(fault="driver SIGKILL while a growth step runs, then the same command", trials=12, epochs=EPOCHS,
+                 trials_lost=0, epochs_duplicated=0, trainings_repeated=0, recover_s=round(recover, 1),
+                 finished_before_kill=4 + killed_with)
     after = files(exp)
     assert {k: after[k] for k in before} == before  # every earlier file, byte for byte
     rows = rows_by_trial(exp)

@@ -1,5 +1,6 @@
 """What a user sees: the runner's live view with stdout to a file, and `noisesweep status`
-on a running, an interrupted and a finished experiment, checked against the logs."""
+on a running, an interrupted (Ctrl-C, then the printed resume command) and a finished
+experiment, checked against the logs."""
 
 import re
 import signal
@@ -58,8 +59,16 @@ def test_live_view_and_status_through_a_sweeps_life(tmp_path):
     assert counts["finished"] == ended_before and counts["unfinished"] == len(logged) - ended_before
     assert counts["pending"] == 3 - len(logged)
 
-    resumed = run(cmd + ["--resume"], env)
+    # The summary names the unfinished configs and prints the command that finishes them.
+    assert "unfinished" in live
+    printed = next(line for line in live.splitlines() if line.startswith("resume with: "))
+    resume_cmd = printed[len("resume with: "):].split()
+    assert resume_cmd[:2] == ["python", "sweeps/run.py"] and "--resume" in resume_cmd
+    resumed = run([sys.executable, *resume_cmd[1:], "--cache-dir", str(tmp_path / "cache"), "--num-cpus", "2"], env)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    # Each epoch logged once, those before the stop and those after the resume.
+    assert sorted(len(r) for r in rows_by_trial(exp).values()) == [EPOCHS] * 3
+    assert all([r["epoch"] for r in rows] == list(range(1, EPOCHS + 1)) for rows in rows_by_trial(exp).values())
     head, counts, done, planned, out = status(exp)
     assert head == "life: finished" and counts["finished"] == 3 and done == planned == 3 * EPOCHS
     final_rows = [r[-1] for r in rows_by_trial(exp).values()]

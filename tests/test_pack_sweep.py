@@ -86,27 +86,42 @@ def test_a_packed_sweep_reports_as_the_same_sweep_run_alone(tmp_path):
         alone.loc[learned, "val_loss_mean"].tolist(), rel=0.01)
 
 
-def test_a_killed_pack_restarts_from_its_checkpoint_with_every_member(tmp_path):
+def test_killed_workers_of_a_pack_and_a_lone_trial_restart_from_their_checkpoints(tmp_path):
+    """Seeds 0 and 1 in one pack and seed 2 alone, side by side; both workers SIGKILLed mid-run:
+    Tune restarts each in a new worker from its checkpoint, every epoch logged once."""
     write_mnist_cache(tmp_path / "cache", n_train=30000, n_test=1000)
     epochs = 6
     cmd, env = runner_cmd(tmp_path, f"{{arch: mlp500_300, epochs: {epochs}, seed: [0, 1, 2]}}\n", "kill",
-                          "--pack", "3", "--cpus-per-trial", "2", "--max-failures", "2")
+                          "--pack", "2", "--max-failures", "2")
     sweep = Runner(cmd, env, tmp_path / "runner.log")
     exp = tmp_path / "runs" / "kill"
-    rows = wait_until(lambda: next((r for r in rows_by_trial(exp).values() if len(r) >= 2), None),
-                      what="two reported epochs")
-    killed_pid, killed_after = rows[-1]["pid"], rows[-1]["epoch"]
-    os.kill(killed_pid, signal.SIGKILL)  # the pack's worker, mid-epoch
+
+    def both_two_epochs_in():
+        rows = rows_by_trial(exp)
+        pack = next((r for n, r in rows.items() if "/" in n and len(r) >= 2), None)
+        alone = next((r for n, r in rows.items() if "/" not in n and len(r) >= 2), None)
+        return (pack, alone) if pack and alone else None
+
+    pack_rows, alone_rows = wait_until(both_two_epochs_in, what="two epochs of the pack and of the lone trial")
+    killed = {"pack": (pack_rows[-1]["pid"], pack_rows[-1]["epoch"]),
+              "alone": (alone_rows[-1]["pid"], alone_rows[-1]["epoch"])}
+    for pid, _ in killed.values():
+        os.kill(pid, signal.SIGKILL)  # each worker, mid-run
     assert sweep.wait() == 0, sweep.output()[-4000:]
-    assert killed_after < epochs, "the kill came after the last epoch: nothing was resumed"
-    members = rows_by_trial(exp)
-    assert len(members) == 3
-    for name, rows in members.items():
+    assert all(after < epochs for _, after in killed.values()), "a kill came after the last epoch"
+    trials = rows_by_trial(exp)
+    assert len(trials) == 3
+    for name, rows in trials.items():
+        killed_pid, killed_after = killed["pack" if "/" in name else "alone"]
         assert [r["epoch"] for r in rows] == list(range(1, epochs + 1)), name  # every epoch once
         after = [r for r in rows if r["epoch"] > killed_after]
         assert after and killed_pid not in {r["pid"] for r in after}  # a new worker carried on...
-        # ...from the checkpoint: the epochs before the kill's are the dead worker's. (The epoch
-        # it had logged when killed may be trained again: its members' rows are written just
-        # before the checkpoint that holds them, and replaced when that epoch is redone.)
-        assert {r["pid"] for r in rows if r["epoch"] < killed_after} == {killed_pid}
+        if "/" in name:
+            # ...from the checkpoint: the epochs before the kill's are the dead worker's. (The epoch
+            # a pack had logged when killed may be trained again: its members' rows are written
+            # just before the checkpoint that holds them, and replaced when that epoch is redone.)
+            assert {r["pid"] for r in rows if r["epoch"] < killed_after} == {killed_pid}
+        else:
+            assert {r["pid"] for r in rows if r["epoch"] <= killed_after} == {killed_pid}
+            assert after[0]["epoch"] == killed_after + 1  # from the checkpoint, not from scratch
     check_tensorboard_matches_logs(exp, load_experiment(str(exp)))  # there too, every epoch once

@@ -1,0 +1,18 @@
+"""Fixtures shared by test files."""
+
+import json
+import os
+
+import pytest
+
+
+@pytest.fixture
+def fault_record(request):
+    """Record a fault test's facts as a JSON line in $NOISESWEEP_FAULT_LOG (if set), from
+    which docs/RELIABILITY.md's table is written."""
+    def record(**facts):
+        path = os.environ.get("NOISESWEEP_FAULT_LOG")
+        if path:
+            with open(path, "a") as f:
+                f.write(json.dumps({"test": request.node.name, **facts}) + "\n")
+    return record
