@@ -144,19 +144,23 @@ class SearchView(tune.Callback):
     the search stands (configs ended and running, best so far, time run and budget left).
 
     Counts come from Tune's trials, not from the events this view saw: a resumed search's
-    earlier configs count too, so "config 25/30" and the best so far read across restarts."""
+    earlier configs count too, so "config 25/30" and the best so far read across restarts.
+    `earlier`: the means (None: errored) of the configs a grown search's earlier steps tried,
+    counted in the same way."""
 
-    def __init__(self, spec: dict, out=None, heartbeat_s: float = HEARTBEAT_S):
+    def __init__(self, spec: dict, out=None, heartbeat_s: float = HEARTBEAT_S, earlier: list | None = None):
         self.spec = spec
         self.out = out or sys.stdout
         self.heartbeat_s = heartbeat_s
+        self.earlier = list(earlier or [])
         self.started = self.printed_at = time.time()
 
     def __getstate__(self):
-        return {"spec": self.spec, "heartbeat_s": self.heartbeat_s}
+        return {"spec": self.spec, "heartbeat_s": self.heartbeat_s, "earlier": self.earlier}
 
     def __setstate__(self, state):
-        self.__init__(state["spec"], heartbeat_s=state.get("heartbeat_s", HEARTBEAT_S))
+        self.__init__(state["spec"], heartbeat_s=state.get("heartbeat_s", HEARTBEAT_S),
+                      earlier=state.get("earlier"))
 
     def _say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -166,7 +170,7 @@ class SearchView(tune.Callback):
         return value if value is not None and value == value else None
 
     def _best(self, ended) -> float | None:
-        values = [v for v in map(self._value, ended) if v is not None]
+        values = [v for v in [*self.earlier, *map(self._value, ended)] if v is not None]
         if not values:
             return None
         return max(values) if self.spec["mode"] == "max" else min(values)
@@ -182,7 +186,8 @@ class SearchView(tune.Callback):
         best = f" | best so far {best:.4f}" if best is not None else ""
         total = f"/{self.spec['configs']}" if self.spec["configs"] else ""
         epoch = (trial.last_result or {}).get("epoch", 0)
-        self._say(f"  config {len(ended)}{total} {how} after {epoch} epochs: {drawn}: {score}{best}")
+        self._say(f"  config {len(self.earlier) + len(ended)}{total} {how} after {epoch} epochs: {drawn}: "
+                  f"{score}{best}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._ended(trials, trial, "ended")
@@ -193,7 +198,7 @@ class SearchView(tune.Callback):
     def line(self, trials, now: float | None = None) -> str:
         """Where the search stands, in one line."""
         now = time.time() if now is None else now
-        ended = sum(t.status in ENDED for t in trials)
+        ended = len(self.earlier) + sum(t.status in ENDED for t in trials)
         running = [t for t in trials if t.status == "RUNNING"]
         total = f"/{self.spec['configs']}" if self.spec["configs"] else ""
         parts = [f"search: {ended}{total} configs ended"]

@@ -55,7 +55,17 @@ def import_tensorflow(gpu: bool = False):
 
 
 def quiet_ray_workers() -> None:
-    """Ray Train's per-checkpoint INFO line off, in a trial's worker."""
+    """Ray Train's per-checkpoint INFO line off, in a trial's worker, and no traceback from
+    a worker stopped while a weakref callback ran (sys.unraisablehook)."""
     if not verbose():
         logging.getLogger("ray.train").setLevel(logging.WARNING)
         logging.getLogger("ray.tune").setLevel(logging.WARNING)
+        sys.unraisablehook = _unless_stopping
+
+
+def _unless_stopping(unraisable, _default=sys.__unraisablehook__) -> None:
+    # Ctrl-C stops the trials: the signal that ends a worker can land inside a callback
+    # Python cannot raise from, and it prints "Exception ignored in: ..." with a traceback,
+    # which Ray forwards to the runner's console. That is the stop the user asked for.
+    if not issubclass(unraisable.exc_type, (KeyboardInterrupt, SystemExit)):
+        _default(unraisable)

@@ -433,7 +433,7 @@ def run_steps(ray, plan: Plan, datasets: dict, args: argparse.Namespace) -> list
         results.extend(done)
         # Stopped (Ctrl-C): the steps after it wait for --resume. A search's configs that
         # ASHA stopped are done; only configs left in flight mean a stop.
-        if in_flight(folder.path) if step.get("search") else any(not r.error and unfinished(r) for r in done):
+        if search.in_flight(folder.path) if step.get("search") else any(not r.error and unfinished(r) for r in done):
             break
     return results
 
@@ -466,7 +466,7 @@ def run_step(plan: Plan, step: dict, folder: Storage, datasets: dict, references
             tune_config=search.tune_config(step["search"], step["trials"][0], args.max_concurrent, before=before,
                                            reuse_actors=os.environ.get("NOISESWEEP_REUSE_ACTORS", "1") != "0",
                                            trial_name_creator=trial_dirname, trial_dirname_creator=trial_dirname),
-            run_config=run_config(plan, step, resources, args),
+            run_config=run_config(plan, step, resources, args, before),
         )
     else:
         configs = [packing.tune_config(step["trials"], p) for p in step["packs"]]
@@ -493,7 +493,9 @@ def run_step(plan: Plan, step: dict, folder: Storage, datasets: dict, references
     return list(tuner.fit())
 
 
-def run_config(plan: Plan, step: dict, resources: dict, args: argparse.Namespace):
+def run_config(plan: Plan, step: dict, resources: dict, args: argparse.Namespace, before: list | None = None):
+    """Tune's run config of a step; `before`: a grown search's earlier configs (their count
+    and best carry on in the live view)."""
     from ray import tune
 
     return tune.RunConfig(
@@ -501,18 +503,18 @@ def run_config(plan: Plan, step: dict, resources: dict, args: argparse.Namespace
         name=step["folder"] or plan.name,
         # Quiet: the live view (sweeps.console) instead of Tune's tables; -v: Tune's.
         verbose=None if args.verbose else 0,
-        callbacks=[] if args.verbose else [live_view(step, resources, args)],
+        callbacks=[] if args.verbose else [live_view(step, resources, args, before)],
         storage_path=plan.exp.path if step["folder"] else Storage(args.storage_path).path,
         failure_config=tune.FailureConfig(max_failures=args.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
     )
 
 
-def live_view(step: dict, resources: dict, args: argparse.Namespace):
+def live_view(step: dict, resources: dict, args: argparse.Namespace, before: list | None = None):
     from sweeps.console import LiveView, SearchView
 
     if step.get("search"):
-        return SearchView(step["search"])
+        return SearchView(step["search"], earlier=[value for _, value in before or []])
     per = args.gpus_per_trial if args.gpus_per_trial else args.cpus_per_trial
     slots = int(resources.get("GPU" if args.gpus_per_trial else "CPU", 1) // per) or 1
     if args.max_concurrent:
@@ -583,7 +585,7 @@ def summarize_search(results, plan: Plan, args) -> int:
     tried = [r for r in results if r.config]
     errored = [r for r in tried if r.error]
     whole = [r for r in tried if not r.error and (r.metrics or {}).get("epoch", 0) >= r.config["epochs"]]
-    cut = set().union(*(in_flight(path) for path in search_folders(plan.exp, plan.steps)))
+    cut = set().union(*(search.in_flight(path) for path in search_folders(plan.exp, plan.steps)))
     flying = [r for r in tried if (r.metrics or {}).get("trial_id") in cut and r not in whole]
     by = "ASHA or the time budget" if spec["time_budget_min"] else "ASHA"
     print()
@@ -606,23 +608,6 @@ def summarize_search(results, plan: Plan, args) -> int:
         print(f"resume with: python sweeps/run.py --name {plan.name} --storage-path {args.storage_path} --resume")
         return 130
     return 0
-
-
-def in_flight(experiment_path: str) -> set[str]:
-    """The ids of a Tune experiment's trials that Ctrl-C (or a lost driver) left in flight
-    (started or only sampled).
-
-    In memory every trial reads TERMINATED once Tune has cleaned up, whether ASHA stopped
-    it, the time budget ran out or the run was interrupted. The experiment state on disk
-    tells them apart: Tune saves it before it stops in-flight trials on an interrupt (so
-    --resume restarts them), and after it marks them ended on ASHA's or the budget's stop."""
-    from ray.tune import ExperimentAnalysis
-
-    try:
-        saved = ExperimentAnalysis(experiment_path).trials
-    except Exception:  # noqa: BLE001 -- no readable state: nothing to resume either
-        return set()
-    return {t.trial_id for t in saved if t.status not in ("TERMINATED", "ERROR")}
 
 
 def main(argv=None, prog: str = "python sweeps/run.py") -> int:

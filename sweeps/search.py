@@ -152,19 +152,35 @@ def growth_change(old: dict, new: dict) -> list[str]:
     return [k for k in sorted(set(old) | set(new)) if k not in GROWABLE and old.get(k) != new.get(k)]
 
 
+def saved_trials(folder: str) -> list:
+    """The trials (ray.tune.experiment.Trial) of a Tune experiment's saved state; none for a
+    step stopped before Tune saved any."""
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        return ExperimentAnalysis(folder).trials
+    except (ValueError, OSError):
+        return []
+
+
+def in_flight(folder: str) -> set[str]:
+    """The ids of a search step's trials that Ctrl-C (or a lost driver) left in flight
+    (started or only sampled).
+
+    In memory every trial reads TERMINATED once Tune has cleaned up, whether ASHA stopped
+    it, the time budget ran out or the run was interrupted. The experiment state on disk
+    tells them apart: Tune saves it before it stops in-flight trials on an interrupt (so
+    --resume restarts them), and after it marks them ended on ASHA's or the budget's stop."""
+    return {t.trial_id for t in saved_trials(folder) if t.status not in ("TERMINATED", "ERROR")}
+
+
 def tried(folders: list[str], spec: dict) -> list[tuple[dict, float | None]]:
     """(drawn values, the replicates' last mean of the metric or None if it errored or
     never reported) of every config the searches in `folders` (Tune experiments) sampled."""
-    from ray.tune import ExperimentAnalysis
-
     metric = f"mean_{spec['metric']}"
     out = []
     for folder in folders:
-        try:
-            trials = ExperimentAnalysis(folder).trials
-        except (ValueError, OSError):  # a step stopped before Tune saved its state: it sampled nothing
-            continue
-        for trial in trials:
+        for trial in saved_trials(folder):
             value = (trial.last_result or {}).get(metric)
             ok = trial.status != "ERROR" and value is not None and value == value
             out.append(({k: trial.config[k] for k in spec["space"]}, float(value) if ok else None))

@@ -72,7 +72,13 @@ def test_momentum_drawn_for_an_optimizer_without_one_is_refused(tmp_path):
         load_grid(path)
 
 
-def test_a_search_stopped_by_ctrl_c_resumes_to_its_end_and_reports(tmp_path):
+def packs_of(exp) -> list:
+    """The experiment's pack folders, every step's, relative to it."""
+    return sorted(os.path.relpath(os.path.join(root, d), exp) for root, dirs, _ in os.walk(exp)
+                  for d in dirs if d.startswith("pack_"))
+
+
+def test_a_search_stopped_by_ctrl_c_resumes_grows_and_reports(tmp_path):
     write_mnist_cache(tmp_path / "cache", n_train=1500, n_test=300)
     cmd, env = runner_cmd(tmp_path, BASE + SEARCH, "srch", "--report")
     exp = tmp_path / "runs" / "srch"
@@ -84,13 +90,26 @@ def test_a_search_stopped_by_ctrl_c_resumes_to_its_end_and_reports(tmp_path):
     assert "in flight when stopped" in first.output()
     assert "resume with: python sweeps/run.py --name srch" in first.output()
 
-    proc = run([*cmd, "--resume"], env)
+    # A grid that changes more than the budget does not grow the search: one line, exit 2.
+    record = (exp / "noisesweep.json").read_bytes()
+    bad = run([*runner_cmd(tmp_path, (BASE + SEARCH).replace("0.02, 0.3", "0.01, 0.3"), "srch")[0], "--resume"], env)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0, bad.stderr
+    assert "it grows by its budget alone (search.configs, search.time_budget_min), and this grid changes space" \
+        in bad.stderr
+    assert (exp / "noisesweep.json").read_bytes() == record
+
+    # Resumed with a budget of 4: the stopped step finishes its 3 configs, then a new step
+    # samples the one still owed, its Optuna study told the 3 before it.
+    grow, _ = runner_cmd(tmp_path, (BASE + SEARCH).replace("configs: 3", "configs: 4"), "srch")
+    proc = run([*grow, "--resume", "--report"], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "3 configs tried (2 replicates each)" in proc.stdout
-    assert "config 3/3 ended" in proc.stdout  # counted across the restart
+    assert "config 3/3 ended" in proc.stdout and "config 4/4 ended" in proc.stdout  # counted across restarts
+    assert "search: 3 configs sampled before this step, given to Optuna with their means; 1 to sample now" \
+        in proc.stdout
+    assert "4 configs tried (2 replicates each)" in proc.stdout
     assert "A new study created" not in first.output() + proc.stdout + proc.stderr  # Optuna's start-up line
-    packs = sorted(p for p in os.listdir(exp) if p.startswith("pack_"))
-    assert len(packs) == 3
+    packs = packs_of(exp)
+    assert len(packs) == 4 and sum(p.startswith("grow-2/") for p in packs) == 1
 
     # Each sampled config trained as its replicate seeds 0 and 1, with the same drawn values;
     # the searcher saw their mean every epoch.
@@ -106,7 +125,7 @@ def test_a_search_stopped_by_ctrl_c_resumes_to_its_end_and_reports(tmp_path):
         for row in pack_rows:
             own = [r for rows in member_rows for r in rows if r["epoch"] == row["epoch"]]
             assert row["mean_val_accuracy"] == pytest.approx(np.mean([r["val_accuracy"] for r in own]))
-    assert len(drawn) == 3
+    assert len(drawn) == 4  # the grown step drew a config of its own, not the first step's first again
 
     # The report's chosen config: the best hold-out mean among configs that ran every epoch,
     # its test accuracy the mean of its replicates' own (computed here from their logs).
@@ -123,37 +142,18 @@ def test_a_search_stopped_by_ctrl_c_resumes_to_its_end_and_reports(tmp_path):
     assert f"{np.mean(best[0]):.4f} ± {np.std(best[0], ddof=1):.4f}" in report_md
     assert f"{np.mean(best[1]):.4f} ± {np.std(best[1], ddof=1):.4f} (2)" in report_md
     assert (exp / "report" / "figures" / "search_trajectory.png").exists()
+    assert len(pd.read_csv(exp / "report" / "search.csv")) == 4
 
     status = run([cmd[0], "-m", "sweeps.cli", "status", str(exp)], env)
     assert status.returncode == 0 and "srch: finished" in status.stdout, status.stdout + status.stderr
-    assert "search: 3 of 3 configs tried (2 replicates each)" in status.stdout
+    assert "search: 4 of 4 configs tried (2 replicates each)" in status.stdout
     assert f"best mean val_accuracy (hold-out): {np.mean(best[0]):.4f}" in status.stdout
 
-    # A grid that changes more than the budget does not grow the search: one line, exit 2.
+    # Resumed once more, a finished search trains nothing again.
     before = {p: (exp / p / "result.json").read_bytes() for p in packs}
-    record = (exp / "noisesweep.json").read_bytes()
-    bad = run([*runner_cmd(tmp_path, (BASE + SEARCH).replace("0.02, 0.3", "0.01, 0.3"), "srch")[0], "--resume"], env)
-    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0, bad.stderr
-    assert "it grows by its budget alone (search.configs, search.time_budget_min), and this grid changes space" \
-        in bad.stderr
-    assert (exp / "noisesweep.json").read_bytes() == record
-
-    # Grown by one config: the finished step trains nothing again, a new step samples the
-    # config still owed, Optuna told the three before it; status and report count four.
-    grown = run([*runner_cmd(tmp_path, (BASE + SEARCH).replace("configs: 3", "configs: 4"), "srch")[0],
-                 "--resume", "--report"], env)
-    assert grown.returncode == 0, grown.stdout[-3000:] + grown.stderr[-3000:]
-    assert {p: (exp / p / "result.json").read_bytes() for p in packs} == before
-    assert sorted(p for p in os.listdir(exp) if p.startswith("pack_")) == packs
-    assert "search: 3 configs sampled before this step, given to Optuna with their means; 1 to sample now" \
-        in grown.stdout
-    new = [p for p in os.listdir(exp / "grow-2") if p.startswith("pack_")]
-    assert len(new) == 1
-    params = json.loads((exp / "grow-2" / new[0] / "params.json").read_text())
-    assert (params["l2"], params["lr"], params["momentum"]) not in drawn
-    status = run([cmd[0], "-m", "sweeps.cli", "status", str(exp)], env)
-    assert "search: 4 of 4 configs tried (2 replicates each)" in status.stdout, status.stdout
-    assert len(pd.read_csv(exp / "report" / "search.csv")) == 4
+    again = run([*grow, "--resume"], env)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert {p: (exp / p / "result.json").read_bytes() for p in packs} == before and packs_of(exp) == packs
 
 
 def test_a_grown_searchs_optuna_study_holds_the_configs_tried_before():
@@ -202,3 +202,16 @@ def test_the_search_view_counts_configs_ended_before_a_restart_and_says_where_it
     trials[2].update_last_result({"epoch": 4, "mean_val_accuracy": 0.97})
     view.on_trial_complete(0, trials, trials[2])  # Tune says so while the trial still reads RUNNING
     assert out.getvalue() == "  config 3/5 ended after 4 epochs: lr=0.3: mean_val_accuracy 0.9700 | best so far 0.9700\n"
+
+
+def test_the_search_view_of_a_grown_step_counts_the_configs_of_the_steps_before():
+    import io
+
+    from sweeps.console import SearchView
+
+    spec = {"metric": "val_accuracy", "mode": "max", "configs": 4, "time_budget_min": None, "space": {"lr": []}}
+    out = io.StringIO()
+    view = SearchView(spec, out=out, heartbeat_s=0, earlier=[0.93, None, 0.96])  # one errored before
+    trial = stub_trial("RUNNING", 4, 0.95, 0.3)
+    view.on_trial_complete(0, [trial], trial)
+    assert out.getvalue() == "  config 4/4 ended after 4 epochs: lr=0.3: mean_val_accuracy 0.9500 | best so far 0.9600\n"
