@@ -53,6 +53,15 @@ def run(cmd, env, timeout=300):
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def run_to_end(cmd, env, finished: str | None = None, timeout=300):
+    """Run the runner to its end: exit 0, and `finished` ("4/4", ...) trials finished if given."""
+    proc = run(cmd, env, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    if finished:
+        assert f"{finished} trials finished" in proc.stdout, proc.stdout[-3000:]
+    return proc
+
+
 def rows_by_trial(exp) -> dict:
     """Trial folder (a pack's member: PACK/MEMBER) -> the rows of its result.json (so far)."""
     if not os.path.isdir(exp):

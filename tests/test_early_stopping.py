@@ -11,7 +11,7 @@ import pytest
 from analysis.load import load_experiment
 from sweeps.early_stopping import EarlyStop
 from sweeps.grids import GridError, trial_config
-from tests.sweeps_running import rows_by_trial, run, runner_cmd
+from tests.sweeps_running import rows_by_trial, run, run_to_end, runner_cmd
 from tests.synthetic import learnable_mnist, write_mnist_cache
 
 
@@ -230,9 +230,7 @@ GRID = """
 def test_early_stopping_through_the_runner_status_resume_and_report(tmp_path):
     write_mnist_cache(tmp_path / "cache", n_train=1500, n_test=300)
     cmd, env = runner_cmd(tmp_path, GRID, "es", "--report")
-    proc = run(cmd, env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "4/4 trials finished" in proc.stdout
+    run_to_end(cmd, env, "4/4")
     exp = tmp_path / "runs" / "es"
     rows = rows_by_trial(exp)
     ended = sorted((("patience1" in name), r[-1]["epoch"], r[-1]["stopped"]) for name, r in rows.items())

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.load import load_experiment
-from tests.sweeps_running import Runner, rows_by_trial, run, runner_cmd, wait_until
+from tests.sweeps_running import Runner, rows_by_trial, run_to_end, runner_cmd, wait_until
 from tests.synthetic import write_mnist_cache
 
 GRID = """
@@ -51,8 +51,7 @@ def test_a_packed_sweep_reports_as_the_same_sweep_run_alone(tmp_path):
     summaries = {}
     for pack in ("5", "1"):
         cmd, env = runner_cmd(tmp_path, GRID, f"p{pack}", "--pack", pack, "--report")
-        proc = run(cmd, env)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        proc = run_to_end(cmd, env, "5/5")
         assert "5/5 trials finished (1 diverged, 0 errored, 0 unfinished)" in proc.stdout
         exp = tmp_path / "runs" / f"p{pack}"
         df = load_experiment(str(exp))

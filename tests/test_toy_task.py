@@ -8,7 +8,7 @@ import os
 import pandas as pd
 import pytest
 
-from tests.sweeps_running import run, runner_cmd
+from tests.sweeps_running import run, run_to_end, runner_cmd
 from tests.synthetic import write_mnist_cache
 
 GRID = """
@@ -44,9 +44,7 @@ def test_grid_takes_the_toy_and_refuses_its_key_elsewhere(tmp_path):
 def test_toy_trials_run_through_ray_and_the_report(tmp_path):
     write_mnist_cache(tmp_path / "cache", n_train=1500, n_test=300)
     cmd, env = toy_cmd(tmp_path, GRID, "toy", "--report")
-    proc = run(cmd, env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "2/2 trials finished" in proc.stdout
+    run_to_end(cmd, env, "2/2")
     exp = tmp_path / "runs" / "toy"
     finals = {}
     for trial in sorted(p for p in os.listdir(exp) if p.startswith("toy_linear")):
