@@ -25,7 +25,7 @@ from analysis.load import load_experiment
 from sweeps import grids, run
 from sweeps.lock import LOCK_FILE
 from tests.synthetic import write_mnist_cache
-from tests.sweeps_running import ROOT, Runner, rows_by_trial, runner_cmd, wait_until
+from tests.sweeps_running import ROOT, Runner, rows_by_trial, run_to_end, runner_cmd, wait_until
 from tests.sweeps_running import run as run_runner
 
 pytestmark = pytest.mark.faults
@@ -229,23 +229,6 @@ def test_partial_result_line_from_a_full_disk_is_not_a_result(tmp_path, tmpfs):
     assert 0 < written < 10
 
 
-def test_second_runner_on_the_same_experiment_is_refused_naming_the_first(tmp_path, fault_record):
-    cmd, env, exp, first = start_slow_sweep(tmp_path, "twice", 4, "0, 1")
-    try:
-        wait_until(lambda: (exp / LOCK_FILE).exists(), what="the first runner's lock")
-        for extra in ([], ["--resume"]):
-            second = run_runner([*cmd, *extra], env, timeout=120)
-            assert second.returncode == 2
-            assert f"is being run by pid {first.pid} on host {socket.gethostname()}" in second.stderr
-            assert second.stderr.count("\n") == 1
-    finally:
-        assert first.wait() == 0
-    assert all(e == [1, 2, 3, 4] for e in epochs_of(exp).values())
-    fault_record(fault="same experiment started twice", trials=2, epochs=4, trials_lost=0,
-                 epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0, recover_s=None,
-                 outcome="second runner refused (with and without --resume), first finished")
-
-
 AXIS_VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from(["mlp64", "cnn", "mnist", "gaussian", "salt_and_pepper", "none", "both", "sgd", "test",
@@ -305,40 +288,77 @@ def test_fuzzed_flags_exit_0_or_2_never_a_traceback(tmp_path, capsys, pairs, res
         assert capsys.readouterr().err.strip()
 
 
-def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path, fault_record):
+def test_same_seed_same_numbers_on_a_joined_cluster_and_the_runners_own_ray(tmp_path, fault_record):
+    """The same grid run twice: on a cluster the user started (--address; its trials run there
+    and the runner leaves it up), then on the runner's own Ray. Each seed's numbers are the
+    same at every epoch; the two seeds' differ."""
+    import ray
+    from ray.cluster_utils import Cluster
+
     write_mnist_cache(tmp_path / "cache", n_train=3000, n_test=500)
     grid = "{arch: mlp64, epochs: 3, seed: [0, 1], noise_type: gaussian, noise_scale: 0.3}\n"
     metrics = {}
-    for name in ("one", "two"):
-        cmd, env = runner_cmd(tmp_path, grid, name)
-        assert run_runner(cmd, env).returncode == 0
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    try:
+        ray.init(address=cluster.address)
+        head_node = ray.get_runtime_context().get_node_id()
+        cmd, env = runner_cmd(tmp_path, grid, "joined")
+        cmd = [c for c in cmd if c not in ("--num-cpus", "2")] + ["--address", cluster.address]
+        run_to_end(cmd, env, "2/2")
+        df = load_experiment(str(tmp_path / "runs" / "joined"))
+        assert set(df["node_id"]) == {head_node}
+        assert ray.cluster_resources().get("CPU") == 2  # still up after the runner ended
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    cmd, env = runner_cmd(tmp_path, grid, "own")
+    run_to_end(cmd, env, "2/2")
+    for name in ("joined", "own"):
         for rows in rows_by_trial(tmp_path / "runs" / name).values():
             seed = rows[0]["config"]["seed"]
             metrics[(name, seed)] = [(r["loss"], r["accuracy"], r["val_loss"], r["val_accuracy"]) for r in rows]
-    assert metrics[("one", 0)] == metrics[("two", 0)] and metrics[("one", 1)] == metrics[("two", 1)]
-    assert metrics[("one", 0)] != metrics[("one", 1)]
-    fault_record(fault="determinism: same config and seed run twice", trials=4, epochs=3, trials_lost=0,
-                 epochs_duplicated=0, trainings_repeated=0, recover_s=None,
+    assert metrics[("joined", 0)] == metrics[("own", 0)] and metrics[("joined", 1)] == metrics[("own", 1)]
+    assert metrics[("own", 0)] != metrics[("own", 1)] and len(metrics[("own", 0)]) == 3
+    fault_record(fault="determinism: same config and seed run twice (a joined cluster, the runner's own Ray)",
+                 trials=4, epochs=3, trials_lost=0, epochs_duplicated=0, trainings_repeated=0, recover_s=None,
                  outcome="identical per-epoch metrics for each seed; the two seeds differ")
 
 
-def test_ray_started_by_the_runner_listens_on_loopback_only(tmp_path, fault_record):
-    _, _, exp, sweep = start_slow_sweep(tmp_path, "net", 3, "0, 1")
+def listening_sockets(pid) -> tuple[dict, list]:
+    """(command line -> {(ip, port)} it listens on, every command line) of a process and its children."""
     listening, commands = {}, []
+    for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        try:
+            conns = proc.net_connections(kind="inet")
+            name = " ".join(proc.cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        commands.append(name)
+        for c in conns:
+            if c.status == psutil.CONN_LISTEN:
+                listening.setdefault(name, set()).add((c.laddr.ip, c.laddr.port))
+    return listening, commands
+
+
+def test_a_running_sweeps_ray_listens_on_loopback_and_a_second_runner_is_refused(tmp_path, fault_record):
+    """One running sweep for two faults: what its Ray listens on (9a), and the same
+    experiment started again beside it, with and without --resume (5)."""
+    cmd, env, exp, first = start_slow_sweep(tmp_path, "twice", 4, "0, 1")
     try:
         wait_until(lambda: rows_by_trial(exp), what="the first epoch")
-        for proc in [psutil.Process(sweep.pid), *psutil.Process(sweep.pid).children(recursive=True)]:
-            try:
-                conns = proc.net_connections(kind="inet")
-                name = " ".join(proc.cmdline())
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            commands.append(name)
-            for c in conns:
-                if c.status == psutil.CONN_LISTEN:
-                    listening.setdefault(name, set()).add((c.laddr.ip, c.laddr.port))
+        listening, commands = listening_sockets(first.pid)
+        for extra in ([], ["--resume"]):
+            second = run_runner([*cmd, *extra], env, timeout=120)
+            assert second.returncode == 2
+            assert f"is being run by pid {first.pid} on host {socket.gethostname()}" in second.stderr
+            assert second.stderr.count("\n") == 1
     finally:
-        assert sweep.wait() == 0
+        assert first.wait() == 0
+    assert all(e == [1, 2, 3, 4] for e in epochs_of(exp).values())
+    fault_record(fault="same experiment started twice", trials=2, epochs=4, trials_lost=0,
+                 epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0, recover_s=None,
+                 outcome="second runner refused (with and without --resume), first finished")
+
     loopback = {"127.0.0.1", "::1"}
     # The dashboard is told to bind loopback (with ray[tune] alone it runs --minimal and opens
     # no port; with ray[default] it serves HTTP there).
@@ -353,7 +373,7 @@ def test_ray_started_by_the_runner_listens_on_loopback_only(tmp_path, fault_reco
     # Ray's own services (GCS, raylet, workers, runtime-env agent) bind every interface: Ray
     # offers no setting to keep them on loopback. They are recorded, not hidden.
     core = sorted({ip for addresses in listening.values() for ip, _ in addresses} - loopback)
-    fault_record(fault="listening sockets of the Ray the runner starts", trials=2, epochs=3, trials_lost=0,
+    fault_record(fault="listening sockets of the Ray the runner starts", trials=2, epochs=4, trials_lost=0,
                  epochs_duplicated=0, trainings_repeated=0, recover_s=None,
                  outcome=f"dashboard bound to 127.0.0.1, no Ray client server; Ray core services "
                          f"listen on {', '.join(core) or 'loopback only'}")

@@ -55,25 +55,3 @@ def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
     for trial in df["trial"].unique():
         params = json.loads((exp / trial / "params.json").read_text())
         assert params["arch"] == "mlp64" and params["epochs"] == 3 and params["dataset"] == "mnist"
-
-
-def test_runner_joins_a_running_cluster_with_address(tmp_path):
-    """--address: trials run on the cluster the user started, which the runner leaves running."""
-    import ray
-    from ray.cluster_utils import Cluster
-
-    write_mnist_cache(tmp_path / "cache", n_train=1000, n_test=200)
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-    try:
-        ray.init(address=cluster.address)
-        head_node = ray.get_runtime_context().get_node_id()
-        cmd, env = runner_cmd(tmp_path, "{arch: mlp64, epochs: 1, seed: [0, 1]}\n", "attach")
-        cmd = [c for c in cmd if c not in ("--num-cpus", "2")] + ["--address", cluster.address]
-        proc = run(cmd, env)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        df = load_experiment(str(tmp_path / "runs" / "attach"))
-        assert len(df) == 2 and set(df["node_id"]) == {head_node}
-        assert ray.cluster_resources().get("CPU") == 2  # still up after the runner ended
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
