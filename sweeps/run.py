@@ -431,11 +431,17 @@ def run_steps(ray, plan: Plan, datasets: dict, args: argparse.Namespace) -> list
             references = ensure_references(plan.trials, datasets, plan.exp, per_trial)
         done = run_step(plan, step, folder, datasets, references, resources, args)
         results.extend(done)
-        # Stopped (Ctrl-C): the steps after it wait for --resume. A search's configs that
-        # ASHA stopped are done; only configs left in flight mean a stop.
-        if search.in_flight(folder.path) if step.get("search") else any(not r.error and unfinished(r) for r in done):
+        if stopped_short(step, folder, done):  # the steps after it wait for --resume
             break
     return results
+
+
+def stopped_short(step: dict, folder: Storage, done: list) -> bool:
+    """Whether a step ended before its trials did (Ctrl-C). A search's configs that ASHA
+    stopped are done: only configs left in flight mean a stop."""
+    if step.get("search"):
+        return bool(search.in_flight(folder.path))
+    return any(not r.error and unfinished(r) for r in done)
 
 
 def run_step(plan: Plan, step: dict, folder: Storage, datasets: dict, references: dict, resources: dict,
