@@ -345,13 +345,15 @@ def test_a_running_sweeps_ray_listens_on_loopback_and_a_second_runner_is_refused
     experiment started again beside it, with and without --resume (5)."""
     cmd, env, exp, first = start_slow_sweep(tmp_path, "twice", 4, "0, 1")
     try:
-        wait_until(lambda: rows_by_trial(exp), what="the first epoch")
-        listening, commands = listening_sockets(first.pid)
+        # Refused from the lock on, before Ray starts: the first run has all its epochs to go.
+        wait_until(lambda: (exp / LOCK_FILE).exists(), what="the first runner's lock")
         for extra in ([], ["--resume"]):
             second = run_runner([*cmd, *extra], env, timeout=120)
             assert second.returncode == 2
             assert f"is being run by pid {first.pid} on host {socket.gethostname()}" in second.stderr
             assert second.stderr.count("\n") == 1
+        wait_until(lambda: rows_by_trial(exp), what="the first epoch")
+        listening, commands = listening_sockets(first.pid)
     finally:
         assert first.wait() == 0
     assert all(e == [1, 2, 3, 4] for e in epochs_of(exp).values())
