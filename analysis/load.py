@@ -47,7 +47,9 @@ def pack_members(path: str) -> list[str] | None:
     is not a pack's."""
     listed = os.path.join(path, schema.MEMBERS_FILE)
     if not os.path.isfile(listed):
-        return None
+        # Tune writes a pack's params.json (its members as one JSON string) as the pack
+        # starts; until the pack lists its members, it has none to read, and is no trial.
+        return [] if _packed_params(path) else None
     try:
         with open(listed, encoding="utf-8") as f:
             names = json.load(f)
@@ -56,6 +58,18 @@ def pack_members(path: str) -> list[str] | None:
         names = sorted(os.listdir(path))
     members = [os.path.join(path, str(n)) for n in names]
     return [m for m in members if os.path.isdir(m) and is_trial_dir(m)]
+
+
+def _packed_params(path: str) -> bool:
+    try:
+        with open(os.path.join(path, "params.json"), encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(saved, dict):
+        return False
+    replicates = saved.get(schema.REPLICATES_KEY)
+    return bool(saved.get(schema.MEMBERS_KEY)) or (isinstance(replicates, int) and replicates > 1)
 
 
 def trial_dirs(experiment: str) -> list[str]:
@@ -70,7 +84,7 @@ def trial_dirs(experiment: str) -> list[str]:
         if is_trial_dir(path):
             members = pack_members(path)
             out.extend([path] if members is None else members)
-        elif name.startswith(schema.GROWTH_PREFIX):
+        elif schema.is_growth_folder(name):
             out.extend(trial_dirs(path))
     return out
 
@@ -185,9 +199,35 @@ def iter_trials(experiments):
             yield exp, path, config, epochs, trial_status(path, config, epochs, clean)
 
 
-def _base(exp: str, path: str, status: str) -> dict:
+def distinct(experiments) -> list[str]:
+    """The experiment folders given, each once (the same folder named twice, or by two paths,
+    would count its replicates twice)."""
+    seen, out = set(), []
+    for e in experiments:
+        if os.path.realpath(e) not in seen:
+            seen.add(os.path.realpath(e))
+            out.append(e)
+    return out
+
+
+def experiment_labels(experiments) -> dict[str, str]:
+    """Each experiment folder -> the name tables give it: its folder's name, or with as many
+    parent folders as tell it from another given folder of that name (laptop/noise and
+    cluster/noise), so that two copies of one study stay two experiments."""
+    parts = {e: os.path.realpath(e).strip(os.sep).split(os.sep) for e in distinct(experiments)}
+    labels = {}
+    for e, mine in parts.items():
+        depth = 1
+        while depth < len(mine) and any("/".join(other[-depth:]) == "/".join(mine[-depth:])
+                                        for o, other in parts.items() if o != e):
+            depth += 1
+        labels[e] = "/".join(mine[-depth:])
+    return labels
+
+
+def _base(label: str, exp: str, path: str, status: str) -> dict:
     # A pack's member is named by its path in the experiment: PACK/MEMBER.
-    return {"experiment": os.path.basename(os.path.normpath(exp)), "trial": os.path.relpath(path, exp),
+    return {"experiment": label, "trial": os.path.relpath(path, exp),
             "status": status, "complete": status in schema.COMPLETE}
 
 
@@ -202,13 +242,14 @@ def load_experiment(*experiments: str) -> pd.DataFrame:
     keeps its last report.
     """
     records = []
-    for exp in experiments:
+    labels = experiment_labels(experiments)
+    for exp in labels:
         for name in sorted(os.listdir(exp)):
             folder = os.path.join(exp, name)
             if os.path.isdir(folder) and not os.listdir(folder):
                 _warn(f"{folder}: empty folder, no trial in it")
-    for exp, path, config, epochs, status in iter_trials(experiments):
-        base = _base(exp, path, status)
+    for exp, path, config, epochs, status in iter_trials(labels):
+        base = _base(labels[exp], exp, path, status)
         for epoch, row in sorted(epochs.items()) or [(None, {})]:
             metrics = {k: row[k] for k in (*METRICS, *CONTEXT) if k in row}
             records.append({**base, "epoch": epoch, **metrics, **config})
@@ -242,11 +283,12 @@ def load_evaluation(*experiments: str) -> pd.DataFrame:
     running, diverged, errored) has no rows here.
     """
     records = []
-    for exp, path, config, epochs, status in iter_trials(experiments):
+    labels = experiment_labels(experiments)
+    for exp, path, config, epochs, status in iter_trials(labels):
         evaluation, extra = _evaluation(path, epochs)
         if not isinstance(evaluation, list):
             continue
-        base = _base(exp, path, status)
+        base = _base(labels[exp], exp, path, status)
         for level in evaluation:
             if isinstance(level, dict) and "level" in level:
                 records.append({**base, **{k: level.get(k) for k in ("level", *EVAL_METRICS)}, **extra, **config})

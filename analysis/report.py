@@ -25,7 +25,8 @@ import pandas as pd  # noqa: E402
 from analysis import denoise_figures, figures, search  # noqa: E402
 from analysis.aggregate import (DDOF, group_columns, per_epoch, per_level, replicates, summarize,  # noqa: E402
                                 varying_columns)
-from analysis.load import METRICS, counted_once, experiment_dirs, load_evaluation, load_experiment  # noqa: E402
+from analysis.load import (METRICS, counted_once, experiment_dirs, experiment_labels, load_evaluation,  # noqa: E402
+                           load_experiment)
 from sweeps.schema import STATUSES, headline_metric  # noqa: E402
 
 
@@ -255,13 +256,16 @@ def build(runs: list[str], out: str | None = None, metric: str | None = None, lo
             log(f"figure skipped: {e}")
     denoising = ""
     evaluation = load_evaluation(*experiments)
+    if repeated and not evaluation.empty:  # the trials counted_once left out leave this table too
+        kept = pd.MultiIndex.from_frame(df[["experiment", "trial"]].drop_duplicates())
+        evaluation = evaluation[pd.MultiIndex.from_frame(evaluation[["experiment", "trial"]]).isin(kept)]
     if not evaluation.empty:
         levels = per_level(evaluation)
         for name, table in (("evaluation.csv", evaluation), ("evaluation_summary.csv", levels)):
             table.to_csv(os.path.join(out, name), index=False)
             written.append(os.path.join(out, name))
         denoising = level_table(evaluation, levels)
-        folders = {os.path.basename(os.path.normpath(e)): e for e in experiments}
+        folders = {label: e for e, label in experiment_labels(experiments).items()}
         for name, draw in denoise_figures.FIGURES.items():
             try:
                 drawn[name] = draw(evaluation, levels, folders, os.path.join(out, "figures"))

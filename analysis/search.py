@@ -48,14 +48,14 @@ def configs(df: pd.DataFrame, spec: dict) -> pd.DataFrame:
     final["_config"] = row_ids(final, keys)
     started = df.assign(_config=row_ids(df, keys)).groupby("_config")["timestamp"].min() \
         if "timestamp" in df else pd.Series(dtype=float)
-    final["_order"] = final["_config"].map(started).fillna(0)
+    final["_order"] = final["_config"].map(started)  # NaN (not started yet) sorts last
     rows = []
     for _, trials in final.groupby("_config", sort=False):
         trials = trials.sort_values("seed")
         complete = bool((trials["status"] == FINISHED).all())
         row = {k: trials.iloc[0][k] for k in spec["space"] if k in trials}
         row.update(order=float(trials["_order"].min()), n=len(trials), complete=complete,
-                   last_epoch=int(trials["epoch"].max()))
+                   last_epoch=int(trials["epoch"].max()) if trials["epoch"].notna().any() else 0)
         for m in (metric, "test_accuracy"):
             values = trials[m].astype(float) if m in trials else pd.Series(dtype=float)
             row[f"{m}_mean"] = values.mean() if complete else np.nan
@@ -119,11 +119,12 @@ def section(df: pd.DataFrame, spec: dict, out_dir: str) -> tuple[str, list[str],
     if best is None:
         lines.append("No config has finished every replicate yet.")
         return "\n".join(lines), paths, table
-    header = [*spec["space"], f"{metric} (hold-out): mean ± std", "test accuracy: mean ± std (n)",
+    drawn = [k for k in spec["space"] if k in best]
+    header = [*drawn, f"{metric} (hold-out): mean ± std", "test accuracy: mean ± std (n)",
               "test accuracy per seed"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     cells = [format_value(best[k]) if not isinstance(best[k], float) else f"{best[k]:.4g}"
-             for k in spec["space"]]
+             for k in drawn]
     test = (f"{best['test_accuracy_mean']:.4f} ± {best['test_accuracy_std']:.4f} ({best['n']})"
             if pd.notna(best["test_accuracy_mean"]) else "–")
     lines.append("| " + " | ".join([*cells, f"{best[f'{metric}_mean']:.4f} ± {best[f'{metric}_std']:.4f}", test,

@@ -128,6 +128,15 @@ def member_means(rows: list[list[dict]]) -> dict:
     return {f"mean_{m}": float(np.mean([r[m] for r in alive])) if alive else math.nan for m in names}
 
 
+def write_members(folder, names: list[str], members: list[dict]) -> None:
+    """A pack's folder made to read as its members' (analysis.load): the member list and
+    each member's `params.json`. Written as a pack starts, before it builds (seconds, and
+    it may fail), so that no reader ever sees the pack's folder as one trial."""
+    folder.write_json(names, MEMBERS_FILE)
+    for name, member in zip(names, members):
+        folder.write_json(member, name, "params.json")
+
+
 class PackReport:
     """After every epoch of a pack (sweeps.pack_trainer.Pack): each member's row, in the
     same words a solo trial reports; a checkpoint every `checkpoint_every` epochs and at
@@ -148,10 +157,6 @@ class PackReport:
         self.names = names
         self.context = context()
         self.every = pack.members[0]["checkpoint_every"]
-        if pack.k > 1:
-            folder.write_json(names, MEMBERS_FILE)
-            for name, member in zip(names, pack.members):
-                folder.write_json(member, name, "params.json")
 
     def epoch(self, metrics: list[dict], seconds: float) -> None:
         pack = self.pack

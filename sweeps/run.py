@@ -82,6 +82,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-failures {args.max_failures}: must be >= 0")
     if args.name is not None and (not args.name or "/" in args.name or args.name in (".", "..")):
         raise UsageError(f"--name {args.name!r}: must be a plain folder name")
+    if args.name is not None and schema.is_growth_folder(args.name):
+        raise UsageError(f"--name {args.name!r}: names like grow-2 are an experiment's growth steps; choose another")
     if args.resume and not args.name:
         raise UsageError("--resume needs --name: the experiment to continue")
     try:
@@ -169,6 +171,10 @@ def plan_experiment(args: argparse.Namespace) -> Plan:
             raise UsageError(f"--resume: {exp.path}/{SPEC_FILE}: not a record the runner wrote ({e!r} missing or "
                              "malformed)") from None
         last = previous[-1]
+        if args.epochs is not None and not args.grid and args.epochs != last.get("overrides", {}).get("epochs"):
+            # Without a grid, --resume continues the configs as recorded; new epochs would be new configs.
+            raise UsageError(f"--epochs {args.epochs}: --resume continues {args.name} as it was run; to add configs "
+                             f"with other epochs, give the grid too: --grid {last['grid']} --epochs {args.epochs}")
         if last.get("search"):
             return resume_search(args, exp, previous)
         if args.grid:
@@ -241,7 +247,9 @@ def refuse_if_running(exp: Storage, name: str) -> None:
         raise UsageError(f"--name {name}: {exp.path} is being run by {describe(holder)}")
 
 
-def load_datasets(trials: list[dict], args: argparse.Namespace) -> dict:
+def load_datasets(trials: list[dict], args: argparse.Namespace, where: str) -> dict:
+    """Every dataset the trials train on; a hold-out as large as a dataset's training images
+    (which the grid cannot know before the data is here) is refused now, before Ray starts."""
     from sweeps.data import DataUnavailable, load_dataset
 
     out = {}
@@ -250,6 +258,12 @@ def load_datasets(trials: list[dict], args: argparse.Namespace) -> dict:
             out[name] = load_dataset(name, cache_dir=args.cache_dir, data_dir=args.data_dir).arrays()
         except DataUnavailable as e:
             raise UsageError(str(e)) from None
+    for t in trials:
+        if t.get("validation") == "holdout":
+            n = len(out[t["dataset"]]["y_train"])
+            if t["holdout_size"] >= n:
+                raise UsageError(f"{where}: holdout_size = {t['holdout_size']!r}: must be smaller than the "
+                                 f"{n:,} training images of {t['dataset']}")
     return out
 
 
@@ -368,7 +382,7 @@ def check_free_space(exp: Storage, shown: str) -> None:
 
 def execute(plan: Plan, args: argparse.Namespace) -> int:
     """Load the data, start Ray, run the steps, summarise: everything after validation."""
-    datasets = load_datasets(plan.trials, args)
+    datasets = load_datasets(plan.trials, args, plan.grid.path)
     if plan.exp.is_local:
         # Tune saves the experiment state (which checkpoint each trial resumes from, which
         # trials finished) at most every 10 s by default: a killed driver then loses that

@@ -46,8 +46,16 @@ SAMPLES_FILE = "samples.npz"
 LATENT_GRID_FILE = "latent_grid.npz"
 SPEC_FILE = "noisesweep.json"  # every grid the runner ran in an experiment: configs, packs (for --resume)
 GROWTH_PREFIX = "grow-"  # an experiment's k-th step (k >= 2) is a Tune experiment in grow-k/ (sweeps.growth)
+
+
+def is_growth_folder(name: str) -> bool:
+    """Whether a folder name is a growth step's (grow-2, grow-3, ...)."""
+    return name.startswith(GROWTH_PREFIX) and name[len(GROWTH_PREFIX):].isdigit()
 # A pack's folder lists its members' folders (inside it) in this file.
 MEMBERS_FILE = "members.json"
+# What a Tune trial's config holds when it is a pack: its members as one JSON string, or a
+# search's sample with its number of replicate seeds (sweeps.packing, sweeps.search).
+MEMBERS_KEY, REPLICATES_KEY = "members", "replicates"
 # A denoiser's evaluation, one row per test noise level.
 EVAL_METRICS = ("noisy_mse", "denoised_mse", "seasoned_accuracy", "denoised_accuracy")
 # Which reference classifier judged it (sweeps.reference), the same for every level.

@@ -33,13 +33,13 @@ from __future__ import annotations
 import math
 
 from sweeps.early_stopping import maximized
+from sweeps.schema import REPLICATES_KEY
 
 SECTION = "search"
 KEYS = ("metric", "mode", "replicates", "configs", "time_budget_min", "grace_epochs", "seed", "space")
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
 # What a search may not vary: the replicates are its seeds; a pack shares its task and data.
 FIXED = ("seed", "arch", "dataset", "validation", "holdout_size", "train_subset", "test_subset")
-REPLICATES_KEY = "replicates"  # in a sampled Tune config: its pack's member seeds are 0 .. R-1
 
 
 class SearchError(ValueError):

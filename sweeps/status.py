@@ -98,7 +98,7 @@ def report_search(exp_path: str, spec: dict, out=print) -> None:
     best = search.chosen(table, spec) if table is not None else None
     if best is not None:
         drawn = ", ".join(f"{k}={best[k]:.4g}" if isinstance(best[k], float) else f"{k}={best[k]}"
-                          for k in spec["space"])
+                          for k in spec["space"] if k in best)
         out(f"best mean {spec['metric']} (hold-out): {best[spec['metric'] + '_mean']:.4f} ({drawn})")
 
 

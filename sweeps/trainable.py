@@ -115,14 +115,17 @@ def train_pack(members: list[dict], arrays: dict, storage=None) -> None:
 
     from sweeps.pack_trainer import Pack
     from sweeps.packing import member_dirnames
-    from sweeps.reporting import PackReport
+    from sweeps.reporting import PackReport, write_members
 
+    folder, names = trial_folder(storage), member_dirnames(members)
+    if len(members) > 1:
+        write_members(folder, names, members)
     pack = Pack(members, arrays)
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as d:
             pack.restore(d)
-    report = PackReport(pack, trial_folder(storage), member_dirnames(members))
+    report = PackReport(pack, folder, names)
     while not pack.done:
         t0 = time.perf_counter()
         metrics = pack.train_epoch()

@@ -375,3 +375,44 @@ def test_a_report_before_any_trial_has_finished_marks_every_group_incomplete(tmp
     assert row["n"] == 0 and row["n_incomplete"] == 2 and pd.isna(row["val_accuracy_mean"])
     each = pd.read_csv(out / "replicates.csv").iloc[0]
     assert each["seed 0 status"] == each["seed 1 status"] == "unfinished" and pd.isna(each["seed 0"])
+
+
+def test_two_copies_of_one_study_with_the_same_folder_name_are_two_experiments(tmp_path, capsys):
+    """laptop/noise and cluster/noise (and one folder given twice): each replicate counts once,
+    and the denoisers' level table too."""
+    laptop, cluster = tmp_path / "laptop" / "dn", tmp_path / "cluster" / "dn"
+    chosen = write_denoise_study(laptop)
+    write_denoise_study(cluster)
+    out = tmp_path / "report"
+    assert report.main([str(laptop), str(cluster), str(laptop), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "note: 3 configs finished in cluster/dn were also trained in laptop/dn: counted once" in printed
+    df = pd.read_parquet(out / "trials.parquet")
+    assert set(df["experiment"]) == {"laptop/dn"}
+    levels = pd.read_csv(out / "evaluation_summary.csv").set_index("level")
+    values = [chosen[(seed, 0.5)][1] for seed in (0, 1, 2)]
+    assert levels.loc[0.5, "n"] == 3 and levels.loc[0.5, "seeds"] == "0 1 2"
+    assert levels.loc[0.5, "denoised_accuracy_std"] == pytest.approx(np.std(values, ddof=1))
+
+
+def test_a_pack_that_has_not_listed_its_members_is_no_trial(tmp_path):
+    """Tune writes a pack's params.json (its members as one string) as it starts; until the
+    pack writes members.json its folder holds no trial to read."""
+    exp = tmp_path / "exp"
+    write_trial(exp, "mlp64_s0_00000", config(seed=0), curve(0.9))
+    starting = exp / "pack_mlp64_2m_00001"
+    starting.mkdir()
+    (starting / "params.json").write_text(json.dumps({"members": json.dumps([config(seed=1), config(seed=2)])}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and nothing to warn about
+        df = load_experiment(str(exp))
+    assert df["trial"].unique().tolist() == ["mlp64_s0_00000"] and df["seed"].unique().tolist() == [0]
+
+
+def test_an_experiment_named_like_a_growth_step_does_not_hide_the_others(tmp_path):
+    from analysis.load import experiment_dirs
+
+    write_trial(tmp_path / "runs" / "grow-lr", "t_00000", config(seed=0), curve(0.9))
+    write_trial(tmp_path / "runs" / "l2-study", "t_00000", config(seed=1), curve(0.8))
+    found = experiment_dirs(str(tmp_path / "runs"))
+    assert [os.path.basename(p) for p in found] == ["grow-lr", "l2-study"]

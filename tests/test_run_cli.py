@@ -150,3 +150,31 @@ def test_experiment_spec_round_trips_locally_and_through_a_uri(tmp_path):
     Storage(uri).write_json(spec, run.SPEC_FILE)
     assert Storage(uri).read_json(run.SPEC_FILE) == spec and (tmp_path / "remote" / "exp" / run.SPEC_FILE).exists()
     assert Storage(str(tmp_path / "nothing")).read_json(run.SPEC_FILE) is None
+
+
+def test_a_hold_out_as_large_as_the_data_is_refused_before_ray_and_leaves_nothing(capsys, tmp_path):
+    from tests.synthetic import write_mnist_cache
+
+    write_mnist_cache(tmp_path / "cache", n_train=1000, n_test=100)
+    grid = tmp_path / "g.yaml"
+    grid.write_text("{arch: mlp64, validation: holdout, holdout_size: 1000}\n")
+    code, _, err = call(capsys, "--grid", str(grid), "--cache-dir", str(tmp_path / "cache"),
+                        "--storage-path", str(tmp_path / "runs"))
+    assert code == 2 and err.splitlines() == [
+        f"error: {grid}: holdout_size = 1000: must be smaller than the 1,000 training images of mnist"]
+    assert os.listdir(tmp_path / "runs") == []
+
+
+def test_resume_refuses_new_epochs_without_its_grid_and_growth_step_names(capsys, tmp_path):
+    exp = tmp_path / "old"
+    exp.mkdir()
+    record = {"grid": "smoke", "grid_path": "smoke.yaml", "trials": run.load_grid("smoke").trials}
+    (exp / run.SPEC_FILE).write_text(json.dumps(record))
+    code, _, err = call(capsys, "--name", "old", "--resume", "--epochs", "5", "--dry-run",
+                        "--storage-path", str(tmp_path))
+    assert code == 2 and err.splitlines() == [
+        "error: --epochs 5: --resume continues old as it was run; to add configs with other epochs, give the "
+        "grid too: --grid smoke --epochs 5"]
+    code, _, err = call(capsys, "--name", "grow-2", "--storage-path", str(tmp_path))
+    assert code == 2 and "names like grow-2 are an experiment's growth steps" in err
+    assert sorted(os.listdir(tmp_path)) == ["old"]

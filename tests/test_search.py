@@ -215,3 +215,26 @@ def test_the_search_view_of_a_grown_step_counts_the_configs_of_the_steps_before(
     trial = stub_trial("RUNNING", 4, 0.95, 0.3)
     view.on_trial_complete(0, [trial], trial)
     assert out.getvalue() == "  config 4/4 ended after 4 epochs: lr=0.3: mean_val_accuracy 0.9500 | best so far 0.9600\n"
+
+
+def test_a_sampled_config_with_no_epoch_yet_reads_as_tried_and_not_started(tmp_path):
+    """The first seconds of every new config: its pack has listed its members, none has
+    reported. The status and the report read it (no crash), last, at epoch 0."""
+    from analysis import search
+    from analysis.load import load_experiment
+    from tests.tune_layout import config, curve, write_trial
+
+    exp = tmp_path / "srch"
+    for lr, rows in ((0.05, curve(0.9)), (0.2, [])):
+        for seed in (0, 1):
+            write_trial(exp / f"pack_{lr}", f"m{seed:02d}", config(lr=lr, seed=seed),
+                        [{**r, "timestamp": 100 + i} for i, r in enumerate(rows)])
+        (exp / f"pack_{lr}" / "params.json").write_text(json.dumps({"replicates": 2, **config(lr=lr)}))
+        (exp / f"pack_{lr}" / "members.json").write_text(json.dumps(["m00", "m01"]))
+    spec = {"metric": "val_accuracy", "mode": "max", "configs": 3, "replicates": 2, "space": {"lr": []}}
+    with pytest.warns(UserWarning, match="no epochs reported"):
+        df = load_experiment(str(exp))
+    table = search.configs(df, spec)
+    assert table["lr"].tolist() == [0.05, 0.2] and table["last_epoch"].tolist() == [3, 0]
+    assert table["complete"].tolist() == [True, False] and table["val_accuracy_mean"].iloc[0] == pytest.approx(0.9)
+    assert search.chosen(table, spec)["lr"] == 0.05
