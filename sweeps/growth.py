@@ -27,6 +27,8 @@ def steps(spec: dict) -> list[dict]:
     configs alone if it also predates packs)."""
     if "steps" in spec:
         out = [dict(s) for s in spec["steps"]]
+        if not out:
+            raise KeyError("steps")  # a record lists at least the step that made it
     else:
         trials = spec["trials"]
         out = [{"folder": "", "grid": spec["grid"], "grid_path": spec["grid_path"],

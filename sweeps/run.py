@@ -319,8 +319,11 @@ def print_growth(plan: Plan, every: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.list:
+        import signal
+
         from sweeps.grids import catalogue
 
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `--list | head` ends quietly, as `noisesweep grids`
         print("\n".join(catalogue()))
         return 0
     check_args(args)

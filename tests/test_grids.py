@@ -157,6 +157,13 @@ def test_unreadable_yaml_and_unknown_names(tmp_path):
     path = write(tmp_path, "arch: [mlp64\n")
     with pytest.raises(GridError, match=r"g.yaml: line \d+: not valid YAML"):
         load_grid(path)
+    # YAML keeps the last of a key given twice; a grid refuses it (which did the user mean?)...
+    path = write(tmp_path, "arch: mlp64\nl2: 0.1\nseed: 0\nl2: 0.2\n", "twice.yaml")
+    with pytest.raises(GridError, match=r"^.*twice.yaml: line 4: not valid YAML: key 'l2' given twice in one mapping$"):
+        load_grid(path)
+    # ...but a merged mapping's keys may be overridden.
+    path = write(tmp_path, "defaults: &b {arch: mlp64, l2: 0.1}\nblocks:\n  - {<<: *b, l2: 0.2}\n", "merge.yaml")
+    assert [t["l2"] for t in load_grid(path).trials] == [0.2]
     with pytest.raises(GridError, match="no such grid file or named grid; named grids: .*smoke"):
         load_grid("nosuchgrid")
     with pytest.raises(GridError, match="declares no tiny variant"):

@@ -178,3 +178,6 @@ def test_resume_refuses_new_epochs_without_its_grid_and_growth_step_names(capsys
     code, _, err = call(capsys, "--name", "grow-2", "--storage-path", str(tmp_path))
     assert code == 2 and "names like grow-2 are an experiment's growth steps" in err
     assert sorted(os.listdir(tmp_path)) == ["old"]
+    (exp / run.SPEC_FILE).write_text(json.dumps({"steps": []}))  # damaged by hand: no step
+    code, _, err = call(capsys, "--name", "old", "--resume", "--storage-path", str(tmp_path))
+    assert code == 2 and "not a record the runner wrote (KeyError('steps') missing or malformed)" in err
