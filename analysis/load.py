@@ -345,16 +345,18 @@ def counted_once(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     trials = df.drop_duplicates(["experiment", "trial"]).copy()
     trials["_config"] = row_ids(trials, columns)
     trials["_rank"] = trials["experiment"].map({e: i for i, e in enumerate(df["experiment"].unique())})
-    trials = trials.sort_values(["_config", "complete", "_rank"], ascending=[True, False, True], kind="stable")
+    trials["_finished"] = trials["status"] == schema.FINISHED  # before a diverged copy, then any complete one
+    trials = trials.sort_values(["_config", "_finished", "complete", "_rank"], ascending=[True, False, False, True],
+                                kind="stable")
     repeated = trials.duplicated("_config", keep="first")
     if not repeated.any():
         return df, []
     dropped = trials[repeated]
     kept = trials[~repeated].set_index("_config")
     notes = []
-    for (where, finished), group in dropped.groupby(["experiment", "complete"]):
+    states = dropped["status"].where(dropped["complete"], "not finished")  # finished or diverged, else not
+    for (where, state), group in dropped.groupby([dropped["experiment"], states]):
         sources = sorted(set(kept.loc[group["_config"], "experiment"]))
-        state = "finished" if finished else "not finished"
         notes.append(f"{len(group)} configs {state} in {where} were also trained in {', '.join(sources)}: "
                      f"counted once, from {', '.join(sources)}")
     keep = pd.MultiIndex.from_frame(trials.loc[~repeated, ["experiment", "trial"]])

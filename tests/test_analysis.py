@@ -416,3 +416,14 @@ def test_an_experiment_named_like_a_growth_step_does_not_hide_the_others(tmp_pat
     write_trial(tmp_path / "runs" / "l2-study", "t_00000", config(seed=1), curve(0.8))
     found = experiment_dirs(str(tmp_path / "runs"))
     assert [os.path.basename(p) for p in found] == ["grow-lr", "l2-study"]
+
+
+def test_a_config_diverged_in_one_experiment_and_finished_in_another_counts_the_finished(tmp_path):
+    from analysis.load import counted_once
+
+    nan = [{"loss": float("nan"), "accuracy": 0.1, "val_loss": float("nan"), "val_accuracy": 0.098, "diverged": True}]
+    write_trial(tmp_path / "first", "t0", config(seed=0), nan)
+    write_trial(tmp_path / "second", "t0", config(seed=0), curve(0.9))
+    df, notes = counted_once(load_experiment(str(tmp_path / "first"), str(tmp_path / "second")))
+    assert df["experiment"].unique().tolist() == ["second"] and df["status"].unique().tolist() == ["finished"]
+    assert notes == ["1 configs diverged in first were also trained in second: counted once, from second"]
