@@ -77,7 +77,8 @@ def summarize(df: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
     Columns: the group keys, `n` (replicates used), `n_diverged`,
     `n_incomplete`, `complete`, `seeds`, with early stopping `stopped_at` (the epoch
     each finished replicate ended at, in seed order), then `{metric}_{mean,std,min,max,ci95}`
-    for every metric present, `rank` (1 = best `metric` in its arch), and each cell
+    for every metric present, `rank` (1 = best `metric` in its arch among cells of n >= 2, if
+    any; a cell of one replicate ranks after them), and each cell
     against its architecture's best (analysis.significance: `vs_best`, the difference of
     means with its 95 % CI, Welch's t, df, p and Holm's adjusted p).
     """
@@ -102,8 +103,12 @@ def summarize(df: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
     table = table.reset_index()
     table["n"] = table["n"].astype(int)
     by = [c for c in ("arch",) if c in table]
-    table = table.sort_values([*by, f"{metric}_mean"], ascending=[True] * len(by) + [metric.endswith("loss")],
-                              na_position="last", kind="stable")
+    # A cell with one finished replicate cannot be tested against another: it ranks after
+    # the cells that can, so that a lucky single seed of a sweep under way is not "best".
+    table["_thin"] = table["n"] < 2
+    table = table.sort_values([*by, "_thin", f"{metric}_mean"],
+                              ascending=[True] * len(by) + [True, metric.endswith("loss")],
+                              na_position="last", kind="stable").drop(columns="_thin")
     table["rank"] = table.groupby(by, sort=False).cumcount() + 1 if by else range(1, len(table) + 1)
     table = table.reset_index(drop=True)
     # Each cell against its architecture's best, over the replicates' final values.

@@ -160,11 +160,13 @@ class Sweep:
             key = json.dumps({k: v for k, v in c.items() if k != "seed"}, sort_keys=True, default=str)
             groups.setdefault((c["arch"], metric, key), (c, []))[1].append(self.last[i][metric])
         best: dict = {}
+        ranks: dict = {}
         for (arch, metric, _), (c, values) in groups.items():
             mean = statistics.fmean(values)
-            higher = metric == "val_accuracy"
-            if arch not in best or (mean > best[arch][1] if higher else mean < best[arch][1]):
-                best[arch] = (metric, mean, len(values), group_label(c))
+            # As the report ranks: a group of one replicate only when no group has two.
+            rank = (len(values) >= 2, mean if metric == "val_accuracy" else -mean)
+            if arch not in ranks or rank > ranks[arch]:
+                ranks[arch], best[arch] = rank, (metric, mean, len(values), group_label(c))
         return best
 
     # -- how it reads --------------------------------------------------------------------------

@@ -427,3 +427,16 @@ def test_a_config_diverged_in_one_experiment_and_finished_in_another_counts_the_
     df, notes = counted_once(load_experiment(str(tmp_path / "first"), str(tmp_path / "second")))
     assert df["experiment"].unique().tolist() == ["second"] and df["status"].unique().tolist() == ["finished"]
     assert notes == ["1 configs diverged in first were also trained in second: counted once, from second"]
+
+
+def test_a_cell_of_one_lucky_replicate_ranks_after_the_cells_that_can_be_tested(tmp_path):
+    """A sweep under way: one cell has 3 finished seeds, another 1 (higher). The best is the
+    tested cell; the single seed is ranked after it, not tested."""
+    exp = tmp_path / "exp"
+    for seed, acc in ((0, 0.90), (1, 0.91), (2, 0.92)):
+        write_trial(exp, f"a{seed}", config(l2=0.0, seed=seed), curve(acc))
+    write_trial(exp, "b0", config(l2=1e-4, seed=0), curve(0.95))
+    summary = summarize(load_experiment(str(exp)))
+    assert summary["l2"].tolist() == [0.0, 1e-4] and summary["n"].tolist() == [3, 1]
+    assert summary["vs_best"].tolist() == ["best", "not tested (n < 2)"]
+    assert summary["val_accuracy_mean"].tolist() == pytest.approx([0.91, 0.95])

@@ -70,6 +70,14 @@ def test_best_mean_is_over_replicates_of_one_config_group():
     assert (metric, n, group) == ("val_accuracy", 2, "clean_l2-0.0001")
     assert mean == pytest.approx(statistics.fmean([0.95, 0.91]))
     assert "best mean: mlp64 val_accuracy 0.9300 (n=2, clean_l2-0.0001)" in sweep.line()
+    # A third cell with one lucky seed is not the best while cells of two or more exist.
+    lucky = configs(l2=[1e-3], seed=[0])
+    sweep = Sweep(grid + lucky, [[i] for i in range(len(grid) + 1)], slots=2)
+    for i, c in enumerate(grid + lucky):
+        if (c["l2"], c["seed"]) in {**accuracy, (1e-3, 0): 0.99}:
+            sweep.row(i, {"epoch": 10, "val_accuracy": {**accuracy, (1e-3, 0): 0.99}[(c["l2"], c["seed"])]})
+            sweep.set_unit(i, "finished")
+    assert sweep.best()["mlp64"][2:] == (2, "clean_l2-0.0001")
 
 
 def test_a_denoisers_best_is_its_lowest_loss_and_lines_name_state_epochs_metric():
