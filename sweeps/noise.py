@@ -48,10 +48,12 @@ def gaussian_draws(shape, scale: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def salt_and_pepper_masks(shape, level: float, rng: np.random.Generator):
-    """Seed 001's two Bernoulli masks: `keep` ~ B(1 - level), `salt` ~ B(0.5)."""
-    keep = rng.random(shape, dtype=np.float32) >= np.float32(level)
-    salt = rng.random(shape, dtype=np.float32) < np.float32(0.5)
-    return keep, salt
+    """Seed 001's two Bernoulli masks: `keep` ~ B(1 - level), `salt` ~ B(0.5).
+
+    Both come from one draw with the pair last, so image i's masks are the same whatever the
+    number of images drawn (two draws in turn would make the salt of image i depend on it)."""
+    u = rng.random((*shape, 2), dtype=np.float32)
+    return u[..., 0] >= np.float32(level), u[..., 1] < np.float32(0.5)
 
 
 def salt_and_pepper_draws(shape, level: float, rng: np.random.Generator) -> np.ndarray:

@@ -76,6 +76,15 @@ def test_salt_and_pepper_is_seed_001_formula_on_a_fixed_seed():
     np.testing.assert_array_equal(got, expected.astype(np.float32))
 
 
+@pytest.mark.parametrize("noise_type", ["gaussian", "salt_and_pepper"])
+def test_an_images_noise_is_the_same_whatever_the_splits_size(noise_type):
+    """A subset (tiny variant, train_subset) sees on its images the noise the full split has."""
+    kw = dict(seed=4, noise_type=noise_type, noise_scale=0.3)
+    few = noise.split_draws(10, (28, 28), "train", **kw)
+    many = noise.split_draws(25, (28, 28), "train", **kw)
+    np.testing.assert_array_equal(few, many[:10])
+
+
 def test_salt_and_pepper_rates():
     p = 0.3
     x = noise.noisy_split(gray(), "train", seed=9, noise_type="salt_and_pepper", noise_scale=p)
