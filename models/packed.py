@@ -221,15 +221,18 @@ def _repeat(alive, times: int):
 
 
 def _dropout(x, rate: float, grid: bool, channels: int, k: int, seeds, salt: int):
-    """Keras's inverted dropout with each member's mask drawn from its own seed."""
+    """Keras's inverted dropout with each member's mask drawn from its own seed.
+
+    The layer's position is folded into the member's step seed: added to the step counter
+    instead, layer a at step c + d would draw layer a + d's mask of step c."""
     import tensorflow as tf
 
     if grid:
         shape = tf.shape(x)
         member_shape = tf.stack([shape[0], shape[1], shape[2], channels])
-        masks = [tf.random.stateless_uniform(member_shape, seeds[m] + [0, salt]) for m in range(k)]
+        masks = [tf.random.stateless_uniform(member_shape, tf.random.fold_in(seeds[m], salt)) for m in range(k)]
         keep = tf.concat(masks, axis=-1) >= rate
     else:
         member_shape = tf.shape(x)[1:]
-        keep = tf.stack([tf.random.stateless_uniform(member_shape, seeds[m] + [0, salt]) for m in range(k)]) >= rate
+        keep = tf.stack([tf.random.stateless_uniform(member_shape, tf.random.fold_in(seeds[m], salt)) for m in range(k)]) >= rate
     return tf.where(keep, x / (1.0 - rate), tf.zeros_like(x))

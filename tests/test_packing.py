@@ -199,6 +199,20 @@ def test_layers_a_pack_cannot_hold_are_named():
         PackedNet([model, model])
 
 
+def test_dropout_masks_of_different_layers_and_steps_are_independent():
+    """A member's step seed is (its seed, step counter); layer 4 at step 3 and layer 7 at
+    step 0 must not draw the same mask."""
+    import tensorflow as tf
+
+    from models.packed import _dropout
+
+    x = tf.ones([1, 64, 1000])
+    kept = [_dropout(x, 0.5, False, 1000, 1, tf.constant([[7, step]], tf.int32), layer).numpy() > 0
+            for step, layer in ((3, 4), (0, 7))]
+    assert 0.45 < kept[0].mean() < 0.55
+    assert 0.45 < (kept[0] == kept[1]).mean() < 0.55  # agree as two independent masks do
+
+
 def test_grouped_and_per_member_convolutions_compute_the_same_pack():
     """A GPU or XLA runs a pack's convolutions as one grouped convolution; TensorFlow's CPU
     kernels run one per member. Both are the same network."""
