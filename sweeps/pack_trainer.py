@@ -256,9 +256,12 @@ class Pack:
         import keras
 
         with open(os.path.join(folder, "state.json")) as f:
-            self.epochs_done = json.load(f)["epochs_done"]
+            state = json.load(f)
+        self.epochs_done = state["epochs_done"]
+        self.stops = [EarlyStop.of(self.members[0], state.get("early_stop"))]
         model = keras.models.load_model(os.path.join(folder, "model.keras"))
         for v, w in zip(self.net.variables, model.get_weights()):
             v.assign(np.reshape(w, v.shape))
         for v, w in zip(self.optimizer.variables, model.optimizer.variables):
             v.assign(np.reshape(np.asarray(w), v.shape))
+        self._set_alive()

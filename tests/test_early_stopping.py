@@ -157,6 +157,26 @@ def test_a_restarted_pack_keeps_each_members_wait_and_stops_where_it_would_have(
         assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-6)
 
 
+def test_a_solo_checkpoint_from_before_packing_keeps_its_wait(tmp_path):
+    """A trial checkpointed by the Keras path (model.keras + state.json) and continued as a
+    pack of one goes on with the wait and best its checkpoint holds."""
+    import keras
+
+    from models import build_model
+    from sweeps.pack_trainer import Pack
+
+    config = members()[1]  # patience 3
+    model = build_model(config["arch"], 0.0, (28, 28, 1), num_classes=10)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.save(str(tmp_path / "model.keras"))
+    saved = {"wait": 2, "best": 0.25, "best_epoch": 1, "stopped_epoch": 0}
+    (tmp_path / "state.json").write_text(json.dumps({"epochs_done": 3, "early_stop": saved}))
+    pack = Pack([config], learnable_mnist(500, 200))
+    pack.restore(str(tmp_path))
+    assert pack.epochs_done == 3 and {k: pack.stops[0].state()[k] for k in saved} == saved
+    assert all(np.array_equal(a, b) for a, b in zip(pack.net.member_weights(0), model.get_weights()))
+
+
 def test_a_holdout_member_that_stops_is_scored_on_the_test_split_at_its_stop():
     arrays = learnable_mnist(500, 200)
     pack = train(members(validation="holdout", holdout_size=100), arrays, until=1)
