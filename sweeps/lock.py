@@ -8,6 +8,7 @@ takes it over.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -60,9 +61,35 @@ def experiment_lock(exp_path: str, take_stale: bool):
     """
     path = os.path.join(exp_path, LOCK_FILE)
     mine = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    try:
+        os.makedirs(exp_path, exist_ok=True)
+    except OSError as e:
+        raise LockError(f"{exp_path}: cannot write there ({e.strerror})") from None
+    with _one_at_a_time(exp_path):
+        _acquire(exp_path, path, mine, take_stale)
+    try:
+        yield
+    finally:
+        if read_holder(exp_path) == mine:
+            os.remove(path)
+
+
+@contextmanager
+def _one_at_a_time(exp_path: str):
+    """Runners take the lock one at a time (an flock on the experiment folder): two that
+    find the same stale lock would otherwise each remove what may be the other's new one,
+    and both run."""
+    fd = os.open(exp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _acquire(exp_path: str, path: str, mine: dict, take_stale: bool) -> None:
     while True:
         try:
-            os.makedirs(exp_path, exist_ok=True)
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             holder = read_holder(exp_path) or {}
@@ -82,9 +109,4 @@ def experiment_lock(exp_path: str, take_stale: bool):
         except OSError as e:
             os.remove(path)
             raise LockError(f"{exp_path}: cannot write there ({e.strerror})") from None
-        break
-    try:
-        yield
-    finally:
-        if read_holder(exp_path) == mine:
-            os.remove(path)
+        return

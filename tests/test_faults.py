@@ -189,6 +189,53 @@ def tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(point)], capture_output=True)
 
 
+def _take_lock(exp, barrier, outcomes):
+    from sweeps import lock
+    from sweeps.lock import LockError, experiment_lock
+
+    read = lock.read_holder
+
+    def slow_read(path):  # a slow disk (or a descheduled runner) between reading and acting
+        holder = read(path)
+        time.sleep(0.2)
+        return holder
+
+    lock.read_holder = slow_read
+    barrier.wait()
+    try:
+        with experiment_lock(str(exp), take_stale=True):
+            outcomes.put("ran")
+            time.sleep(4.0)  # held while the others try (one at a time, 0.2 s each)
+    except LockError:
+        outcomes.put("refused")
+    except Exception as e:  # noqa: BLE001 - what the test is looking for
+        outcomes.put(f"{type(e).__name__}: {e}")
+
+
+def test_runners_that_find_one_stale_lock_at_once_let_exactly_one_run(tmp_path, fault_record):
+    """Eight `--resume`s of an experiment whose runner died, started together: one takes the
+    stale lock over, seven are refused by name, none crashes."""
+    import multiprocessing
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "since": "then"}))
+    ctx = multiprocessing.get_context("fork")
+    barrier, outcomes = ctx.Barrier(8), ctx.Queue()
+    procs = [ctx.Process(target=_take_lock, args=(exp, barrier, outcomes)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    seen = sorted(outcomes.get(timeout=5) for _ in procs)
+    assert seen == ["ran"] + ["refused"] * 7, seen
+    assert not (exp / LOCK_FILE).exists()
+    fault_record(fault="8 runners take one stale lock at once", trials=0, epochs=0, trials_lost=0,
+                 epochs_duplicated=0, trainings_repeated=0, runners_that_ran=seen.count("ran"))
+
+
 def test_read_only_storage_is_refused_before_any_trial(tmp_path, tmpfs, capsys, fault_record):
     ro = tmpfs("4m", "ro")
     code = run.main(["--grid", "smoke:tiny", "--storage-path", str(ro / "runs"), "--name", "x"])
