@@ -16,6 +16,7 @@ noise, so packed and solo runs of a config agree.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -53,7 +54,9 @@ class Pack:
         num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
         train_images, train_labels = subset(first, arrays, "train")
         self.train = SplitFeed(members, train_images, train_labels, "train")
-        self._test_split = lambda: SplitFeed(members, *subset(first, arrays, "test"), "test")
+        # Built at the first member's end and kept: a new feed each time would retrace the
+        # evaluation step and keep every copy of the test data alive.
+        self._test_split = functools.cache(lambda: SplitFeed(members, *subset(first, arrays, "test"), "test"))
         n = self.train.size
         if first["validation"] == "holdout":
             held = first["holdout_size"]

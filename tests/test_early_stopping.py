@@ -184,6 +184,11 @@ def test_a_holdout_member_that_stops_is_scored_on_the_test_split_at_its_stop():
     assert pack.ended(trained) == [0]  # member 0 stopped at epoch 2; the others go on
     (scores,) = pack.finish([0])
     assert set(scores) == {"test_loss", "test_accuracy"}
+    traced = pack._eval_step.experimental_get_tracing_count()
+    train(None, arrays, pack=pack)
+    later = pack.finish([1, 2])  # members ending later score on the same test feed: no new trace
+    assert all(set(s) == {"test_loss", "test_accuracy"} for s in later)
+    assert pack._eval_step.experimental_get_tracing_count() == traced
 
 
 # -- a solo Keras trial (a denoiser) restarted mid-wait, through real Ray Tune ------------------
