@@ -6,6 +6,7 @@ import os
 import tempfile
 
 import pandas as pd
+import pytest
 import ray
 from ray import tune
 
@@ -16,8 +17,9 @@ EPOCHS = 5
 
 
 def stops_once_after_epoch_3(config):
-    """Reports EPOCHS epochs, checkpointing even ones; the first run fails after
-    reporting epoch 3, whose row its last checkpoint (epoch 2) does not hold."""
+    """Reports EPOCHS epochs, checkpointing even ones (or none, with config["checkpoints"]
+    false); the first run fails after reporting epoch 3, whose row its last checkpoint
+    (epoch 2, or none) does not hold."""
     start = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint:
@@ -25,7 +27,7 @@ def stops_once_after_epoch_3(config):
             start = json.load(f)["epoch"]
     for epoch in range(start + 1, EPOCHS + 1):
         row = {"epoch": epoch, "loss": 1.0 / epoch}
-        if epoch % 2:
+        if epoch % 2 or not config["checkpoints"]:
             tune.report(row)
         else:
             with tempfile.TemporaryDirectory() as d:
@@ -57,21 +59,26 @@ def in_a_fresh_ray(run):
         ray.shutdown()
 
 
-def test_a_restored_trial_logs_each_epoch_once(tmp_path):
+@pytest.mark.parametrize("checkpoints,dropped,uncut", [
+    (True, 1, [1, 2, 3, 3, 4, 5]),  # from its epoch-2 checkpoint, Tune logs epoch 3 again
+    (False, 0, [1, 2, 3, 4, 5]),  # with none it starts afresh, and Tune writes its logs anew
+])
+def test_a_restored_trial_logs_each_epoch_once(tmp_path, checkpoints, dropped, uncut):
     """Two experiments stopped alike, one cut back before the restore and one not (the
-    fault the cut exists for: Tune logs epoch 3 again)."""
+    fault the cut exists for)."""
     exps = {"cut": tmp_path / "cut", "without": tmp_path / "without"}
 
     def fit_both():
         for name, exp in exps.items():
-            tune.Tuner(stops_once_after_epoch_3, param_space={"marker": str(tmp_path / f"{name}-failed-once")},
+            tune.Tuner(stops_once_after_epoch_3, param_space={"marker": str(tmp_path / f"{name}-failed-once"),
+                                                                 "checkpoints": checkpoints},
                        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0)).fit()
 
     in_a_fresh_ray(fit_both)
     assert epochs(exps["cut"]) == epochs(exps["without"]) == [1, 2, 3]
-    assert restore.cut_back(Storage(str(exps["cut"]))) == 1  # epoch 3: after the checkpoint
-    assert epochs(exps["cut"]) == [1, 2]
+    assert restore.cut_back(Storage(str(exps["cut"]))) == dropped  # the rows after the checkpoint
+    assert epochs(exps["cut"]) == [1, 2, 3][:3 - dropped]
     in_a_fresh_ray(lambda: [tune.Tuner.restore(str(exp), stops_once_after_epoch_3, resume_errored=True).fit()
                             for exp in exps.values()])
     assert epochs(exps["cut"]) == [1, 2, 3, 4, 5]
-    assert epochs(exps["without"]) == [1, 2, 3, 3, 4, 5]
+    assert epochs(exps["without"]) == uncut
