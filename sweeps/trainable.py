@@ -49,23 +49,41 @@ def configure_tensorflow(seed: int):
     return tf
 
 
-def fit(model, parts, config: dict, callbacks, initial_epoch: int = 0, validate: bool = True):
+def fit(model, parts, config: dict, callbacks, initial_epoch: int = 0, validate: bool = True,
+        by_epoch: bool = False):
     """The one fit loop: trials, reference classifiers and the benchmark's plain loop.
-    `validate=False` skips the per-epoch validation (a reference is judged once, at its end)."""
+    `validate=False` skips the per-epoch validation (a reference is judged once, at its end).
+
+    `by_epoch=True` (trials, which restart from checkpoints) trains each epoch on the order
+    sweeps.batches gives a pack's member, with the model's random generators set from
+    (seed, epoch): epochs after a restart are those an uninterrupted trial trains. Keras's
+    own shuffle and dropout streams start again from the seed when a trial restarts."""
     from sweeps.quiet import stderr_silenced
+
+    def run(train, epochs, start, shuffle=True):
+        return model.fit(*train, batch_size=config["batch_size"], epochs=epochs, initial_epoch=start,
+                         shuffle=shuffle, validation_data=parts.val if validate else None,
+                         callbacks=callbacks, verbose=0)
 
     # Keras feeds fit through tf.data, whose graphs log a "NodeDef mentions attribute" error
     # line to file descriptor 2 as they start: nothing a user acts on (shown with -v).
     with stderr_silenced():
-        return model.fit(
-            *parts.train,
-            batch_size=config["batch_size"],
-            epochs=config["epochs"],
-            initial_epoch=initial_epoch,
-            validation_data=parts.val if validate else None,
-            callbacks=callbacks,
-            verbose=0,
-        )
+        if not by_epoch:
+            return run(parts.train, config["epochs"], initial_epoch)
+        import numpy as np
+
+        from sweeps.batches import order
+
+        generators = [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+        for epoch in range(initial_epoch, config["epochs"]):
+            rows = order(config["seed"], epoch, len(parts.train[0]))
+            for i, state in enumerate(generators):
+                # Each generator its own stream, counted from a point no earlier epoch reaches.
+                base = np.random.SeedSequence([int(config["seed"]), i]).generate_state(1)[0] >> 1
+                state.assign(np.array([base, epoch << 20], dtype=state.dtype))
+            run([a[rows] for a in parts.train], epoch + 1, epoch, shuffle=False)
+            if model.stop_training:
+                break
 
 
 def train_trial(config: dict, datasets: dict, references: dict | None = None, storage=None) -> None:
@@ -94,7 +112,7 @@ def train_trial(config: dict, datasets: dict, references: dict | None = None, st
         return
     report = TuneReport(config["epochs"], config["checkpoint_every"], finish=parts.finish,
                         folder=trial_folder(storage), stop=stop)
-    fit(model, parts, config, [report], initial_epoch=state["epochs_done"])
+    fit(model, parts, config, [report], initial_epoch=state["epochs_done"], by_epoch=True)
 
 
 def trial_folder(storage):

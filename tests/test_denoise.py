@@ -115,3 +115,33 @@ def test_binary_accuracy_is_the_share_of_pixels_the_thresholded_output_gets_exac
     by_hand = np.mean((model.predict(x, verbose=0) > 0.5).astype(np.float32) == clean)
     assert reported == pytest.approx(by_hand, abs=1e-6)
     assert 0 < by_hand <= np.mean((clean == 0) | (clean == 1)) < 1  # a grey clean pixel never counts
+
+
+@pytest.mark.parametrize("arch", ["vae", "dae_small"])
+def test_a_trial_restarted_from_its_checkpoint_trains_as_if_never_stopped(tmp_path, arch):
+    """The trials' fit, saved and loaded after epoch 2, ends with the weights of an
+    uninterrupted run: each epoch's order and the VAE's sampling draws come from (seed,
+    epoch), not from streams that start again from the seed when a trial restarts."""
+    import tensorflow as tf
+
+    from sweeps import tasks
+    from sweeps.trainable import fit
+
+    tf.config.experimental.enable_op_determinism()
+    cfg = trial_config({"arch": arch, "noise_type": "gaussian", "noise_scale": 0.5, "noise_clip": True,
+                        "epochs": 4, "train_subset": 400, "test_subset": 100, "batch_size": 50,
+                        "classifier": None, "seed": 3}, {})
+    parts = tasks.for_config(cfg).parts(cfg, learnable_mnist(400, 100), {})
+
+    def trained(start, stop, model=None):
+        keras.utils.set_random_seed(cfg["seed"])  # as each trial's worker does first
+        model = model or parts.build()
+        fit(model, parts, {**cfg, "epochs": stop}, [], initial_epoch=start, by_epoch=True)
+        return model
+
+    whole = trained(0, 4)
+    trained(0, 2).save(tmp_path / "at2.keras")
+    keras.utils.set_random_seed(cfg["seed"])
+    resumed = trained(2, 4, keras.models.load_model(tmp_path / "at2.keras"))
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
