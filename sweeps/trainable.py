@@ -56,8 +56,8 @@ def fit(model, parts, config: dict, callbacks, initial_epoch: int = 0, validate:
 
     `by_epoch=True` (trials, which restart from checkpoints) trains each epoch on the order
     sweeps.batches gives a pack's member, with the model's random generators set from
-    (seed, epoch): epochs after a restart are those an uninterrupted trial trains. Keras's
-    own shuffle and dropout streams start again from the seed when a trial restarts."""
+    (seed, epoch): epochs after a restart are those an uninterrupted trial trains (Keras's
+    own generators, such as the VAE's sampling, start again from the seed on a restart)."""
     from sweeps.quiet import stderr_silenced
 
     def run(train, epochs, start, shuffle=True):
@@ -75,11 +75,12 @@ def fit(model, parts, config: dict, callbacks, initial_epoch: int = 0, validate:
         from sweeps.batches import order
 
         generators = [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+        bases = [np.random.SeedSequence([int(config["seed"]), i]).generate_state(1)[0] >> 1
+                 for i in range(len(generators))]
         for epoch in range(initial_epoch, config["epochs"]):
             rows = order(config["seed"], epoch, len(parts.train[0]))
-            for i, state in enumerate(generators):
+            for state, base in zip(generators, bases):
                 # Each generator its own stream, counted from a point no earlier epoch reaches.
-                base = np.random.SeedSequence([int(config["seed"]), i]).generate_state(1)[0] >> 1
                 state.assign(np.array([base, epoch << 20], dtype=state.dtype))
             run([a[rows] for a in parts.train], epoch + 1, epoch, shuffle=False)
             if model.stop_training:
