@@ -31,13 +31,15 @@ def members(arch, **kw):
 
 
 def train(configs, arrays, epochs=None):
+    """The pack after training, and its members' weights before it and after each epoch."""
     from sweeps.pack_trainer import Pack
 
     pack = Pack(configs, arrays)
-    initial = [pack.net.member_weights(i) for i in range(pack.k)]
+    weights = [[pack.net.member_weights(i) for i in range(pack.k)]]
     while not pack.done and (epochs is None or pack.epochs_done < epochs):
         pack.record(pack.train_epoch(), {})
-    return pack, initial
+        weights.append([pack.net.member_weights(i) for i in range(pack.k)])
+    return pack, weights
 
 
 @pytest.mark.parametrize("arch", ["mlp64", "cnn"])
@@ -48,19 +50,31 @@ def test_packed_members_start_and_train_as_their_solo_trials(arch):
 
     arrays = learnable_mnist(600, 1000)  # 1,000 validation images: one of them is 1e-3
     configs = members(arch)
-    packed, packed_initial = train(configs, arrays)
+    packed, packed_weights = train(configs, arrays)
     for i, config in enumerate(configs):
-        solo, solo_initial = train([config], arrays)
+        solo, solo_weights = train([config], arrays)
         keras.utils.set_random_seed(config["seed"])
         keras_initial = build_model(arch, config["l2"], (28, 28, 1), num_classes=10).get_weights()
-        for a, b, c in zip(packed_initial[i], solo_initial[0], keras_initial):
+        for a, b, c in zip(packed_weights[0][i], solo_weights[0][0], keras_initial):
             np.testing.assert_array_equal(a, b)  # the weights its solo trial starts from...
             np.testing.assert_array_equal(a, c)  # ...which are the registry model's under its seed
+        # After an epoch, the same weights up to float rounding (a pack sums in another order):
+        # a wrong batch, noise draw, dropout mask or penalty moves them far more than 1e-5.
+        for a, b in zip(packed_weights[1][i], solo_weights[1][0]):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * np.abs(b).max(), err_msg=f"member {i}")
         assert len(packed.rows[i]) == len(solo.rows[0]) == 3
-        for p, s in zip(packed.rows[i], solo.rows[0]):
-            assert abs(p["val_accuracy"] - s["val_accuracy"]) <= 2e-3, (i, p, s)
-            for key in ("loss", "val_loss"):
-                assert p[key] == pytest.approx(s[key], rel=0.01), (i, key, p, s)
+        first, *later = zip(packed.rows[i], solo.rows[0])
+        assert abs(first[0]["val_accuracy"] - first[1]["val_accuracy"]) <= 2e-3, (i, first)
+        for key in ("loss", "val_loss"):
+            assert first[0][key] == pytest.approx(first[1][key], rel=1e-4), (i, key, first)
+        for p, s in later:
+            # Later epochs agree only as closely as training itself allows: a solo cnn trial
+            # whose weights are perturbed by 1e-7 (relative) ends the next epoch with some
+            # weights 5-9 % apart (a max-pool or ReLU flips), and packed and solo members here
+            # end 12 of 1,000 validation images and 4 % of val_loss apart (measured 2026-11-29).
+            assert abs(p["val_accuracy"] - s["val_accuracy"]) <= 0.03, (i, p, s)
+            assert p["loss"] == pytest.approx(s["loss"], rel=0.01), (i, p, s)
+            assert p["val_loss"] == pytest.approx(s["val_loss"], rel=0.15), (i, p, s)
     # The members really differ: other seeds, other L2 factors, other numbers.
     finals = [rows[-1]["loss"] for rows in packed.rows]
     assert len(set(finals)) == 4
