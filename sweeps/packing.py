@@ -132,20 +132,27 @@ def plan(trials: list[dict], size: int | None, slots: int = 1, gpu: bool = False
 
 
 def label(config: dict) -> str:
-    """A config as a folder name a person can read: arch, noise, L2, then an optimizer
-    other than the architecture's own, its momentum (n: Nesterov's) and learning-rate
-    schedule, a hidden activation and an early-stopping patience where one is chosen, and
-    the seed."""
+    """A config as a folder name a person can read: arch, noise, L2, then an optimizer,
+    learning rate or batch size other than the architecture's own, its momentum (n:
+    Nesterov's) and learning-rate schedule, a hidden activation, a VAE's latent size and an
+    early-stopping patience where one is chosen, and the seed."""
     noise = "clean" if config["noise_type"] == "none" else f"{config['noise_type']}{config['noise_scale']:g}"
     parts = [config["arch"], noise, f"l2-{config['l2']:g}"]
-    if config.get("optimizer") not in (None, arch_defaults(config["arch"]).get("optimizer")):
+    own = arch_defaults(config["arch"])
+    if config.get("optimizer") not in (None, own.get("optimizer")):
         parts.append(config["optimizer"])
+    if config.get("lr") not in (None, own.get("lr")):
+        parts.append(f"lr{config['lr']:.3g}")
+    if config.get("batch_size") not in (None, own.get("batch_size")):
+        parts.append(f"b{config['batch_size']}")
     if config.get("momentum"):
         parts.append(f"m{config['momentum']:g}" + ("n" if config.get("nesterov") else ""))
     if config.get("lr_schedule"):
         parts.append(config["lr_schedule"])
     if config.get("activation"):
         parts.append(config["activation"])
+    if config.get("latent_dim") is not None:
+        parts.append(f"latent{config['latent_dim']}")
     if config.get("patience") is not None:
         parts.append(f"patience{config['patience']}")
     return "_".join([*parts, f"s{config['seed']}"])

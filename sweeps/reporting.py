@@ -128,6 +128,19 @@ def member_means(rows: list[list[dict]]) -> dict:
     return {f"mean_{m}": float(np.mean([r[m] for r in alive])) if alive else math.nan for m in names}
 
 
+def member_names(folder, members: list[dict]) -> list[str]:
+    """A pack's member folders: those its folder already lists, else
+    sweeps.packing.member_dirnames. A restarted pack keeps the names it started with: under
+    names given otherwise (a later version's), a member that ended before the restart would
+    be listed in a folder it never wrote."""
+    from sweeps.packing import member_dirnames
+
+    listed = folder.read_json(MEMBERS_FILE)
+    if isinstance(listed, list) and len(listed) == len(members):
+        return listed
+    return member_dirnames(members)
+
+
 def write_members(folder, names: list[str], members: list[dict]) -> None:
     """A pack's folder made to read as its members' (analysis.load): the member list and
     each member's `params.json`. Written as a pack starts, before it builds (seconds, and

@@ -133,10 +133,10 @@ def train_pack(members: list[dict], arrays: dict, storage=None) -> None:
     from ray import tune
 
     from sweeps.pack_trainer import Pack
-    from sweeps.packing import member_dirnames
-    from sweeps.reporting import PackReport, write_members
+    from sweeps.reporting import PackReport, member_names, write_members
 
-    folder, names = trial_folder(storage), member_dirnames(members)
+    folder = trial_folder(storage)
+    names = member_names(folder, members)
     if len(members) > 1:
         write_members(folder, names, members)
     pack = Pack(members, arrays)

@@ -33,6 +33,27 @@ def test_shipped_grid_header_states_its_trial_counts(name):
     assert len(small.trials) == tiny
 
 
+@pytest.mark.parametrize("name", grids.known_grids())
+def test_each_config_of_a_shipped_grid_has_its_own_folder_name(name):
+    """Trial folders and the live view's cells are named by `packing.label`: configs that
+    differ only in an axis the name leaves out (the vae's latent sizes did) read as one."""
+    from sweeps.packing import label
+
+    for spec in (name, f"{name}:tiny"):
+        names = [label(t) for t in load_grid(spec).trials]
+        assert len(set(names)) == len(names), (spec, sorted(n for n in names if names.count(n) > 1))
+
+
+def test_a_folder_name_shows_a_learning_rate_batch_size_or_latent_size_not_the_architectures_own():
+    from sweeps.packing import label
+
+    own = grids.trial_config({"arch": "mlp64", "seed": 1}, {})
+    assert label(own) == "mlp64_clean_l2-0_s1"
+    assert label({**own, "lr": 0.01477, "batch_size": 64}) == "mlp64_clean_l2-0_lr0.0148_b64_s1"
+    vae = grids.trial_config({"arch": "vae", "noise_type": "gaussian", "noise_scale": 0.5, "latent_dim": 8, "seed": 2}, {})
+    assert label(vae) == "vae_gaussian0.5_l2-0_latent8_s2"
+
+
 def test_readmes_grid_table_gives_each_headers_trials_and_time():
     """README's table of shipped grids drifted from the headers once (times measured later):
     every grid has a row, and its trials and time are the header's words."""

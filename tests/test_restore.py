@@ -82,3 +82,21 @@ def test_a_restored_trial_logs_each_epoch_once(tmp_path, checkpoints, dropped, u
                             for exp in exps.values()])
     assert epochs(exps["cut"]) == [1, 2, 3, 4, 5]
     assert epochs(exps["without"]) == uncut
+
+
+def test_a_restarted_pack_keeps_the_member_folders_it_started_with(tmp_path):
+    """Folder names grew (a VAE's latent size, a learning rate): a pack started under the
+    old names and restarted under the new must write where it began, or a member that had
+    ended before the restart is listed in a folder it never wrote."""
+    from sweeps.grids import trial_config
+    from sweeps.packing import member_dirnames
+    from sweeps.reporting import member_names, write_members
+
+    members = [trial_config({"arch": "mlp64", "seed": s, "lr": 0.05}, {}) for s in (0, 1)]
+    folder = Storage(str(tmp_path / "pack"))
+    assert member_names(folder, members) == member_dirnames(members) == ["mlp64_clean_l2-0_lr0.05_s0_m00",
+                                                                         "mlp64_clean_l2-0_lr0.05_s1_m01"]
+    old = ["mlp64_clean_l2-0_s0_m00", "mlp64_clean_l2-0_s1_m01"]
+    write_members(folder, old, members)
+    assert member_names(folder, members) == old
+    assert json.loads((tmp_path / "pack" / old[1] / "params.json").read_text())["seed"] == 1
