@@ -103,8 +103,13 @@ class LiveView(tune.Callback):
         self.sweep.epoch_done(self._unit(trial), result.get("epoch_time_s"))
         members = self._members(trial)
         rows = result.get("members")
-        for i, name in members:
-            row = result if rows is None else (rows.get(os.path.basename(name)) or {})
+        if rows is None:
+            taken = [(i, name, result) for i, name in members]
+        else:
+            folder = os.path.basename(trial.path)
+            taken = [(i, os.path.join(folder, n), row) for (i, _), (n, row)
+                     in zip(members, packing.reported_members(rows, packing.members_of(trial.config)))]
+        for i, name, row in taken:
             if self.sweep.row(i, row) in (schema.DIVERGED, schema.FINISHED) and speak:
                 self.say(self.sweep.config_line(i, name))
 

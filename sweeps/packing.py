@@ -176,3 +176,16 @@ def members_of(config: dict) -> list[dict] | None:
 def member_dirnames(members: list[dict]) -> list[str]:
     """Each member's folder inside its pack's: its label and its place in the pack."""
     return [f"{label(m)}_m{i:02d}" for i, m in enumerate(members)]
+
+
+def reported_members(reported: dict | None, members: list[dict]) -> list[tuple[str, dict]]:
+    """(folder name, last row) of each member, from a pack's report to Tune (its "members":
+    folder name -> row; {} before a member's first row). Matched by the place `_mNN`, not the
+    whole name: a pack restarted from an older version keeps the names it started with
+    (sweeps.reporting.member_names)."""
+    by_place = {}
+    for name, row in (reported or {}).items():
+        place = name.rsplit("_m", 1)[-1]
+        if place.isdigit():
+            by_place[int(place)] = (name, row or {})
+    return [by_place.get(i, (name, {})) for i, name in enumerate(member_dirnames(members))]

@@ -552,9 +552,9 @@ def member_results(result) -> list[tuple[str, dict, dict]]:
     m = result.metrics or {}
     if not members:
         return [(os.path.basename(result.path), result.config, m)]
-    names = packing.member_dirnames(members)
-    reported = m.get("members") or {}
-    return [(os.path.join(os.path.basename(result.path), n), c, reported.get(n) or {}) for n, c in zip(names, members)]
+    folder = os.path.basename(result.path)
+    return [(os.path.join(folder, n), c, row)
+            for (n, row), c in zip(packing.reported_members(m.get("members"), members), members)]
 
 
 def member_states(result) -> list[tuple[str, dict, dict, str]]:

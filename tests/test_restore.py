@@ -92,7 +92,7 @@ def test_a_restarted_pack_keeps_the_member_folders_it_started_with(tmp_path):
     from sweeps.packing import member_dirnames
     from sweeps.reporting import member_names, write_members
 
-    members = [trial_config({"arch": "mlp64", "seed": s, "lr": 0.05}, {}) for s in (0, 1)]
+    members = [trial_config({"arch": "mlp64", "seed": s, "lr": 0.05, "epochs": 3}, {}) for s in (0, 1)]
     folder = Storage(str(tmp_path / "pack"))
     assert member_names(folder, members) == member_dirnames(members) == ["mlp64_clean_l2-0_lr0.05_s0_m00",
                                                                          "mlp64_clean_l2-0_lr0.05_s1_m01"]
@@ -100,3 +100,15 @@ def test_a_restarted_pack_keeps_the_member_folders_it_started_with(tmp_path):
     write_members(folder, old, members)
     assert member_names(folder, members) == old
     assert json.loads((tmp_path / "pack" / old[1] / "params.json").read_text())["seed"] == 1
+
+    # The runner reads the pack's report by member place, so it finds rows under the old names.
+    from types import SimpleNamespace
+
+    from sweeps import packing, run
+
+    reported = {old[0]: {"epoch": 3, "val_accuracy": 0.9}, old[1]: {"epoch": 2, "diverged": True}}
+    result = SimpleNamespace(config=packing.tune_config(members, [0, 1]), path=str(tmp_path / "pack_7"),
+                             metrics={"epoch": 3, "members": reported}, error=None)
+    states = run.member_states(result)
+    assert [(shown, m, state) for shown, _, m, state in states] == [
+        (f"pack_7/{old[0]}", reported[old[0]], "finished"), (f"pack_7/{old[1]}", reported[old[1]], "diverged")]
