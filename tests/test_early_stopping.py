@@ -160,7 +160,6 @@ def test_a_restarted_pack_keeps_each_members_wait_and_stops_where_it_would_have(
 def test_a_solo_checkpoint_from_before_packing_keeps_its_wait(tmp_path):
     """A trial checkpointed by the Keras path (model.keras + state.json) and continued as a
     pack of one goes on with the wait and best its checkpoint holds."""
-    import keras
 
     from models import build_model
     from sweeps.pack_trainer import Pack
