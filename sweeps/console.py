@@ -101,15 +101,8 @@ class LiveView(tune.Callback):
 
     def _take(self, trial, result: dict, speak: bool) -> None:
         self.sweep.epoch_done(self._unit(trial), result.get("epoch_time_s"))
-        members = self._members(trial)
-        rows = result.get("members")
-        if rows is None:
-            taken = [(i, name, result) for i, name in members]
-        else:
-            folder = os.path.basename(trial.path)
-            taken = [(i, os.path.join(folder, n), row) for (i, _), (n, row)
-                     in zip(members, packing.reported_members(rows, packing.members_of(trial.config)))]
-        for i, name, row in taken:
+        trained = packing.trained_configs(trial.config, os.path.basename(trial.path), result)
+        for (i, _), (name, _, row) in zip(self._members(trial), trained):
             if self.sweep.row(i, row) in (schema.DIVERGED, schema.FINISHED) and speak:
                 self.say(self.sweep.config_line(i, name))
 

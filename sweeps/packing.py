@@ -189,3 +189,13 @@ def reported_members(reported: dict | None, members: list[dict]) -> list[tuple[s
         if place.isdigit():
             by_place[int(place)] = (name, row or {})
     return [by_place.get(i, (name, {})) for i, name in enumerate(member_dirnames(members))]
+
+
+def trained_configs(config: dict, folder: str, metrics: dict | None) -> list[tuple[str, dict, dict]]:
+    """(name shown, config, last row) of each config one Tune trial trains (its `config`, its
+    folder's name, its last result): itself, or each member of a pack as the pack reported it."""
+    members = members_of(config)
+    if not members:
+        return [(folder, config, metrics or {})]
+    rows = reported_members((metrics or {}).get("members"), members)
+    return [(os.path.join(folder, name), member, row) for (name, row), member in zip(rows, members)]

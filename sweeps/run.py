@@ -546,15 +546,8 @@ def live_view(step: dict, resources: dict, args: argparse.Namespace, before: lis
 
 
 def member_results(result) -> list[tuple[str, dict, dict]]:
-    """(name shown, config, last metrics) of each config a Tune trial trained: itself, or
-    each member of a pack (its last row as the pack reported it)."""
-    members = packing.members_of(result.config)
-    m = result.metrics or {}
-    if not members:
-        return [(os.path.basename(result.path), result.config, m)]
-    folder = os.path.basename(result.path)
-    return [(os.path.join(folder, n), c, row)
-            for (n, row), c in zip(packing.reported_members(m.get("members"), members), members)]
+    """(name shown, config, last metrics) of each config a Tune trial trained."""
+    return packing.trained_configs(result.config, os.path.basename(result.path), result.metrics)
 
 
 def member_states(result) -> list[tuple[str, dict, dict, str]]:
