@@ -79,13 +79,11 @@ class LiveView(tune.Callback):
 
     # -- Tune's events ---------------------------------------------------------------------
     def _members(self, trial) -> list[tuple[int, str]]:
-        """(config index, name shown) of each config the Tune trial trains."""
-        members = packing.members_of(trial.config)
-        folder = os.path.basename(trial.path)
-        if not members:
-            return [(self.sweep.index[config_key(trial.config)], folder)]
-        return [(self.sweep.index[config_key(m)], os.path.join(folder, n))
-                for m, n in zip(members, packing.member_dirnames(members))]
+        """(config index, name shown) of each config the Tune trial trains: a pack's members
+        under the folder names it reports (a pack restarted from an older version keeps
+        its own)."""
+        trained = packing.trained_configs(trial.config, os.path.basename(trial.path), trial.last_result)
+        return [(self.sweep.index[config_key(config)], name) for name, config, _ in trained]
 
     def _unit(self, trial) -> int:
         return self.sweep.unit_of[self._members(trial)[0][0]]
@@ -101,8 +99,8 @@ class LiveView(tune.Callback):
 
     def _take(self, trial, result: dict, speak: bool) -> None:
         self.sweep.epoch_done(self._unit(trial), result.get("epoch_time_s"))
-        trained = packing.trained_configs(trial.config, os.path.basename(trial.path), result)
-        for (i, _), (name, _, row) in zip(self._members(trial), trained):
+        for name, config, row in packing.trained_configs(trial.config, os.path.basename(trial.path), result):
+            i = self.sweep.index[config_key(config)]
             if self.sweep.row(i, row) in (schema.DIVERGED, schema.FINISHED) and speak:
                 self.say(self.sweep.config_line(i, name))
 

@@ -112,3 +112,18 @@ def test_a_restarted_pack_keeps_the_member_folders_it_started_with(tmp_path):
     states = run.member_states(result)
     assert [(shown, m, state) for shown, _, m, state in states] == [
         (f"pack_7/{old[0]}", reported[old[0]], "finished"), (f"pack_7/{old[1]}", reported[old[1]], "diverged")]
+
+    # So does the live view, when the pack ends: each member's line names the folder it wrote.
+    import io
+
+    from sweeps.console import LiveView
+    from sweeps.progress import Sweep
+
+    out = io.StringIO()
+    view = LiveView(Sweep(members, [[0, 1]], slots=1), out=out)
+    trial = SimpleNamespace(config=result.config, path=result.path, last_result=result.metrics)
+    view.on_trial_result(0, [trial], trial, result.metrics)
+    view.on_trial_complete(0, [trial], trial)
+    lines = [line.strip() for line in out.getvalue().splitlines() if line.startswith("  pack_7/")]
+    assert lines[0] == f"pack_7/{old[1]}: diverged, epochs 2/3"
+    assert lines[-1] == f"pack_7/{old[0]}: finished, epochs 3/3, val_accuracy 0.9000"
