@@ -172,6 +172,21 @@ class PackedNet:
 
         return [tf.where(mask(alive), g, tf.zeros_like(g)) for g, mask in zip(grads, self._masks)]
 
+    def still(self, optimizer_variables, alive) -> None:
+        """Zero the optimizer state (momentum, Adam's moments, accumulators) of every member
+        not in `alive` ([K] bool). Its gradients are masked to zero, but state it built up
+        would go on moving its weights; with zero state and zero gradient SGD, Adam, Nadam,
+        RMSprop, Adadelta and Adagrad all leave them as they are. A slot variable has the
+        shape of the weight it serves, and a shape here names one layout: matched by shape."""
+        import tensorflow as tf
+
+        masks = {tuple(v.shape): mask for v, mask in zip(self.variables, self._masks)}
+        alive = tf.constant(np.asarray(alive, bool))
+        for slot in optimizer_variables:
+            mask = masks.get(tuple(slot.shape))
+            if mask is not None:
+                slot.assign(tf.where(mask(alive), slot, tf.zeros_like(slot)))
+
     def __call__(self, x, training: bool = False, dropout_seeds=None):
         """x `[K, B, *input_shape]` -> outputs `[K, B, units]`. `dropout_seeds`: `[K, 2]` int32,
         one stateless seed per member for this step (each member's masks are its own,

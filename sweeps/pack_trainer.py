@@ -5,8 +5,9 @@ its own L2 penalty), so each member's gradient is its solo gradient, and the opt
 (per element: SGD, Adam, Adadelta, RMSprop, Adagrad, Nadam) updates it as alone. Each
 member has its own initial weights (built under its seed), its own order per epoch and
 its own noise (sweeps.batches), its own dropout masks (models.packed). A member whose
-loss turns NaN is recorded as diverged at that epoch and frozen: its loss leaves the sum
-and its gradients are zeroed, while the others go on with their own numbers. A member
+loss turns NaN is recorded as diverged at that epoch and frozen: its loss leaves the sum,
+its gradients and its optimizer state are zeroed (its weights stay as they are), while the
+others go on with their own numbers. A member
 that early stopping ends (sweeps.early_stopping, its own rule and state) is frozen the
 same way after its last row, and scored on a hold-out's test split right then.
 
@@ -204,7 +205,10 @@ class Pack:
         return list(trained) if self.done else [i for i in trained if self.frozen(i)]
 
     def _set_alive(self) -> None:
-        self.alive.assign(np.array([not self.frozen(i) for i in range(self.k)]))
+        alive = np.array([not self.frozen(i) for i in range(self.k)])
+        self.alive.assign(alive)
+        if not alive.all():
+            self.net.still(self.optimizer.variables, alive)
 
     def finish(self, members: list[int] | None = None) -> list[dict]:
         """Test metrics of `members` (default all), in their order, for members that validated

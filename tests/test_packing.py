@@ -138,6 +138,24 @@ def test_a_diverging_member_is_frozen_and_the_others_train_as_alone():
     assert all(np.isfinite(w).all() for w in packed.net.member_weights(0))
 
 
+@pytest.mark.parametrize("optimizer", [
+    {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9}, {"optimizer": "adam", "lr": 0.001},
+    {"optimizer": "nadam", "lr": 0.001}, {"optimizer": "rmsprop", "lr": 0.001},
+    {"optimizer": "adadelta", "lr": 1.0}, {"optimizer": "adagrad", "lr": 0.01},
+], ids=lambda o: o["optimizer"])
+def test_a_member_that_stops_early_keeps_its_weights_while_the_others_train(optimizer):
+    """A frozen member's gradient is zero, but momentum and Adam's moments would go on
+    moving its weights: they must stay as they were at its last epoch."""
+    arrays = learnable_mnist(400, 200)
+    going, stopping = members("mlp64", **optimizer)[:2]
+    stopping = {**stopping, "patience": 1, "min_delta": 1e9}  # no epoch improves: stops after its 2nd
+    pack, weights = train([going, stopping], arrays)
+    assert [len(r) for r in pack.rows] == [3, 2] and pack.rows[1][-1]["stopped"]
+    for before, after in zip(weights[2][1], weights[3][1]):
+        np.testing.assert_array_equal(after, before)
+    assert any(not np.array_equal(a, b) for a, b in zip(weights[2][0], weights[3][0]))
+
+
 def test_a_checkpointed_pack_continues_as_if_never_stopped(tmp_path):
     arrays = learnable_mnist(400, 200)
     configs = members("mlp64", optimizer="adam", lr=0.001)
