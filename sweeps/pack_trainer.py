@@ -7,9 +7,9 @@ member has its own initial weights (built under its seed), its own order per epo
 its own noise (sweeps.batches), its own dropout masks (models.packed). A member whose
 loss turns NaN is recorded as diverged at that epoch and frozen: its loss leaves the sum,
 its gradients and its optimizer state are zeroed (its weights stay as they are), while the
-others go on with their own numbers. A member
-that early stopping ends (sweeps.early_stopping, its own rule and state) is frozen the
-same way after its last row, and scored on a hold-out's test split right then.
+others go on with their own numbers. A member that early stopping ends
+(sweeps.early_stopping, its own rule and state) is frozen the same way after its last
+row, and scored on a hold-out's test split right then.
 
 A solo trial of a packable task is a pack of one: the same step, the same order, the same
 noise, so packed and solo runs of a config agree.
