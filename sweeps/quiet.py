@@ -4,7 +4,8 @@ TensorFlow prints its C++ banners (absl's "All log messages before InitializeLog
 not find cuda drivers", a CPU-instructions note) straight to file descriptor 2 while it is
 imported, before any log level applies, and on a machine without a GPU every first op
 logs "failed call to cuInit". Ray Train logs "Checkpoint successfully created" after
-every epoch of every trial. None of it is anything a user acts on. Warnings that are
+every epoch of every trial, and TensorFlow warns of "retracing" as a reused worker starts
+each new pack. None of it is anything a user acts on. Warnings that are
 (data sources, missing GPUs, storage) are printed by the runner itself and stay.
 """
 
@@ -51,7 +52,20 @@ def import_tensorflow(gpu: bool = False):
         # The first device query runs the cuInit probe, which logs through absl at
         # error level whatever TF_CPP_MIN_LOG_LEVEL says: done here, under the silence.
         tf.config.list_physical_devices("GPU")
+    logger = tf.get_logger()
+    if not verbose() and not any(isinstance(f, _PackRetracing) for f in logger.filters):
+        logger.addFilter(_PackRetracing())
     return tf
+
+
+class _PackRetracing(logging.Filter):
+    """TensorFlow's "N out of the last M calls to <...> triggered tf.function retracing".
+    Each pack compiles its own step once, so a reused worker that trains pack after pack
+    (sweeps.pack_trainer) traces the same method again and again, as it must; TensorFlow
+    counts that as retracing and warns on every trial of a many-config sweep."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
 
 
 def quiet_ray_workers() -> None:

@@ -1,5 +1,6 @@
 """What the runner keeps off the console in its Ray workers (sweeps.quiet)."""
 
+import os
 import subprocess
 import sys
 
@@ -26,3 +27,34 @@ def test_a_stopped_workers_ignored_interrupt_is_not_printed_and_other_errors_are
     assert proc.returncode == 0 and proc.stdout == "after the stop\n"
     assert "KeyboardInterrupt" not in proc.stderr
     assert proc.stderr.count("Exception ignored in") == 1 and "ValueError: a real error" in proc.stderr
+
+
+# Pack after pack in one worker, as a reused Ray actor trains them: each pack's compiled
+# step is traced anew, which TensorFlow reports as retracing. Then a warning of another kind.
+PACKS = """
+import logging
+from sweeps.quiet import import_tensorflow
+tf = import_tensorflow()
+
+class Pack:
+    def __init__(self, k):
+        self.w = tf.Variable(tf.ones([k]))
+        self.step = tf.function(self._step)
+    def _step(self, x):
+        return tf.reduce_sum(self.w * x)
+
+for k in range(1, 9):
+    Pack(k).step(tf.ones([k]))
+tf.get_logger().warning("a warning of another kind")
+"""
+
+
+def test_a_worker_training_pack_after_pack_does_not_warn_of_retracing(monkeypatch):
+    monkeypatch.delenv("NOISESWEEP_VERBOSE", raising=False)
+    proc = subprocess.run([sys.executable, "-c", PACKS], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "retracing" not in proc.stderr and "a warning of another kind" in proc.stderr
+    # -v shows everything, this warning included.
+    proc = subprocess.run([sys.executable, "-c", PACKS], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "NOISESWEEP_VERBOSE": "1"})
+    assert proc.returncode == 0 and "triggered tf.function retracing" in proc.stderr
