@@ -86,7 +86,7 @@ class LiveView(tune.Callback):
         return [(self.sweep.index[config_key(config)], name) for name, config, _ in trained]
 
     def _unit(self, trial) -> int:
-        return self.sweep.unit_of[self._members(trial)[0][0]]
+        return self.sweep.unit(packing.members_of(trial.config) or [trial.config])
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.sweep.set_unit(self._unit(trial), RUNNING)

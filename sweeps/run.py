@@ -545,16 +545,12 @@ def live_view(step: dict, resources: dict, args: argparse.Namespace, before: lis
     return LiveView(Sweep(step["trials"], step["packs"], slots))
 
 
-def member_results(result) -> list[tuple[str, dict, dict]]:
-    """(name shown, config, last metrics) of each config a Tune trial trained."""
-    return packing.trained_configs(result.config, os.path.basename(result.path), result.metrics)
-
-
 def member_states(result) -> list[tuple[str, dict, dict, str]]:
     """(name shown, config, last metrics, status) of each config a Tune trial trained."""
     return [(shown, config, m, schema.trial_status(m.get("epoch"), config["epochs"], bool(m.get("diverged")),
                                                    errored=result.error is not None, stopped=bool(m.get("stopped"))))
-            for shown, config, m in member_results(result)]
+            for shown, config, m in packing.trained_configs(result.config, os.path.basename(result.path),
+                                                            result.metrics)]
 
 
 def unfinished(result) -> bool:

@@ -32,7 +32,6 @@ def test_a_stopped_workers_ignored_interrupt_is_not_printed_and_other_errors_are
 # Pack after pack in one worker, as a reused Ray actor trains them: each pack's compiled
 # step is traced anew, which TensorFlow reports as retracing. Then a warning of another kind.
 PACKS = """
-import logging
 from sweeps.quiet import import_tensorflow
 tf = import_tensorflow()
 
