@@ -131,9 +131,37 @@ class PackedNet:
         self._layout.append(layout)
 
     def _penalize(self, kernel, peers, member_shape, axes) -> None:
+        import tensorflow as tf
+
         factors = np.array([_l2_factor(p) for p in peers], dtype=np.float32)
         if factors.any():
-            self._penalties.append((kernel, factors, member_shape, axes))
+            # A variable, so that a compiled step serves other members' factors (load).
+            self._penalties.append((kernel, tf.Variable(factors, trainable=False), member_shape, axes))
+
+    def load(self, models: list) -> None:
+        """Take other members' weights and L2 factors in place of these, in the same variables
+        (a compiled step that reads them serves the new members): models of the same
+        architecture, as many, with L2 on the same layers (PackError otherwise)."""
+        other = PackedNet(models, self.grouped)
+        shapes = [tuple(v.shape) for v in self.variables]
+        if [tuple(v.shape) for v in other.variables] != shapes or other.ops_layout() != self.ops_layout():
+            raise PackError("load: members of another architecture")
+        if other.penalized() != self.penalized():
+            raise PackError("load: members with L2 on other layers")
+        for mine, theirs in zip(self.variables, other.variables):
+            mine.assign(theirs)
+        for mine, theirs in zip(self._penalties, other._penalties):
+            mine[1].assign(theirs[1])
+
+    def penalized(self) -> list[int]:
+        """Which of `variables` carry an L2 penalty for some member."""
+        kernels = [id(p[0]) for p in self._penalties]
+        return [i for i, v in enumerate(self.variables) if id(v) in kernels]
+
+    def ops_layout(self) -> list:
+        """The network's operations without their weights: what a compiled step is made of."""
+        return [(op[0], *(getattr(a, "__name__", a) for a in op[3:])) if op[0] in ("dense", "conv") else op
+                for op in self.ops]
 
     def member_weights(self, k: int) -> list[np.ndarray]:
         """Member k's weights, in the order its Keras model's `get_weights` gives them."""
@@ -162,7 +190,7 @@ class PackedNet:
             w = tf.convert_to_tensor(kernel)
             if member_shape is not None:
                 w = tf.reshape(w, member_shape)
-            total += tf.constant(factors) * tf.reduce_sum(tf.square(w), axis=axes)
+            total += tf.convert_to_tensor(factors) * tf.reduce_sum(tf.square(w), axis=axes)
         return total
 
     def masked(self, grads, alive):

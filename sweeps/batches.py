@@ -12,6 +12,8 @@ alone, so a member shuffles the same way packed or alone, and a rerun the same a
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from sweeps import noise
@@ -27,50 +29,46 @@ def order(seed: int, epoch: int, n: int) -> np.ndarray:
 class SplitFeed:
     """One split (train or test) of one dataset, as K members see it: the uint8 images and
     labels once, each member's standardisation, noise type, scale and clip, and the
-    distinct noise draws among them."""
+    distinct noise draws among them.
+
+    All of it is held in variables, so that a compiled step reading a feed serves any
+    members of the same layout (`layout`): `refill` puts another pack's data in place
+    (sweeps.pack_engine keeps a worker's compiled step from pack to pack)."""
 
     def __init__(self, members: list[dict], images: np.ndarray, labels: np.ndarray, split: str):
         import tensorflow as tf
 
+        def variable(value):
+            return tf.Variable(value, trainable=False)
+
         self.k = len(members)
         self.size = len(images)
         self.shape = (*images.shape[1:], 1)  # the models' input: H, W, 1 channel
-        flat = np.ascontiguousarray(images.reshape(len(images), -1))
-        self.images = tf.constant(flat)
-        self.labels = tf.constant(labels.astype(np.int32))
-        mean, std = np.zeros(self.k, np.float32), np.ones(self.k, np.float32)
-        if any(m["standardize"] for m in members):
-            unit = noise.to_unit_float(flat)
-            moments = np.float32(unit.mean(dtype=np.float64)), np.float32(unit.std(dtype=np.float64))
-            del unit
-            for i, m in enumerate(members):
-                if m["standardize"]:
-                    mean[i], std[i] = moments
-        self.mean, self.std = (tf.constant(v.reshape(-1, 1, 1)) for v in (mean, std))
+        self.split = split
+        self.layout = layout(members, images, split)
+        values = _values(members, images, labels, split)
+        self.images, self.labels, self.mean, self.std = (variable(values[n]) for n in ("images", "labels", "mean", "std"))
         self.noises = []  # (add, each member's draws [N, P] or None, applies [K,1,1], scale [K,1,1], clip [K,1,1])
-        for kind, (_, add) in noise.NOISES.items():
-            keys: list = []
-            slot = np.zeros(self.k, np.int32)
-            applies = np.zeros(self.k, bool)
-            for i, m in enumerate(members):
-                if m["noise_type"] != kind or not noise.targets(kind, m["noise_target"], split):
-                    continue
-                # Gaussian draws do not depend on the scale (common random numbers).
-                key = (m["seed"], m["noise_scale"] if kind != "gaussian" else None)
-                if key not in keys:
-                    keys.append(key)
-                slot[i], applies[i] = keys.index(key), True
-            if keys:
-                scale = np.array([m["noise_scale"] for m in members], np.float32)
-                clip = np.array([bool(m["noise_clip"]) for m in members])
-                # One tensor per distinct draw, never stacked: stacking a pack's draws holds
-                # them twice over.
-                draws = [_tensor(noise.split_draws(self.size, flat.shape[1:], split, seed=seed,
-                                                   noise_type=kind, noise_scale=scale))
-                         for seed, scale in keys]
-                member_draws = [draws[slot[i]] if applies[i] else None for i in range(self.k)]
-                self.noises.append((add, member_draws, *(tf.constant(v.reshape(-1, 1, 1))
-                                                         for v in (applies, scale, clip))))
+        self._draws = []  # per noise kind, its distinct draws (each one variable, never stacked:
+        # stacking a pack's draws holds them twice over)
+        for add, slots, draws, settings in values["noises"]:
+            held = [variable(_tensor(draw())) for draw in draws]
+            self._draws.append(held)
+            self.noises.append((add, [held[s] if s >= 0 else None for s in slots],
+                                *(variable(v) for v in settings)))
+
+    def refill(self, members: list[dict], images: np.ndarray, labels: np.ndarray) -> None:
+        """Hold these members' data instead: the same layout, other seeds, scales and images."""
+        if layout(members, images, self.split) != self.layout:
+            raise ValueError("refill: members of another layout")
+        values = _values(members, images, labels, self.split)
+        for name in ("images", "labels", "mean", "std"):
+            getattr(self, name).assign(values[name])
+        for (_, _, draws, settings), held, noise_vars in zip(values["noises"], self._draws, self.noises):
+            for variable, draw in zip(held, draws):
+                variable.assign(_tensor(draw()))
+            for variable, value in zip(noise_vars[2:], settings):
+                variable.assign(value)
 
     def inputs(self, idx):
         """idx `[K, B]` int32 (member k's rows) -> `[K, B, H, W, 1]` float32 inputs."""
@@ -91,6 +89,62 @@ class SplitFeed:
         import tensorflow as tf
 
         return tf.gather(self.labels, idx)
+
+
+def _noise_slots(members: list[dict], split: str):
+    """Per noise kind the members use in this split: (kind, each member's draw slot or -1,
+    the distinct (seed, scale) draws). Gaussian draws do not depend on the scale (common
+    random numbers), so members of one seed share them."""
+    out = []
+    for kind in noise.NOISES:
+        keys: list = []
+        slots = []
+        for m in members:
+            if m["noise_type"] != kind or not noise.targets(kind, m["noise_target"], split):
+                slots.append(-1)
+                continue
+            key = (m["seed"], m["noise_scale"] if kind != "gaussian" else None)
+            if key not in keys:
+                keys.append(key)
+            slots.append(keys.index(key))
+        if keys:
+            out.append((kind, slots, keys))
+    return out
+
+
+def layout(members: list[dict], images: np.ndarray, split: str) -> tuple:
+    """What a compiled step depends on in a feed: the split's shape and type, and which
+    member reads which distinct noise draw of which kind (not the values)."""
+    return (split, images.shape, str(images.dtype), len(members),
+            tuple((kind, tuple(slots), len(keys)) for kind, slots, keys in _noise_slots(members, split)))
+
+
+def _values(members: list[dict], images: np.ndarray, labels: np.ndarray, split: str) -> dict:
+    """A feed's contents as arrays: flat uint8 images, int32 labels, each member's
+    standardisation (mean, std `[K,1,1]`) and, per noise kind, (add, slots, draws,
+    (applies, scale, clip) `[K,1,1]`), the draws as functions that make them."""
+    k = len(members)
+    flat = np.ascontiguousarray(images.reshape(len(images), -1))
+    mean, std = np.zeros(k, np.float32), np.ones(k, np.float32)
+    if any(m["standardize"] for m in members):
+        unit = noise.to_unit_float(flat)
+        moments = np.float32(unit.mean(dtype=np.float64)), np.float32(unit.std(dtype=np.float64))
+        del unit
+        for i, m in enumerate(members):
+            if m["standardize"]:
+                mean[i], std[i] = moments
+    noises = []
+    for kind, slots, keys in _noise_slots(members, split):
+        applies = np.array([s >= 0 for s in slots])
+        scale = np.array([m["noise_scale"] for m in members], np.float32)
+        clip = np.array([bool(m["noise_clip"]) for m in members])
+        # Made one at a time as they are stored: a pack's draws are its largest arrays.
+        draws = [functools.partial(noise.split_draws, len(flat), flat.shape[1:], split, seed=seed,
+                                   noise_type=kind, noise_scale=s) for seed, s in keys]
+        settings = tuple(v.reshape(-1, 1, 1) for v in (applies, scale, clip))
+        noises.append((noise.NOISES[kind][1], slots, draws, settings))
+    return {"images": flat, "labels": labels.astype(np.int32), "mean": mean.reshape(-1, 1, 1),
+            "std": std.reshape(-1, 1, 1), "noises": noises}
 
 
 def _tensor(array: np.ndarray):

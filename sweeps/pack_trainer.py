@@ -17,7 +17,6 @@ noise, so packed and solo runs of a config agree.
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import math
@@ -25,27 +24,23 @@ import os
 
 import numpy as np
 
-from sweeps.batches import SplitFeed, order
+from sweeps.batches import order
 from sweeps.early_stopping import EarlyStop
-from sweeps.tasks.base import make_optimizer, steps_per_epoch, subset
+from sweeps.tasks.base import steps_per_epoch, subset
 
 EVAL_BATCH = 1024  # validation batches: a sum over images, so their size changes no figure
 STATE_FILE = "pack.json"
 ARRAYS_FILE = "pack.npz"
-# XLA fuses the batch's gather, noise and dense layers into a few kernels: 1.5x faster on
-# CPU for the MLPs; but its CPU convolutions are 2-3x slower than TensorFlow's own
-# (bench/RESULTS.md), so nets with convolutions run unfused, one convolution per member.
 
 
 class Pack:
-    """K member configs (sharing everything sweeps.packing.PACK_KEYS names) and their data."""
+    """K member configs (alike in all but sweeps.packing.MEMBER_KEYS) and their data."""
 
     def __init__(self, members: list[dict], arrays: dict):
         import keras
-        import tensorflow as tf
 
         from models import build_model
-        from models.packed import PackedNet
+        from sweeps.pack_engine import engine_for
 
         self.members = members
         first = members[0]
@@ -53,85 +48,36 @@ class Pack:
         self.epochs = first["epochs"]
         self.batch_size = first["batch_size"]
         num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
-        train_images, train_labels = subset(first, arrays, "train")
-        self.train = SplitFeed(members, train_images, train_labels, "train")
-        # Built at the first member's end and kept: a new feed each time would retrace the
-        # evaluation step and keep every copy of the test data alive.
-        self._test_split = functools.cache(lambda: SplitFeed(members, *subset(first, arrays, "test"), "test"))
-        n = self.train.size
+        train_images, _ = subset(first, arrays, "train")
+        n = len(train_images)
         if first["validation"] == "holdout":
             held = first["holdout_size"]
             if held >= n:
                 raise ValueError(f"holdout_size {held} leaves no training images out of {n}")
             # The test split is made at the end (finish): it is scored once.
-            self.n_train, self.val_rows, self.val = n - held, (n - held, n), self.train
+            self.n_train, self.val_rows = n - held, (n - held, n)
         else:
-            self.n_train, self.val = n, self._test_split()
-            self.val_rows = (0, self.val.size)
+            self.n_train = n
         models = []
         for m in members:
             keras.utils.set_random_seed(m["seed"])  # the weights its solo trial starts from
-            models.append(build_model(m["arch"], m["l2"], self.train.shape, num_classes=num_classes))
-        jit = not any(type(layer).__name__ == "Conv2D" for layer in models[0].layers)
-        self.net = PackedNet(models, grouped=jit)
+            models.append(build_model(m["arch"], m["l2"], (*train_images.shape[1:], 1), num_classes=num_classes))
+        self.engine = engine_for(self, members, arrays, models, self.n_train, num_classes)
         del models
-        self.optimizer = make_optimizer(first, steps_per_epoch(self.n_train, first))
-        self.optimizer.build(self.net.variables)
-        self.loss_fn = keras.losses.get(first["loss_fn"])
-        self.one_hot = first["loss_fn"] == "categorical_crossentropy"
-        self.num_classes = num_classes
-        self.seeds = tf.constant([m["seed"] for m in members], tf.int32)
-        self.alive = tf.Variable(tf.ones([self.k], tf.bool), trainable=False)
-        self.loss_sum = tf.Variable(tf.zeros([self.k]), trainable=False)
-        self.correct = tf.Variable(tf.zeros([self.k]), trainable=False)
+        self.train, self.net, self.optimizer = self.engine.train, self.engine.net, self.engine.optimizer
+        # The test feed is made at the first use: a hold-out member's end, or now to validate on.
+        engine = self.engine  # not self: a pack's end must free it for the next (no cycle)
+        self._test_split = lambda: engine.test_feed(members, arrays)
+        if first["validation"] == "holdout":
+            self.val = self.train
+        else:
+            self.val = self._test_split()
+            self.val_rows = (0, self.val.size)
         self.epochs_done = 0
         self.rows: list[list[dict]] = [[] for _ in members]
         self.diverged = [False] * self.k
         self.stops = [EarlyStop.of(m) for m in members]
-        self._train_step = tf.function(self._step, jit_compile=jit)
-        self._eval_step = tf.function(self._scores, jit_compile=jit)
-
-    # -- the compiled parts -------------------------------------------------------------
-    def _losses(self, y, probs):
-        """Each member's per-image loss `[K, B]` (Keras's own loss function)."""
-        import tensorflow as tf
-
-        if self.one_hot:
-            y = tf.one_hot(y, self.num_classes)
-        return self.loss_fn(y, probs)
-
-    def _step(self, idx, size, counter):
-        """One batch of every member: `idx` `[K, batch_size]`, of which the first `size`
-        columns are real (an epoch's last batch is padded to the one compiled shape)."""
-        import tensorflow as tf
-
-        x, y = self.train.inputs(idx), self.train.targets(idx)
-        seeds = tf.stack([self.seeds, tf.fill([self.k], counter)], axis=1)
-        real = tf.cast(tf.range(tf.shape(idx)[1]) < size, tf.float32)
-        n = tf.cast(size, tf.float32)
-        with tf.GradientTape() as tape:
-            probs = self.net(x, training=True, dropout_seeds=seeds)
-            loss = tf.reduce_sum(self._losses(y, probs) * real, axis=1) / n + self.net.penalty()
-            total = tf.reduce_sum(tf.where(self.alive, loss, tf.zeros_like(loss)))
-        grads = self.net.masked(tape.gradient(total, self.net.variables), self.alive)
-        self.optimizer.apply(grads, self.net.variables)
-        # Keras's epoch loss: the batches' losses weighted by their sizes.
-        self.loss_sum.assign_add(loss * n)
-        self.correct.assign_add(self._hits(y, probs, real))
-
-    def _hits(self, y, probs, real=1.0):
-        import tensorflow as tf
-
-        hit = tf.cast(tf.equal(tf.argmax(probs, -1, output_type=tf.int32), y), tf.float32)
-        return tf.reduce_sum(hit * real, 1)
-
-    def _scores(self, feed, idx, size):
-        import tensorflow as tf
-
-        x, y = feed.inputs(idx), feed.targets(idx)
-        probs = self.net(x, training=False)
-        real = tf.cast(tf.range(tf.shape(idx)[1]) < size, tf.float32)
-        return tf.reduce_sum(self._losses(y, probs) * real, axis=1), self._hits(y, probs, real)
+        self._train_step, self._eval_step = self.engine.train_step, self.engine.eval_step
 
     # -- epochs -------------------------------------------------------------------------
     def train_epoch(self) -> list[dict]:
@@ -140,8 +86,8 @@ class Pack:
         import tensorflow as tf
 
         epoch = self.epochs_done
-        self.loss_sum.assign(tf.zeros([self.k]))
-        self.correct.assign(tf.zeros([self.k]))
+        self.engine.loss_sum.assign(tf.zeros([self.k]))
+        self.engine.correct.assign(tf.zeros([self.k]))
         rows = tf.constant(np.stack([order(m["seed"], epoch, self.n_train) for m in self.members]).astype(np.int32))
         b = self.batch_size
         steps = steps_per_epoch(self.n_train, self.members[0])
@@ -150,8 +96,8 @@ class Pack:
             size = min(b, self.n_train - s * b)
             self._train_step(padded[:, s * b:(s + 1) * b], tf.constant(size, tf.int32),
                              tf.constant(epoch * steps + s, tf.int32))
-        loss = self.loss_sum.numpy() / self.n_train
-        accuracy = self.correct.numpy() / self.n_train
+        loss = self.engine.loss_sum.numpy() / self.n_train
+        accuracy = self.engine.correct.numpy() / self.n_train
         val_loss, val_accuracy = self.evaluate(self.val, *self.val_rows)
         self.epochs_done += 1
         out = []
@@ -206,7 +152,7 @@ class Pack:
 
     def _set_alive(self) -> None:
         alive = np.array([not self.frozen(i) for i in range(self.k)])
-        self.alive.assign(alive)
+        self.engine.alive.assign(alive)
         if not alive.all():
             self.net.still(self.optimizer.variables, alive)
 

@@ -1,0 +1,151 @@
+"""A pack's compiled part, kept by a worker from pack to pack of the same shape.
+
+The compiled part is the packed network's variables, its optimizer, the training feed and
+the compiled training and scoring steps. Every new `tf.function` is traced and (under XLA)
+compiled anew, and TensorFlow keeps each compiled program for the life of the process.
+A reused Ray worker that built a new step for each trial grew 8.3 MiB and spent 2.1 s a
+trial on it (bench/RESULTS.md).
+
+So a worker keeps its last engine. A new pack of the same shape puts its members' initial
+weights, L2 factors, data, noise draws and seeds into the same variables, and resets the
+optimizer's state, and the same compiled program runs. The shape is what `key` names:
+everything sweeps.packing lets no member change, plus the member count, the feed's layout
+and which layers carry L2. An engine in use by a live pack is never handed to another one
+(two packs in one process each get their own), and a pack of another shape replaces the
+kept engine, so a worker holds one pack's data at most, as before.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from sweeps.batches import SplitFeed, layout
+from sweeps.tasks.base import make_optimizer, steps_per_epoch, subset
+
+_kept: dict = {}  # "engine": the worker's last Engine, "owner": a weak reference to its pack
+
+
+def key(members: list[dict], arrays: dict, n_train: int, num_classes: int) -> tuple:
+    """What an engine's compiled steps depend on, for these members."""
+    from sweeps.packing import group_key
+
+    images, _ = subset(members[0], arrays, "train")
+    return (group_key(members[0]), len(members), n_train, num_classes, layout(members, images, "train"),
+            any(m["l2"] for m in members))
+
+
+def engine_for(owner, members: list[dict], arrays: dict, models: list, n_train: int, num_classes: int):
+    """An engine holding these members (`models`: their Keras models, built under their
+    seeds): the worker's kept one refilled when it has the same key and no live pack uses
+    it, else a new one, which is then kept."""
+    k = key(members, arrays, n_train, num_classes)
+    engine = _kept.get("engine")
+    in_use = _kept.get("owner") is not None and _kept["owner"]() is not None
+    if engine is not None and engine.key == k and not in_use:
+        engine.load(members, arrays, models)
+    else:
+        if not in_use:
+            _kept.clear()  # let the old engine's data go before the new one's is made
+        engine = Engine(k, members, arrays, models, n_train, num_classes)
+    _kept.update(engine=engine, owner=weakref.ref(owner))
+    return engine
+
+
+class Engine:
+    """The variables and compiled steps of a pack of len(members) members."""
+
+    def __init__(self, key: tuple, members: list[dict], arrays: dict, models: list, n_train: int,
+                 num_classes: int):
+        import keras
+        import tensorflow as tf
+
+        from models.packed import PackedNet
+
+        first = members[0]
+        self.key = key
+        self.k = len(members)
+        self.train = SplitFeed(members, *subset(first, arrays, "train"), "train")
+        self.test = None  # made on first use (test_feed): a hold-out run scores it once
+        # XLA fuses the batch's gather, noise and dense layers into a few kernels: 1.5x faster
+        # on CPU for the MLPs; but its CPU convolutions are 2-3x slower than TensorFlow's own
+        # (bench/RESULTS.md), so nets with convolutions run unfused, one convolution per member.
+        jit = not any(type(layer).__name__ == "Conv2D" for layer in models[0].layers)
+        self.net = PackedNet(models, grouped=jit)
+        self.optimizer = make_optimizer(first, steps_per_epoch(n_train, first))
+        self.optimizer.build(self.net.variables)
+        self._optimizer_start = [np.array(v.numpy()) for v in self.optimizer.variables]
+        self.loss_fn = keras.losses.get(first["loss_fn"])
+        self.one_hot = first["loss_fn"] == "categorical_crossentropy"
+        self.num_classes = num_classes
+        self.seeds = tf.Variable([m["seed"] for m in members], dtype=tf.int32, trainable=False)
+        self.alive = tf.Variable(tf.ones([self.k], tf.bool), trainable=False)
+        self.loss_sum = tf.Variable(tf.zeros([self.k]), trainable=False)
+        self.correct = tf.Variable(tf.zeros([self.k]), trainable=False)
+        self.train_step = tf.function(self._step, jit_compile=jit)
+        self.eval_step = tf.function(self._scores, jit_compile=jit)
+
+    def load(self, members: list[dict], arrays: dict, models: list) -> None:
+        """Hold these members instead, as a new engine would: their weights, L2 factors,
+        data, noise and seeds; the optimizer's state as built; every member training."""
+        self.net.load(models)
+        for v, start in zip(self.optimizer.variables, self._optimizer_start):
+            v.assign(start)
+        self.train.refill(members, *subset(members[0], arrays, "train"))
+        if self.test is not None:
+            images, labels = subset(members[0], arrays, "test")
+            if layout(members, images, "test") == self.test.layout:
+                self.test.refill(members, images, labels)
+            else:
+                self.test = None
+        self.seeds.assign([m["seed"] for m in members])
+        self.alive.assign(np.ones(self.k, bool))
+
+    def test_feed(self, members: list[dict], arrays: dict) -> SplitFeed:
+        """The test split's feed for these members (the engine's own members)."""
+        if self.test is None:
+            self.test = SplitFeed(members, *subset(members[0], arrays, "test"), "test")
+        return self.test
+
+    # -- the compiled parts -------------------------------------------------------------
+    def _losses(self, y, probs):
+        """Each member's per-image loss `[K, B]` (Keras's own loss function)."""
+        import tensorflow as tf
+
+        if self.one_hot:
+            y = tf.one_hot(y, self.num_classes)
+        return self.loss_fn(y, probs)
+
+    def _step(self, idx, size, counter):
+        """One batch of every member: `idx` `[K, batch_size]`, of which the first `size`
+        columns are real (an epoch's last batch is padded to the one compiled shape)."""
+        import tensorflow as tf
+
+        x, y = self.train.inputs(idx), self.train.targets(idx)
+        seeds = tf.stack([tf.convert_to_tensor(self.seeds), tf.fill([self.k], counter)], axis=1)
+        real = tf.cast(tf.range(tf.shape(idx)[1]) < size, tf.float32)
+        n = tf.cast(size, tf.float32)
+        with tf.GradientTape() as tape:
+            probs = self.net(x, training=True, dropout_seeds=seeds)
+            loss = tf.reduce_sum(self._losses(y, probs) * real, axis=1) / n + self.net.penalty()
+            total = tf.reduce_sum(tf.where(self.alive, loss, tf.zeros_like(loss)))
+        grads = self.net.masked(tape.gradient(total, self.net.variables), self.alive)
+        self.optimizer.apply(grads, self.net.variables)
+        # Keras's epoch loss: the batches' losses weighted by their sizes.
+        self.loss_sum.assign_add(loss * n)
+        self.correct.assign_add(self._hits(y, probs, real))
+
+    def _hits(self, y, probs, real=1.0):
+        import tensorflow as tf
+
+        hit = tf.cast(tf.equal(tf.argmax(probs, -1, output_type=tf.int32), y), tf.float32)
+        return tf.reduce_sum(hit * real, 1)
+
+    def _scores(self, feed, idx, size):
+        import tensorflow as tf
+
+        x, y = feed.inputs(idx), feed.targets(idx)
+        probs = self.net(x, training=False)
+        real = tf.cast(tf.range(tf.shape(idx)[1]) < size, tf.float32)
+        return tf.reduce_sum(self._losses(y, probs) * real, axis=1), self._hits(y, probs, real)

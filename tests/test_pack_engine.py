@@ -1,0 +1,92 @@
+"""A worker keeps its compiled pack step from pack to pack (sweeps.pack_engine): the next
+pack of the same shape trains in it exactly as in a step of its own, and compiles nothing.
+
+Real Keras/TensorFlow training on small generated data, no Ray.
+"""
+
+import numpy as np
+import pytest
+
+from sweeps import pack_engine
+from sweeps.grids import trial_config
+from tests.synthetic import learnable_mnist
+
+
+@pytest.fixture(autouse=True)
+def deterministic_ops():
+    """As in a trial (sweeps.trainable.configure_tensorflow)."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    yield
+
+
+def configs(seeds, l2s, scale, validation):
+    base = {"arch": "mlp64", "epochs": 2, "train_subset": 500, "test_subset": 300, "noise_type": "gaussian",
+            "noise_scale": scale, "batch_size": 64, "optimizer": "adam", "lr": 0.001,
+            "validation": validation, "holdout_size": 100}
+    return [trial_config({**base, "seed": s, "l2": l2}, {}) for s, l2 in zip(seeds, l2s)]
+
+
+def run(pack):
+    """Train `pack` to its end; its rows, test scores and final weights."""
+    initial = [pack.net.member_weights(i) for i in range(pack.k)]
+    while not pack.done:
+        pack.record(pack.train_epoch(), {})
+    return initial, pack.rows, pack.finish(), [pack.net.member_weights(i) for i in range(pack.k)]
+
+
+@pytest.mark.parametrize("validation", ["test", "holdout"])
+def test_the_next_pack_of_one_shape_reuses_the_compiled_step_and_trains_as_in_a_new_one(validation):
+    from sweeps.pack_trainer import Pack
+
+    arrays = learnable_mnist(500, 300)
+    first = Pack(configs([0, 1], [0.0, 1e-3], 0.3, validation), arrays)
+    engine = first.engine
+    run(first)
+    del first  # a trial's pack ends with its trial
+    # Other seeds, L2 factors and noise scale: the same shape (two members, two Gaussian draws).
+    second_configs = configs([5, 6], [1e-4, 1e-2], 0.6, validation)
+    second = Pack(second_configs, arrays)
+    assert second.engine is engine  # the worker's kept step, not a new one
+    reused = run(second)
+    del second
+    # The step and the scoring compiled once for both packs (scoring: once per feed).
+    assert engine.train_step.experimental_get_tracing_count() == 1
+    assert engine.eval_step.experimental_get_tracing_count() == (2 if validation == "holdout" else 1)
+
+    pack_engine._kept.clear()  # a worker that never trained a pack before
+    fresh_pack = Pack(second_configs, arrays)
+    assert fresh_pack.engine is not engine
+    fresh = run(fresh_pack)
+    initial, rows, tests, final = reused
+    for i in range(2):
+        for a, b in zip(initial[i], fresh[0][i]):
+            np.testing.assert_array_equal(a, b)  # each member's own initial weights
+        for a, b in zip(final[i], fresh[3][i]):
+            np.testing.assert_array_equal(a, b)  # the optimizer's state started from scratch
+    assert rows == fresh[1] and tests == fresh[2]
+    assert rows[0][-1]["loss"] != rows[1][-1]["loss"]  # the members are their own
+    if validation == "holdout":
+        assert set(tests[0]) == {"test_loss", "test_accuracy"}
+
+
+def test_a_pack_of_another_shape_or_beside_a_live_pack_gets_its_own_step():
+    from sweeps.pack_trainer import Pack
+
+    arrays = learnable_mnist(500, 300)
+    live = Pack(configs([0, 1], [0.0, 1e-3], 0.3, "test"), arrays)
+    beside = Pack(configs([2, 3], [0.0, 1e-3], 0.3, "test"), arrays)
+    assert beside.engine is not live.engine  # a live pack's variables are never refilled
+    weights = live.net.member_weights(0)
+    del beside
+    other = Pack(configs([2, 3, 4], [0.0, 1e-3, 0.0], 0.3, "test"), arrays)  # three members
+    assert other.engine is not live.engine
+    for a, b in zip(weights, live.net.member_weights(0)):
+        np.testing.assert_array_equal(a, b)
+    # Members of one seed share a Gaussian draw: one draw for two members is another layout.
+    del other
+    same_seed = Pack(configs([2, 2], [0.0, 1e-3], 0.3, "test"), arrays)
+    kept = same_seed.engine
+    del same_seed
+    assert Pack(configs([7, 8], [0.0, 1e-3], 0.3, "test"), arrays).engine is not kept
