@@ -34,6 +34,9 @@ class LiveView(tune.Callback):
         self.shown = ""
         self.printed_at = 0.0
         self.eta_known = False
+        self.eta_checked_at = 0.0
+        self.scanned_at = 0.0
+        self.seen: set = set()  # ended trials already taken in (on_step_end)
         self.under_way = False  # the first trial has started
 
     # Tune pickles its run config (callbacks and all) into the experiment for --resume: the
@@ -64,18 +67,22 @@ class LiveView(tune.Callback):
             print(line, file=self.out, flush=True)
 
     def progress(self, force: bool = False) -> None:
+        # Called on every Tune event and step: the line (a pass over every config) is made
+        # only when it is shown; made on every call, it took half the driver's time in a
+        # 2,000-config sweep and kept the trial slots waiting.
         now = time.time()
-        line = self.sweep.line(now)
         if self.live:
             if force or now - self.printed_at >= REFRESH_S:
-                self.live.update(self._text(line), refresh=True)
+                self.live.update(self._text(self.sweep.line(now)), refresh=True)
                 self.printed_at = now
             return
-        eta_known = self.sweep.eta() is not None
-        if force or (eta_known and not self.eta_known) or now - self.printed_at >= self.heartbeat_s:
-            print(line, file=self.out, flush=True)
+        newly_known = False
+        if not self.eta_known and now - self.eta_checked_at >= REFRESH_S:
+            self.eta_checked_at = now
+            newly_known = self.eta_known = self.sweep.eta() is not None
+        if force or newly_known or now - self.printed_at >= self.heartbeat_s:
+            print(self.sweep.line(now), file=self.out, flush=True)
             self.printed_at = now
-        self.eta_known = eta_known
 
     # -- Tune's events ---------------------------------------------------------------------
     def _members(self, trial) -> list[tuple[int, str]]:
@@ -118,9 +125,15 @@ class LiveView(tune.Callback):
         self._ended(trial, schema.ERRORED)
 
     def on_step_end(self, iteration, trials, **info):
-        # A resumed experiment's trials that ended before: Tune sends them no event.
-        for trial in trials:
-            if trial.status == "TERMINATED" and trial.last_result:
+        # A resumed experiment's trials that ended before: Tune sends them no event. Each
+        # is taken in once, and the trials are looked over at most every REFRESH_S.
+        now = time.time()
+        if now - self.scanned_at >= REFRESH_S:
+            self.scanned_at = now
+            for trial in trials:
+                if trial.status != "TERMINATED" or not trial.last_result or trial.trial_id in self.seen:
+                    continue
+                self.seen.add(trial.trial_id)
                 members = self._members(trial)
                 if all(self.sweep.state[i] not in (schema.FINISHED, schema.DIVERGED) for i, _ in members):
                     self._take(trial, trial.last_result, speak=False)

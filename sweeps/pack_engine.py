@@ -53,6 +53,11 @@ def engine_for(owner, members: list[dict], arrays: dict, models: list, n_train: 
     return engine
 
 
+def release() -> None:
+    """Let the kept engine (and the pack data it holds) go: the worker trains something else."""
+    _kept.clear()
+
+
 class Engine:
     """The variables and compiled steps of a pack of len(members) members."""
 

@@ -8,7 +8,9 @@ Ray, no TensorFlow here.
 The ETA counts Tune trials (a pack trains its members' epochs together): each unfinished
 one's epochs still to go, times its own median epoch time (the first epoch compiles: a
 median ignores it; else the mean of trials of the same architecture and pack size, else
-of the same architecture), spread over the
+of the same architecture), plus, for each trial not started yet, the median
+time finished trials spent beyond their epochs (starting, building, saving: most of a
+tiny trial), spread over the
 trial slots, and never less than the longest single trial's remainder. Until every
 architecture still to train has one measured epoch it says "estimating".
 """
@@ -61,6 +63,8 @@ class Sweep:
         self.seconds: list[list[float]] = [[] for _ in units]  # each unit's epoch times
         self.index = {config_key(c): i for i, c in enumerate(configs)}
         self.unit_of = {i: u for u, members in enumerate(units) for i in members}
+        self.began: dict = {}  # unit -> (when it started, its epoch times by then)
+        self.overheads: list[float] = []  # finished units' time beyond their epochs
 
     # -- what happened ------------------------------------------------------------------------
     def unit(self, members: list[dict]) -> int:
@@ -92,6 +96,12 @@ class Sweep:
     def set_unit(self, unit: int, state: str) -> list[int]:
         """A unit started (RUNNING), ended (FINISHED: each member's own end state) or failed
         (ERRORED, or UNFINISHED when stopped). Returns the configs whose state changed."""
+        if state == RUNNING:
+            self.began[unit] = (time.time(), len(self.seconds[unit]))
+        elif unit in self.began:
+            started, known = self.began.pop(unit)
+            if state == schema.FINISHED:
+                self.overheads.append(max(0.0, time.time() - started - sum(self.seconds[unit][known:])))
         changed = []
         for i in self.units[unit]:
             if self.state[i] in (schema.DIVERGED, schema.FINISHED):
@@ -132,18 +142,20 @@ class Sweep:
                 for key in (kind(u), kind(u, False)):
                     measured.setdefault(key, []).append(statistics.median(secs))
         work, longest = 0.0, 0.0
+        overhead = statistics.median(self.overheads) if self.overheads else 0.0
         for u in range(len(self.units)):
             left = self._unit_left(u)
             if not left:
                 continue
+            start = overhead if all(self.state[i] == PENDING for i in self.units[u]) else 0.0
             if self.seconds[u]:
                 per = statistics.median(self.seconds[u])
             elif kind(u) in measured or kind(u, False) in measured:
                 per = statistics.fmean(measured.get(kind(u)) or measured[kind(u, False)])
             else:
                 return None
-            work += left * per
-            longest = max(longest, left * per)
+            work += left * per + start
+            longest = max(longest, left * per + start)
         return max(work / self.slots, longest)
 
     def best(self) -> dict:

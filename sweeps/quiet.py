@@ -5,7 +5,7 @@ not find cuda drivers", a CPU-instructions note) straight to file descriptor 2 w
 imported, before any log level applies, and on a machine without a GPU every first op
 logs "failed call to cuInit". Ray Train logs "Checkpoint successfully created" after
 every epoch of every trial, and TensorFlow warns of "retracing" as a reused worker starts
-each new pack. None of it is anything a user acts on. Warnings that are
+a pack of a new shape. None of it is anything a user acts on. Warnings that are
 (data sources, missing GPUs, storage) are printed by the runner itself and stay.
 """
 
@@ -60,9 +60,10 @@ def import_tensorflow(gpu: bool = False):
 
 class _PackRetracing(logging.Filter):
     """TensorFlow's "N out of the last M calls to <...> triggered tf.function retracing".
-    Each pack compiles its own step once, so a reused worker that trains pack after pack
-    (sweeps.pack_trainer) traces the same method again and again, as it must; TensorFlow
-    counts that as retracing and warns on every trial of a many-config sweep."""
+    A worker keeps one compiled step (sweeps.pack_engine) and builds another for each pack
+    of a new shape, so a reused worker that trains packs of several shapes (a grid's
+    architectures, a group's smaller last pack) traces the same method again, as it must;
+    TensorFlow counts that as retracing and warns, trial after trial in a large sweep."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "triggered tf.function retracing" not in record.getMessage()

@@ -102,6 +102,10 @@ def train_trial(config: dict, datasets: dict, references: dict | None = None, st
         return train_pack(members, datasets[members[0]["dataset"]], storage)
     from ray import tune
 
+    from sweeps import pack_engine
+
+    pack_engine.release()  # a kept pack's data would sit beside this trial's
+
     from sweeps.early_stopping import EarlyStop
     from sweeps.reporting import TuneReport, load_checkpoint
 

@@ -41,6 +41,25 @@ def test_eta_is_never_below_the_longest_remaining_trial():
     assert sweep.eta() == pytest.approx(27.0)
 
 
+def test_eta_counts_what_a_trial_spends_beyond_its_epochs_for_each_one_not_started(monkeypatch):
+    import sweeps.progress
+
+    clock = iter([100.0, 101.5, 102.0, 105.0])  # started, ended; started, ended
+    monkeypatch.setattr(sweeps.progress.time, "time", lambda: next(clock))
+    grid = [{**c, "epochs": 1} for c in configs(seed=[0, 1, 2, 3, 4])]
+    sweep = Sweep(grid, [[0], [1], [2], [3], [4]], slots=2, started=0.0)
+    for unit, seconds in ((0, 0.5), (1, 1.0)):
+        sweep.set_unit(unit, RUNNING)
+        sweep.epoch_done(unit, seconds)
+        sweep.row(unit, {"epoch": 1, "val_accuracy": 0.5})
+        sweep.set_unit(unit, "finished")
+    # Beyond their one epoch trial 0 took 1.5 - 0.5 = 1.0 s, trial 1 3.0 - 1.0 = 2.0 s:
+    # median 1.5 s. Three trials to start, each 1 epoch x mean(0.5, 1.0) + 1.5 = 2.25 s,
+    # on 2 slots.
+    assert sweep.overheads == [1.0, 2.0]
+    assert sweep.eta() == pytest.approx(3 * 2.25 / 2)
+
+
 def test_a_pack_counts_its_epochs_once_and_its_members_by_state():
     grid = configs(seed=[0, 1, 2, 3])
     sweep = Sweep(grid, [[0, 1, 2], [3]], slots=1, started=0.0)
