@@ -10,7 +10,8 @@ one's epochs still to go, times its own median epoch time (the first epoch compi
 median ignores it; else the mean of trials of the same architecture and pack size, else
 of the same architecture), plus, for each trial not started yet, the median
 time finished trials spent beyond their epochs (starting, building, saving: most of a
-tiny trial), spread over the
+tiny trial; each slot's first trial, which also started its worker, left out once others
+ended), spread over the
 trial slots, and never less than the longest single trial's remainder. Until every
 architecture still to train has one measured epoch it says "estimating".
 """
@@ -142,7 +143,10 @@ class Sweep:
                 for key in (kind(u), kind(u, False)):
                     measured.setdefault(key, []).append(statistics.median(secs))
         work, longest = 0.0, 0.0
-        overhead = statistics.median(self.overheads) if self.overheads else 0.0
+        # Each slot's first trial also starts its worker (TensorFlow's import and more), which
+        # reused workers do not: left out once later trials have ended.
+        later = self.overheads[self.slots:] or self.overheads
+        overhead = statistics.median(later) if later else 0.0
         for u in range(len(self.units)):
             left = self._unit_left(u)
             if not left:

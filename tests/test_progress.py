@@ -58,6 +58,9 @@ def test_eta_counts_what_a_trial_spends_beyond_its_epochs_for_each_one_not_start
     # on 2 slots.
     assert sweep.overheads == [1.0, 2.0]
     assert sweep.eta() == pytest.approx(3 * 2.25 / 2)
+    # Once trials beyond each slot's first (which started its worker) have ended, only theirs count.
+    sweep.overheads += [0.2]
+    assert sweep.eta() == pytest.approx(3 * (0.75 + 0.2) / 2)
 
 
 def test_a_pack_counts_its_epochs_once_and_its_members_by_state():
