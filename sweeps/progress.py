@@ -67,6 +67,12 @@ class Sweep:
         self.began: dict = {}  # unit -> (when it started, its epoch times by then)
         self.overheads: list[float] = []  # finished units' time beyond their epochs
 
+    def __setstate__(self, state: dict) -> None:
+        # Tune pickles the live view, and this with it, into the experiment: a sweep resumed
+        # by a newer version starts from a new Sweep's fields, then takes the saved ones.
+        fresh = Sweep(state["configs"], state["units"], state["slots"], state.get("started"))
+        self.__dict__.update({**fresh.__dict__, **state})
+
     # -- what happened ------------------------------------------------------------------------
     def unit(self, members: list[dict]) -> int:
         """The unit whose configs these are."""

@@ -131,3 +131,18 @@ def test_a_member_stopped_early_is_finished_while_its_pack_runs_and_counts_the_e
     assert [sweep.planned(i) for i in (0, 1)] == [3, 10]  # what `noisesweep status` counts
     assert sweep.eta() == pytest.approx(7 * 5.0)  # the member still training: 7 epochs of 5 s
     assert sweep.set_unit(0, "finished") == [1]
+
+
+def test_a_sweep_saved_by_an_older_version_resumes_with_the_fields_it_lacks():
+    import pickle
+
+    grid = configs(seed=[0, 1])
+    sweep = Sweep(grid, [[0], [1]], slots=2, started=0.0)
+    sweep.row(0, {"epoch": 3, "val_accuracy": 0.5})
+    del sweep.began, sweep.overheads  # fields a version before the per-trial ETA did not have
+    restored = pickle.loads(pickle.dumps(sweep))
+    restored.set_unit(1, RUNNING)
+    restored.set_unit(1, "finished")
+    assert restored.epochs == [3, 0] and restored.state[0] == RUNNING
+    assert len(restored.overheads) == 1 and restored.eta() is None
+
