@@ -2,7 +2,7 @@
 memory (RSS) per pack, with the worker's compiled step kept from pack to pack
 (sweeps.pack_engine, the default) and with a new one built for every pack.
 
-Each pack: mlp64, one member (a `--pack 1` trial), 256 training and 256 test images,
+Each pack: mlp64, one member (a `--pack 1` trial), MNIST's first 256 training and 256 test images,
 Gaussian noise, 1 epoch, its own seed and L2 factor; `keras.backend.clear_session()`
 between packs, as a trial does.
 
@@ -34,9 +34,9 @@ def worker(packs: int, keep: bool) -> None:
     from sweeps import pack_engine
     from sweeps.grids import trial_config
     from sweeps.pack_trainer import Pack
-    from tests.synthetic import learnable_mnist
+    from sweeps.data import load_dataset
 
-    arrays = learnable_mnist(256, 256)
+    arrays = load_dataset("mnist", log=lambda line: None).arrays()  # each pack takes its first 256
     process = psutil.Process()
     marks = []
     for i in range(packs):
