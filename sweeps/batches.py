@@ -88,7 +88,7 @@ class SplitFeed:
         """The labels of `idx`, `[K, B]` int32."""
         import tensorflow as tf
 
-        return tf.gather(self.labels, idx)
+        return tf.cast(tf.gather(self.labels, idx), tf.int32)
 
 
 def _noise_slots(members: list[dict], split: str):
@@ -143,7 +143,9 @@ def _values(members: list[dict], images: np.ndarray, labels: np.ndarray, split: 
                                    noise_type=kind, noise_scale=s) for seed, s in keys]
         settings = tuple(v.reshape(-1, 1, 1) for v in (applies, scale, clip))
         noises.append((noise.NOISES[kind][1], slots, draws, settings))
-    return {"images": flat, "labels": labels.astype(np.int32), "mean": mean.reshape(-1, 1, 1),
+    # int64, cast in the step: TensorFlow keeps int32 variables in host memory, which an
+    # XLA step on a GPU cannot read.
+    return {"images": flat, "labels": labels.astype(np.int64), "mean": mean.reshape(-1, 1, 1),
             "std": std.reshape(-1, 1, 1), "noises": noises}
 
 

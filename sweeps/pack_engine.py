@@ -17,6 +17,7 @@ kept engine, so a worker holds one pack's data at most, as before.
 
 from __future__ import annotations
 
+import gc
 import weakref
 
 import numpy as np
@@ -46,8 +47,9 @@ def engine_for(owner, members: list[dict], arrays: dict, models: list, n_train: 
     if engine is not None and engine.key == k and not in_use:
         engine.load(members, arrays, models)
     else:
+        engine = None
         if not in_use:
-            _kept.clear()  # let the old engine's data go before the new one's is made
+            release()  # the old engine's data goes before the new one's is made
         engine = Engine(k, members, arrays, models, n_train, num_classes)
     _kept.update(engine=engine, owner=weakref.ref(owner))
     return engine
@@ -55,7 +57,10 @@ def engine_for(owner, members: list[dict], arrays: dict, models: list, n_train: 
 
 def release() -> None:
     """Let the kept engine (and the pack data it holds) go: the worker trains something else."""
-    _kept.clear()
+    if _kept:
+        _kept.clear()
+        # An engine and its compiled steps refer to each other: only a collection frees them.
+        gc.collect()
 
 
 class Engine:
@@ -84,7 +89,9 @@ class Engine:
         self.loss_fn = keras.losses.get(first["loss_fn"])
         self.one_hot = first["loss_fn"] == "categorical_crossentropy"
         self.num_classes = num_classes
-        self.seeds = tf.Variable([m["seed"] for m in members], dtype=tf.int32, trainable=False)
+        # int64, cast in the step: TensorFlow keeps int32 variables in host memory, which an
+        # XLA step on a GPU cannot read.
+        self.seeds = tf.Variable([m["seed"] for m in members], dtype=tf.int64, trainable=False)
         self.alive = tf.Variable(tf.ones([self.k], tf.bool), trainable=False)
         self.loss_sum = tf.Variable(tf.zeros([self.k]), trainable=False)
         self.correct = tf.Variable(tf.zeros([self.k]), trainable=False)
@@ -128,7 +135,7 @@ class Engine:
         import tensorflow as tf
 
         x, y = self.train.inputs(idx), self.train.targets(idx)
-        seeds = tf.stack([tf.convert_to_tensor(self.seeds), tf.fill([self.k], counter)], axis=1)
+        seeds = tf.stack([tf.cast(self.seeds, tf.int32), tf.fill([self.k], counter)], axis=1)
         real = tf.cast(tf.range(tf.shape(idx)[1]) < size, tf.float32)
         n = tf.cast(size, tf.float32)
         with tf.GradientTape() as tape:
