@@ -120,7 +120,7 @@ def layout(members: list[dict], images: np.ndarray, split: str) -> tuple:
 
 
 def _values(members: list[dict], images: np.ndarray, labels: np.ndarray, split: str) -> dict:
-    """A feed's contents as arrays: flat uint8 images, int32 labels, each member's
+    """A feed's contents as arrays: flat uint8 images, int64 labels, each member's
     standardisation (mean, std `[K,1,1]`) and, per noise kind, (add, slots, draws,
     (applies, scale, clip) `[K,1,1]`), the draws as functions that make them."""
     k = len(members)
