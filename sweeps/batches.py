@@ -57,10 +57,11 @@ class SplitFeed:
             self.noises.append((add, [held[s] if s >= 0 else None for s in slots],
                                 *(variable(v) for v in settings)))
 
-    def refill(self, members: list[dict], images: np.ndarray, labels: np.ndarray) -> None:
-        """Hold these members' data instead: the same layout, other seeds, scales and images."""
+    def refill(self, members: list[dict], images: np.ndarray, labels: np.ndarray) -> bool:
+        """Hold these members' data instead, if they have this feed's layout (other seeds,
+        scales and images); False, holding nothing new, if not."""
         if layout(members, images, self.split) != self.layout:
-            raise ValueError("refill: members of another layout")
+            return False
         values = _values(members, images, labels, self.split)
         for name in ("images", "labels", "mean", "std"):
             getattr(self, name).assign(values[name])
@@ -69,6 +70,7 @@ class SplitFeed:
                 variable.assign(_tensor(draw()))
             for variable, value in zip(noise_vars[2:], settings):
                 variable.assign(value)
+        return True
 
     def inputs(self, idx):
         """idx `[K, B]` int32 (member k's rows) -> `[K, B, H, W, 1]` float32 inputs."""

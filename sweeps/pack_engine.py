@@ -104,13 +104,10 @@ class Engine:
         self.net.load(models)
         for v, start in zip(self.optimizer.variables, self._optimizer_start):
             v.assign(start)
-        self.train.refill(members, *subset(members[0], arrays, "train"))
-        if self.test is not None:
-            images, labels = subset(members[0], arrays, "test")
-            if layout(members, images, "test") == self.test.layout:
-                self.test.refill(members, images, labels)
-            else:
-                self.test = None
+        if not self.train.refill(members, *subset(members[0], arrays, "train")):
+            raise ValueError("load: members of another training layout than the engine's key")
+        if self.test is not None and not self.test.refill(members, *subset(members[0], arrays, "test")):
+            self.test = None  # made again on first use
         self.seeds.assign([m["seed"] for m in members])
         self.alive.assign(np.ones(self.k, bool))
 
