@@ -277,8 +277,9 @@ def trial_dirname(trial) -> str:
 def start_ray(args: argparse.Namespace):
     import ray
 
-    # Workers see the driver's verbosity and its tasks of one's own (sweeps.tasks).
-    names = ("TF_CPP_MIN_LOG_LEVEL", quiet.VERBOSE_ENV, "NOISESWEEP_TASKS")
+    # Workers see the driver's verbosity, TensorFlow kernels (sweeps/__init__.py) and tasks
+    # of one's own (sweeps.tasks), on this machine or a cluster's.
+    names = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", quiet.VERBOSE_ENV, "NOISESWEEP_TASKS")
     env = {"env_vars": {k: os.environ[k] for k in names if k in os.environ}}
     if not args.verbose:
         # Before a worker runs anything: Tune logs "Restored on ... from checkpoint" as it

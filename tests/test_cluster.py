@@ -63,11 +63,13 @@ def test_cluster_yaml_opens_no_port_to_the_world_but_ssh():
 
 
 @pytest.fixture
-def cluster():
-    """A head and two worker nodes, 1 CPU each, all real raylets on this machine."""
+def cluster(monkeypatch):
+    """A head and two worker nodes, 1 CPU each, all real raylets on this machine, whose
+    processes start with oneDNN on (a runner's setting must reach them to change it)."""
     import ray
     from ray.cluster_utils import Cluster
 
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     workers = [c.add_node(num_cpus=1) for _ in range(2)]
     c.wait_for_nodes()
@@ -87,6 +89,7 @@ def test_sweep_spreads_over_nodes_and_a_removed_nodes_trials_restart_elsewhere(t
     epochs = 6
     cmd, env = runner_cmd(tmp_path, f"{{arch: mlp500_300, epochs: {epochs}, seed: [0, 1, 2]}}\n", "lose",
                           "--address", c.address, "--max-failures", "3", num_cpus=None)
+    env["TF_ENABLE_ONEDNN_OPTS"] = "0"  # the user's setting, which the runner passes to the cluster's workers
     exp = tmp_path / "runs" / "lose"
     sweep = Runner(cmd, env, tmp_path / "run.log")
     doomed = workers[0]
@@ -109,6 +112,7 @@ def test_sweep_spreads_over_nodes_and_a_removed_nodes_trials_restart_elsewhere(t
     first_nodes = {rows[0]["node_id"] for rows in trials.values()}  # full ids: fake nodes share a prefix
     assert len(first_nodes) >= 2, first_nodes
     assert ray.cluster_resources().get("CPU") == 2  # the runner left the cluster (less the removed node) up
+    assert not any(r["onednn"] for rows in trials.values() for r in rows)
 
 
 def test_local_storage_is_refused_when_a_node_is_on_another_host(tmp_path):

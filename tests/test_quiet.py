@@ -57,3 +57,20 @@ def test_a_worker_training_pack_after_pack_does_not_warn_of_retracing(monkeypatc
     proc = subprocess.run([sys.executable, "-c", PACKS], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "NOISESWEEP_VERBOSE": "1"})
     assert proc.returncode == 0 and "triggered tf.function retracing" in proc.stderr
+
+
+# A float16 op, as a pack's noise draws make, with TensorFlow's oneDNN kernels on: on a CPU
+# without AVX-512 oneDNN logs an error line at the first one (it falls back to Eigen).
+HALF = """
+from sweeps.quiet import import_tensorflow
+tf = import_tensorflow()
+print(float(tf.reduce_sum(tf.cast(tf.ones([4], tf.float16), tf.float32))))
+"""
+
+
+def test_a_worker_with_onednn_prints_no_float16_fallback_line(monkeypatch):
+    monkeypatch.delenv("NOISESWEEP_VERBOSE", raising=False)
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}  # as a runner's worker has them
+    proc = subprocess.run([sys.executable, "-c", HALF], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0 and proc.stdout == "4.0\n", proc.stderr[-2000:]
+    assert "DT_HALF" not in proc.stderr and "oneDNN" not in proc.stderr, proc.stderr[-2000:]

@@ -20,6 +20,7 @@ def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
           - {lr: 1.0e+12, seed: 0}
           - {validation: holdout, holdout_size: 500, seed: 5}
     """, "it", "--report")
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # as on a fresh shell: the runner turns oneDNN on
     proc = run(cmd, env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = tmp_path / "runs" / "it"
@@ -35,6 +36,7 @@ def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
     for column in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s", "node_id"):
         assert learned[column].notna().all(), column
     assert df["complete"].all()
+    assert df["onednn"].astype(bool).all()  # every row says TensorFlow's oneDNN kernels ran
 
     holdout = df[df["validation"] == "holdout"].set_index("epoch")
     # test metrics come once, with the last epoch, beside the hold-out's val metrics
