@@ -6,8 +6,9 @@ a training subset), then times from process launch to exit:
   (a) `python sweeps/run.py --grid G` with its defaults (embedded Ray Tune, packed);
   (a') the same with `--pack 1` (every trial alone);
   (b) this script's `--loop` child: one Python process, data loaded once,
-      each trial as the seed reports do it (TensorFlow's default threads),
-      through the same data, noise and model code.
+      each trial as the seed reports do it (TensorFlow's default threads and
+      kernels: oneDNN off on CPUs without AVX-512 VNNI, where the runner turns
+      it on), through the same data, noise and model code.
 It prints wall times, their ratio, the overhead per trial (wall time x
 concurrent slots minus the trials' own epoch time, per trial), the time from
 launch to the first reported epoch, and how far the two ways' final
@@ -16,6 +17,7 @@ validation accuracies are apart.
     python bench/throughput.py --quick     # 20,000 images, 2 epochs, 4 trials per arch: < 5 min
     python bench/throughput.py             # all 60,000 images, 3 epochs, 4 trials per arch
     python bench/throughput.py --pack-sizes 1,4,16 --archs mlp64   # member-epochs/s vs K
+    python bench/throughput.py --pack-sizes 1 --archs cnn --onednn both   # oneDNN on vs off
 
 `--pack-sizes` trains, for each K, one pack of K members (own seeds, own Gaussian noise,
 full MNIST, batch 128) per CPU, all at once and each on one thread, as the runner's
@@ -97,7 +99,7 @@ def run_loop(grid: str) -> dict:
 def loop_child(grid_path: str) -> None:
     """The seeds' way: one process, data once, one model after another."""
     t0 = time.perf_counter()
-    import keras
+    import keras  # before sweeps: TensorFlow's default kernels, as the seeds ran
 
     from sweeps import tasks
     from sweeps.data import load_dataset
@@ -127,8 +129,9 @@ def loop_child(grid_path: str) -> None:
 
 def pack_child(arch: str, k: int, first_seed: int) -> None:
     """One pack of k members on one thread: its epoch times, as JSON."""
-    import tensorflow as tf
+    from sweeps.quiet import import_tensorflow  # as a runner's worker does: sweeps' TensorFlow settings first
 
+    tf = import_tensorflow()
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from sweeps.data import load_dataset
@@ -147,19 +150,22 @@ def pack_child(arch: str, k: int, first_seed: int) -> None:
     print(json.dumps({"times": times}))
 
 
-def pack_sizes(archs: list[str], sizes: list[int], slots: int) -> None:
+def pack_sizes(archs: list[str], sizes: list[int], slots: int, kernels: list[str]) -> None:
     print(f"member-epochs per second, full MNIST, batch 128, one pack per CPU ({slots}), 1 thread each")
-    print(f"{'arch':<11} {'K':>3} {'s/epoch (2nd)':>14} {'member-epochs/s':>16} {'x K=1':>6}")
+    print(f"{'arch':<11} {'K':>3} {'oneDNN':>6} {'s/epoch (2nd)':>14} {'member-epochs/s':>16} {'x K=1':>6}")
     for arch in archs:
-        base = None
+        base: dict = {}
         for k in sizes:
-            procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--pack-child", arch, str(k),
-                                       str(100 * j)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                      text=True) for j in range(slots)]
-            seconds = [json.loads(p.communicate()[0].strip().splitlines()[-1])["times"][1] for p in procs]
-            rate = sum(k / t for t in seconds)
-            base = base or rate
-            print(f"{arch:<11} {k:>3} {max(seconds):14.2f} {rate:16.2f} {rate / base:6.2f}", flush=True)
+            for onednn in kernels:  # one after the other for each K: the ratio side by side
+                env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn}
+                procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--pack-child", arch, str(k),
+                                           str(100 * j)], cwd=ROOT, stdout=subprocess.PIPE,
+                                          stderr=subprocess.DEVNULL, text=True, env=env) for j in range(slots)]
+                seconds = [json.loads(p.communicate()[0].strip().splitlines()[-1])["times"][1] for p in procs]
+                rate = sum(k / t for t in seconds)
+                base.setdefault(onednn, rate)
+                print(f"{arch:<11} {k:>3} {'on' if onednn == '1' else 'off':>6} {max(seconds):14.2f} {rate:16.2f} "
+                      f"{rate / base[onednn]:6.2f}", flush=True)
 
 
 def main() -> int:
@@ -172,6 +178,8 @@ def main() -> int:
     p.add_argument("--loop", metavar="GRID", help=argparse.SUPPRESS)
     p.add_argument("--pack-child", nargs=3, help=argparse.SUPPRESS)
     p.add_argument("--pack-sizes", default=None, help="K values: member-epochs/s of packs of each size")
+    p.add_argument("--onednn", choices=("1", "0", "both"), default="1",
+                   help="with --pack-sizes: TensorFlow's oneDNN kernels on (the runner's default), off, or both")
     p.add_argument("sweep_args", nargs="*", help="extra flags for sweeps/run.py (after --)")
     args = p.parse_args()
     if args.loop:
@@ -182,7 +190,8 @@ def main() -> int:
         pack_child(arch, int(k), int(seed))
         return 0
     if args.pack_sizes:
-        pack_sizes(args.archs.split(","), [int(v) for v in args.pack_sizes.split(",")], os.cpu_count())
+        pack_sizes(args.archs.split(","), [int(v) for v in args.pack_sizes.split(",")], os.cpu_count(),
+                   ["1", "0"] if args.onednn == "both" else [args.onednn])
         return 0
     epochs = args.epochs or (2 if args.quick else 3)
     subset = args.subset or (20000 if args.quick else None)

@@ -16,7 +16,7 @@ import functools
 
 import numpy as np
 
-from sweeps import noise
+from sweeps import noise, quiet
 
 _SHUFFLE = 2  # the SeedSequence tag of the training order (noise.SPLITS uses 0 and 1)
 
@@ -158,5 +158,9 @@ def _tensor(array: np.ndarray):
     import tensorflow as tf
 
     if array.dtype == np.float16:
-        return tf.bitcast(tf.convert_to_tensor(array.view(np.uint16)), tf.float16)
+        # A process's first float16 op: on a CPU without AVX-512, oneDNN (on by default,
+        # sweeps/__init__.py) logs an error line once, that it falls back to TensorFlow's
+        # own kernels for float16, as TensorFlow does without oneDNN.
+        with quiet.stderr_silenced():
+            return tf.bitcast(tf.convert_to_tensor(array.view(np.uint16)), tf.float16)
     return tf.convert_to_tensor(array)

@@ -52,11 +52,6 @@ def import_tensorflow(gpu: bool = False):
         # The first device query runs the cuInit probe, which logs through absl at
         # error level whatever TF_CPP_MIN_LOG_LEVEL says: done here, under the silence.
         tf.config.list_physical_devices("GPU")
-        # So does oneDNN (on by default, sweeps/__init__.py) at a process's first float16
-        # op on a CPU without AVX-512, once: "oneDNN supports DT_HALF only on platforms
-        # with AVX-512. Falling back to the default Eigen-based implementation" (the noise
-        # draws are float16). The fallback is what TensorFlow does without oneDNN.
-        tf.zeros([1], tf.float16)
     logger = tf.get_logger()
     if not verbose() and not any(isinstance(f, _PackRetracing) for f in logger.filters):
         logger.addFilter(_PackRetracing())

@@ -59,12 +59,19 @@ def test_a_worker_training_pack_after_pack_does_not_warn_of_retracing(monkeypatc
     assert proc.returncode == 0 and "triggered tf.function retracing" in proc.stderr
 
 
-# A float16 op, as a pack's noise draws make, with TensorFlow's oneDNN kernels on: on a CPU
-# without AVX-512 oneDNN logs an error line at the first one (it falls back to Eigen).
+# A pack's noise draws (float16) made into tensors with TensorFlow's oneDNN kernels on: on a
+# CPU without AVX-512 oneDNN logs an error line at a process's first float16 op.
 HALF = """
+import numpy as np
 from sweeps.quiet import import_tensorflow
 tf = import_tensorflow()
-print(float(tf.reduce_sum(tf.cast(tf.ones([4], tf.float16), tf.float32))))
+# A trial sets its threads after the import (sweeps.trainable): nothing may have run yet.
+tf.config.threading.set_intra_op_parallelism_threads(1)
+from sweeps.batches import SplitFeed
+from sweeps.grids import trial_config
+member = trial_config({"arch": "mlp64", "seed": 0, "noise_type": "gaussian", "noise_scale": 0.1}, {})
+feed = SplitFeed([member], np.zeros((20, 28, 28), np.uint8), np.zeros(20, np.uint8), "train")
+print(tuple(feed.inputs(tf.constant([[0, 1, 2]])).shape))
 """
 
 
@@ -72,5 +79,5 @@ def test_a_worker_with_onednn_prints_no_float16_fallback_line(monkeypatch):
     monkeypatch.delenv("NOISESWEEP_VERBOSE", raising=False)
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}  # as a runner's worker has them
     proc = subprocess.run([sys.executable, "-c", HALF], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0 and proc.stdout == "4.0\n", proc.stderr[-2000:]
+    assert proc.returncode == 0 and proc.stdout == "(1, 3, 28, 28, 1)\n", proc.stderr[-2000:]
     assert "DT_HALF" not in proc.stderr and "oneDNN" not in proc.stderr, proc.stderr[-2000:]
