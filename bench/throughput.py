@@ -164,7 +164,7 @@ def pack_sizes(archs: list[str], sizes: list[int], slots: int, kernels: list[str
                 seconds = [json.loads(p.communicate()[0].strip().splitlines()[-1])["times"][1] for p in procs]
                 rate = sum(k / t for t in seconds)
                 base.setdefault(onednn, rate)
-                print(f"{arch:<11} {k:>3} {'on' if onednn == '1' else 'off':>6} {max(seconds):14.2f} {rate:16.2f} "
+                print(f"{arch:<11} {k:>3} {'on' if onednn == '1' else 'off':>6} {max(seconds):14.2f} {rate:16.3f} "
                       f"{rate / base[onednn]:6.2f}", flush=True)
 
 
@@ -215,6 +215,10 @@ def main() -> int:
                   f"{sweep['wall'] / loop['wall']:11.2f} {alone['wall'] / loop['wall']:10.2f} "
                   f"{ovh_sweep:16.2f} {ovh_loop:15.2f} {sweep['first_epoch']:16.1f} {loop['first_epoch']:15.1f} "
                   f"{dacc:10.4f}", flush=True)
+            # Final val accuracy by seed: how far the two ways are apart against how far
+            # replicates are (the loop runs TensorFlow's default kernels, the runner oneDNN's).
+            for way, acc in (("packed", sweep["acc"]), ("alone", alone["acc"]), ("loop", loop["acc"])):
+                print(f"  {way} val accuracy by seed: " + ", ".join(f"{s}: {acc[s]:.4f}" for s in sorted(acc)))
     return 0
 
 
