@@ -63,7 +63,8 @@ class PackedNet:
             raise PackError("a pack needs at least one member")
         self.size = k = len(models)
         # One grouped convolution for all members, or one convolution per member:
-        # TensorFlow's CPU kernels have no gradient for grouped convolutions outside XLA.
+        # outside XLA, TensorFlow's CPU kernels have a gradient for grouped convolutions
+        # only with oneDNN on, and there it is slower than per-member ones (bench/RESULTS.md).
         self.grouped = grouped
         self.input_shape = tuple(models[0].inputs[0].shape[1:])
         self.ops: list[tuple] = []  # (kind, arguments) in the network's order

@@ -24,8 +24,9 @@ MEMBER_KEYS = ("seed", "l2", "noise_type", "noise_scale", "noise_target", "noise
 # Members per pack chosen by `--pack auto`, per architecture, measured on a 2-core CPU
 # (bench/throughput.py --pack-sizes; bench/RESULTS.md): beyond these, member-epochs per
 # second stop rising. The conv nets do not pack on a CPU: XLA's CPU convolutions are 2-3x
-# slower than TensorFlow's, TensorFlow has no CPU gradient for grouped convolutions
-# outside XLA, and K convolutions in one step ran slower than K trials alone. An
+# slower than TensorFlow's, and outside XLA both K convolutions in one step and one
+# grouped convolution (it has a CPU gradient only with oneDNN) ran slower than K trials
+# alone. An
 # architecture not listed (one of your own) runs alone on a CPU until measured. On a GPU
 # the arithmetic is cheap and packs are limited by memory (not measured here yet).
 AUTO_CPU = {"mlp64": 8, "mlp256": 8, "mlp500_300": 8, "cnn": 1, "cnn_keras": 1}
