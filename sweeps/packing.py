@@ -26,9 +26,8 @@ MEMBER_KEYS = ("seed", "l2", "noise_type", "noise_scale", "noise_target", "noise
 # second stop rising. The conv nets do not pack on a CPU: XLA's CPU convolutions are 2-3x
 # slower than TensorFlow's, and outside XLA both K convolutions in one step and one
 # grouped convolution (it has a CPU gradient only with oneDNN) ran slower than K trials
-# alone. An
-# architecture not listed (one of your own) runs alone on a CPU until measured. On a GPU
-# the arithmetic is cheap and packs are limited by memory (not measured here yet).
+# alone. An architecture not listed (one of your own) runs alone on a CPU until measured.
+# On a GPU the arithmetic is cheap and packs are limited by memory (not measured here yet).
 AUTO_CPU = {"mlp64": 8, "mlp256": 8, "mlp500_300": 8, "cnn": 1, "cnn_keras": 1}
 AUTO_CPU_OTHER = 1
 AUTO_GPU = 64
