@@ -37,6 +37,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The user's own kernel setting, read before anything imports sweeps (which sets oneDNN on
+# in this process's environment): the loop child runs with it, as the seeds ran.
+USER_ONEDNN = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
 sys.path.insert(0, ROOT)
 
 
@@ -87,8 +90,10 @@ def run_sweep(grid: str, folder: str, extra: list[str]) -> dict:
 
 def run_loop(grid: str) -> dict:
     t0 = time.perf_counter()
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    env.update({"TF_ENABLE_ONEDNN_OPTS": USER_ONEDNN} if USER_ONEDNN is not None else {})
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--loop", grid], cwd=ROOT,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"loop failed:\n{proc.stderr[-3000:]}")
@@ -99,7 +104,7 @@ def run_loop(grid: str) -> dict:
 def loop_child(grid_path: str) -> None:
     """The seeds' way: one process, data once, one model after another."""
     t0 = time.perf_counter()
-    import keras  # before sweeps: TensorFlow's default kernels, as the seeds ran
+    import keras  # TensorFlow before sweeps (which turns oneDNN on): the kernels this child was given
 
     from sweeps import tasks
     from sweeps.data import load_dataset
@@ -178,8 +183,9 @@ def main() -> int:
     p.add_argument("--loop", metavar="GRID", help=argparse.SUPPRESS)
     p.add_argument("--pack-child", nargs=3, help=argparse.SUPPRESS)
     p.add_argument("--pack-sizes", default=None, help="K values: member-epochs/s of packs of each size")
-    p.add_argument("--onednn", choices=("1", "0", "both"), default="1",
-                   help="with --pack-sizes: TensorFlow's oneDNN kernels on (the runner's default), off, or both")
+    p.add_argument("--onednn", choices=("1", "0", "both"), default=None,
+                   help="with --pack-sizes: TensorFlow's oneDNN kernels on, off, or both "
+                        "(default: as the runner would run them, on unless TF_ENABLE_ONEDNN_OPTS says otherwise)")
     p.add_argument("sweep_args", nargs="*", help="extra flags for sweeps/run.py (after --)")
     args = p.parse_args()
     if args.loop:
@@ -191,7 +197,7 @@ def main() -> int:
         return 0
     if args.pack_sizes:
         pack_sizes(args.archs.split(","), [int(v) for v in args.pack_sizes.split(",")], os.cpu_count(),
-                   ["1", "0"] if args.onednn == "both" else [args.onednn])
+                   ["1", "0"] if args.onednn == "both" else [args.onednn or USER_ONEDNN or "1"])
         return 0
     epochs = args.epochs or (2 if args.quick else 3)
     subset = args.subset or (20000 if args.quick else None)

@@ -49,20 +49,20 @@ def write_artifacts(folder, artifacts: dict) -> None:
 
 def context() -> dict:
     """Where a row was made: Ray's node, the host, the GPUs Ray gave the trial
-    (CUDA_VISIBLE_DEVICES is set to them) and whether TensorFlow's oneDNN kernels ran, in
+    (CUDA_VISIBLE_DEVICES is set to them) and whether TensorFlow's oneDNN kernels were on, in
     every row so a log says where and how it ran."""
     return {"node_id": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname(),
             "gpus": ",".join(str(g) for g in ray.get_gpu_ids()), "onednn": onednn()}
 
 
 def onednn() -> bool:
-    """Whether TensorFlow runs its oneDNN CPU kernels in this process: its own answer (it
+    """Whether TensorFlow's oneDNN CPU kernels are on in this process: its own answer (it
     also depends on the CPU when TF_ENABLE_ONEDNN_OPTS is unset), else the variable's."""
     try:
         from tensorflow.python.util import _pywrap_util_port
         return bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):  # a private module: a later TensorFlow may move it
-        return os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1"
+        return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() in ("1", "true")
 
 
 class TuneReport(keras.callbacks.Callback):

@@ -9,6 +9,12 @@ time. Rows after the checkpoint the state names are therefore dropped before Tun
 (its loggers copy these files down and append to them), so every epoch is logged once.
 A larger pack's members write their own logs from the checkpoint (sweeps.reporting) and
 need nothing here.
+
+Tune's CSV logger takes a continued trial's columns from its first new row and appends
+under the header already in `progress.csv`: when the rows' keys changed (a newer
+version's row; a hold-out trial's last row, with its test scores, first after a restart)
+its values land under the wrong columns. Such a file is written again from `result.json`
+(`realign`): before a step is restored and after it ran.
 """
 
 from __future__ import annotations
@@ -41,9 +47,22 @@ def cut_back(step: Storage) -> int:
     return dropped
 
 
+def realign(step: Storage) -> int:
+    """Write again from its `result.json` every trial's `progress.csv` whose rows do not
+    fit its header, in the Tune experiment in `step`; the number of files written."""
+    from ray.tune import ExperimentAnalysis
+
+    fs, path = step.filesystem
+    return sum(_realign(step.child(trial.storage.trial_dir_name))
+               for trial in ExperimentAnalysis(path, storage_filesystem=fs).trials)
+
+
 def _cut_trial(folder: Storage, last: int) -> int:
     dropped = 0
     for name, cut in ((RESULT_FILE, _cut_json_lines), (PROGRESS_FILE, _cut_csv)):
+        # A misaligned progress.csv is made from the result.json just cut: nothing left to cut.
+        if name == PROGRESS_FILE and _realign(folder):
+            continue
         text = folder.read_bytes(name)
         if text is None:
             continue
@@ -52,6 +71,42 @@ def _cut_trial(folder: Storage, last: int) -> int:
             folder.write_bytes(kept.encode(), name)
             dropped += n if name == RESULT_FILE else 0
     return dropped
+
+
+def _realign(folder: Storage) -> bool:
+    """Whether the trial's progress.csv had rows of another width than its header (but
+    for a torn last line) and was written again from its result.json."""
+    text, result = folder.read_bytes(PROGRESS_FILE), folder.read_bytes(RESULT_FILE)
+    if text is None or result is None:
+        return False
+    text = text.decode()
+    rows = list(csv.reader(io.StringIO(text)))
+    # A torn last line (the driver killed mid-write: no newline after it) is _cut_csv's to drop.
+    body = rows[1:] if text.endswith("\n") else rows[1:-1]
+    if all(len(r) == len(rows[0]) for r in body):
+        return False
+    folder.write_bytes(_csv_of(result.decode()).encode(), PROGRESS_FILE)
+    return True
+
+
+def _csv_of(json_lines: str) -> str:
+    """JSON lines as Tune's CSV logger writes them: without the config, nested keys
+    flattened with "/", every key any row has as a column."""
+    from ray.tune.utils import flatten_dict
+
+    rows = []
+    for line in json_lines.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a torn line
+        row.pop("config", None)
+        rows.append(flatten_dict(row, delimiter="/"))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, list(dict.fromkeys(k for r in rows for k in r)))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def _cut_json_lines(text: str, last: int) -> tuple[str, int]:

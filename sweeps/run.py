@@ -514,7 +514,9 @@ def run_step(plan: Plan, step: dict, folder: Storage, datasets: dict, references
             ),
             run_config=run_config(plan, step, resources, args),
         )
-    return list(tuner.fit())
+    results = list(tuner.fit())
+    restore.realign(folder)
+    return results
 
 
 def run_config(plan: Plan, step: dict, resources: dict, args: argparse.Namespace, before: list | None = None):

@@ -26,7 +26,7 @@ METRICS = {
 # Where and how a row was made; reported beside the metrics and the `epoch` every epoch.
 # With early stopping (sweeps.early_stopping) a row also says whether the trial stopped
 # there and its best epoch so far.
-# `onednn`: whether TensorFlow ran its oneDNN CPU kernels (numbers differ by float rounding).
+# `onednn`: whether TensorFlow's oneDNN CPU kernels were on (numbers differ by float rounding).
 CONTEXT = ("node_id", "hostname", "gpus", "onednn", "pid", "timestamp", "diverged", "stopped", "best_epoch")
 # What each task's loss is, for labels; a task not listed here is labelled plain "loss".
 LOSS_KINDS = {

@@ -26,7 +26,9 @@ def stops_once_after_epoch_3(config):
         with checkpoint.as_directory() as d, open(os.path.join(d, "state.json")) as f:
             start = json.load(f)["epoch"]
     for epoch in range(start + 1, EPOCHS + 1):
-        row = {"epoch": epoch, "loss": 1.0 / epoch}
+        # With config["grow"], rows after the restart have one key more, as a newer version's may.
+        grown = {"onednn": True} if config.get("grow") and os.path.exists(config["marker"]) else {}
+        row = {"epoch": epoch, **grown, "loss": 1.0 / epoch}
         if epoch % 2 or not config["checkpoints"]:
             tune.report(row)
         else:
@@ -82,6 +84,27 @@ def test_a_restored_trial_logs_each_epoch_once(tmp_path, checkpoints, dropped, u
                             for exp in exps.values()])
     assert epochs(exps["cut"]) == [1, 2, 3, 4, 5]
     assert epochs(exps["without"]) == uncut
+
+
+def test_rows_that_gain_a_key_after_a_restore_leave_a_readable_progress_csv(tmp_path):
+    """Tune appends a continued trial's rows under the header its file has: one key more
+    and every later value is a column off (pandas cannot read the file). realign writes it
+    again from result.json, as the runner does after each step and cut_back before one."""
+    exp = tmp_path / "grew"
+    space = {"marker": str(tmp_path / "failed-once"), "checkpoints": True, "grow": True}
+    in_a_fresh_ray(lambda: tune.Tuner(stops_once_after_epoch_3, param_space=space, run_config=tune.RunConfig(
+        name="grew", storage_path=str(tmp_path), verbose=0)).fit())
+    assert restore.cut_back(Storage(str(exp))) == 1
+    in_a_fresh_ray(lambda: tune.Tuner.restore(str(exp), stops_once_after_epoch_3, resume_errored=True).fit())
+    (trial,) = [d for d in os.listdir(exp) if os.path.isdir(exp / d)]
+    with pytest.raises(pd.errors.ParserError):
+        pd.read_csv(exp / trial / "progress.csv")  # as Tune left it
+    assert restore.realign(Storage(str(exp))) == 1
+    assert epochs(exp) == [1, 2, 3, 4, 5]  # progress.csv's epochs are result.json's
+    progress = pd.read_csv(exp / trial / "progress.csv")
+    assert progress["loss"].tolist() == [1.0 / e for e in range(1, 6)]
+    assert progress["onednn"].isna().tolist() == [True, True, False, False, False]
+    assert restore.realign(Storage(str(exp))) == 0  # an aligned file is left as it is
 
 
 def test_a_restarted_pack_keeps_the_member_folders_it_started_with(tmp_path):

@@ -36,7 +36,7 @@ def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
     for column in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s", "node_id"):
         assert learned[column].notna().all(), column
     assert df["complete"].all()
-    assert df["onednn"].astype(bool).all()  # every row says TensorFlow's oneDNN kernels ran
+    assert df["onednn"].eq(True).all()  # every row says TensorFlow's oneDNN kernels ran
 
     holdout = df[df["validation"] == "holdout"].set_index("epoch")
     # test metrics come once, with the last epoch, beside the hold-out's val metrics
