@@ -76,14 +76,15 @@ def _cut_trial(folder: Storage, last: int) -> int:
 def _realign(folder: Storage) -> bool:
     """Whether the trial's progress.csv had rows of another width than its header (but
     for a torn last line) and was written again from its result.json."""
-    text, result = folder.read_bytes(PROGRESS_FILE), folder.read_bytes(RESULT_FILE)
-    if text is None or result is None:
+    text = folder.read_bytes(PROGRESS_FILE)
+    if text is None:
         return False
     text = text.decode()
     rows = list(csv.reader(io.StringIO(text)))
     # A torn last line (the driver killed mid-write: no newline after it) is _cut_csv's to drop.
     body = rows[1:] if text.endswith("\n") else rows[1:-1]
-    if all(len(r) == len(rows[0]) for r in body):
+    result = None if all(len(r) == len(rows[0]) for r in body) else folder.read_bytes(RESULT_FILE)
+    if result is None:
         return False
     folder.write_bytes(_csv_of(result.decode()).encode(), PROGRESS_FILE)
     return True
