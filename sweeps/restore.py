@@ -92,7 +92,8 @@ def _realign(folder: Storage) -> bool:
 
 def _csv_of(json_lines: str) -> str:
     """JSON lines as Tune's CSV logger writes them: without the config, nested keys
-    flattened with "/", every key any row has as a column."""
+    flattened with "/"; the columns those of the last row, in its order (the rows Tune
+    appends when the trial goes on have them so), then any other key a row has."""
     from ray.tune.utils import flatten_dict
 
     rows = []
@@ -104,7 +105,7 @@ def _csv_of(json_lines: str) -> str:
         row.pop("config", None)
         rows.append(flatten_dict(row, delimiter="/"))
     out = io.StringIO()
-    writer = csv.DictWriter(out, list(dict.fromkeys(k for r in rows for k in r)))
+    writer = csv.DictWriter(out, list(dict.fromkeys([*(rows[-1] if rows else ()), *(k for r in rows for k in r)])))
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()

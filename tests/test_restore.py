@@ -104,6 +104,8 @@ def test_rows_that_gain_a_key_after_a_restore_leave_a_readable_progress_csv(tmp_
     progress = pd.read_csv(exp / trial / "progress.csv")
     assert progress["loss"].tolist() == [1.0 / e for e in range(1, 6)]
     assert progress["onednn"].isna().tolist() == [True, True, False, False, False]
+    # Columns in the order of the last row, which rows Tune appends as the trial goes on share.
+    assert list(progress.columns[:3]) == ["epoch", "onednn", "loss"]
     assert restore.realign(Storage(str(exp))) == 0  # an aligned file is left as it is
 
 
