@@ -33,28 +33,30 @@ ITERATION = "training_iteration"
 def cut_back(step: Storage) -> int:
     """Cut the logs of every unfinished trial in the Tune experiment in `step` to the rows
     up to its last checkpoint; the number of result rows dropped."""
-    from ray.tune import ExperimentAnalysis
-
-    fs, path = step.filesystem
     dropped = 0
-    for trial in ExperimentAnalysis(path, storage_filesystem=fs).trials:
+    for trial, folder in _trials(step):
         if trial.status == "TERMINATED":
             continue  # Tune does not run it again
         kept = trial.latest_checkpoint_result
         # No checkpoint: the trial starts afresh and Tune writes its logs anew.
         if kept is not None:
-            dropped += _cut_trial(step.child(trial.storage.trial_dir_name), int(kept.metrics[ITERATION]))
+            dropped += _cut_trial(folder, int(kept.metrics[ITERATION]))
     return dropped
 
 
 def realign(step: Storage) -> int:
     """Write again from its `result.json` every trial's `progress.csv` whose rows do not
     fit its header, in the Tune experiment in `step`; the number of files written."""
+    return sum(_realign(folder) for _, folder in _trials(step))
+
+
+def _trials(step: Storage):
+    """(Tune's trial, its folder) for every trial of the Tune experiment in `step`."""
     from ray.tune import ExperimentAnalysis
 
     fs, path = step.filesystem
-    return sum(_realign(step.child(trial.storage.trial_dir_name))
-               for trial in ExperimentAnalysis(path, storage_filesystem=fs).trials)
+    for trial in ExperimentAnalysis(path, storage_filesystem=fs).trials:
+        yield trial, step.child(trial.storage.trial_dir_name)
 
 
 def _cut_trial(folder: Storage, last: int) -> int:
