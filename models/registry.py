@@ -56,7 +56,8 @@ ARCHITECTURES: dict[str, Arch] = {
     "dae_dense": Arch("models.autoencoders", "dae_dense", "seed 001 part 4: 784-128-96-128-784, 226,416 params",
                       {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 32, **_BCE,
                        "classifier": "cnn"}, task="denoise", options=_HIDDEN),
-    # Seed 003 stopped early (patience 5, at most 100 epochs); a sweep trains fixed epochs.
+    # Seed 003 stopped early (patience 5, at most 100 epochs): grids say so with `patience`
+    # (denoise_gaussian); without it a sweep trains these fixed epochs.
     "dae_small": Arch("models.autoencoders", "dae_small", "seed 003: 784-64-784, 101,200 params",
                       {"optimizer": "adam", "lr": 0.001, "batch_size": 512, "epochs": 30, **_BCE,
                        "classifier": "mlp256"}, task="denoise", options=_HIDDEN),
