@@ -49,6 +49,24 @@ class Runner:
         return open(self.log_path).read()
 
 
+def hold_trial_workers(driver_pid) -> list:
+    """SIGSTOP every Ray worker under a runner's driver (its embedded Ray's trial actors, idle
+    ones too): no trial reports again, while the driver goes on saving Tune's state. The
+    caller SIGKILLs what this returns once done with it."""
+    import psutil
+
+    held = []
+    for proc in psutil.Process(driver_pid).children(recursive=True):
+        try:
+            title = " ".join(proc.cmdline())
+            if title.startswith("ray::") and not title.startswith(("ray::DashboardAgent", "ray::RuntimeEnvAgent")):
+                proc.suspend()
+                held.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return held
+
+
 def run(cmd, env, timeout=300):
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 

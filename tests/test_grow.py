@@ -3,6 +3,7 @@ every earlier file stays byte for byte (even when the growth step's driver is SI
 and the same command is run again), and the experiment reads as one; the interleaved
 order, checked on the order trials started in."""
 
+import contextlib
 import json
 import os
 import signal
@@ -11,10 +12,11 @@ import sys
 import time
 
 import pandas as pd
+import psutil
 import pytest
 
 from analysis.load import load_experiment
-from tests.sweeps_running import ROOT, Runner, rows_by_trial, run, runner_cmd, wait_until
+from tests.sweeps_running import ROOT, Runner, hold_trial_workers, rows_by_trial, run, runner_cmd, wait_until
 from tests.synthetic import write_mnist_cache
 
 EPOCHS = 2
@@ -63,7 +65,7 @@ def test_growing_a_finished_sweep_trains_only_the_new_configs(tmp_path, fault_re
     assert starts == sorted(starts)
     before, names_before = files(exp), set(rows)
 
-    # Alone (two at a time), so that the kill below lands with configs of the step still to run.
+    # Alone, two at a time.
     grow, _ = runner_cmd(tmp_path, GROWN, "g", "--resume", "--report", "--pack", "1")
     dry = run(grow + ["--dry-run"], env)
     assert dry.returncode == 0, dry.stderr
@@ -77,9 +79,16 @@ def test_growing_a_finished_sweep_trains_only_the_new_configs(tmp_path, fault_re
     new_done = wait_until(lambda: (lambda d: d if len(d) >= 2 else None)(
         [n for n, r in rows_by_trial(exp).items() if n.startswith("grow-2/") and len(r) == EPOCHS]),
         what="two configs of the growth step finished")
+    # The workers held first: a config takes well under a second here (the actors are reused),
+    # so the rest of the step could otherwise finish in the wait below.
+    held = hold_trial_workers(sweep.pid)
+    assert held, "no Ray worker under the runner to hold"
     time.sleep(1.5)  # Tune saves its state every second: what finished before that survives exactly
     os.kill(sweep.pid, signal.SIGKILL)
     sweep.wait()
+    for proc in held:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
     killed_with = sum(n.startswith("grow-2/") and len(r) == EPOCHS for n, r in rows_by_trial(exp).items())
     assert killed_with < 8, "the growth step ended before the kill: nothing was cut short"
     finished_new = {n: (exp / n / "result.json").read_bytes() for n in new_done}
