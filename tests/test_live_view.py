@@ -31,7 +31,7 @@ def status(run_dir):
 
 
 def test_live_view_and_status_through_a_sweeps_life(tmp_path):
-    write_mnist_cache(tmp_path / "cache", n_train=12000, n_test=500)
+    write_mnist_cache(tmp_path / "cache", n_train=8000, n_test=500)
     cmd, env = runner_cmd(tmp_path, GRID, "life", "--pack", "1")
     exp = tmp_path / "runs" / "life"
     sweep = Runner(cmd, env, tmp_path / "runner.log")
