@@ -85,7 +85,7 @@ def test_sweep_spreads_over_nodes_and_a_removed_nodes_trials_restart_elsewhere(t
     import ray
 
     c, workers = cluster
-    write_mnist_cache(tmp_path / "cache", n_train=10000, n_test=1000)
+    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
     epochs = 6
     cmd, env = runner_cmd(tmp_path, f"{{arch: mlp500_300, epochs: {epochs}, seed: [0, 1, 2]}}\n", "lose",
                           "--address", c.address, "--max-failures", "3", num_cpus=None)

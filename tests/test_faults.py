@@ -33,10 +33,10 @@ pytestmark = pytest.mark.faults
 SLOW_GRID = "{{arch: mlp500_300, epochs: {epochs}, seed: [{seeds}]}}\n"
 
 
-def start_slow_sweep(tmp_path, name, epochs, seeds, *extra, n_train=10000):
-    """mlp500_300 on `n_train` generated images (10,000: about half a second an epoch here),
-    in the background: (command, environment, experiment folder, Runner)."""
-    write_mnist_cache(tmp_path / "cache", n_train=n_train, n_test=1000)
+def start_slow_sweep(tmp_path, name, epochs, seeds, *extra):
+    """mlp500_300 on 20,000 generated images (about a second an epoch here), in the background:
+    (command, environment, experiment folder, Runner)."""
+    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
     cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=epochs, seeds=seeds), name, *extra)
     return cmd, env, tmp_path / "runs" / name, Runner(cmd, env, tmp_path / f"{name}.log")
 
@@ -390,7 +390,7 @@ def listening_sockets(pid) -> tuple[dict, list]:
 def test_a_running_sweeps_ray_listens_on_loopback_and_a_second_runner_is_refused(tmp_path, fault_record):
     """One running sweep for two faults: what its Ray listens on (9a), and the same
     experiment started again beside it, with and without --resume (5)."""
-    cmd, env, exp, first = start_slow_sweep(tmp_path, "twice", 4, "0, 1", n_train=20000)  # running while its sockets are read
+    cmd, env, exp, first = start_slow_sweep(tmp_path, "twice", 4, "0, 1")
     try:
         # Refused from the lock on, before Ray starts: the first run has all its epochs to go.
         wait_until(lambda: (exp / LOCK_FILE).exists(), what="the first runner's lock")

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from tests.sweeps_running import ROOT, Runner, rows_by_trial, run, runner_cmd, wait_until
+from tests.sweeps_running import ROOT, Runner, hold_trial_workers, rows_by_trial, run, runner_cmd, wait_until
 from tests.synthetic import write_mnist_cache
 
 EPOCHS = 12
@@ -38,9 +38,13 @@ def test_live_view_and_status_through_a_sweeps_life(tmp_path):
     rows = wait_until(lambda: (lambda r: r if sum(map(len, r.values())) >= 3 else None)(rows_by_trial(exp)),
                       what="three reported epochs")
 
-    # Running: the configs per state and the epochs match the logs read at the same time.
+    # Running: the configs per state and the epochs match the logs read at the same time. The
+    # workers are held meanwhile: `status` takes seconds, in which a fast machine could end a trial.
+    held = hold_trial_workers(sweep.pid)
     head, counts, done, planned, out = status(exp)
     after = rows_by_trial(exp)
+    for proc in held:
+        proc.resume()
     assert head.startswith("life: running (pid ")
     assert planned == 3 * EPOCHS and sum(map(len, rows.values())) <= done <= sum(map(len, after.values()))
     assert counts["running"] == 2 and counts["pending"] == 1 and counts["finished"] == 0

@@ -94,11 +94,18 @@ def test_killed_workers_of_a_pack_and_a_lone_trial_restart_from_their_checkpoint
                           "--pack", "2", "--max-failures", "2")
     sweep = Runner(cmd, env, tmp_path / "runner.log")
     exp = tmp_path / "runs" / "kill"
+    held = set()
 
     def both_two_epochs_in():
         rows = rows_by_trial(exp)
         pack = next((r for n, r in rows.items() if "/" in n and len(r) >= 2), None)
         alone = next((r for n, r in rows.items() if "/" not in n and len(r) >= 2), None)
+        for r in (pack, alone):
+            # Each worker stopped (SIGSTOP) once it is two epochs in, so that the faster of the two
+            # cannot end its trial while the other gets there.
+            if r and r[-1]["pid"] not in held:
+                held.add(r[-1]["pid"])
+                os.kill(r[-1]["pid"], signal.SIGSTOP)
         return (pack, alone) if pack and alone else None
 
     pack_rows, alone_rows = wait_until(both_two_epochs_in, what="two epochs of the pack and of the lone trial")
