@@ -41,10 +41,12 @@ def test_live_view_and_status_through_a_sweeps_life(tmp_path):
     # Running: the configs per state and the epochs match the logs read at the same time. The
     # workers are held meanwhile: `status` takes seconds, in which a fast machine could end a trial.
     held = hold_trial_workers(sweep.pid)
-    head, counts, done, planned, out = status(exp)
-    after = rows_by_trial(exp)
-    for proc in held:
-        proc.resume()
+    try:
+        head, counts, done, planned, out = status(exp)
+        after = rows_by_trial(exp)
+    finally:
+        for proc in held:
+            proc.resume()
     assert head.startswith("life: running (pid ")
     assert planned == 3 * EPOCHS and sum(map(len, rows.values())) <= done <= sum(map(len, after.values()))
     assert counts["running"] == 2 and counts["pending"] == 1 and counts["finished"] == 0
