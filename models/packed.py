@@ -1,4 +1,4 @@
-"""K members of one architecture as one vectorised network (a pack).
+"""K members of one architecture as one vectorised network (a pack): the fast path.
 
 Each layer holds the members' weights side by side and applies them in one op: a dense
 layer is an einsum over a `[K, in, out]` kernel, a convolution is a grouped convolution
@@ -10,7 +10,12 @@ A pack is made from the members' own Keras models (the registry's builders, each
 under its member's seed and L2 factor), so every member starts from exactly the weights
 its solo trial starts from, and `member_weights(k)` gives them back in Keras's order.
 The layers the registry's classifiers are made of are supported (Flatten, Dense, Conv2D,
-MaxPooling2D, Dropout); anything else is refused with PackError, naming the layer.
+MaxPooling2D, Dropout); anything else is refused with PackError, naming the layer, and
+trains through models.vectorized, which packs any Keras model by vectorising its own call.
+This one stays where it is measured faster for the same model: the MLPs, whose einsum
+layers under XLA train 1.1x the member-epochs per second of the vectorised call
+(bench/RESULTS.md). Both have one interface: `forward`, `penalty`, `masked`, `still`,
+`commit`, `constrain`, `load`, `member_weights`, `variables` and `state`.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ def _same_activation(peers) -> None:
 class PackedNet:
     """The forward pass, the per-member L2 penalty and the per-member gradient mask of K
     members packed together. `variables` are Keras variables (for an optimizer)."""
+
+    pads = True  # no layer mixes a batch's images: a short batch may be padded and masked
+    state: list = []  # nothing the forward pass updates
 
     def __init__(self, models: list, grouped: bool = True):
         import keras
@@ -125,6 +133,8 @@ class PackedNet:
         for p in [m.layers[i] for m in models for i in range(len(m.layers))]:
             if getattr(p, "activity_regularizer", None) is not None:
                 raise PackError(f"layer {p.name}: activity regularisers do not pack")
+            if any(getattr(v, "constraint", None) is not None for v in p.trainable_variables):
+                raise PackError(f"layer {p.name}: weight constraints do not pack")
 
     def _add(self, variable, mask, layout) -> None:
         self.variables.append(variable)
@@ -215,6 +225,23 @@ class PackedNet:
             mask = masks.get(tuple(slot.shape))
             if mask is not None:
                 slot.assign(tf.where(mask(alive), slot, tf.zeros_like(slot)))
+
+    def forward(self, x, training: bool = False, seeds=None, counter=None):
+        """x `[K, B, *input_shape]` -> (outputs, no added losses `[K]`, no state): the
+        interface models.vectorized.VectorizedNet shares. Training draws each member's
+        dropout masks from (its seed in `seeds`, step `counter`)."""
+        import tensorflow as tf
+
+        dropout_seeds = None
+        if training:
+            dropout_seeds = tf.stack([tf.cast(seeds, tf.int32), tf.fill([self.size], counter)], axis=1)
+        return self(x, training, dropout_seeds), tf.zeros([self.size]), []
+
+    def commit(self, new_state, alive) -> None:
+        """Nothing to keep: the network has no state beyond its weights."""
+
+    def constrain(self) -> None:
+        """Nothing to apply: a model with weight constraints is not packed here."""
 
     def __call__(self, x, training: bool = False, dropout_seeds=None):
         """x `[K, B, *input_shape]` -> outputs `[K, B, units]`. `dropout_seeds`: `[K, 2]` int32,

@@ -41,18 +41,41 @@ def engine_for(owner, members: list[dict], arrays: dict, models: list, n_train: 
     """An engine holding these members (`models`: their Keras models, built under their
     seeds): the worker's kept one refilled when it has the same key and no live pack uses
     it, else a new one, which is then kept."""
+    from models.packed import PackError
+
     k = key(members, arrays, n_train, num_classes)
-    engine = _kept.get("engine")
+    kept, engine = _kept.get("engine"), None
     in_use = _kept.get("owner") is not None and _kept["owner"]() is not None
-    if engine is not None and engine.key == k and not in_use:
-        engine.load(members, arrays, models)
-    else:
-        engine = None
+    if kept is not None and kept.key == k and not in_use:
+        try:
+            kept.load(members, arrays, models)
+            engine = kept
+        except PackError:  # the same key, yet other weights regularised: a step of its own
+            pass
+    if engine is None:
         if not in_use:
             release()  # the old engine's data goes before the new one's is made
         engine = Engine(k, members, arrays, models, n_train, num_classes)
     _kept.update(engine=engine, owner=weakref.ref(owner))
     return engine
+
+
+def has_convolutions(model) -> bool:
+    """Whether any layer of `model` (nested ones included) is a convolution of some kind."""
+    return any("Conv" in type(layer).__name__ for layer in model._flatten_layers(include_self=False))
+
+
+def pack_net(models: list, jit: bool):
+    """The network a pack trains as: models.packed's hand-written layers where they hold the
+    model, else the model's own call vectorised (models.vectorized), which holds any Keras
+    model. `jit`: whether the step is compiled by XLA (grouped convolutions then)."""
+    from models.packed import PackError, PackedNet
+    from models.vectorized import VectorizedNet
+
+    try:
+        return PackedNet(models, grouped=jit)
+    except PackError:
+        return VectorizedNet(models)
 
 
 def release() -> None:
@@ -71,8 +94,6 @@ class Engine:
         import keras
         import tensorflow as tf
 
-        from models.packed import PackedNet
-
         first = members[0]
         self.key = key
         self.k = len(members)
@@ -80,9 +101,10 @@ class Engine:
         self.test = None  # made on first use (test_feed): a hold-out run scores it once
         # XLA fuses the batch's gather, noise and dense layers into a few kernels: 1.5x faster
         # on CPU for the MLPs; but its CPU convolutions are 2-3x slower than TensorFlow's own
-        # (bench/RESULTS.md), so nets with convolutions run unfused, one convolution per member.
-        jit = not any(type(layer).__name__ == "Conv2D" for layer in models[0].layers)
-        self.net = PackedNet(models, grouped=jit)
+        # (bench/RESULTS.md), and it took minutes to compile a vectorised conv net with
+        # BatchNormalization: nets with convolutions run unfused.
+        jit = not has_convolutions(models[0])
+        self.net = pack_net(models, jit)
         self.optimizer = make_optimizer(first, steps_per_epoch(n_train, first))
         self.optimizer.build(self.net.variables)
         self._optimizer_start = [np.array(v.numpy()) for v in self.optimizer.variables]
@@ -132,15 +154,17 @@ class Engine:
         import tensorflow as tf
 
         x, y = self.train.inputs(idx), self.train.targets(idx)
-        seeds = tf.stack([tf.cast(self.seeds, tf.int32), tf.fill([self.k], counter)], axis=1)
         real = tf.cast(tf.range(tf.shape(idx)[1]) < size, tf.float32)
         n = tf.cast(size, tf.float32)
         with tf.GradientTape() as tape:
-            probs = self.net(x, training=True, dropout_seeds=seeds)
-            loss = tf.reduce_sum(self._losses(y, probs) * real, axis=1) / n + self.net.penalty()
+            probs, added, state = self.net.forward(x, True, self.seeds, counter)
+            # A solo Keras step's loss: mean loss, weight penalties, the losses the model adds.
+            loss = tf.reduce_sum(self._losses(y, probs) * real, axis=1) / n + self.net.penalty() + added
             total = tf.reduce_sum(tf.where(self.alive, loss, tf.zeros_like(loss)))
         grads = self.net.masked(tape.gradient(total, self.net.variables), self.alive)
         self.optimizer.apply(grads, self.net.variables)
+        self.net.constrain()
+        self.net.commit(state, self.alive)
         # Keras's epoch loss: the batches' losses weighted by their sizes.
         self.loss_sum.assign_add(loss * n)
         self.correct.assign_add(self._hits(y, probs, real))
@@ -155,6 +179,9 @@ class Engine:
         import tensorflow as tf
 
         x, y = feed.inputs(idx), feed.targets(idx)
-        probs = self.net(x, training=False)
+        probs, added, _ = self.net.forward(x, training=False)
         real = tf.cast(tf.range(tf.shape(idx)[1]) < size, tf.float32)
-        return tf.reduce_sum(self._losses(y, probs) * real, axis=1), self._hits(y, probs, real)
+        # The losses a model adds (activity regularisers) weighted by the batch's real size, as
+        # Keras averages a loss over batches (the padded rows enter them: they are per batch).
+        return (tf.reduce_sum(self._losses(y, probs) * real, axis=1), self._hits(y, probs, real),
+                added * tf.cast(size, tf.float32))

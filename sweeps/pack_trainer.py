@@ -91,10 +91,11 @@ class Pack:
         rows = tf.constant(np.stack([order(m["seed"], epoch, self.n_train) for m in self.members]).astype(np.int32))
         b = self.batch_size
         steps = steps_per_epoch(self.n_train, self.members[0])
-        padded = tf.pad(rows, [[0, 0], [0, steps * b - self.n_train]])  # index 0, masked out
+        if self.net.pads:  # one compiled shape: the last batch padded with index 0, masked out
+            rows = tf.pad(rows, [[0, 0], [0, steps * b - self.n_train]])
         for s in range(steps):
             size = min(b, self.n_train - s * b)
-            self._train_step(padded[:, s * b:(s + 1) * b], tf.constant(size, tf.int32),
+            self._train_step(rows[:, s * b:(s + 1) * b], tf.constant(size, tf.int32),
                              tf.constant(epoch * steps + s, tf.int32))
         loss = self.engine.loss_sum.numpy() / self.n_train
         accuracy = self.engine.correct.numpy() / self.n_train
@@ -108,21 +109,23 @@ class Pack:
 
     def evaluate(self, feed, start: int, stop: int):
         """Every member's (loss, accuracy) on rows [start, stop) of `feed`: mean cross-entropy
-        plus its L2 penalty, as Keras's evaluate reports a regularised model's loss."""
+        plus its weight penalty and the losses the model adds, as Keras's evaluate reports a
+        regularised model's loss."""
         import tensorflow as tf
 
-        ce, hits = np.zeros(self.k), np.zeros(self.k)
+        ce, hits, added = np.zeros(self.k), np.zeros(self.k), np.zeros(self.k)
         for a in range(start, stop, EVAL_BATCH):
             size = min(EVAL_BATCH, stop - a)
             # Every batch in one compiled shape: the last one padded with row `start`, masked out.
             rows = np.full(EVAL_BATCH, start, np.int32)
             rows[:size] = np.arange(a, a + size)
             idx = tf.broadcast_to(tf.constant(rows)[None], [self.k, EVAL_BATCH])
-            c, h = self._eval_step(feed, idx, tf.constant(size, tf.int32))
+            c, h, extra = self._eval_step(feed, idx, tf.constant(size, tf.int32))
             ce += c.numpy()
             hits += h.numpy()
+            added += extra.numpy()
         n = stop - start
-        return ce / n + self.net.penalty().numpy(), hits / n
+        return (ce + added) / n + self.net.penalty().numpy(), hits / n
 
     def frozen(self, i: int) -> bool:
         """Whether member i trains no more: diverged, or ended by early stopping."""
@@ -174,8 +177,10 @@ class Pack:
 
     # -- checkpoints ----------------------------------------------------------------------
     def save(self, folder: str) -> None:
-        """Weights, optimizer state, rows, divergence and early stopping: everything a restart needs."""
+        """Weights, the network's state (BatchNormalization's statistics), optimizer state, rows,
+        divergence and early stopping: everything a restart needs."""
         arrays = {f"w{i}": v.numpy() for i, v in enumerate(self.net.variables)}
+        arrays.update({f"s{i}": np.asarray(v.numpy()) for i, v in enumerate(self.net.state)})
         arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(self.optimizer.variables)})
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
@@ -198,6 +203,8 @@ class Pack:
         with np.load(os.path.join(folder, ARRAYS_FILE)) as arrays:
             for i, v in enumerate(self.net.variables):
                 v.assign(arrays[f"w{i}"])
+            for i, v in enumerate(self.net.state):
+                v.assign(arrays[f"s{i}"])
             for i, v in enumerate(self.optimizer.variables):
                 v.assign(arrays[f"o{i}"])
         self.epochs_done, self.diverged, self.rows = state["epochs_done"], state["diverged"], state["rows"]

@@ -1,0 +1,245 @@
+"""K members of any Keras 3 model as one pack, by vectorising the model's own call.
+
+One template model (the first member's, built by its own builder) gives the computation;
+the members' trainable and non-trainable variables are stacked `[K, ...]`, and the
+template's `stateless_call` is vectorised over them (`tf.vectorized_map`). Whatever the
+model holds (BatchNormalization, residual `Add`, depthwise convolutions, any layer Keras
+has), member k's outputs, losses, gradients and updated state (BatchNormalization's
+moving statistics) depend on member k's variables and inputs only.
+
+What differs between members outside the weights is carried here too:
+- each member's weight regularisers (members of a pack differ in L2 although the template
+  carries one): the template's are taken off and each member's penalty is computed from
+  its own factors (`penalty`);
+- each member's random draws (dropout of any kind, GaussianNoise...): every seed generator
+  of the model starts each step from (member seed, generator, step) alone, so a member draws
+  the same masks packed or alone, and again after a restart;
+- weight constraints, applied to each member after the optimizer's step (`constrain`).
+
+A model it cannot hold (members of different structure, a regulariser that differs other
+than in its L1/L2 factors) is refused with models.packed.PackError, naming the layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.packed import PackError
+
+# A member's seed generator j starts step c at counter (j << GENERATOR_SHIFT) + c * STRIDE:
+# room for STRIDE draws of one generator in a step (a layer called several times) before
+# step c + 1's, and for 2**30 steps before generator j + 1's.
+STRIDE = 1 << 10
+GENERATOR_SHIFT = 40
+_LINEAR = ("L1", "L2", "L1L2")  # regularisers that are a factor times a norm: packed by factor
+
+
+def _is_generator(variable) -> bool:
+    return variable.path.endswith("seed_generator_state")
+
+
+def _layer_of(model, variable) -> str:
+    return variable.path.split("/")[0] if "/" in variable.path else model.name
+
+
+def _structure(model) -> list:
+    """What a pack's members must share: each layer's type and configuration (less its
+    name and regularisers, which members may differ in) and every variable's shape."""
+    out = []
+    for layer in model._flatten_layers(include_self=False):
+        config = layer.get_config() if hasattr(layer, "get_config") else {}
+        config = {k: v for k, v in config.items() if k != "name" and not k.endswith("regularizer")}
+        out.append((type(layer).__name__, repr(sorted(config.items(), key=lambda kv: kv[0]))))
+    out.append([tuple(v.shape) for v in model.trainable_variables])
+    out.append([(tuple(v.shape), str(v.dtype)) for v in model.non_trainable_variables])
+    return out
+
+
+def _factors(model, variable) -> tuple[float, float] | object | None:
+    """A weight's regulariser as (l1, l2) factors, the regulariser itself where it is not
+    a factor times a norm, or None."""
+    reg = variable.regularizer
+    if reg is None:
+        return None
+    if type(reg).__name__ in _LINEAR and type(reg).__module__.startswith("keras"):
+        config = reg.get_config()
+        return float(config.get("l1", 0.0) or 0.0), float(config.get("l2", 0.0) or 0.0)
+    return reg
+
+
+class VectorizedNet:
+    """A pack of K Keras models of one structure: stacked variables (`variables` for the
+    optimizer, `state` for what the call updates), the vectorised call (`forward`), each
+    member's weight penalty, gradient mask and weights."""
+
+    # Training batches keep their true size: padding a short batch would enter
+    # BatchNormalization's batch statistics.
+    pads = False
+
+    def __init__(self, models: list):
+        import keras
+        import tensorflow as tf
+
+        if not models:
+            raise PackError("a pack needs at least one member")
+        self.size = k = len(models)
+        self.template = template = models[0]
+        if len(template.inputs) != 1 or len(template.outputs) != 1:
+            raise PackError(f"model {template.name}: a pack's model takes one input and gives one output")
+        self.input_shape = tuple(template.inputs[0].shape[1:])
+        self._structure = _structure(template)
+        for m in models[1:]:
+            self._check_like(m)
+        trainable = template.trainable_variables
+        self.variables = [keras.Variable(np.stack([np.asarray(m.trainable_variables[i]) for m in models]),
+                                         name=v.path.replace("/", "_")) for i, v in enumerate(trainable)]
+        self.state = [keras.Variable(np.stack([np.asarray(m.non_trainable_variables[i]) for m in models]),
+                                     dtype=v.dtype, trainable=False, name=v.path.replace("/", "_"))
+                      for i, v in enumerate(template.non_trainable_variables)]
+        self._generators = [i for i, v in enumerate(template.non_trainable_variables) if _is_generator(v)]
+        # Where get_weights finds each weight: ("t", i) trainable, ("n", i) state.
+        where = {id(v): ("t", i) for i, v in enumerate(trainable)}
+        where.update({id(v): ("n", i) for i, v in enumerate(template.non_trainable_variables)})
+        self._order = [where[id(v)] for v in template.weights if id(v) in where]
+        self._constraints = [(i, v.constraint) for i, v in enumerate(trainable)
+                             if getattr(v, "constraint", None) is not None]
+        linear, custom = self._regularisers(models)
+        self._linear = {i: tf.Variable(f, dtype=tf.float32, trainable=False) for i, f in linear.items()}
+        self._custom = custom
+        for v in trainable:
+            v.regularizer = None  # each member's own penalty is added in `penalty`
+
+    def _check_like(self, model) -> None:
+        mine, theirs = self._structure, _structure(model)
+        if len(mine) != len(theirs):
+            raise PackError(f"model {model.name}: members of another structure ({len(theirs) - 2} layers, "
+                            f"not {len(mine) - 2})")
+        for a, b in zip(mine[:-2], theirs[:-2]):
+            if a != b:
+                raise PackError(f"layer {a[0]}: members differ in its configuration")
+        if mine[-2:] != theirs[-2:]:
+            raise PackError(f"model {model.name}: members' variables differ in shape")
+
+    def _regularisers(self, models):
+        """Per regularised weight: the members' (l1, l2) factors `[2, K]`, or (for a
+        regulariser that is not a factor times a norm, the same for all) the regulariser."""
+        linear, custom = {}, []
+        for i, v in enumerate(self.template.trainable_variables):
+            regs = [_factors(m, m.trainable_variables[i]) for m in models]
+            if all(r is None for r in regs):
+                continue
+            layer = _layer_of(self.template, v)
+            if all(r is None or isinstance(r, tuple) for r in regs):
+                linear[i] = np.array([r or (0.0, 0.0) for r in regs], np.float32).T
+                continue
+            configs = {repr((type(r).__name__, r.get_config() if hasattr(r, "get_config") else id(r))) for r in regs}
+            if len(configs) > 1:
+                raise PackError(f"layer {layer}: members differ in a regulariser other than L1/L2 factors")
+            custom.append((i, regs[0]))
+        return linear, custom
+
+    def load(self, models: list) -> None:
+        """Take other members' weights, state and regularisers in place of these, in
+        the same variables (a compiled step that reads them serves the new members)."""
+        if len(models) != self.size:
+            raise PackError(f"load: {len(models)} members, not {self.size}")
+        for m in models:
+            self._check_like(m)
+        linear, custom = self._regularisers(models)
+        if set(linear) != set(self._linear) or [i for i, _ in custom] != [i for i, _ in self._custom]:
+            raise PackError("load: members with regularisers on other weights")
+        for i, v in enumerate(self.variables):
+            v.assign(np.stack([np.asarray(m.trainable_variables[i]) for m in models]))
+        for i, v in enumerate(self.state):
+            v.assign(np.stack([np.asarray(m.non_trainable_variables[i]) for m in models]))
+        for i, factors in linear.items():
+            self._linear[i].assign(factors)
+
+    def member_weights(self, k: int) -> list[np.ndarray]:
+        """Member k's weights, in the order its Keras model's `get_weights` gives them."""
+        return [np.asarray((self.variables if kind == "t" else self.state)[i].numpy()[k]) for kind, i in self._order]
+
+    # -- in the compiled step -----------------------------------------------------------
+    def forward(self, x, training: bool = False, seeds=None, counter=None):
+        """x `[K, B, *input_shape]` -> (outputs `[K, B, ...]`, each member's losses the model
+        adds itself `[K]` (activity regularisers, a VAE's KL term), its updated state).
+        Training draws from `seeds` (`[K]` int64, the members') at step `counter`."""
+        import tensorflow as tf
+
+        k = self.size
+        state = [tf.convert_to_tensor(v) for v in self.state]
+        if training and self._generators:
+            step = tf.cast(counter, tf.int64) * STRIDE
+            for j, i in enumerate(self._generators):
+                start = tf.fill([k], (j << GENERATOR_SHIFT) + step)
+                state[i] = tf.stack([tf.cast(seeds, tf.int64), start], axis=1)
+        trainable = [tf.convert_to_tensor(v) for v in self.variables]
+        template = self.template
+
+        def one(args):
+            t, n, xk = args
+            out, new, losses = template.stateless_call(t, n, xk, training=training, return_losses=True)
+            # A list, empty for a model that adds no loss: a constant has no member axis.
+            return out, new, [tf.add_n([tf.cast(loss, tf.float32) for loss in losses])] if losses else []
+
+        if k == 1:  # nothing to vectorise: the model's own call, as a solo Keras step runs it
+            out, new, extra = one(([t[0] for t in trainable], [n[0] for n in state], x[0]))
+            out, new, extra = out[None], [n[None] for n in new], [e[None] for e in extra]
+        else:
+            out, new, extra = tf.vectorized_map(one, (trainable, state, x))
+        return out, extra[0] if extra else tf.zeros([k]), new
+
+    def commit(self, new_state, alive) -> None:
+        """Keep the state a training call computed, for the members in `alive` ([K] bool):
+        a frozen member's BatchNormalization statistics stay those of its last epoch."""
+        import tensorflow as tf
+
+        for i, (v, new) in enumerate(zip(self.state, new_state)):
+            if i not in self._generators:
+                v.assign(tf.where(_member_mask(alive, len(v.shape)), new, v))
+
+    def constrain(self) -> None:
+        """Each member's weight constraints, applied after the optimizer's step (as Keras's
+        optimizer applies a solo model's)."""
+        import tensorflow as tf
+
+        for i, constraint in self._constraints:
+            self.variables[i].assign(tf.vectorized_map(constraint, tf.convert_to_tensor(self.variables[i])))
+
+    def penalty(self):
+        """Each member's weight penalty, `[K]`: its own regularisers on its own weights, as
+        Keras adds them to a solo model's loss (l1 * sum|w| + l2 * sum(w**2))."""
+        import tensorflow as tf
+
+        total = tf.zeros([self.size])
+        for i, factors in self._linear.items():
+            w = tf.convert_to_tensor(self.variables[i])
+            axes = list(range(1, len(w.shape)))
+            f = tf.convert_to_tensor(factors)
+            total += f[0] * tf.reduce_sum(tf.abs(w), axis=axes) + f[1] * tf.reduce_sum(tf.square(w), axis=axes)
+        for i, reg in self._custom:
+            total += tf.vectorized_map(lambda w: tf.cast(reg(w), tf.float32), tf.convert_to_tensor(self.variables[i]))
+        return total
+
+    def masked(self, grads, alive):
+        """Gradients with every member not in `alive` ([K] bool) set to zero."""
+        import tensorflow as tf
+
+        return [tf.where(_member_mask(alive, len(g.shape)), g, tf.zeros_like(g)) for g in grads]
+
+    def still(self, optimizer_variables, alive) -> None:
+        """Zero the optimizer state of every member not in `alive` ([K] bool): every slot
+        variable is stacked like the weight it serves, members first."""
+        import tensorflow as tf
+
+        shapes = {tuple(v.shape) for v in self.variables}
+        alive = tf.constant(np.asarray(alive, bool))
+        for slot in optimizer_variables:
+            if tuple(slot.shape) in shapes:
+                slot.assign(tf.where(_member_mask(alive, len(slot.shape)), slot, tf.zeros_like(slot)))
+
+
+def _member_mask(alive, rank: int):
+    import tensorflow as tf
+
+    return tf.reshape(alive, [-1] + [1] * (rank - 1))
