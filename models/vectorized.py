@@ -72,9 +72,6 @@ class VectorizedNet:
     optimizer, `state` for what the call updates), the vectorised call (`forward`), each
     member's weight penalty, gradient mask and weights."""
 
-    # Training batches keep their true size: padding a short batch would enter
-    # BatchNormalization's batch statistics.
-    pads = False
 
     def __init__(self, models: list):
         import keras
@@ -87,6 +84,11 @@ class VectorizedNet:
         if len(template.inputs) != 1 or len(template.outputs) != 1:
             raise PackError(f"model {template.name}: a pack's model takes one input and gives one output")
         self.input_shape = tuple(template.inputs[0].shape[1:])
+        # Whether a short training batch may be padded to the one compiled shape (and the
+        # padding masked out of the loss): not where a layer mixes a batch's images, as
+        # BatchNormalization's batch statistics do, nor in a layer Keras does not ship.
+        self.pads = all(type(layer).__module__.startswith("keras.") and "BatchNorm" not in type(layer).__name__
+                        for layer in template._flatten_layers(include_self=False))
         self._structure = _structure(template)
         for m in models[1:]:
             self._check_like(m)

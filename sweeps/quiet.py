@@ -4,8 +4,10 @@ TensorFlow prints its C++ banners (absl's "All log messages before InitializeLog
 not find cuda drivers", a CPU-instructions note) straight to file descriptor 2 while it is
 imported, before any log level applies, and on a machine without a GPU every first op
 logs "failed call to cuInit". Ray Train logs "Checkpoint successfully created" after
-every epoch of every trial, and TensorFlow warns of "retracing" as a reused worker starts
-a pack of a new shape. None of it is anything a user acts on. Warnings that are
+every epoch of every trial, TensorFlow warns of "retracing" as a reused worker starts
+a pack of a new shape, and of "Using a while_loop for converting" an op as a pack of a
+model with dropout is vectorised (models.vectorized: the random draws are made member by
+member, as they must be). None of it is anything a user acts on. Warnings that are
 (data sources, missing GPUs, storage) are printed by the runner itself and stay.
 """
 
@@ -63,10 +65,13 @@ class _PackRetracing(logging.Filter):
     A worker keeps one compiled step (sweeps.pack_engine) and builds another for each pack
     of a new shape, so a reused worker that trains packs of several shapes (a grid's
     architectures, a group's smaller last pack) traces the same method again, as it must;
-    TensorFlow counts that as retracing and warns, trial after trial in a large sweep."""
+    TensorFlow counts that as retracing and warns, trial after trial in a large sweep.
+    Also its vectoriser's "Using a while_loop for converting StatelessRandomUniformV2":
+    a member's dropout mask drawn from its own seed is such an op."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
+        message = record.getMessage()
+        return "triggered tf.function retracing" not in message and "Using a while_loop for converting" not in message
 
 
 def quiet_ray_workers() -> None:

@@ -15,7 +15,9 @@ the models registry names its task; every trial config carries it as `task`.
 
 The modules of this package are the built-in tasks. A task of one's own lives
 anywhere importable and is named in $NOISESWEEP_TASKS (comma-separated module
-names); it registers its architectures with models.register when imported.
+names); it registers its architectures with models.register when imported. A module
+named there that defines no task (no `NAME`) is imported for the models it registers
+under a task that exists (a classifier of one's own, say).
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ def _load() -> dict:
             if info.name not in _NOT_TASKS:
                 _register(importlib.import_module(f"{__name__}.{info.name}"))
     for name in filter(None, (m.strip() for m in os.environ.get(ENV, "").split(","))):
-        _register(importlib.import_module(name))  # cached after the first time
+        module = importlib.import_module(name)  # cached after the first time
+        if hasattr(module, "NAME"):
+            _register(module)
     return _loaded
 
 

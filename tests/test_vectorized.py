@@ -1,0 +1,173 @@
+"""Any Keras model packs by vectorising its own call (models.vectorized): models with
+BatchNormalization, a residual Add and dropout of their own train packed as alone, as
+Keras's own fit trains them, and restart from a checkpoint as if never stopped.
+
+Real Keras/TensorFlow training on small generated data, no Ray (tests/test_user_models.py
+runs them through the runner).
+"""
+
+import numpy as np
+import pytest
+
+import tests.user_models  # noqa: F401  (registers the models)
+from sweeps.grids import trial_config
+from tests.synthetic import learnable_mnist
+
+
+@pytest.fixture(autouse=True)
+def deterministic_ops():
+    """As in a trial (sweeps.trainable.configure_tensorflow)."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    yield
+
+
+def members(arch, seeds=(0, 1, 2), l2s=(0.0, 0.001, 0.0), **kw):
+    base = {"arch": arch, "epochs": 3, "train_subset": 600, "test_subset": 1000, "noise_type": "gaussian",
+            "noise_scale": 0.2, **kw}
+    return [trial_config({**base, "seed": s, "l2": l2}, {}) for s, l2 in zip(seeds, l2s)]
+
+
+def train(configs, arrays, epochs=None):
+    """The pack after training, and its members' weights before it and after each epoch."""
+    from sweeps.pack_trainer import Pack
+
+    pack = Pack(configs, arrays)
+    weights = [[pack.net.member_weights(i) for i in range(pack.k)]]
+    while not pack.done and (epochs is None or pack.epochs_done < epochs):
+        pack.record(pack.train_epoch(), {})
+        weights.append([pack.net.member_weights(i) for i in range(pack.k)])
+    return pack, weights
+
+
+@pytest.mark.parametrize("arch, l2s", [
+    ("bn_resnet", (0.0, 0.001, 0.0)),  # a member with no regulariser beside one with
+    ("bn_mlp", (0.0001, 0.001, 0.0001)),  # the solo runs share one compiled step: faster
+])
+def test_a_model_of_ones_own_packs_and_trains_as_alone(arch, l2s):
+    import keras
+
+    from models import build_model
+    from models.vectorized import VectorizedNet
+
+    arrays = learnable_mnist(600, 1000)
+    configs = members(arch, l2s=l2s)
+    packed, packed_weights = train(configs, arrays)
+    assert isinstance(packed.net, VectorizedNet)
+    for i, config in enumerate(configs):
+        solo, solo_weights = train([config], arrays)
+        keras.utils.set_random_seed(config["seed"])
+        own = build_model(arch, config["l2"], (28, 28, 1), num_classes=10).get_weights()
+        assert len(own) == len(packed_weights[0][i])
+        for a, b, c in zip(packed_weights[0][i], solo_weights[0][0], own):
+            np.testing.assert_array_equal(a, b)  # the weights its solo trial starts from...
+            np.testing.assert_array_equal(a, c)  # ...which are its builder's under its seed
+        assert len(packed.rows[i]) == len(solo.rows[0]) == 3
+        for p, s in zip(packed.rows[i], solo.rows[0]):
+            assert abs(p["val_accuracy"] - s["val_accuracy"]) <= 2e-3, (i, p, s)
+            for key in ("loss", "val_loss"):
+                assert p[key] == pytest.approx(s[key], rel=0.01), (i, key, p, s)
+        # BatchNormalization's moving statistics are the member's own, as alone.
+        for a, b in zip(packed.net.state, solo.net.state):
+            np.testing.assert_allclose(a.numpy()[i], b.numpy()[0], rtol=0.05, atol=1e-3)
+        del solo  # the next solo pack trains in its compiled step (sweeps.pack_engine)
+    finals = [rows[-1]["loss"] for rows in packed.rows]
+    assert len(set(finals)) == 3  # other seeds, other L2 factors, other numbers
+    means = [v for v in packed.net.state if v.path.endswith("moving_mean")]
+    assert means and not np.array_equal(means[0].numpy()[0], means[0].numpy()[1])
+
+
+def test_a_pack_of_one_trains_as_keras_fit_on_the_same_batches():
+    """BatchNormalization (batch statistics in training, moving ones in validation) and an
+    L2 penalty, as Keras's own fit computes them: same batches, same noisy images."""
+    import keras
+
+    from models import build_model
+    from sweeps.batches import order
+    from sweeps.noise import noisy_split
+
+    arrays = learnable_mnist(500, 200)
+    config = members("bn_plain", seeds=(0,), l2s=(0.001,), train_subset=500, test_subset=200,
+                     optimizer="sgd", lr=0.05, momentum=0.9)[0]
+    pack, _ = train([config], arrays)
+    keras.utils.set_random_seed(config["seed"])
+    model = build_model("bn_plain", config["l2"], (28, 28, 1), num_classes=10)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    kw = dict(seed=config["seed"], noise_type="gaussian", noise_scale=0.2)
+    x = noisy_split(arrays["x_train"], "train", **kw)[..., None]
+    x_val = noisy_split(arrays["x_test"], "test", **kw)[..., None]
+    for epoch in range(3):
+        idx = order(config["seed"], epoch, len(x))
+        # 500 images in batches of 64: the last has 52, as in the pack (never padded there).
+        h = model.fit(x[idx], arrays["y_train"][idx].astype(np.int32), batch_size=64, shuffle=False, verbose=0,
+                      validation_data=(x_val, arrays["y_test"].astype(np.int32)))
+        row = pack.rows[0][epoch]
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert row[key] == pytest.approx(h.history[key][0], rel=1e-3, abs=1e-4), (epoch, key)
+    for a, b in zip(pack.net.member_weights(0), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)  # moving statistics included
+
+
+def test_a_checkpointed_pack_of_a_bn_model_continues_as_if_never_stopped(tmp_path):
+    from sweeps.pack_trainer import Pack
+
+    arrays = learnable_mnist(400, 200)
+    configs = members("bn_mlp", seeds=(0, 1), l2s=(0.0, 0.001))
+    whole = train(configs, arrays)[0].rows
+    first, _ = train(configs, arrays, epochs=1)
+    first.save(str(tmp_path))
+    saved = [v.numpy() for v in first.net.state]
+    del first  # a restart is a new pack (here in the kept compiled step)
+    resumed = Pack(configs, arrays)
+    resumed.restore(str(tmp_path))
+    for a, b in zip(resumed.net.state, saved):
+        np.testing.assert_array_equal(a.numpy(), b)  # BatchNormalization's statistics kept
+    while not resumed.done:
+        resumed.record(resumed.train_epoch(), {})
+    for a, b in zip(whole, resumed.rows):
+        assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-6)
+        assert [r["val_accuracy"] for r in a] == [r["val_accuracy"] for r in b]
+
+
+def test_a_member_that_stops_early_keeps_its_weights_and_statistics():
+    arrays = learnable_mnist(400, 200)
+    going, stopping = members("bn_mlp", seeds=(0, 1), l2s=(0.0, 0.0))
+    stopping = {**stopping, "patience": 1, "min_delta": 1e9}  # stops after its 2nd epoch
+    pack, weights = train([going, stopping], arrays)
+    assert [len(r) for r in pack.rows] == [3, 2] and pack.rows[1][-1]["stopped"]
+    for before, after in zip(weights[2][1], weights[3][1]):
+        np.testing.assert_array_equal(after, before)  # moving statistics included
+    assert any(not np.array_equal(a, b) for a, b in zip(weights[2][0], weights[3][0]))
+
+
+def test_each_members_penalty_is_its_own_models_regularisation_loss():
+    """Members of one pack differ in their regularisers' factors; the template's own are
+    not what a member pays. Kernel L2, bias L1, L1L2 and an activity regulariser."""
+    import keras
+    import tensorflow as tf
+
+    from models.vectorized import VectorizedNet
+
+    def build(seed, l2, l1):
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([
+            keras.Input((6,)),
+            keras.layers.Dense(5, kernel_regularizer=keras.regularizers.l2(l2) if l2 else None,
+                               bias_regularizer=keras.regularizers.l1(l1)),
+            keras.layers.Dense(3, kernel_regularizer=keras.regularizers.l1_l2(l1, l2),
+                               activity_regularizer=keras.regularizers.l2(0.01)),
+        ])
+
+    settings = [(0, 0.0, 0.1), (1, 0.01, 0.2), (2, 0.5, 0.0)]
+    models = [build(*s) for s in settings]
+    x = np.random.default_rng(0).random((3, 4, 6), dtype=np.float32)
+    expected = []
+    for m, xm in zip(models, x):
+        m(xm)  # activity losses of this batch
+        expected.append(float(sum(m.losses)))
+    net = VectorizedNet([build(*s) for s in settings])
+    _, added, _ = net.forward(tf.constant(x), training=False)
+    got = net.penalty().numpy() + added.numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)

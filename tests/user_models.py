@@ -1,0 +1,78 @@
+"""Classifiers of one's own, as a researcher brings them: layers the hand-written packer
+(models.packed) does not know, so they train through the vectorised call
+(models.vectorized). Named in $NOISESWEEP_TASKS, this module registers them."""
+
+from __future__ import annotations
+
+from models import Arch, register
+
+_ADAM = {"optimizer": "adam", "lr": 0.002, "batch_size": 64, "epochs": 3}
+
+
+def _reg(l2):
+    import keras
+
+    return keras.regularizers.l2(l2) if l2 else None
+
+
+def bn_resnet(l2=0.0, input_shape=(28, 28, 1), num_classes=10):
+    """Functional: Conv8-BN-ReLU, a residual block (Conv8-BN, Add, ReLU), MaxPool,
+    SpatialDropout, GlobalAveragePooling, Dense: 818 params."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Conv2D(8, 3, padding="same", kernel_regularizer=_reg(l2))(inputs)
+    x = layers.ReLU()(layers.BatchNormalization()(x))
+    y = layers.BatchNormalization()(layers.Conv2D(8, 3, padding="same", kernel_regularizer=_reg(l2))(x))
+    x = layers.ReLU()(layers.Add()([x, y]))
+    x = layers.SpatialDropout2D(0.1)(layers.MaxPooling2D()(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x), name="bn_resnet")
+
+
+def bn_mlp(l2=0.0, input_shape=(28, 28, 1), num_classes=10):
+    """Flatten-Dense64-BN-ReLU-Dropout.2-Dense32-BN-ReLU-Dense10: 53,034 params."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([
+        keras.Input(shape=input_shape), layers.Flatten(),
+        layers.Dense(64, kernel_regularizer=_reg(l2)), layers.BatchNormalization(), layers.Activation("relu"),
+        layers.Dropout(0.2),
+        layers.Dense(32, kernel_regularizer=_reg(l2)), layers.BatchNormalization(), layers.Activation("relu"),
+        layers.Dense(num_classes, activation="softmax"),
+    ], name="bn_mlp")
+
+
+def bn_plain(l2=0.0, input_shape=(28, 28, 1), num_classes=10):
+    """bn_mlp without its dropout: nothing random, so Keras's own fit can be compared."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([
+        keras.Input(shape=input_shape), layers.Flatten(),
+        layers.Dense(64, kernel_regularizer=_reg(l2)), layers.BatchNormalization(), layers.Activation("relu"),
+        layers.Dense(num_classes, activation="softmax"),
+    ], name="bn_plain")
+
+
+def not_a_model(l2=0.0, input_shape=(28, 28, 1), num_classes=10):
+    """A builder that returns something other than a Keras model."""
+    return "a string"
+
+
+def wrong_output(l2=0.0, input_shape=(28, 28, 1), num_classes=10):
+    """A classifier with 3 outputs whatever the number of classes."""
+    import keras
+
+    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
+                             keras.layers.Dense(3, activation="softmax")], name="wrong_output")
+
+
+for _name, _about in (("bn_resnet", "user: conv + BatchNormalization + residual Add, 818 params"),
+                      ("bn_mlp", "user: MLP + BatchNormalization + dropout, 53,034 params"),
+                      ("bn_plain", "user: MLP + BatchNormalization, 51,146 params"),
+                      ("not_a_model", "user: a builder that returns a string"),
+                      ("wrong_output", "user: 3 outputs")):
+    register(_name, Arch(__name__, _name, _about, _ADAM))
