@@ -73,7 +73,7 @@ class VectorizedNet:
     member's weight penalty, gradient mask and weights."""
 
 
-    def __init__(self, models: list):
+    def __init__(self, models: list, vectorize: bool = True):
         import keras
         import tensorflow as tf
 
@@ -81,6 +81,12 @@ class VectorizedNet:
             raise PackError("a pack needs at least one member")
         self.size = k = len(models)
         self.template = template = models[0]
+        # False: the template's call member by member, unrolled in one step. A vectorised
+        # convolution rounds otherwise than a lone model's (packed and lone conv nets ended
+        # up to 10 of 1,000 validation images apart mid-training), and on a CPU it is no
+        # faster than the members alone (bench/RESULTS.md): sweeps.pack_engine vectorises
+        # conv nets only on a GPU.
+        self.vectorize = vectorize
         if len(template.inputs) != 1 or len(template.outputs) != 1:
             raise PackError(f"model {template.name}: a pack's model takes one input and gives one output")
         self.input_shape = tuple(template.inputs[0].shape[1:])
@@ -184,9 +190,12 @@ class VectorizedNet:
             # A list, empty for a model that adds no loss: a constant has no member axis.
             return out, new, [tf.add_n([tf.cast(loss, tf.float32) for loss in losses])] if losses else []
 
-        if k == 1:  # nothing to vectorise: the model's own call, as a solo Keras step runs it
-            out, new, extra = one(([t[0] for t in trainable], [n[0] for n in state], x[0]))
-            out, new, extra = out[None], [n[None] for n in new], [e[None] for e in extra]
+        if k == 1 or not self.vectorize:
+            # The model's own call, member by member, as a solo Keras step runs it.
+            calls = [one(([t[m] for t in trainable], [n[m] for n in state], x[m])) for m in range(k)]
+            out = tf.stack([c[0] for c in calls])
+            new = [tf.stack([c[1][i] for c in calls]) for i in range(len(state))]
+            extra = [tf.stack([c[2][0] for c in calls])] if calls[0][2] else []
         else:
             out, new, extra = tf.vectorized_map(one, (trainable, state, x))
         return out, extra[0] if extra else tf.zeros([k]), new

@@ -65,17 +65,18 @@ def has_convolutions(model) -> bool:
     return any("Conv" in type(layer).__name__ for layer in model._flatten_layers(include_self=False))
 
 
-def pack_net(models: list, jit: bool):
+def pack_net(models: list, jit: bool, gpu: bool = False):
     """The network a pack trains as: models.packed's hand-written layers where they hold the
     model, else the model's own call vectorised (models.vectorized), which holds any Keras
-    model. `jit`: whether the step is compiled by XLA (grouped convolutions then)."""
+    model; a conv net's is vectorised on a GPU only. `jit`: whether the step is compiled by
+    XLA (grouped convolutions then)."""
     from models.packed import PackError, PackedNet
     from models.vectorized import VectorizedNet
 
     try:
         return PackedNet(models, grouped=jit)
     except PackError:
-        return VectorizedNet(models)
+        return VectorizedNet(models, vectorize=gpu or not has_convolutions(models[0]))
 
 
 def release() -> None:
@@ -104,7 +105,7 @@ class Engine:
         # (bench/RESULTS.md), and it took minutes to compile a vectorised conv net with
         # BatchNormalization: nets with convolutions run unfused.
         jit = not has_convolutions(models[0])
-        self.net = pack_net(models, jit)
+        self.net = pack_net(models, jit, gpu=bool(tf.config.list_logical_devices("GPU")))
         self.optimizer = make_optimizer(first, steps_per_epoch(n_train, first))
         self.optimizer.build(self.net.variables)
         self._optimizer_start = [np.array(v.numpy()) for v in self.optimizer.variables]

@@ -26,7 +26,8 @@ MEMBER_KEYS = ("seed", "l2", "noise_type", "noise_scale", "noise_target", "noise
 # second stop rising. The conv nets do not pack on a CPU: XLA's CPU convolutions are 2-3x
 # slower than TensorFlow's, and outside XLA both K convolutions in one step and one
 # grouped convolution (it has a CPU gradient only with oneDNN) ran slower than K trials
-# alone. An architecture not listed (one of your own) runs alone on a CPU until measured.
+# alone. A model of one's own is measured on this machine instead (sweeps.pack_speed, in
+# the runner); one not measured (a built-in one not listed) runs alone on a CPU.
 # On a GPU the arithmetic is cheap and packs are limited by memory (not measured here yet).
 AUTO_CPU = {"mlp64": 8, "mlp256": 8, "mlp500_300": 8, "cnn": 1, "cnn_keras": 1}
 AUTO_CPU_OTHER = 1
@@ -71,11 +72,14 @@ def member_bytes(config: dict, sizes: dict | None = None) -> int:
     return 2 * 784 * (train + test) if config["noise_type"] != "none" else 0
 
 
-def auto_size(configs: list[dict], gpu: bool, slot_bytes: float, sizes: dict | None = None) -> int:
+def auto_size(configs: list[dict], gpu: bool, slot_bytes: float, sizes: dict | None = None,
+              measured: dict | None = None) -> int:
     """K for `--pack auto` for a group of configs: the measured best for their architecture
-    on this device kind, lowered until the members' noise draws fit their share of a trial
-    slot's memory."""
-    k = AUTO_GPU if gpu else AUTO_CPU.get(configs[0]["arch"], AUTO_CPU_OTHER)
+    on this device kind (`measured`: architecture -> K, sweeps.pack_speed's for models of
+    one's own), lowered until the members' noise draws fit their share of a trial slot's
+    memory."""
+    arch = configs[0]["arch"]
+    k = AUTO_GPU if gpu else (measured or {}).get(arch) or AUTO_CPU.get(arch, AUTO_CPU_OTHER)
     per = max(member_bytes(c, sizes) for c in configs)
     if per:
         k = max(1, min(k, int(MEMORY_SHARE * slot_bytes // per)))
@@ -101,12 +105,13 @@ def interleaved(trials: list[dict]) -> list[int]:
 
 def plan(trials: list[dict], size: int | None, slots: int = 1, gpu: bool = False,
          slot_bytes: float | None = None, sizes: dict | None = None,
-         order: list[int] | None = None) -> list[list[int]]:
+         order: list[int] | None = None, measured: dict | None = None) -> list[list[int]]:
     """Indices of `trials`, grouped into packs, in the order they are to start: `order`
     (a permutation of the indices; None: the grid's), each pack where its first member is.
 
-    `size` is --pack's K (None: auto). With auto, a group is also spread over at least
-    `slots` packs when it has that many configs, so a small grid keeps every slot busy.
+    `size` is --pack's K (None: auto; `measured`: K per architecture measured on this
+    machine). With auto, a group is also spread over at least `slots` packs when it has
+    that many configs, so a small grid keeps every slot busy.
     """
     order = list(range(len(trials))) if order is None else order
     groups: dict = {}
@@ -120,7 +125,7 @@ def plan(trials: list[dict], size: int | None, slots: int = 1, gpu: bool = False
     for members in groups.values():
         n = len(members)
         if size is None:
-            k = auto_size([trials[i] for i in members], gpu, slot_bytes, sizes)
+            k = auto_size([trials[i] for i in members], gpu, slot_bytes, sizes, measured)
             count = max(math.ceil(n / k), min(slots, n))
         else:
             count = math.ceil(n / size)

@@ -125,7 +125,29 @@ def plan_packs(trials: list[dict], args: argparse.Namespace, cpus: float | None 
     if args.max_concurrent:
         slots = min(slots, args.max_concurrent)
     order = packing.interleaved(trials) if args.order == "interleaved" else None
-    return packing.plan(trials, args.pack_size, slots=slots, gpu=args.gpus_per_trial > 0, order=order)
+    gpu = args.gpus_per_trial > 0
+    measured = measured_pack_sizes(trials, args) if args.pack_size is None and not gpu else {}
+    return packing.plan(trials, args.pack_size, slots=slots, gpu=gpu, order=order, measured=measured)
+
+
+_measured: dict = {}  # architecture -> K, measured (or read from the cache) once a run
+
+
+def measured_pack_sizes(trials: list[dict], args: argparse.Namespace) -> dict:
+    """K for `--pack auto` of each model of one's own that packs, on this CPU (sweeps.pack_speed);
+    what was chosen, and why, printed once."""
+    from sweeps import model_check, pack_speed
+    from sweeps.data import default_cache_dir
+
+    cache = args.cache_dir or default_cache_dir()
+    for t in trials:
+        arch = t["arch"]
+        if arch in _measured or not model_check.of_ones_own(arch) or not packing.packs(t):
+            continue
+        result = pack_speed.measured(t, cache, threads=max(1, int(round(args.cpus_per_trial))))
+        _measured[arch] = result["k"]
+        print(pack_speed.describe(arch, result, cache), flush=True)
+    return {a: k for a, k in _measured.items() if any(t["arch"] == a for t in trials)}
 
 
 @dataclass
@@ -267,6 +289,15 @@ def load_datasets(trials: list[dict], args: argparse.Namespace, where: str) -> d
     return out
 
 
+def refuse_models_that_cannot_train(plan: Plan, datasets: dict) -> None:
+    """A model of one's own that cannot train, found now (sweeps.model_check), not by the workers."""
+    from sweeps import model_check
+
+    found = model_check.problems(plan.trials, datasets)
+    if found:
+        raise UsageError(f"{plan.grid.path}: {found[0]}")
+
+
 def trial_dirname(trial) -> str:
     members = packing.members_of(trial.config)
     if members:
@@ -387,6 +418,7 @@ def check_free_space(exp: Storage, shown: str) -> None:
 def execute(plan: Plan, args: argparse.Namespace) -> int:
     """Load the data, start Ray, run the steps, summarise: everything after validation."""
     datasets = load_datasets(plan.trials, args, plan.grid.path)
+    refuse_models_that_cannot_train(plan, datasets)
     if plan.exp.is_local:
         # Tune saves the experiment state (which checkpoint each trial resumes from, which
         # trials finished) at most every 10 s by default: a killed driver then loses that

@@ -42,8 +42,8 @@ def train(configs, arrays, epochs=None):
 
 
 @pytest.mark.parametrize("arch, l2s", [
-    ("bn_resnet", (0.0, 0.001, 0.0)),  # a member with no regulariser beside one with
-    ("bn_mlp", (0.0001, 0.001, 0.0001)),  # the solo runs share one compiled step: faster
+    ("bn_resnet", (0.0, 0.001)),  # a member with no regulariser beside one with
+    ("bn_mlp", (0.0001, 0.001)),  # the solo runs share one compiled step: faster
 ])
 def test_a_model_of_ones_own_packs_and_trains_as_alone(arch, l2s):
     import keras
@@ -52,7 +52,7 @@ def test_a_model_of_ones_own_packs_and_trains_as_alone(arch, l2s):
     from models.vectorized import VectorizedNet
 
     arrays = learnable_mnist(600, 1000)
-    configs = members(arch, l2s=l2s)
+    configs = members(arch, seeds=(0, 1), l2s=l2s)
     packed, packed_weights = train(configs, arrays)
     assert isinstance(packed.net, VectorizedNet)
     for i, config in enumerate(configs):
@@ -73,7 +73,7 @@ def test_a_model_of_ones_own_packs_and_trains_as_alone(arch, l2s):
             np.testing.assert_allclose(a.numpy()[i], b.numpy()[0], rtol=0.05, atol=1e-3)
         del solo  # the next solo pack trains in its compiled step (sweeps.pack_engine)
     finals = [rows[-1]["loss"] for rows in packed.rows]
-    assert len(set(finals)) == 3  # other seeds, other L2 factors, other numbers
+    assert len(set(finals)) == 2  # other seeds, other L2 factors, other numbers
     means = [v for v in packed.net.state if v.path.endswith("moving_mean")]
     assert means and not np.array_equal(means[0].numpy()[0], means[0].numpy()[1])
 

@@ -1,0 +1,90 @@
+"""Whether a grid's models of one's own can train, found on the driver before Ray starts.
+
+A model registered from outside the project (models.register, from a module named in
+$NOISESWEEP_TASKS) is built once here, under seed 0, at the smallest and the largest L2
+factor the grid gives it, on the input its dataset has, and packed as the trials would
+pack it (sweeps.pack_engine.pack_net), with one forward pass. What fails comes back as one
+line naming the architecture and the reason: the builder raised, returned no Keras model,
+a classifier's output does not fit the dataset's classes, or a layer cannot be packed.
+The built-in models are tested in the suite and not built here: that would import
+TensorFlow on the driver of every run.
+"""
+
+from __future__ import annotations
+
+from models import ARCHITECTURES
+
+BUILT_IN = "models."
+
+
+def of_ones_own(arch: str) -> bool:
+    """Whether `arch`'s builder lives outside the project's models package."""
+    return not ARCHITECTURES[arch].module.startswith(BUILT_IN)
+
+
+def problems(trials: list[dict], datasets: dict) -> list[str]:
+    """One line per architecture of one's own (and dataset) that cannot train; [] if all can."""
+    from sweeps.tasks.base import subset
+
+    cells: dict = {}
+    for t in trials:
+        if of_ones_own(t["arch"]):
+            cells.setdefault((t["arch"], t["dataset"], t["task"]), []).append(t)
+    out = []
+    for (arch, dataset, task), configs in sorted(cells.items()):
+        arrays = datasets[dataset]
+        images, _ = subset(configs[0], arrays, "train")
+        classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+        l2s = sorted({float(c["l2"]) for c in configs})
+        why = _why_not(arch, task, (*images.shape[1:], 1), classes, (l2s[0], l2s[-1]))
+        if why:
+            out.append(f"arch = {arch!r} (a model of your own, {ARCHITECTURES[arch].module}."
+                       f"{ARCHITECTURES[arch].function}) cannot train on {dataset}: {why}")
+    return out
+
+
+def _why_not(arch: str, task: str, input_shape: tuple, classes: int, l2s: tuple) -> str | None:
+    from sweeps.quiet import import_tensorflow
+
+    tf = import_tensorflow()  # before Keras, which would import it with its start-up lines
+    import keras
+
+    from models import build_model
+
+    models = []
+    for l2 in l2s:
+        keras.utils.set_random_seed(0)
+        options = {"num_classes": classes} if task == "classify" else {}
+        try:
+            model = build_model(arch, l2, input_shape, **options)
+        except Exception as e:  # the builder is the user's code: any failure is theirs to read
+            return f"its builder raised {type(e).__name__}: {_first_line(e)}"
+        if not isinstance(model, keras.Model):
+            return f"its builder returned a {type(model).__name__}, not a Keras model"
+        models.append(model)
+    model = models[0]
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        return f"it takes {len(model.inputs)} inputs and gives {len(model.outputs)} outputs; one of each trains"
+    if tuple(model.inputs[0].shape[1:]) != tuple(input_shape):
+        return f"its input is {tuple(model.inputs[0].shape[1:])}, the images are {tuple(input_shape)}"
+    if task != "classify":
+        return None
+    if tuple(model.outputs[0].shape[1:]) != (classes,):
+        return f"its output is {tuple(model.outputs[0].shape[1:])}, the dataset has {classes} classes"
+    from models.packed import PackError
+    from sweeps.pack_engine import has_convolutions, pack_net
+
+    try:
+        net = pack_net(models, jit=not has_convolutions(model))
+        x = tf.zeros([len(models), 2, *input_shape])
+        net.forward(x, True, tf.zeros([len(models)], tf.int64), tf.constant(0))
+    except PackError as e:
+        return str(e)
+    except Exception as e:  # a call that fails under vectorisation: its own words
+        return f"its packed call failed: {type(e).__name__}: {_first_line(e)}"
+    return None
+
+
+def _first_line(e: Exception) -> str:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else repr(e)

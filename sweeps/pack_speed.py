@@ -1,0 +1,171 @@
+"""How many members a pack of a model of one's own holds under `--pack auto` on a CPU:
+measured on this machine the first time the model is seen, then read from a cache.
+
+sweeps.packing's table gives K per built-in architecture (measured in bench/). A model of
+one's own (sweeps.model_check.of_ones_own) is measured instead: a child process, with
+TensorFlow's threads as one trial's, builds packs of K = 1, 2, 4, ... members in the
+engine the trials train in (sweeps.pack_engine.Engine: its feed, noise and compiled step),
+on generated images of the dataset's shape, and times a few training steps after the
+compiling ones; it stops once a K is slower than the best so far. The K chosen has the
+most member-steps per second, or is the smallest within CLOSE of that (it holds less and
+its members finish sooner). The figures are kept in `pack_speed.json` in the data cache
+folder, keyed by the model's structure, the input, batch size, optimizer, threads, the
+CPU and TensorFlow's version, so a later run or `--dry-run` reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+SIZES = (1, 2, 4, 8, 16)
+SIZES_ENV = "NOISESWEEP_AUTO_SIZES"  # "1,2": the Ks tried (a quicker, coarser measurement)
+WARMUP, STEPS = 2, 6  # compiling steps, then timed ones
+CLOSE = 0.95
+CACHE_FILE = "pack_speed.json"
+IMAGE_SHAPE = (28, 28)  # every dataset the runner reads has MNIST's shape
+CLASSES = 10
+
+
+def sizes() -> tuple[int, ...]:
+    given = os.environ.get(SIZES_ENV)
+    return tuple(int(v) for v in given.split(",")) if given else SIZES
+
+
+def choose(rates: dict[int, float]) -> int:
+    """The K with the most member-steps per second, or the smallest within CLOSE of it."""
+    best = max(rates.values())
+    return min(k for k, r in rates.items() if r >= CLOSE * best)
+
+
+def measured(config: dict, cache_dir: str, threads: int = 1) -> dict:
+    """{"rates": {K: member-steps/s}, "k": chosen, "cached": bool} for `config`'s model,
+    measured in a child process (TensorFlow stays out of the driver) unless cached."""
+    cmd = [sys.executable, "-m", "sweeps.pack_speed", json.dumps(config), cache_dir, str(threads)]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get(
+                              "PYTHONPATH")]))})
+    if proc.returncode != 0:
+        return {"rates": {}, "k": 1, "cached": False, "failed": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["rates"] = {int(k): v for k, v in out["rates"].items()}
+    return out
+
+
+def describe(arch: str, result: dict, cache_dir: str) -> str:
+    """One line for the run's first lines: what `auto` chose for `arch`, and why."""
+    if result.get("failed"):
+        return f"pack auto: {arch} alone (its measurement failed: {result['failed']})"
+    rates = ", ".join(f"K={k} {r:.0f}" for k, r in sorted(result["rates"].items()))
+    where = f"read from {os.path.join(cache_dir, CACHE_FILE)}" if result["cached"] else \
+        f"kept in {os.path.join(cache_dir, CACHE_FILE)}"
+    return (f"pack auto: {arch}: {result['k']} member{'s' if result['k'] > 1 else ''} a pack, measured on this CPU "
+            f"(member-steps/s: {rates}; {where})")
+
+
+# -- the child process ------------------------------------------------------------------
+def _signature(model, config: dict, threads: int) -> str:
+    import platform
+
+    import keras
+    import tensorflow as tf
+
+    from models.vectorized import _structure
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    parts = [repr(_structure(model)), IMAGE_SHAPE, config["batch_size"], config["optimizer"],
+             config.get("noise_type"), threads, cpu, os.cpu_count(), tf.__version__, keras.__version__,
+             sorted(sizes())]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def _rate(config: dict, k: int) -> float:
+    """Member-steps per second of a pack of k members of `config`'s model."""
+    import gc
+
+    import keras
+    import numpy as np
+
+    from models import build_model
+    from sweeps.pack_engine import Engine
+
+    batch = config["batch_size"]
+    n = batch * (WARMUP + STEPS)
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8),
+              "y_train": (np.arange(n) % CLASSES).astype(np.uint8),
+              "x_test": np.zeros((batch, *IMAGE_SHAPE), np.uint8), "y_test": np.zeros(batch, np.uint8)}
+    members = [{**config, "seed": i, "train_subset": None, "test_subset": None} for i in range(k)]
+    models = []
+    for m in members:
+        keras.utils.set_random_seed(m["seed"])
+        models.append(build_model(m["arch"], m["l2"], (*IMAGE_SHAPE, 1), num_classes=CLASSES))
+    engine = Engine(None, members, arrays, models, n, CLASSES)
+    import tensorflow as tf
+
+    size = tf.constant(batch, tf.int32)
+    steps = [tf.constant(np.tile(np.arange(s * batch, (s + 1) * batch, dtype=np.int32), (k, 1)))
+             for s in range(WARMUP + STEPS)]
+    for s in range(WARMUP):
+        engine.train_step(steps[s], size, tf.constant(s, tf.int32))
+    engine.loss_sum.numpy()
+    t0 = time.perf_counter()
+    for s in range(WARMUP, WARMUP + STEPS):
+        engine.train_step(steps[s], size, tf.constant(s, tf.int32))
+    engine.loss_sum.numpy()  # the steps have run
+    seconds = time.perf_counter() - t0
+    del engine, models
+    gc.collect()
+    return k * STEPS / seconds
+
+
+def _child(config: dict, cache_dir: str, threads: int) -> dict:
+    from sweeps.quiet import import_tensorflow
+
+    tf = import_tensorflow()
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    import keras
+
+    from models import build_model
+    from sweeps import tasks
+
+    tasks.all_tasks()  # models of one's own register on import ($NOISESWEEP_TASKS)
+    keras.utils.set_random_seed(0)
+    signature = _signature(build_model(config["arch"], config["l2"], (*IMAGE_SHAPE, 1), num_classes=CLASSES),
+                           config, threads)
+    path = os.path.join(cache_dir, CACHE_FILE)
+    try:
+        with open(path) as f:
+            cache = json.load(f)
+    except (OSError, ValueError):
+        cache = {}
+    if signature in cache:
+        return {**cache[signature], "cached": True}
+    rates: dict = {}
+    for k in sizes():
+        rates[k] = _rate(config, k)
+        if rates[k] < CLOSE * max(rates.values()):
+            break  # past the best: larger packs only hold more
+    result = {"arch": config["arch"], "rates": rates, "k": choose(rates)}
+    os.makedirs(cache_dir, exist_ok=True)
+    cache[signature] = result
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(cache, f, indent=1)
+    os.replace(tmp, path)  # a reader never sees half a file
+    return {**result, "cached": False}
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]))))
