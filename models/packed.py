@@ -60,7 +60,7 @@ class PackedNet:
     """The forward pass, the per-member L2 penalty and the per-member gradient mask of K
     members packed together. `variables` are Keras variables (for an optimizer)."""
 
-    pads = True  # no layer mixes a batch's images: a short batch may be padded and masked
+    pads = pads_scoring = True  # no layer mixes a batch's images: a short batch may be padded
     state: list = []  # nothing the forward pass updates
 
     def __init__(self, models: list, grouped: bool = True):
@@ -240,7 +240,7 @@ class PackedNet:
     def commit(self, new_state, alive) -> None:
         """Nothing to keep: the network has no state beyond its weights."""
 
-    def constrain(self) -> None:
+    def constrain(self, alive) -> None:
         """Nothing to apply: a model with weight constraints is not packed here."""
 
     def __call__(self, x, training: bool = False, dropout_seeds=None):

@@ -26,11 +26,11 @@ import numpy as np
 
 from models.packed import PackError
 
-# A member's seed generator j starts step c at counter (j << GENERATOR_SHIFT) + c * STRIDE:
-# room for STRIDE draws of one generator in a step (a layer called several times) before
-# step c + 1's, and for 2**30 steps before generator j + 1's.
-STRIDE = 1 << 10
-GENERATOR_SHIFT = 40
+# A member's seed generator j of G starts step c at counter (c * G + j) * STRIDE, beside its
+# seed: room for STRIDE draws of one generator in a step (a layer called several times)
+# before the next generator's or step's. Keras takes both numbers modulo 2**31 - 2 before
+# drawing, so they stay below it: 2**27 / G steps (a million for 128 generators).
+STRIDE = 16
 _LINEAR = ("L1", "L2", "L1L2")  # regularisers that are a factor times a norm: packed by factor
 
 
@@ -44,11 +44,12 @@ def _layer_of(model, variable) -> str:
 
 def _structure(model) -> list:
     """What a pack's members must share: each layer's type and configuration (less its
-    name and regularisers, which members may differ in) and every variable's shape."""
+    name and weight regularisers, which members may differ in) and every variable's shape."""
     out = []
     for layer in model._flatten_layers(include_self=False):
         config = layer.get_config() if hasattr(layer, "get_config") else {}
-        config = {k: v for k, v in config.items() if k != "name" and not k.endswith("regularizer")}
+        config = {k: v for k, v in config.items()
+                  if k != "name" and not (k.endswith("regularizer") and k != "activity_regularizer")}
         out.append((type(layer).__name__, repr(sorted(config.items(), key=lambda kv: kv[0]))))
     out.append([tuple(v.shape) for v in model.trainable_variables])
     out.append([(tuple(v.shape), str(v.dtype)) for v in model.non_trainable_variables])
@@ -90,11 +91,16 @@ class VectorizedNet:
         if len(template.inputs) != 1 or len(template.outputs) != 1:
             raise PackError(f"model {template.name}: a pack's model takes one input and gives one output")
         self.input_shape = tuple(template.inputs[0].shape[1:])
-        # Whether a short training batch may be padded to the one compiled shape (and the
-        # padding masked out of the loss): not where a layer mixes a batch's images, as
-        # BatchNormalization's batch statistics do, nor in a layer Keras does not ship.
-        self.pads = all(type(layer).__module__.startswith("keras.") and "BatchNorm" not in type(layer).__name__
-                        for layer in template._flatten_layers(include_self=False))
+        # Whether a short batch may be padded to the one compiled shape (and the padding
+        # masked out of the loss): not where a loss the model adds is a mean over the batch
+        # (an activity regulariser; any layer Keras does not ship may add one), and in
+        # training not where a layer mixes a batch's images either (BatchNormalization).
+        layers = list(template._flatten_layers(include_self=False))
+        own = any(not type(layer).__module__.startswith("keras.") for layer in layers)
+        adds = own or any(getattr(layer, "activity_regularizer", None) is not None
+                          or type(layer).__name__ == "ActivityRegularization" for layer in layers)
+        self.pads_scoring = not adds
+        self.pads = not adds and not any("BatchNorm" in type(layer).__name__ for layer in layers)
         self._structure = _structure(template)
         for m in models[1:]:
             self._check_like(m)
@@ -105,6 +111,7 @@ class VectorizedNet:
                                      dtype=v.dtype, trainable=False, name=v.path.replace("/", "_"))
                       for i, v in enumerate(template.non_trainable_variables)]
         self._generators = [i for i, v in enumerate(template.non_trainable_variables) if _is_generator(v)]
+        self.draws = bool(self._generators)  # whether training draws random numbers (dropout...)
         # Where get_weights finds each weight: ("t", i) trainable, ("n", i) state.
         where = {id(v): ("t", i) for i, v in enumerate(trainable)}
         where.update({id(v): ("n", i) for i, v in enumerate(template.non_trainable_variables)})
@@ -140,7 +147,7 @@ class VectorizedNet:
             if all(r is None or isinstance(r, tuple) for r in regs):
                 linear[i] = np.array([r or (0.0, 0.0) for r in regs], np.float32).T
                 continue
-            configs = {repr((type(r).__name__, r.get_config() if hasattr(r, "get_config") else id(r))) for r in regs}
+            configs = {_config(r) for r in regs}
             if len(configs) > 1:
                 raise PackError(f"layer {layer}: members differ in a regulariser other than L1/L2 factors")
             custom.append((i, regs[0]))
@@ -154,8 +161,9 @@ class VectorizedNet:
         for m in models:
             self._check_like(m)
         linear, custom = self._regularisers(models)
-        if set(linear) != set(self._linear) or [i for i, _ in custom] != [i for i, _ in self._custom]:
-            raise PackError("load: members with regularisers on other weights")
+        if set(linear) != set(self._linear) or [(i, _config(r)) for i, r in custom] != \
+                [(i, _config(r)) for i, r in self._custom]:
+            raise PackError("load: members with regularisers on other weights, or other ones")
         for i, v in enumerate(self.variables):
             v.assign(np.stack([np.asarray(m.trainable_variables[i]) for m in models]))
         for i, v in enumerate(self.state):
@@ -167,6 +175,12 @@ class VectorizedNet:
         """Member k's weights, in the order its Keras model's `get_weights` gives them."""
         return [np.asarray((self.variables if kind == "t" else self.state)[i].numpy()[k]) for kind, i in self._order]
 
+    def set_member_weights(self, k: int, weights: list) -> None:
+        """Member k's weights from a list in `get_weights`'s order (a solo Keras checkpoint)."""
+        for (kind, i), w in zip(self._order, weights):
+            v = (self.variables if kind == "t" else self.state)[i]
+            v.assign(np.concatenate([v.numpy()[:k], np.asarray(w)[None], v.numpy()[k + 1:]]))
+
     # -- in the compiled step -----------------------------------------------------------
     def forward(self, x, training: bool = False, seeds=None, counter=None):
         """x `[K, B, *input_shape]` -> (outputs `[K, B, ...]`, each member's losses the model
@@ -177,9 +191,9 @@ class VectorizedNet:
         k = self.size
         state = [tf.convert_to_tensor(v) for v in self.state]
         if training and self._generators:
-            step = tf.cast(counter, tf.int64) * STRIDE
+            g = len(self._generators)
             for j, i in enumerate(self._generators):
-                start = tf.fill([k], (j << GENERATOR_SHIFT) + step)
+                start = tf.fill([k], (tf.cast(counter, tf.int64) * g + j) * STRIDE)
                 state[i] = tf.stack([tf.cast(seeds, tf.int64), start], axis=1)
         trainable = [tf.convert_to_tensor(v) for v in self.variables]
         template = self.template
@@ -209,13 +223,15 @@ class VectorizedNet:
             if i not in self._generators:
                 v.assign(tf.where(_member_mask(alive, len(v.shape)), new, v))
 
-    def constrain(self) -> None:
+    def constrain(self, alive) -> None:
         """Each member's weight constraints, applied after the optimizer's step (as Keras's
-        optimizer applies a solo model's)."""
+        optimizer applies a solo model's), to the members in `alive` ([K] bool): a frozen
+        member's weights stay exactly as they were."""
         import tensorflow as tf
 
         for i, constraint in self._constraints:
-            self.variables[i].assign(tf.vectorized_map(constraint, tf.convert_to_tensor(self.variables[i])))
+            w = tf.convert_to_tensor(self.variables[i])
+            self.variables[i].assign(tf.where(_member_mask(alive, len(w.shape)), tf.vectorized_map(constraint, w), w))
 
     def penalty(self):
         """Each member's weight penalty, `[K]`: its own regularisers on its own weights, as
@@ -248,6 +264,11 @@ class VectorizedNet:
         for slot in optimizer_variables:
             if tuple(slot.shape) in shapes:
                 slot.assign(tf.where(_member_mask(alive, len(slot.shape)), slot, tf.zeros_like(slot)))
+
+
+def _config(regularizer) -> str:
+    return repr((type(regularizer).__name__, regularizer.get_config() if hasattr(regularizer, "get_config")
+                 else id(regularizer)))
 
 
 def _member_mask(alive, rank: int):

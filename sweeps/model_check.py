@@ -1,9 +1,10 @@
 """Whether a grid's models of one's own can train, found on the driver before Ray starts.
 
 A model registered from outside the project (models.register, from a module named in
-$NOISESWEEP_TASKS) is built once here, under seed 0, at the smallest and the largest L2
-factor the grid gives it, on the input its dataset has, and packed as the trials would
-pack it (sweeps.pack_engine.pack_net), with one forward pass. What fails comes back as one
+$NOISESWEEP_TASKS) is built here as two members, under seeds 0 and 1, at the smallest
+and the largest L2 factor the grid gives it, on the input its dataset has, and packed as
+the trials would pack them on their device (sweeps.pack_engine.pack_net), with one
+training forward pass. What fails comes back as one
 line naming the architecture and the reason: the builder raised, returned no Keras model,
 a classifier's output does not fit the dataset's classes, or a layer cannot be packed.
 The built-in models are tested in the suite and not built here: that would import
@@ -22,8 +23,9 @@ def of_ones_own(arch: str) -> bool:
     return not ARCHITECTURES[arch].module.startswith(BUILT_IN)
 
 
-def problems(trials: list[dict], datasets: dict) -> list[str]:
-    """One line per architecture of one's own (and dataset) that cannot train; [] if all can."""
+def problems(trials: list[dict], datasets: dict, gpu: bool = False) -> list[str]:
+    """One line per architecture of one's own (and dataset) that cannot train; [] if all can.
+    `gpu`: whether the trials run on GPUs (where a conv net's call is vectorised)."""
     from sweeps.tasks.base import subset
 
     cells: dict = {}
@@ -36,24 +38,22 @@ def problems(trials: list[dict], datasets: dict) -> list[str]:
         images, _ = subset(configs[0], arrays, "train")
         classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
         l2s = sorted({float(c["l2"]) for c in configs})
-        why = _why_not(arch, task, (*images.shape[1:], 1), classes, (l2s[0], l2s[-1]))
+        why = _why_not(arch, task, (*images.shape[1:], 1), classes, (l2s[0], l2s[-1]), gpu)
         if why:
             out.append(f"arch = {arch!r} (a model of your own, {ARCHITECTURES[arch].module}."
                        f"{ARCHITECTURES[arch].function}) cannot train on {dataset}: {why}")
     return out
 
 
-def _why_not(arch: str, task: str, input_shape: tuple, classes: int, l2s: tuple) -> str | None:
-    from sweeps.quiet import import_tensorflow
-
-    tf = import_tensorflow()  # before Keras, which would import it with its start-up lines
+def _why_not(arch: str, task: str, input_shape: tuple, classes: int, l2s: tuple, gpu: bool) -> str | None:
+    tf = _quiet_tensorflow()
     import keras
 
     from models import build_model
 
     models = []
-    for l2 in l2s:
-        keras.utils.set_random_seed(0)
+    for seed, l2 in enumerate(l2s):
+        keras.utils.set_random_seed(seed)
         options = {"num_classes": classes} if task == "classify" else {}
         try:
             model = build_model(arch, l2, input_shape, **options)
@@ -75,7 +75,7 @@ def _why_not(arch: str, task: str, input_shape: tuple, classes: int, l2s: tuple)
     from sweeps.pack_engine import has_convolutions, pack_net
 
     try:
-        net = pack_net(models, jit=not has_convolutions(model))
+        net = pack_net(models, jit=not has_convolutions(model), gpu=gpu)
         x = tf.zeros([len(models), 2, *input_shape])
         net.forward(x, True, tf.zeros([len(models)], tf.int64), tf.constant(0))
     except PackError as e:
@@ -83,6 +83,21 @@ def _why_not(arch: str, task: str, input_shape: tuple, classes: int, l2s: tuple)
     except Exception as e:  # a call that fails under vectorisation: its own words
         return f"its packed call failed: {type(e).__name__}: {_first_line(e)}"
     return None
+
+
+def _quiet_tensorflow():
+    """TensorFlow imported without its start-up lines (before Keras, which would print them),
+    leaving the driver's environment as it was: Ray's workers inherit it, and pick their
+    own log level (sweeps.quiet)."""
+    import os
+
+    from sweeps.quiet import import_tensorflow
+
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    tf = import_tensorflow()
+    if level is None:
+        os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return tf
 
 
 def _first_line(e: Exception) -> str:

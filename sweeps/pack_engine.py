@@ -105,7 +105,13 @@ class Engine:
         # (bench/RESULTS.md), and it took minutes to compile a vectorised conv net with
         # BatchNormalization: nets with convolutions run unfused.
         jit = not has_convolutions(models[0])
-        self.net = pack_net(models, jit, gpu=bool(tf.config.list_logical_devices("GPU")))
+        gpu = bool(tf.config.list_logical_devices("GPU"))
+        self.net = pack_net(models, jit, gpu)
+        if self.k == 1 and not gpu and getattr(self.net, "draws", False):
+            # XLA's CPU random numbers: a lone MLP with dropout trained an epoch in 1.66 s
+            # compiled and 0.47 s not (in a pack of 2 the draws go member by member, and
+            # compiled it was 0.69 s for both).
+            jit = False
         self.optimizer = make_optimizer(first, steps_per_epoch(n_train, first))
         self.optimizer.build(self.net.variables)
         self._optimizer_start = [np.array(v.numpy()) for v in self.optimizer.variables]
@@ -164,7 +170,7 @@ class Engine:
             total = tf.reduce_sum(tf.where(self.alive, loss, tf.zeros_like(loss)))
         grads = self.net.masked(tape.gradient(total, self.net.variables), self.alive)
         self.optimizer.apply(grads, self.net.variables)
-        self.net.constrain()
+        self.net.constrain(self.alive)
         self.net.commit(state, self.alive)
         # Keras's epoch loss: the batches' losses weighted by their sizes.
         self.loss_sum.assign_add(loss * n)
@@ -182,7 +188,7 @@ class Engine:
         x, y = feed.inputs(idx), feed.targets(idx)
         probs, added, _ = self.net.forward(x, training=False)
         real = tf.cast(tf.range(tf.shape(idx)[1]) < size, tf.float32)
-        # The losses a model adds (activity regularisers) weighted by the batch's real size, as
-        # Keras averages a loss over batches (the padded rows enter them: they are per batch).
+        # The losses a model adds (activity regularisers) weighted by the batch's size, as Keras
+        # averages a loss over batches (such a model's batches are not padded: net.pads_scoring).
         return (tf.reduce_sum(self._losses(y, probs) * real, axis=1), self._hits(y, probs, real),
                 added * tf.cast(size, tf.float32))

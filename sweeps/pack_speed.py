@@ -47,9 +47,11 @@ def measured(config: dict, cache_dir: str, threads: int = 1) -> dict:
     measured in a child process (TensorFlow stays out of the driver) unless cached."""
     cmd = [sys.executable, "-m", "sweeps.pack_speed", json.dumps(config), cache_dir, str(threads)]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get(
-                              "PYTHONPATH")]))})
+    # Where the driver finds its modules (a module of one's own beside the user's grid, say),
+    # and no GPU: the packs timed are a CPU trial's.
+    path = os.pathsep.join(dict.fromkeys([root, *(p or os.getcwd() for p in sys.path)]))
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": path, "CUDA_VISIBLE_DEVICES": ""})
     if proc.returncode != 0:
         return {"rates": {}, "k": 1, "cached": False, "failed": (proc.stderr.strip().splitlines() or ["?"])[-1]}
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -116,10 +116,11 @@ class Pack:
         ce, hits, added = np.zeros(self.k), np.zeros(self.k), np.zeros(self.k)
         for a in range(start, stop, EVAL_BATCH):
             size = min(EVAL_BATCH, stop - a)
-            # Every batch in one compiled shape: the last one padded with row `start`, masked out.
-            rows = np.full(EVAL_BATCH, start, np.int32)
+            # Every batch in one compiled shape where the net allows: the last one padded with
+            # row `start`, masked out.
+            rows = np.full(EVAL_BATCH if self.net.pads_scoring else size, start, np.int32)
             rows[:size] = np.arange(a, a + size)
-            idx = tf.broadcast_to(tf.constant(rows)[None], [self.k, EVAL_BATCH])
+            idx = tf.broadcast_to(tf.constant(rows)[None], [self.k, len(rows)])
             c, h, extra = self._eval_step(feed, idx, tf.constant(size, tf.int32))
             ce += c.numpy()
             hits += h.numpy()
@@ -220,8 +221,11 @@ class Pack:
         self.epochs_done = state["epochs_done"]
         self.stops = [EarlyStop.of(self.members[0], state.get("early_stop"))]
         model = keras.models.load_model(os.path.join(folder, "model.keras"))
-        for v, w in zip(self.net.variables, model.get_weights()):
-            v.assign(np.reshape(w, v.shape))
+        if hasattr(self.net, "set_member_weights"):  # state (BatchNormalization's) among the weights
+            self.net.set_member_weights(0, model.get_weights())
+        else:
+            for v, w in zip(self.net.variables, model.get_weights()):
+                v.assign(np.reshape(w, v.shape))
         for v, w in zip(self.optimizer.variables, model.optimizer.variables):
             v.assign(np.reshape(np.asarray(w), v.shape))
         self._set_alive()

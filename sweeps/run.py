@@ -289,11 +289,11 @@ def load_datasets(trials: list[dict], args: argparse.Namespace, where: str) -> d
     return out
 
 
-def refuse_models_that_cannot_train(plan: Plan, datasets: dict) -> None:
+def refuse_models_that_cannot_train(plan: Plan, datasets: dict, args: argparse.Namespace) -> None:
     """A model of one's own that cannot train, found now (sweeps.model_check), not by the workers."""
     from sweeps import model_check
 
-    found = model_check.problems(plan.trials, datasets)
+    found = model_check.problems(plan.trials, datasets, gpu=args.gpus_per_trial > 0)
     if found:
         raise UsageError(f"{plan.grid.path}: {found[0]}")
 
@@ -418,7 +418,7 @@ def check_free_space(exp: Storage, shown: str) -> None:
 def execute(plan: Plan, args: argparse.Namespace) -> int:
     """Load the data, start Ray, run the steps, summarise: everything after validation."""
     datasets = load_datasets(plan.trials, args, plan.grid.path)
-    refuse_models_that_cannot_train(plan, datasets)
+    refuse_models_that_cannot_train(plan, datasets, args)
     if plan.exp.is_local:
         # Tune saves the experiment state (which checkpoint each trial resumes from, which
         # trials finished) at most every 10 s by default: a killed driver then loses that

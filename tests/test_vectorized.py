@@ -148,6 +148,7 @@ def test_each_members_penalty_is_its_own_models_regularisation_loss():
     import keras
     import tensorflow as tf
 
+    from models.packed import PackError
     from models.vectorized import VectorizedNet
 
     def build(seed, l2, l1):
@@ -171,3 +172,84 @@ def test_each_members_penalty_is_its_own_models_regularisation_loss():
     _, added, _ = net.forward(tf.constant(x), training=False)
     got = net.penalty().numpy() + added.numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert not net.pads and not net.pads_scoring  # an activity loss is a mean over the batch
+
+    # An activity regulariser is part of the model's structure: members may not differ in it.
+    other = build(3, 0.0, 0.1)
+    other.layers[1].activity_regularizer = keras.regularizers.l2(0.5)
+    with pytest.raises(PackError, match="members differ in its configuration"):
+        VectorizedNet([build(0, 0.0, 0.1), other])
+
+
+def test_dropout_masks_are_each_members_own_and_differ_between_layers_and_steps():
+    """A member's draws come from (its seed, generator, step) alone: packed or alone, the same
+    mask; two dropout layers of one shape, or one layer at two steps, never the same."""
+    import keras
+    import tensorflow as tf
+
+    from models.vectorized import VectorizedNet
+
+    def build():
+        inputs = keras.Input((2000,))
+        return keras.Model(inputs, [keras.layers.Dropout(0.5)(inputs) + 2 * keras.layers.Dropout(0.5)(inputs)][0])
+
+    x = tf.ones([3, 1, 2000])
+    seeds = tf.constant([7, 8, 9], tf.int64)
+    pack = VectorizedNet([build() for _ in range(3)])
+
+    def masks(net, xs, sd, step):
+        out = net.forward(xs, True, sd, tf.constant(step))[0].numpy() * 0.5  # kept: 1 (first), 2 (second)
+        return np.isin(out, (1, 3)), np.isin(out, (2, 3))
+
+    first, second = masks(pack, x, seeds, 4)
+    assert 0.45 < first.mean() < 0.55 and 0.45 < second.mean() < 0.55
+    assert 0.45 < (first == second).mean() < 0.55  # two layers: independent masks
+    later, _ = masks(pack, x, seeds, 5)
+    assert 0.45 < (first == later).mean() < 0.55  # another step: another mask
+    _, second_before = masks(pack, x, seeds, 3)
+    assert 0.45 < (first == second_before).mean() < 0.55  # not the next generator's, one step apart
+    assert 0.45 < (first[0] == first[1]).mean() < 0.55  # members: their own masks
+    alone = VectorizedNet([build()])
+    for m in range(3):
+        a, b = masks(alone, x[m:m + 1], seeds[m:m + 1], 4)
+        np.testing.assert_array_equal(a[0], first[m])  # the same mask packed or alone
+        np.testing.assert_array_equal(b[0], second[m])
+
+
+def test_a_vectorised_conv_net_computes_what_its_members_compute_one_by_one():
+    """A GPU runs a pack of conv nets vectorised; a CPU calls its members one by one. Both
+    are the same network and the same gradients, up to float rounding."""
+    import keras
+    import tensorflow as tf
+
+    from models import build_model
+    from models.vectorized import VectorizedNet
+
+    def members():
+        out = []
+        for seed in (0, 1, 2):
+            keras.utils.set_random_seed(seed)
+            out.append(build_model("bn_resnet", 0.001 * seed, (28, 28, 1), num_classes=10))
+        return out
+
+    x = tf.random.stateless_uniform([3, 16, 28, 28, 1], (0, 1))
+    y = tf.constant(np.random.default_rng(0).integers(0, 10, (3, 16)))
+    seeds = tf.constant([0, 1, 2], tf.int64)
+    loss = keras.losses.get("sparse_categorical_crossentropy")
+    results = []
+    for vectorize in (True, False):
+        net = VectorizedNet(members(), vectorize=vectorize)
+        with tf.GradientTape() as tape:
+            out, added, state = net.forward(x, True, seeds, tf.constant(3))
+            total = tf.reduce_sum(tf.reduce_mean(loss(y, out), axis=1) + net.penalty() + added)
+        grads = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(total, net.variables)]
+        results.append((out.numpy(), [s.numpy() for s in state], grads))
+    (out_v, state_v, grads_v), (out_1, state_1, grads_1) = results
+    np.testing.assert_allclose(out_v, out_1, rtol=1e-5, atol=1e-6)
+    for a, b in zip(state_v, state_1):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # A conv bias before BatchNormalization has no gradient but rounding: judged on the scale
+    # of the gradients as a whole.
+    scale = max(np.abs(g).max() for g in grads_1)
+    for a, b in zip(grads_v, grads_1):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * scale)
