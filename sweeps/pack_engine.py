@@ -107,10 +107,11 @@ class Engine:
         jit = not has_convolutions(models[0])
         gpu = bool(tf.config.list_logical_devices("GPU"))
         self.net = pack_net(models, jit, gpu)
-        if self.k == 1 and not gpu and getattr(self.net, "draws", False):
-            # XLA's CPU random numbers: a lone MLP with dropout trained an epoch in 1.66 s
-            # compiled and 0.47 s not (in a pack of 2 the draws go member by member, and
-            # compiled it was 0.69 s for both).
+        if not gpu and getattr(self.net, "draws", False):
+            # A model of one's own that draws random numbers (dropout) is not compiled on a
+            # CPU: XLA draws other numbers than TensorFlow's own kernels from the same seed,
+            # and slowly (a lone MLP with dropout: 1.66 s an epoch compiled, 0.47 s not), so
+            # a member alone, which would run uncompiled, and packed must not differ in it.
             jit = False
         self.optimizer = make_optimizer(first, steps_per_epoch(n_train, first))
         self.optimizer.build(self.net.variables)
