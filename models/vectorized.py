@@ -80,7 +80,7 @@ class VectorizedNet:
 
         if not models:
             raise PackError("a pack needs at least one member")
-        self.size = k = len(models)
+        self.size = len(models)
         self.template = template = models[0]
         # False: the template's call member by member, unrolled in one step. A vectorised
         # convolution rounds otherwise than a lone model's (packed and lone conv nets ended

@@ -11,6 +11,7 @@ import pytest
 
 from sweeps import packing
 from sweeps.grids import trial_config
+from tests.keras_fit import check_pack_of_one_against_fit
 from tests.synthetic import learnable_mnist
 
 
@@ -93,8 +94,6 @@ def test_a_pack_of_one_trains_as_plain_keras_fit_on_the_same_batches(optimizer):
     import keras
 
     from models import build_model
-    from sweeps.batches import order
-    from sweeps.noise import noisy_split
 
     arrays = learnable_mnist(500, 200)
     config = {**members("mlp64", l2=0.0)[1], **optimizer}  # seed 0, L2 1e-3
@@ -111,16 +110,7 @@ def test_a_pack_of_one_trains_as_plain_keras_fit_on_the_same_batches(optimizer):
     elif optimizer.get("lr_schedule") == "step":
         sgd.learning_rate = keras.optimizers.schedules.ExponentialDecay(config["lr"], steps, 0.5, staircase=True)
     model.compile(optimizer=sgd, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    kw = dict(seed=config["seed"], noise_type="gaussian", noise_scale=0.2)
-    x = noisy_split(arrays["x_train"], "train", **kw)[..., None]
-    x_val = noisy_split(arrays["x_test"], "test", **kw)[..., None]
-    for epoch in range(3):
-        idx = order(config["seed"], epoch, len(x))
-        h = model.fit(x[idx], arrays["y_train"][idx].astype(np.int32), batch_size=64, shuffle=False, verbose=0,
-                      validation_data=(x_val, arrays["y_test"].astype(np.int32)))
-        row = pack.rows[0][epoch]
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            assert row[key] == pytest.approx(h.history[key][0], rel=1e-3, abs=1e-4), (epoch, key)
+    check_pack_of_one_against_fit(pack, model, config, arrays)
 
 
 def test_a_diverging_member_is_frozen_and_the_others_train_as_alone():

@@ -11,6 +11,7 @@ import pytest
 
 import tests.user_models  # noqa: F401  (registers the models)
 from sweeps.grids import trial_config
+from tests.keras_fit import check_pack_of_one_against_fit
 from tests.synthetic import learnable_mnist
 
 
@@ -84,8 +85,6 @@ def test_a_pack_of_one_trains_as_keras_fit_on_the_same_batches():
     import keras
 
     from models import build_model
-    from sweeps.batches import order
-    from sweeps.noise import noisy_split
 
     arrays = learnable_mnist(500, 200)
     config = members("bn_plain", seeds=(0,), l2s=(0.001,), train_subset=500, test_subset=200,
@@ -95,17 +94,8 @@ def test_a_pack_of_one_trains_as_keras_fit_on_the_same_batches():
     model = build_model("bn_plain", config["l2"], (28, 28, 1), num_classes=10)
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    kw = dict(seed=config["seed"], noise_type="gaussian", noise_scale=0.2)
-    x = noisy_split(arrays["x_train"], "train", **kw)[..., None]
-    x_val = noisy_split(arrays["x_test"], "test", **kw)[..., None]
-    for epoch in range(3):
-        idx = order(config["seed"], epoch, len(x))
-        # 500 images in batches of 64: the last has 52, as in the pack (never padded there).
-        h = model.fit(x[idx], arrays["y_train"][idx].astype(np.int32), batch_size=64, shuffle=False, verbose=0,
-                      validation_data=(x_val, arrays["y_test"].astype(np.int32)))
-        row = pack.rows[0][epoch]
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            assert row[key] == pytest.approx(h.history[key][0], rel=1e-3, abs=1e-4), (epoch, key)
+    # 500 images in batches of 64: the last has 52, as in the pack (never padded there).
+    check_pack_of_one_against_fit(pack, model, config, arrays)
     for a, b in zip(pack.net.member_weights(0), model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)  # moving statistics included
 

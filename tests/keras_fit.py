@@ -1,0 +1,23 @@
+"""The seeds' way, for comparison: a compiled Keras model trained by its own `fit`, one epoch
+at a time, on a pack member's batches (sweeps.batches.order) and noisy images."""
+
+import numpy as np
+import pytest
+
+
+def check_pack_of_one_against_fit(pack, model, config, arrays, epochs=3, batch_size=64):
+    """Train `model` (compiled, built under the member's seed) with Keras's `fit` on the same
+    batches as `pack`'s one member, and check each epoch's row against its history."""
+    from sweeps.batches import order
+    from sweeps.noise import noisy_split
+
+    kw = dict(seed=config["seed"], noise_type="gaussian", noise_scale=config["noise_scale"])
+    x = noisy_split(arrays["x_train"], "train", **kw)[..., None]
+    x_val = noisy_split(arrays["x_test"], "test", **kw)[..., None]
+    for epoch in range(epochs):
+        idx = order(config["seed"], epoch, len(x))
+        h = model.fit(x[idx], arrays["y_train"][idx].astype(np.int32), batch_size=batch_size, shuffle=False,
+                      verbose=0, validation_data=(x_val, arrays["y_test"].astype(np.int32)))
+        row = pack.rows[0][epoch]
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert row[key] == pytest.approx(h.history[key][0], rel=1e-3, abs=1e-4), (epoch, key)
