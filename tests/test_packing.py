@@ -11,7 +11,7 @@ import pytest
 
 from sweeps import packing
 from sweeps.grids import trial_config
-from tests.keras_fit import check_pack_of_one_against_fit
+from tests.packs import check_pack_of_one_against_fit, train
 from tests.synthetic import learnable_mnist
 
 
@@ -29,18 +29,6 @@ def members(arch, **kw):
     base = {"arch": arch, "epochs": 3, "train_subset": 600, "test_subset": 1000, "noise_type": "gaussian",
             "noise_scale": 0.2, "batch_size": 64, **kw}
     return [trial_config({**base, "seed": s, "l2": l2}, {}) for s in (0, 1) for l2 in (0.0, 0.001)]
-
-
-def train(configs, arrays, epochs=None):
-    """The pack after training, and its members' weights before it and after each epoch."""
-    from sweeps.pack_trainer import Pack
-
-    pack = Pack(configs, arrays)
-    weights = [[pack.net.member_weights(i) for i in range(pack.k)]]
-    while not pack.done and (epochs is None or pack.epochs_done < epochs):
-        pack.record(pack.train_epoch(), {})
-        weights.append([pack.net.member_weights(i) for i in range(pack.k)])
-    return pack, weights
 
 
 @pytest.mark.parametrize("arch", ["mlp64", "cnn"])

@@ -11,7 +11,7 @@ import pytest
 
 import tests.user_models  # noqa: F401  (registers the models)
 from sweeps.grids import trial_config
-from tests.keras_fit import check_pack_of_one_against_fit
+from tests.packs import check_pack_of_one_against_fit, train
 from tests.synthetic import learnable_mnist
 
 
@@ -28,18 +28,6 @@ def members(arch, seeds=(0, 1, 2), l2s=(0.0, 0.001, 0.0), **kw):
     base = {"arch": arch, "epochs": 3, "train_subset": 600, "test_subset": 1000, "noise_type": "gaussian",
             "noise_scale": 0.2, **kw}
     return [trial_config({**base, "seed": s, "l2": l2}, {}) for s, l2 in zip(seeds, l2s)]
-
-
-def train(configs, arrays, epochs=None):
-    """The pack after training, and its members' weights before it and after each epoch."""
-    from sweeps.pack_trainer import Pack
-
-    pack = Pack(configs, arrays)
-    weights = [[pack.net.member_weights(i) for i in range(pack.k)]]
-    while not pack.done and (epochs is None or pack.epochs_done < epochs):
-        pack.record(pack.train_epoch(), {})
-        weights.append([pack.net.member_weights(i) for i in range(pack.k)])
-    return pack, weights
 
 
 @pytest.mark.parametrize("arch, l2s", [

@@ -1,8 +1,21 @@
-"""The seeds' way, for comparison: a compiled Keras model trained by its own `fit`, one epoch
-at a time, on a pack member's batches (sweeps.batches.order) and noisy images."""
+"""Packs trained in the tests (no Ray): a pack epoch by epoch with its members' weights, and
+the seeds' way to compare with, a Keras model trained by its own `fit` on a member's batches
+(sweeps.batches.order) and noisy images."""
 
 import numpy as np
 import pytest
+
+
+def train(configs, arrays, epochs=None):
+    """The pack after training, and its members' weights before it and after each epoch."""
+    from sweeps.pack_trainer import Pack
+
+    pack = Pack(configs, arrays)
+    weights = [[pack.net.member_weights(i) for i in range(pack.k)]]
+    while not pack.done and (epochs is None or pack.epochs_done < epochs):
+        pack.record(pack.train_epoch(), {})
+        weights.append([pack.net.member_weights(i) for i in range(pack.k)])
+    return pack, weights
 
 
 def check_pack_of_one_against_fit(pack, model, config, arrays, epochs=3, batch_size=64):
