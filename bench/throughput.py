@@ -108,10 +108,10 @@ def loop_child(grid_path: str) -> None:
     t0 = time.perf_counter()
     import keras  # TensorFlow before sweeps (which turns oneDNN on): the kernels this child was given
 
-    from sweeps import tasks
     from sweeps.data import load_dataset
     from sweeps.grids import load_grid
-    from sweeps.trainable import fit
+    from sweeps.tasks.base import steps_per_epoch
+    from sweeps.tasks.classify import compiled_model, num_classes_of, prepare_data
 
     grid = load_grid(grid_path)
     arrays = load_dataset("mnist", log=lambda line: None).arrays()
@@ -128,8 +128,11 @@ def loop_child(grid_path: str) -> None:
 
     for config in grid.trials:
         keras.utils.set_random_seed(config["seed"])
-        parts = tasks.for_config(config).parts(config, arrays)
-        history = fit(parts.build(), parts, config, [Timer()])
+        data = prepare_data(config, arrays)
+        (x, y), val = data["train"], data["val"]
+        model = compiled_model(config, x.shape[1:], num_classes_of(arrays), steps_per_epoch(len(x), config))
+        history = model.fit(x, y, batch_size=config["batch_size"], epochs=config["epochs"], validation_data=val,
+                            callbacks=[Timer()], verbose=0)
         finals[config["seed"]] = history.history["val_accuracy"][-1]
     print(json.dumps({"train_s": sum(epoch_times), "acc": finals, "first_epoch": first}))
 

@@ -47,7 +47,10 @@ def _structure(model) -> list:
     name and weight regularisers, which members may differ in) and every variable's shape."""
     out = []
     for layer in model._flatten_layers(include_self=False):
-        config = layer.get_config() if hasattr(layer, "get_config") else {}
+        # A nested model (a VAE's encoder) is compared by its own layers, which come next:
+        # its config repeats theirs, names and regularisers included.
+        nested = any(True for _ in layer._flatten_layers(include_self=False))
+        config = layer.get_config() if hasattr(layer, "get_config") and not nested else {}
         config = {k: v for k, v in config.items()
                   if k != "name" and not (k.endswith("regularizer") and k != "activity_regularizer")}
         out.append((type(layer).__name__, repr(sorted(config.items(), key=lambda kv: kv[0]))))

@@ -86,6 +86,13 @@ class SplitFeed:
             x = tf.where(applies, add(x, scale, drawn, clip, tnp), x)
         return tf.reshape(x, tf.concat([tf.shape(idx), self.shape], axis=0))
 
+    def clean(self, idx):
+        """The clean images of `idx` (a denoiser's targets), flattened to `[K * B, H, W, 1]`
+        float32 in [0, 1]: what sweeps.noise.to_unit_float makes of them."""
+        import tensorflow as tf
+
+        return tf.reshape(tf.cast(tf.gather(self.images, idx), tf.float32) / 255.0, [-1, *self.shape])
+
     def targets(self, idx):
         """The labels of `idx`, `[K, B]` int32."""
         import tensorflow as tf

@@ -29,7 +29,8 @@ _kept: dict = {}  # "engine": the worker's last Engine, "owner": a weak referenc
 
 
 def key(members: list[dict], arrays: dict, n_train: int, num_classes: int) -> tuple:
-    """What an engine's compiled steps depend on, for these members."""
+    """What an engine's compiled steps depend on, for these members (as the batches see
+    them: sweeps.tasks.base.Training.feed_members)."""
     from sweeps.packing import group_key
 
     images, _ = subset(members[0], arrays, "train")
@@ -37,12 +38,14 @@ def key(members: list[dict], arrays: dict, n_train: int, num_classes: int) -> tu
             any(m["l2"] for m in members))
 
 
-def engine_for(owner, members: list[dict], arrays: dict, models: list, n_train: int, num_classes: int):
+def engine_for(owner, members: list[dict], arrays: dict, models: list, n_train: int, num_classes: int, training):
     """An engine holding these members (`models`: their Keras models, built under their
-    seeds): the worker's kept one refilled when it has the same key and no live pack uses
-    it, else a new one, which is then kept."""
+    seeds; `training`: their task's sweeps.tasks.base.Training): the worker's kept one
+    refilled when it has the same key and no live pack uses it, else a new one, which is
+    then kept."""
     from models.packed import PackError
 
+    members = training.feed_members(members)
     k = key(members, arrays, n_train, num_classes)
     kept, engine = _kept.get("engine"), None
     in_use = _kept.get("owner") is not None and _kept["owner"]() is not None
@@ -55,7 +58,7 @@ def engine_for(owner, members: list[dict], arrays: dict, models: list, n_train: 
     if engine is None:
         if not in_use:
             release()  # the old engine's data goes before the new one's is made
-        engine = Engine(k, members, arrays, models, n_train, num_classes)
+        engine = Engine(k, members, arrays, models, n_train, training)
     _kept.update(engine=engine, owner=weakref.ref(owner))
     return engine
 
@@ -90,9 +93,7 @@ def release() -> None:
 class Engine:
     """The variables and compiled steps of a pack of len(members) members."""
 
-    def __init__(self, key: tuple, members: list[dict], arrays: dict, models: list, n_train: int,
-                 num_classes: int):
-        import keras
+    def __init__(self, key: tuple, members: list[dict], arrays: dict, models: list, n_train: int, training):
         import tensorflow as tf
 
         first = members[0]
@@ -116,9 +117,8 @@ class Engine:
         self.optimizer = make_optimizer(first, steps_per_epoch(n_train, first))
         self.optimizer.build(self.net.variables)
         self._optimizer_start = [np.array(v.numpy()) for v in self.optimizer.variables]
-        self.loss_fn = keras.losses.get(first["loss_fn"])
-        self.one_hot = first["loss_fn"] == "categorical_crossentropy"
-        self.num_classes = num_classes
+        # Read as the steps are traced: functions of what the members share (the key).
+        self.targets, self.loss_fn, self.score = training.targets, training.loss, training.score
         # int64, cast in the step: TensorFlow keeps int32 variables in host memory, which an
         # XLA step on a GPU cannot read.
         self.seeds = tf.Variable([m["seed"] for m in members], dtype=tf.int64, trainable=False)
@@ -148,48 +148,55 @@ class Engine:
         return self.test
 
     # -- the compiled parts -------------------------------------------------------------
-    def _losses(self, y, probs):
-        """Each member's per-image loss `[K, B]` (Keras's own loss function)."""
+    def _per_image(self, fn, y, outputs, shape):
+        """`fn(y, outputs)` on the batch flattened to `[K * B, ...]` -> `[K, B]`, averaged
+        over any axes beyond the image's (a per-pixel loss), as Keras averages a loss."""
         import tensorflow as tf
 
-        if self.one_hot:
-            y = tf.one_hot(y, self.num_classes)
-        return self.loss_fn(y, probs)
+        flat = tf.reshape(outputs, tf.concat([[-1], tf.shape(outputs)[2:]], axis=0))
+        return tf.reduce_mean(tf.reshape(tf.cast(fn(y, flat), tf.float32), tf.concat([shape, [-1]], axis=0)), -1)
+
+    def _batch(self, feed, idx):
+        """The members' inputs `[K, B, ...]` and targets flattened to `[K * B, ...]`."""
+        import tensorflow as tf
+
+        labels = tf.reshape(feed.targets(idx), [-1])
+        return feed.inputs(idx), self.targets(lambda: feed.clean(idx), labels)
 
     def _step(self, idx, size, counter):
         """One batch of every member: `idx` `[K, batch_size]`, of which the first `size`
         columns are real (an epoch's last batch is padded to the one compiled shape)."""
         import tensorflow as tf
 
-        x, y = self.train.inputs(idx), self.train.targets(idx)
-        real = tf.cast(tf.range(tf.shape(idx)[1]) < size, tf.float32)
+        x, y = self._batch(self.train, idx)
+        shape = tf.shape(idx)
+        real = tf.cast(tf.range(shape[1]) < size, tf.float32)
         n = tf.cast(size, tf.float32)
         with tf.GradientTape() as tape:
-            probs, added, state = self.net.forward(x, True, self.seeds, counter)
+            outputs, added, state = self.net.forward(x, True, self.seeds, counter)
             # A solo Keras step's loss: mean loss, weight penalties, the losses the model adds.
-            loss = tf.reduce_sum(self._losses(y, probs) * real, axis=1) / n + self.net.penalty() + added
+            per_image = self._per_image(self.loss_fn, y, outputs, shape)
+            loss = tf.reduce_sum(per_image * real, axis=1) / n + self.net.penalty() + added
             total = tf.reduce_sum(tf.where(self.alive, loss, tf.zeros_like(loss)))
         grads = self.net.masked(tape.gradient(total, self.net.variables), self.alive)
         self.optimizer.apply(grads, self.net.variables)
         self.net.constrain(self.alive)
         self.net.commit(state, self.alive)
-        # Keras's epoch loss: the batches' losses weighted by their sizes.
+        # Keras's epoch loss and metric: the batches' values weighted by their sizes.
         self.loss_sum.assign_add(loss * n)
-        self.correct.assign_add(self._hits(y, probs, real))
-
-    def _hits(self, y, probs, real=1.0):
-        import tensorflow as tf
-
-        hit = tf.cast(tf.equal(tf.argmax(probs, -1, output_type=tf.int32), y), tf.float32)
-        return tf.reduce_sum(hit * real, 1)
+        if self.score is not None:
+            self.correct.assign_add(tf.reduce_sum(self._per_image(self.score, y, outputs, shape) * real, 1))
 
     def _scores(self, feed, idx, size):
         import tensorflow as tf
 
-        x, y = feed.inputs(idx), feed.targets(idx)
-        probs, added, _ = self.net.forward(x, training=False)
-        real = tf.cast(tf.range(tf.shape(idx)[1]) < size, tf.float32)
+        x, y = self._batch(feed, idx)
+        outputs, added, _ = self.net.forward(x, training=False)
+        shape = tf.shape(idx)
+        real = tf.cast(tf.range(shape[1]) < size, tf.float32)
+        hits = (tf.reduce_sum(self._per_image(self.score, y, outputs, shape) * real, 1) if self.score is not None
+                else tf.zeros([self.k]))
         # The losses a model adds (activity regularisers) weighted by the batch's size, as Keras
         # averages a loss over batches (such a model's batches are not padded: net.pads_scoring).
-        return (tf.reduce_sum(self._losses(y, probs) * real, axis=1), self._hits(y, probs, real),
+        return (tf.reduce_sum(self._per_image(self.loss_fn, y, outputs, shape) * real, axis=1), hits,
                 added * tf.cast(size, tf.float32))

@@ -91,30 +91,48 @@ def _signature(model, config: dict, threads: int) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
-def _rate(config: dict, k: int) -> float:
-    """Member-steps per second of a pack of k members of `config`'s model."""
-    import gc
-
-    import keras
+def _synthetic(config: dict) -> dict:
+    """Random images and labels enough for the timed steps (speed does not depend on them)."""
     import numpy as np
-
-    from models import build_model
-    from sweeps.pack_engine import Engine
 
     batch = config["batch_size"]
     n = batch * (WARMUP + STEPS)
     rng = np.random.default_rng(0)
-    arrays = {"x_train": rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8),
-              "y_train": (np.arange(n) % CLASSES).astype(np.uint8),
-              "x_test": np.zeros((batch, *IMAGE_SHAPE), np.uint8), "y_test": np.zeros(batch, np.uint8)}
-    members = [{**config, "seed": i, "train_subset": None, "test_subset": None} for i in range(k)]
+    return {"x_train": rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8),
+            "y_train": (np.arange(n) % CLASSES).astype(np.uint8),
+            "x_test": np.zeros((batch, *IMAGE_SHAPE), np.uint8), "y_test": np.zeros(batch, np.uint8)}
+
+
+def _pack_of(config: dict, k: int, arrays: dict):
+    """(k members of `config`, their task's Training, their models built under their seeds)."""
+    import keras
+
+    from sweeps import tasks
+
+    # No reference classifier: it judges a denoiser at its end, which is not timed.
+    no_judge = {"classifier": None} if "classifier" in config else {}
+    members = [{**config, "seed": i, "train_subset": None, "test_subset": None, **no_judge} for i in range(k)]
+    training = tasks.for_config(config).training(members, arrays, {})
     models = []
-    for m in members:
+    for i, m in enumerate(members):
         keras.utils.set_random_seed(m["seed"])
-        models.append(build_model(m["arch"], m["l2"], (*IMAGE_SHAPE, 1), num_classes=CLASSES))
-    engine = Engine(None, members, arrays, models, n, CLASSES)
+        models.append(training.build(i))
+    return members, training, models
+
+
+def _rate(config: dict, k: int) -> float:
+    """Member-steps per second of a pack of k members of `config`'s model."""
+    import gc
+
+    import numpy as np
     import tensorflow as tf
 
+    from sweeps.pack_engine import Engine
+
+    arrays = _synthetic(config)
+    batch, n = config["batch_size"], len(arrays["x_train"])
+    members, training, models = _pack_of(config, k, arrays)
+    engine = Engine(None, training.feed_members(members), arrays, models, n, training)
     size = tf.constant(batch, tf.int32)
     steps = [tf.constant(np.tile(np.arange(s * batch, (s + 1) * batch, dtype=np.int32), (k, 1)))
              for s in range(WARMUP + STEPS)]
@@ -137,15 +155,11 @@ def _child(config: dict, cache_dir: str, threads: int) -> dict:
     tf = import_tensorflow()
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    import keras
-
-    from models import build_model
     from sweeps import tasks
 
     tasks.all_tasks()  # models of one's own register on import ($NOISESWEEP_TASKS)
-    keras.utils.set_random_seed(0)
-    signature = _signature(build_model(config["arch"], config["l2"], (*IMAGE_SHAPE, 1), num_classes=CLASSES),
-                           config, threads)
+    _, _, (model,) = _pack_of(config, 1, _synthetic(config))
+    signature = _signature(model, config, threads)
     path = os.path.join(cache_dir, CACHE_FILE)
     try:
         with open(path) as f:

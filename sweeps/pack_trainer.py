@@ -1,7 +1,9 @@
-"""Training K classifier configs of one architecture as one pack, each exactly as alone.
+"""Training K configs of one architecture as one pack, each exactly as alone: classifiers,
+denoisers, the VAE, a task of one's own (what each learns and how it is scored is its
+task's, sweeps.tasks.base.Training).
 
-The pack's loss is the sum of the members' own losses (each its mean cross-entropy plus
-its own L2 penalty), so each member's gradient is its solo gradient, and the optimizer
+The pack's loss is the sum of the members' own losses (each its mean loss plus its own L2
+penalty and the losses its model adds), so each member's gradient is its solo gradient, and the optimizer
 (per element: SGD, Adam, Adadelta, RMSprop, Adagrad, Nadam) updates it as alone. Each
 member has its own initial weights (built under its seed), its own order per epoch and
 its own noise (sweeps.batches), its own dropout masks (models.packed). A member whose
@@ -11,7 +13,7 @@ others go on with their own numbers. A member that early stopping ends
 (sweeps.early_stopping, its own rule and state) is frozen the same way after its last
 row, and scored on a hold-out's test split right then.
 
-A solo trial of a packable task is a pack of one: the same step, the same order, the same
+A solo trial is a pack of one: the same step, the same order, the same
 noise, so packed and solo runs of a config agree.
 """
 
@@ -26,7 +28,7 @@ import numpy as np
 
 from sweeps.batches import order
 from sweeps.early_stopping import EarlyStop
-from sweeps.tasks.base import steps_per_epoch, subset
+from sweeps.tasks.base import Outcome, steps_per_epoch, subset
 
 EVAL_BATCH = 1024  # validation batches: a sum over images, so their size changes no figure
 STATE_FILE = "pack.json"
@@ -36,10 +38,10 @@ ARRAYS_FILE = "pack.npz"
 class Pack:
     """K member configs (alike in all but sweeps.packing.MEMBER_KEYS) and their data."""
 
-    def __init__(self, members: list[dict], arrays: dict):
+    def __init__(self, members: list[dict], arrays: dict, references: dict | None = None, validate: bool = True):
         import keras
 
-        from models import build_model
+        from sweeps import tasks
         from sweeps.pack_engine import engine_for
 
         self.members = members
@@ -47,9 +49,11 @@ class Pack:
         self.k = len(members)
         self.epochs = first["epochs"]
         self.batch_size = first["batch_size"]
+        self.validate = validate  # False: no validation each epoch (a reference is scored at its end)
+        self.training = training = tasks.for_config(first).training(members, arrays, references or {})
+        self.names = training.metric_names()
         num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
-        train_images, _ = subset(first, arrays, "train")
-        n = len(train_images)
+        n = len(subset(first, arrays, "train")[0])
         if first["validation"] == "holdout":
             held = first["holdout_size"]
             if held >= n:
@@ -59,15 +63,16 @@ class Pack:
         else:
             self.n_train = n
         models = []
-        for m in members:
+        for i, m in enumerate(members):
             keras.utils.set_random_seed(m["seed"])  # the weights its solo trial starts from
-            models.append(build_model(m["arch"], m["l2"], (*train_images.shape[1:], 1), num_classes=num_classes))
-        self.engine = engine_for(self, members, arrays, models, self.n_train, num_classes)
+            models.append(training.build(i))
+        self.engine = engine_for(self, members, arrays, models, self.n_train, num_classes, training)
         del models
         self.train, self.net, self.optimizer = self.engine.train, self.engine.net, self.engine.optimizer
         # The test feed is made at the first use: a hold-out member's end, or now to validate on.
         engine = self.engine  # not self: a pack's end must free it for the next (no cycle)
-        self._test_split = lambda: engine.test_feed(members, arrays)
+        feed_members = training.feed_members(members)
+        self._test_split = lambda: engine.test_feed(feed_members, arrays)
         if first["validation"] == "holdout":
             self.val = self.train
         else:
@@ -81,8 +86,9 @@ class Pack:
 
     # -- epochs -------------------------------------------------------------------------
     def train_epoch(self) -> list[dict]:
-        """One epoch of every member still training; returns each member's metrics
-        (loss, accuracy, val_loss, val_accuracy), diverged ones included."""
+        """One epoch of every member still training; returns each member's metrics (the
+        task's: loss, its metric and their val_ values, named as Keras's fit logs them),
+        diverged ones included."""
         import tensorflow as tf
 
         epoch = self.epochs_done
@@ -97,20 +103,21 @@ class Pack:
             size = min(b, self.n_train - s * b)
             self._train_step(rows[:, s * b:(s + 1) * b], tf.constant(size, tf.int32),
                              tf.constant(epoch * steps + s, tf.int32))
-        loss = self.engine.loss_sum.numpy() / self.n_train
-        accuracy = self.engine.correct.numpy() / self.n_train
-        val_loss, val_accuracy = self.evaluate(self.val, *self.val_rows)
+        values = [self.engine.loss_sum.numpy() / self.n_train, self.engine.correct.numpy() / self.n_train]
+        if self.validate:
+            values += self.evaluate(self.val, *self.val_rows)
         self.epochs_done += 1
-        out = []
-        for i in range(self.k):
-            out.append({"loss": float(loss[i]), "accuracy": float(accuracy[i]),
-                        "val_loss": float(val_loss[i]), "val_accuracy": float(val_accuracy[i])})
-        return out
+        names = [n for n in self.names if self.validate or not n.startswith("val_")]
+        return [{name: float(v[i]) for name, v in zip(names, self._with_metric(values))} for i in range(self.k)]
+
+    def _with_metric(self, values: list) -> list:
+        """(loss, metric, val_loss, val_metric) less the metrics of a task that has none."""
+        return values if self.training.metric else values[::2]
 
     def evaluate(self, feed, start: int, stop: int):
-        """Every member's (loss, accuracy) on rows [start, stop) of `feed`: mean cross-entropy
-        plus its weight penalty and the losses the model adds, as Keras's evaluate reports a
-        regularised model's loss."""
+        """Every member's (loss, metric) on rows [start, stop) of `feed`: its mean loss plus
+        its weight penalty and the losses the model adds, as Keras's evaluate reports a
+        regularised model's loss (the metric's values are meaningless for a task without)."""
         import tensorflow as tf
 
         ce, hits, added = np.zeros(self.k), np.zeros(self.k), np.zeros(self.k)
@@ -160,17 +167,38 @@ class Pack:
         if not alive.all():
             self.net.still(self.optimizer.variables, alive)
 
-    def finish(self, members: list[int] | None = None) -> list[dict]:
-        """Test metrics of `members` (default all), in their order, for members that validated
-        on a hold-out (the test split is scored once, at a member's end); {} for the others
-        and for diverged members."""
+    def finish(self, members: list[int] | None = None) -> list[Outcome]:
+        """The end-of-training outcome of `members` (default all), in their order: the task's
+        (its `finish`, from the member's trained Keras model), or for a task without one that
+        validated on a hold-out, its test loss and metric (the test split is scored once, at
+        a member's end); an empty outcome for the others and for diverged members."""
         members = range(self.k) if members is None else members
+        if self.training.finish is not None:
+            from sweeps.quiet import stderr_silenced
+
+            # Keras's predict feeds through tf.data, whose graphs log a "NodeDef mentions
+            # attribute" error line to file descriptor 2 as they start: nothing a user acts on.
+            with stderr_silenced():
+                return [Outcome() if self.diverged[i] else self.training.finish(i, self.member_model(i))
+                        for i in members]
         if self.members[0]["validation"] != "holdout" or not members:
-            return [{} for _ in members]
+            return [Outcome() for _ in members]
         test = self._test_split()
-        loss, accuracy = self.evaluate(test, 0, test.size)
-        return [{} if self.diverged[i] else {"test_loss": float(loss[i]), "test_accuracy": float(accuracy[i])}
+        values = self._with_metric(list(self.evaluate(test, 0, test.size)))
+        names = [f"test_{n}" for n in self.names if not n.startswith("val_")]
+        return [Outcome() if self.diverged[i] else Outcome({n: float(v[i]) for n, v in zip(names, values)})
                 for i in members]
+
+    def member_model(self, i: int):
+        """Member i's Keras model with its weights as trained so far (and its state)."""
+        import keras
+
+        # Built under its seed, as at the start: what the weights leave out (the seed of a
+        # VAE's sampling draws) is then the member's own, packed or alone.
+        keras.utils.set_random_seed(self.members[i]["seed"])
+        model = self.training.build(i)
+        model.set_weights(self.net.member_weights(i))
+        return model
 
     @property
     def done(self) -> bool:

@@ -1,7 +1,6 @@
 """Which of a grid's configs train together as one pack (sweeps.pack_trainer), and how many.
 
-Configs pack together when they may share one vectorised model: the same task (one that
-packs), architecture, dataset, optimizer, learning rate, batch size, epochs, subsets,
+Configs pack together when they may share one vectorised model: the same task, architecture, dataset, optimizer, learning rate, batch size, epochs, subsets,
 validation and loss. They may differ in what MEMBER_KEYS names: the replicate seed, the
 L2 factor, the noise and early stopping. A group of n such configs becomes ceil(n / K) packs of near-equal
 size; a pack of one is an ordinary solo trial. No TensorFlow here: the driver plans packs
@@ -15,7 +14,6 @@ import math
 import os
 
 from models import arch_defaults
-from sweeps import tasks
 from sweeps.search import replicate_members
 
 MEMBER_KEYS = ("seed", "l2", "noise_type", "noise_scale", "noise_target", "noise_clip", "standardize",
@@ -52,11 +50,6 @@ def parse(value: str) -> int | None:
     if k < 1:
         raise PackingError(f"--pack {value}: must be auto or a whole number >= 1")
     return k
-
-
-def packs(config: dict) -> bool:
-    """Whether a config's task trains in packs."""
-    return tasks.for_config(config).PACKS
 
 
 def group_key(config: dict) -> tuple:
@@ -117,7 +110,7 @@ def plan(trials: list[dict], size: int | None, slots: int = 1, gpu: bool = False
     groups: dict = {}
     for i in order:
         t = trials[i]
-        key = group_key(t) if packs(t) and size != 1 else ("solo", i)
+        key = group_key(t) if size != 1 else ("solo", i)
         groups.setdefault(key, []).append(i)
     if slot_bytes is None:
         slot_bytes = machine_bytes() / max(1, slots)

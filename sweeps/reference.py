@@ -2,7 +2,7 @@
 before the trials, and shared by every trial whose task names them (a denoiser's judge).
 
 A reference is a classification trial's config, completed by the grid's defaults,
-and trains through the classification task and the trainable's fit loop. The
+and trains through the classification task and the trials' engine (a pack of one). The
 driver trains the missing ones as Ray tasks (side by side, with the resources of
 one trial each) and writes each as a `.keras` file with a `.json` note in the
 experiment's `references/` folder (sweeps.storage: local, NFS, s3:// or gs://),
@@ -35,25 +35,29 @@ def needed(trials: list[dict]) -> dict:
 def train_reference(key: str, ref: dict, arrays: dict) -> tuple[bytes, dict]:
     """Train one reference classifier on clean images -> (its .keras file bytes, a note
     with its clean test accuracy and training time). Runs in a Ray task."""
-    from sweeps.trainable import configure_tensorflow, fit
+    from sweeps.pack_engine import release
+    from sweeps.pack_trainer import Pack
+    from sweeps.tasks.base import make_optimizer, steps_per_epoch
+    from sweeps.trainable import configure_tensorflow
 
     configure_tensorflow(ref["seed"])
-    import keras
-
     clock = time.perf_counter()
-    parts = tasks.get("classify").parts(ref, arrays)
-    model = parts.build()
-
-    def progress(epoch, logs):
+    # The trials' engine, as a pack of one; judged once, at its end.
+    pack = Pack([ref], arrays, validate=False)
+    while not pack.done:
+        (row,) = pack.train_epoch()
         # Printed in the Ray task: Ray shows it on the driver, so a long stage is seen to move.
-        print(f"reference {key}: epoch {epoch + 1}/{ref['epochs']}, accuracy {logs.get('accuracy', 0):.4f}",
+        print(f"reference {key}: epoch {pack.epochs_done}/{ref['epochs']}, accuracy {row['accuracy']:.4f}",
               flush=True)
-
-    fit(model, parts, ref, [keras.callbacks.LambdaCallback(on_epoch_end=progress)], validate=False)
-    _, accuracy = model.evaluate(*parts.val, batch_size=1000, verbose=0)
+    _, accuracy = pack.evaluate(pack.val, *pack.val_rows)
+    model = pack.member_model(0)
+    # Compiled as a trial's model was, so its file loads as references always have.
+    model.compile(optimizer=make_optimizer(ref, steps_per_epoch(pack.n_train, ref)), loss=ref["loss_fn"],
+                  metrics=["accuracy"])
     blob = model_to_bytes(model)
-    note = {"config": ref, "clean_test_accuracy": float(accuracy), "train_s": round(time.perf_counter() - clock, 1),
-            "test_images": int(len(parts.val[1])), "sha256_16": fingerprint(blob)}
+    release()  # the worker that trained it may run other tasks: its pack's data goes
+    note = {"config": ref, "clean_test_accuracy": float(accuracy[0]), "train_s": round(time.perf_counter() - clock, 1),
+            "test_images": int(pack.val_rows[1] - pack.val_rows[0]), "sha256_16": fingerprint(blob)}
     return blob, note
 
 

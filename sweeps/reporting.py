@@ -1,8 +1,5 @@
-"""The Keras callback that reports each epoch to Ray Tune, checkpoints the model, and
-writes a trial's end-of-training files into its folder.
-
-Ray's own ReportCheckpointCallback calls `ray.train.report`, which Tune 2.60
-refuses inside a function trainable; this one calls `tune.report`.
+"""Each epoch of a pack (or a solo trial, a pack of one) reported to Ray Tune, in the rows
+and files the analysis reads: its members' rows, checkpoints, and end-of-training files.
 """
 
 from __future__ import annotations
@@ -15,25 +12,13 @@ import socket
 import tempfile
 import time
 
-import keras
 import numpy as np
 import ray
 from ray import tune
 
 from sweeps import schema, tensorboard
 
-MODEL_FILE = "model.keras"
 MEMBERS_FILE = schema.MEMBERS_FILE
-STATE_FILE = "state.json"
-
-
-def load_checkpoint(checkpoint: tune.Checkpoint):
-    """A checkpoint written by TuneReport -> (model with optimizer state, its state: epochs
-    done and, with early stopping, the rule's state)."""
-    with checkpoint.as_directory() as d:
-        with open(os.path.join(d, STATE_FILE)) as f:
-            state = json.load(f)
-        return keras.models.load_model(os.path.join(d, MODEL_FILE)), state
 
 
 def write_artifacts(folder, artifacts: dict) -> None:
@@ -63,71 +48,6 @@ def onednn() -> bool:
         return bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):  # a private module: a later TensorFlow may move it
         return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() in ("1", "true")
-
-
-class TuneReport(keras.callbacks.Callback):
-    """After every epoch: report loss/accuracy/val metrics, timing and node to Tune;
-    checkpoint every `checkpoint_every` epochs and at the last; stop on a NaN loss, and
-    where the config asks for it (`stop`, a sweeps.early_stopping.EarlyStop), early.
-
-    `finish(model) -> base.Outcome`, if given, runs after the last epoch (the one early
-    stopping ends on, if it does): its metrics go into the last row, its artifacts into
-    `folder` (the trial's folder on the experiment's storage) before that row is
-    reported, so a trial reported finished has its files.
-    """
-
-    def __init__(self, epochs: int, checkpoint_every: int = 1, finish=None, folder=None, stop=None):
-        super().__init__()
-        self.epochs = epochs
-        self.checkpoint_every = checkpoint_every
-        self.finish = finish
-        self.folder = folder
-        self.stop = stop
-        self.context = context()
-        self.diverged = False
-        self._t0 = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t0 = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        done = epoch + 1
-        # Every metric Keras logged that the schema knows (a denoiser's binary accuracy too).
-        metrics = {k: float(v) for k, v in logs.items() if k in schema.METRICS}
-        self.diverged = not math.isfinite(metrics.get("loss", 0.0))
-        metrics.update(
-            epoch=done,
-            epoch_time_s=time.perf_counter() - self._t0,
-            diverged=self.diverged,
-            **self.context,
-        )
-        if self.diverged:
-            # A diverged trial is a result (seed 002's SGD+softmax), not a crash:
-            # record it and stop; there is nothing worth checkpointing.
-            self.model.stop_training = True
-            tune.report(metrics)
-            return
-        last = done == self.epochs
-        if self.stop is not None:
-            if self.stop.update(done, metrics):
-                self.model.stop_training = last = True
-            metrics.update(self.stop.row())
-        if done % self.checkpoint_every and not last:
-            tune.report(metrics)
-            return
-        if last and self.finish is not None:
-            outcome = self.finish(self.model)
-            schema.check_metrics(outcome.metrics)
-            metrics.update(outcome.metrics)
-            if outcome.artifacts:
-                write_artifacts(self.folder, outcome.artifacts)
-        with tempfile.TemporaryDirectory(prefix="noisesweep-ckpt-") as d:
-            self.model.save(os.path.join(d, MODEL_FILE))
-            with open(os.path.join(d, STATE_FILE), "w") as f:
-                json.dump({"epochs_done": done, **({"early_stop": self.stop.state()} if self.stop else {})}, f)
-            # Tune persists the folder to storage inside report(), so it can go after.
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
 def member_means(rows: list[list[dict]]) -> dict:
@@ -189,9 +109,11 @@ class PackReport:
         trained = pack.record(metrics, {"epoch_time_s": seconds, "timestamp": int(time.time()), **self.context,
                                         **pid})
         ended = pack.ended(trained)  # at the pack's end, or stopped early while others go on
-        for i, extra in zip(ended, pack.finish(ended)):
-            schema.check_metrics(extra)
-            pack.rows[i][-1].update(extra)
+        for i, outcome in zip(ended, pack.finish(ended)):
+            schema.check_metrics(outcome.metrics)
+            pack.rows[i][-1].update(outcome.metrics)
+            if outcome.artifacts:  # before the row that says the member finished
+                write_artifacts(self.folder if pack.k == 1 else self.folder.child(self.names[i]), outcome.artifacts)
         done = pack.epochs_done
         if pack.k == 1:
             row = pack.rows[0][-1]

@@ -1,19 +1,16 @@
 """The Ray Tune trainable: one trial trains one config, or one pack of configs.
 
-A config whose task packs (sweeps.packing) trains through sweeps.pack_trainer, alone as
-a pack of one or with the other members Tune gives it (`config["members"]`). Any other
-picks its task (sweeps.tasks), which turns the config into data and a compiled model,
-and runs the Keras fit loop with the reporting callback. It knows
-nothing of grids or figures: data arrive through `tune.with_parameters` (read
-zero-copy from the object store), and so do the reference classifiers and the
-experiment's storage, where the trial's end-of-training files go.
+Every config trains through sweeps.pack_trainer, whatever its task (classifier, denoiser,
+VAE, one's own: sweeps.tasks says what it learns), alone as a pack of one or with the
+other members Tune gives it (`config["members"]`). It knows nothing of grids or figures:
+data arrive through `tune.with_parameters` (read zero-copy from the object store), and so
+do the reference classifiers and the experiment's storage, where the trial's
+end-of-training files go.
 """
 
 from __future__ import annotations
 
 import os
-
-from sweeps import tasks
 
 
 def configure_tensorflow(seed: int):
@@ -49,75 +46,21 @@ def configure_tensorflow(seed: int):
     return tf
 
 
-def fit(model, parts, config: dict, callbacks, initial_epoch: int = 0, validate: bool = True,
-        by_epoch: bool = False):
-    """The one fit loop: trials, reference classifiers and the benchmark's plain loop.
-    `validate=False` skips the per-epoch validation (a reference is judged once, at its end).
-
-    `by_epoch=True` (trials, which restart from checkpoints) trains each epoch on the order
-    sweeps.batches gives a pack's member, with the model's random generators set from
-    (seed, epoch): epochs after a restart are those an uninterrupted trial trains (Keras's
-    own generators, such as the VAE's sampling, start again from the seed on a restart)."""
-    from sweeps.quiet import stderr_silenced
-
-    def run(train, epochs, start, shuffle=True):
-        return model.fit(*train, batch_size=config["batch_size"], epochs=epochs, initial_epoch=start,
-                         shuffle=shuffle, validation_data=parts.val if validate else None,
-                         callbacks=callbacks, verbose=0)
-
-    # Keras feeds fit through tf.data, whose graphs log a "NodeDef mentions attribute" error
-    # line to file descriptor 2 as they start: nothing a user acts on (shown with -v).
-    with stderr_silenced():
-        if not by_epoch:
-            return run(parts.train, config["epochs"], initial_epoch)
-        import numpy as np
-
-        from sweeps.batches import order
-
-        generators = [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
-        bases = [np.random.SeedSequence([int(config["seed"]), i]).generate_state(1)[0] >> 1
-                 for i in range(len(generators))]
-        for epoch in range(initial_epoch, config["epochs"]):
-            rows = order(config["seed"], epoch, len(parts.train[0]))
-            for state, base in zip(generators, bases):
-                # Each generator its own stream, counted from a point no earlier epoch reaches.
-                state.assign(np.array([base, epoch << 20], dtype=state.dtype))
-            run([a[rows] for a in parts.train], epoch + 1, epoch, shuffle=False)
-            if model.stop_training:
-                break
-
-
 def train_trial(config: dict, datasets: dict, references: dict | None = None, storage=None) -> None:
-    """Train the model `config` describes and report every epoch to Tune.
+    """Train the config (or the pack of configs, `config["members"]`) and report every epoch
+    to Tune.
 
     `datasets` maps dataset name -> {x_train, y_train, x_test, y_test} uint8 arrays;
     `references` maps reference classifier key -> .keras bytes (sweeps.reference);
     `storage` is the experiment's folder (sweeps.storage.Storage).
     """
-    from sweeps.packing import members_of, packs
+    from sweeps import tasks
+    from sweeps.packing import members_of
 
     members = members_of(config) or [config]
+    tasks.for_config(members[0])  # imports $NOISESWEEP_TASKS: their models register, named in folders
     configure_tensorflow(members[0]["seed"])
-    if packs(members[0]):
-        return train_pack(members, datasets[members[0]["dataset"]], storage)
-    from ray import tune
-
-    from sweeps import pack_engine
-
-    pack_engine.release()  # a kept pack's data would sit beside this trial's
-
-    from sweeps.early_stopping import EarlyStop
-    from sweeps.reporting import TuneReport, load_checkpoint
-
-    parts = tasks.for_config(config).parts(config, datasets[config["dataset"]], references or {})
-    checkpoint = tune.get_checkpoint()
-    model, state = load_checkpoint(checkpoint) if checkpoint else (parts.build(), {"epochs_done": 0})
-    stop = EarlyStop.of(config, state.get("early_stop"))
-    if state["epochs_done"] >= config["epochs"] or (stop and stop.stopped):
-        return
-    report = TuneReport(config["epochs"], config["checkpoint_every"], finish=parts.finish,
-                        folder=trial_folder(storage), stop=stop)
-    fit(model, parts, config, [report], initial_epoch=state["epochs_done"], by_epoch=True)
+    train_pack(members, datasets[members[0]["dataset"]], references, storage)
 
 
 def trial_folder(storage):
@@ -130,7 +73,7 @@ def trial_folder(storage):
     return storage.child(os.path.basename(trial_dir)) if storage else Storage(trial_dir)
 
 
-def train_pack(members: list[dict], arrays: dict, storage=None) -> None:
+def train_pack(members: list[dict], arrays: dict, references: dict | None = None, storage=None) -> None:
     """Train `members` (one config or a pack) as sweeps.pack_trainer.Pack, reporting every epoch."""
     import time
 
@@ -143,7 +86,7 @@ def train_pack(members: list[dict], arrays: dict, storage=None) -> None:
     names = member_names(folder, members)
     if len(members) > 1:
         write_members(folder, names, members)
-    pack = Pack(members, arrays)
+    pack = Pack(members, arrays, references)
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as d:

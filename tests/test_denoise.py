@@ -1,4 +1,5 @@
-"""The denoise trial's parts without Ray: training pairs, and the evaluation over levels
+"""The denoise and VAE trials without Ray: training pairs, the engine's per-pixel metric,
+packs that train as alone and restart as if never stopped, and the evaluation over levels
 on real (small) trained Keras models."""
 
 import keras
@@ -9,7 +10,8 @@ from models import build_model
 from sweeps.tasks import denoise, vae as vae_task
 from sweeps.grids import trial_config
 from sweeps.noise import noisy_split, to_unit_float
-from sweeps.tasks.classify import compiled_model, training_data
+from sweeps.tasks.classify import compiled_model, prepare_data
+from tests.packs import train
 from tests.synthetic import learnable_mnist
 
 LEVELS = [0, 0.25, 0.5, 0.75, 1.0]
@@ -27,12 +29,13 @@ def trained():
     keras.utils.set_random_seed(0)
     arrays = learnable_mnist(3000, 600, seed=3)
     clf_cfg = trial_config({"arch": "mlp64"}, {})
-    data, classes = training_data(clf_cfg, arrays)
-    classifier = compiled_model(clf_cfg, (28, 28, 1), classes)
+    data = prepare_data(clf_cfg, arrays)
+    classifier = compiled_model(clf_cfg, (28, 28, 1), 10)
     classifier.fit(*data["train"], batch_size=128, epochs=3, verbose=0)
     cfg = denoise_config()
     pairs = denoise.denoise_data(cfg, arrays)
-    denoiser = denoise.compiled_denoiser(cfg, keras.optimizers.Adam(3e-3))
+    denoiser = denoise.denoiser(cfg)
+    denoiser.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy")
     denoiser.fit(*pairs["train"], batch_size=64, epochs=10, verbose=0)
     return arrays, classifier, denoiser, cfg
 
@@ -101,47 +104,98 @@ def test_holdout_validates_on_the_tail_of_the_noisy_training_pairs():
             np.testing.assert_array_equal(got, want[part])
 
 
+@pytest.fixture(autouse=True)
+def deterministic_ops():
+    """As in a trial (sweeps.trainable.configure_tensorflow)."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    yield
+
+
+def test_the_engine_feeds_the_pairs_a_notebook_makes():
+    """The batches (sweeps.batches) of a denoiser: its noisy images in both splits and the
+    clean ones as targets, exactly denoise_data's numpy pairs."""
+    import tensorflow as tf
+
+    from sweeps.pack_trainer import Pack
+
+    arrays = learnable_mnist(60, 30)
+    cfg = denoise_config(train_subset=60, test_subset=30, seed=5, classifier=None)
+    pack = Pack([cfg], arrays)
+    pairs = denoise.denoise_data(cfg, arrays)
+    for feed, (x, clean) in ((pack.train, pairs["train"]), (pack.val, pairs["val"])):
+        idx = tf.constant(np.arange(len(x), dtype=np.int32)[None])
+        np.testing.assert_array_equal(feed.inputs(idx).numpy()[0], x)
+        np.testing.assert_array_equal(feed.clean(idx).numpy(), clean)
+
+
 def test_binary_accuracy_is_the_share_of_pixels_the_thresholded_output_gets_exactly():
     """Seed 002's metric, by hand: a clean pixel counts only where it is exactly 0 or 1 and
-    the output falls on its side of 0.5."""
-    keras.utils.set_random_seed(0)
+    the output falls on its side of 0.5. The engine's validation figures are those of the
+    member's Keras model on denoise_data's pairs."""
     arrays = learnable_mnist(300, 100, seed=2)
-    cfg = denoise_config(arch="dae_conv", classifier=None, activation="softmax", train_subset=300)
-    pairs = denoise.denoise_data(cfg, arrays)
-    model = denoise.compiled_denoiser(cfg)
-    model.fit(*pairs["train"], batch_size=32, epochs=1, verbose=0)
-    x, clean = pairs["val"]
-    _, reported = model.evaluate(x, clean, batch_size=1000, verbose=0)
-    by_hand = np.mean((model.predict(x, verbose=0) > 0.5).astype(np.float32) == clean)
-    assert reported == pytest.approx(by_hand, abs=1e-6)
+    cfg = denoise_config(arch="dae_conv", classifier=None, activation="softmax", train_subset=300, epochs=1,
+                         batch_size=32)
+    pack, _ = train([cfg], arrays)
+    x, clean = denoise.denoise_data(cfg, arrays)["val"]
+    out = pack.member_model(0).predict(x, verbose=0)
+    by_hand = np.mean((out > 0.5).astype(np.float32) == clean)
+    row = pack.rows[0][-1]
+    assert row["val_binary_accuracy"] == pytest.approx(by_hand, abs=1e-6)
+    bce = -np.mean(clean * np.log(np.clip(out, 1e-7, 1 - 1e-7)) + (1 - clean) * np.log(np.clip(1 - out, 1e-7, 1 - 1e-7)))
+    assert row["val_loss"] == pytest.approx(bce, rel=1e-4)
     assert 0 < by_hand <= np.mean((clean == 0) | (clean == 1)) < 1  # a grey clean pixel never counts
+
+
+def vae_members(arch, seeds, **kw):
+    base = {"arch": arch, "noise_type": "gaussian", "noise_scale": 0.5, "noise_clip": True, "epochs": 3,
+            "train_subset": 400, "test_subset": 200, "batch_size": 50, "classifier": None, "eval_levels": [0, 0.5]}
+    return [trial_config({**base, "seed": s, "l2": l2, **kw}, {}) for s, l2 in seeds]
+
+
+@pytest.mark.parametrize("arch", ["dae_dense", "vae"])
+def test_a_denoiser_packs_and_trains_as_alone(arch):
+    """Seed 001's dense denoiser and seed 004's VAE (its KL term and sampling draws
+    included), two members of other seeds and L2 factors packed: each starts from its solo
+    trial's weights, and every epoch's rows and its evaluation at the end are the solo run's."""
+    arrays = learnable_mnist(400, 200)
+    configs = vae_members(arch, [(0, 0.0), (1, 0.001)])
+    packed, packed_weights = train(configs, arrays)
+    ends = packed.finish()
+    for i, config in enumerate(configs):
+        solo, solo_weights = train([config], arrays)
+        for a, b in zip(packed_weights[0][i], solo_weights[0][0]):
+            np.testing.assert_array_equal(a, b)
+        assert len(packed.rows[i]) == len(solo.rows[0]) == 3
+        for p, s in zip(packed.rows[i], solo.rows[0]):
+            for key in ("binary_accuracy", "val_binary_accuracy"):
+                assert abs(p[key] - s[key]) <= 2e-3, (i, key, p, s)
+            for key in ("loss", "val_loss"):
+                assert p[key] == pytest.approx(s[key], rel=0.01), (i, key, p, s)
+        (alone,) = solo.finish()
+        for p, s in zip(ends[i].artifacts["evaluation.json"]["levels"], alone.artifacts["evaluation.json"]["levels"]):
+            assert p["denoised_mse"] == pytest.approx(s["denoised_mse"], rel=0.01)
+    # The members learnt, each its own way.
+    assert packed.rows[0][-1]["loss"] < packed.rows[0][0]["loss"] and packed.rows[0][-1] != packed.rows[1][-1]
 
 
 @pytest.mark.parametrize("arch", ["vae", "dae_small"])
 def test_a_trial_restarted_from_its_checkpoint_trains_as_if_never_stopped(tmp_path, arch):
-    """The trials' fit, saved and loaded after epoch 2, ends with the weights of an
+    """A pack saved after epoch 2 and restored into a new one ends with the weights of an
     uninterrupted run: each epoch's order and the VAE's sampling draws come from (seed,
-    epoch), not from streams that start again from the seed when a trial restarts."""
-    import tensorflow as tf
+    step), not from streams that start again from the seed when a trial restarts."""
+    from sweeps.pack_trainer import Pack
 
-    from sweeps import tasks
-    from sweeps.trainable import fit
-
-    tf.config.experimental.enable_op_determinism()
-    cfg = trial_config({"arch": arch, "noise_type": "gaussian", "noise_scale": 0.5, "noise_clip": True,
-                        "epochs": 4, "train_subset": 400, "test_subset": 100, "batch_size": 50,
-                        "classifier": None, "seed": 3}, {})
-    parts = tasks.for_config(cfg).parts(cfg, learnable_mnist(400, 100), {})
-
-    def trained(start, stop, model=None):
-        keras.utils.set_random_seed(cfg["seed"])  # as each trial's worker does first
-        model = model or parts.build()
-        fit(model, parts, {**cfg, "epochs": stop}, [], initial_epoch=start, by_epoch=True)
-        return model
-
-    whole = trained(0, 4)
-    trained(0, 2).save(tmp_path / "at2.keras")
-    keras.utils.set_random_seed(cfg["seed"])
-    resumed = trained(2, 4, keras.models.load_model(tmp_path / "at2.keras"))
-    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+    arrays = learnable_mnist(400, 100)
+    configs = vae_members(arch, [(3, 0.0)], epochs=4, test_subset=100)
+    whole, weights = train(configs, arrays)
+    first, _ = train(configs, arrays, epochs=2)
+    first.save(str(tmp_path))
+    resumed = Pack(configs, arrays)
+    resumed.restore(str(tmp_path))
+    while not resumed.done:
+        resumed.record(resumed.train_epoch(), {})
+    for a, b in zip(weights[-1][0], resumed.net.member_weights(0)):
         np.testing.assert_array_equal(a, b)
+    assert [r["loss"] for r in resumed.rows[0]] == [r["loss"] for r in whole.rows[0]]

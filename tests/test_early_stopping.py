@@ -182,11 +182,11 @@ def test_a_holdout_member_that_stops_is_scored_on_the_test_split_at_its_stop():
     trained = pack.record(pack.train_epoch(), {})
     assert pack.ended(trained) == [0]  # member 0 stopped at epoch 2; the others go on
     (scores,) = pack.finish([0])
-    assert set(scores) == {"test_loss", "test_accuracy"}
+    assert set(scores.metrics) == {"test_loss", "test_accuracy"}
     traced = pack._eval_step.experimental_get_tracing_count()
     train(None, arrays, pack=pack)
     later = pack.finish([1, 2])  # members ending later score on the same test feed: no new trace
-    assert all(set(s) == {"test_loss", "test_accuracy"} for s in later)
+    assert all(set(s.metrics) == {"test_loss", "test_accuracy"} for s in later)
     assert pack._eval_step.experimental_get_tracing_count() == traced
 
 

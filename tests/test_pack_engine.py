@@ -33,7 +33,7 @@ def run(pack):
     initial = [pack.net.member_weights(i) for i in range(pack.k)]
     while not pack.done:
         pack.record(pack.train_epoch(), {})
-    return initial, pack.rows, pack.finish(), [pack.net.member_weights(i) for i in range(pack.k)]
+    return initial, pack.rows, [o.metrics for o in pack.finish()], [pack.net.member_weights(i) for i in range(pack.k)]
 
 
 @pytest.mark.parametrize("validation", ["test", "holdout"])

@@ -156,7 +156,7 @@ def test_holdout_members_score_the_test_split_once_at_the_end():
     configs = members("mlp64", validation="holdout", holdout_size=100)
     pack, _ = train(configs, arrays)
     assert pack.n_train == 500 and pack.val_rows == (500, 600)
-    final = pack.finish()
+    final = [outcome.metrics for outcome in pack.finish()]
     assert all(set(f) == {"test_loss", "test_accuracy"} for f in final)
     assert all(0.0 <= f["test_accuracy"] <= 1.0 for f in final)
 
@@ -166,7 +166,7 @@ def test_plan_groups_what_can_share_a_model_and_splits_groups_evenly():
             for s in range(3) for l2 in (0.0, 1e-3) for nt in ("none", "gaussian")]  # 12: one group
     grid.append(trial_config({"arch": "mlp64", "lr": 0.01}, {}))  # another learning rate: alone
     grid.append(trial_config({"arch": "cnn"}, {}))  # another architecture
-    grid.append(trial_config({"arch": "dae_dense", "noise_type": "gaussian", "noise_scale": 0.2}, {}))  # never packs
+    grid.append(trial_config({"arch": "dae_dense", "noise_type": "gaussian", "noise_scale": 0.2}, {}))  # another task
     assert packing.plan(grid, 1) == [[i] for i in range(15)]
     assert [len(p) for p in packing.plan(grid, 5)] == [4, 4, 4, 1, 1, 1]  # ceil(12/5) = 3 even packs
     assert sorted(i for p in packing.plan(grid, 5) for i in p) == list(range(15))

@@ -12,7 +12,7 @@ import numpy as np
 
 from models import Arch, register
 from sweeps.noise import noisy_split, to_unit_float
-from sweeps.tasks.base import ConfigError, Outcome, Parts, is_number, make_optimizer, subset
+from sweeps.tasks.base import ConfigError, Outcome, Training, is_number, subset
 
 NAME = "toy_brightness"
 MODEL = "regressor"
@@ -57,17 +57,19 @@ def data(config: dict, arrays: dict) -> dict:
     return out
 
 
-def parts(config: dict, arrays: dict, references: dict | None = None) -> Parts:
+def training(members: list[dict], arrays: dict, references: dict | None = None) -> Training:
+    """The toy as the engine trains it: the brightness of each clean image, by least squares;
+    at a member's end, its test loss (computed here by hand from its Keras model)."""
+    import keras
+
     from models import build_model
 
-    pairs = data(config, arrays)
+    scale = members[0]["brightness_scale"]  # shared by a pack's members (not a member key)
 
-    def build():
-        model = build_model(config["arch"], config["l2"])
-        model.compile(optimizer=make_optimizer(config), loss="mse")
-        return model
+    def finish(i, model) -> Outcome:
+        x, y = data(members[i], arrays)["test"]
+        return Outcome({"test_loss": float(np.mean((model.predict(x, verbose=0) - y) ** 2))})
 
-    def finish(model) -> Outcome:
-        return Outcome({"test_loss": float(model.evaluate(*pairs["test"], verbose=0))})
-
-    return Parts(build, pairs["train"], pairs["test"], finish)
+    return Training(build=lambda i: build_model(members[i]["arch"], members[i]["l2"]),
+                    targets=lambda clean, labels: keras.ops.mean(clean(), axis=(1, 2)) * scale,
+                    loss=keras.losses.get("mse"), finish=finish)

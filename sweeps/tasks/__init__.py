@@ -2,15 +2,16 @@
 
 A task module owns, for its kind of trial: its name and what messages call its
 models and trials (`NAME`, `MODEL`, `FAMILY`), its losses (`LOSSES`), and, in
-the trial, how the config becomes data, a compiled model and an end-of-training
-outcome (`parts` -> base.Parts). Optional, filled in here when a module leaves
-them out (OPTIONAL): its own config keys and their defaults and value checks
-(`KEYS`, `DEFAULTS`, `CHECKS`), keys holding one list (`LIST_VALUED`), its
-columns in the dry-run table (`TABLE`), the rules across axes it adds (`check`,
-raising base.ConfigError), the reference classifiers it needs (`references`),
-`finalize(config)`, run once on each expanded config, the metrics its trials report every
-epoch (`EPOCH_METRICS`, what early stopping may monitor), and `PACKS`: whether its trials
-train K configs at once as one vectorised model (sweeps.pack_trainer). Every architecture in
+the trial, how the pack engine trains its configs: their models, targets, loss,
+metric and end-of-training outcome (`training(members, arrays, references)` ->
+base.Training; every task trains through sweeps.pack_trainer, a solo trial as a
+pack of one). Optional, filled in here when a module leaves them out (OPTIONAL):
+its own config keys and their defaults and value checks (`KEYS`, `DEFAULTS`,
+`CHECKS`), keys holding one list (`LIST_VALUED`), its columns in the dry-run table
+(`TABLE`), the rules across axes it adds (`check`, raising base.ConfigError), the
+reference classifiers it needs (`references`), `finalize(config)`, run once on each
+expanded config, and the metrics its trials report every epoch (`EPOCH_METRICS`,
+what early stopping may monitor). Every architecture in
 the models registry names its task; every trial config carries it as `task`.
 
 The modules of this package are the built-in tasks. A task of one's own lives
@@ -58,7 +59,7 @@ def _unchanged(config: dict) -> dict:
 
 
 # What a task module may leave out, and what it then means.
-OPTIONAL = {"PACKS": False, "EPOCH_METRICS": ("loss", "val_loss"), "DEFAULTS": {}, "KEYS": (), "CHECKS": {}, "LIST_VALUED": (), "check": _no_check,
+OPTIONAL = {"EPOCH_METRICS": ("loss", "val_loss"), "DEFAULTS": {}, "KEYS": (), "CHECKS": {}, "LIST_VALUED": (), "check": _no_check,
             "references": _no_references, "finalize": _unchanged}
 
 

@@ -1,5 +1,5 @@
-"""What every task shares: the parts a task hands the trainable, and the small helpers
-its parts are made of (subsets, optimizers, a model as bytes).
+"""What every task shares: what a task hands the pack engine (Training), and the small
+helpers it is made of (subsets, optimizers, a model as bytes).
 
 No TensorFlow at import: the driver imports the tasks to validate a grid.
 """
@@ -35,14 +35,41 @@ class Outcome:
 
 
 @dataclass
-class Parts:
-    """A trial as its task prepares it: how to build the compiled model, the training and
-    validation pairs, and what to do once its last epoch is done (or None)."""
+class Training:
+    """A task's trial as the pack engine (sweeps.pack_trainer) trains it, for the members of
+    one pack (a solo trial is a pack of one).
 
-    build: Callable[[], object]
-    train: tuple
-    val: tuple
-    finish: Callable[[object], Outcome] | None = None
+    `build(i)`: member i's uncompiled Keras model (the engine calls it under the member's
+    seed, so it starts from its solo trial's weights). In the compiled step, on a batch
+    flattened to `[N, ...]`: `targets(clean, labels)` is what the model learns (`labels`
+    `[N]` int32; `clean()` gives the clean images `[N, H, W, 1]` in [0, 1], for a task that
+    learns them), `loss(y, outputs)` Keras's per-image loss, and `score(y, outputs)` the
+    per-image value of the epoch metric `metric` (None: the loss alone), each averaged over
+    any axes beyond the image's. These three may depend only on what a pack's members share
+    (sweeps.packing.group_key): a worker's compiled step serves the next pack of its shape.
+    `noise_everywhere`: the noise is on both splits whatever `noise_target` says (a
+    denoiser learns noisy -> clean and is validated so). `finish(i, model)`: member i's
+    Outcome after its last epoch, from its trained Keras model (None: with a hold-out, the
+    test split's loss and metric).
+    """
+
+    build: Callable[[int], object]
+    targets: Callable
+    loss: Callable
+    metric: str | None = None
+    score: Callable | None = None
+    noise_everywhere: bool = False
+    finish: Callable[[int, object], Outcome] | None = None
+
+    def metric_names(self) -> tuple[str, ...]:
+        """The keys of a member's epoch row, in the words Keras's fit logs use."""
+        names = ("loss", self.metric) if self.metric else ("loss",)
+        return (*names, *(f"val_{n}" for n in names))
+
+    def feed_members(self, members: list[dict]) -> list[dict]:
+        """The members as the batches see them (sweeps.batches): noise on both splits where
+        the task asks for it."""
+        return [{**m, "noise_target": "both"} for m in members] if self.noise_everywhere else members
 
 
 def is_number(v) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from sweeps.noise import noisy_split
-from sweeps.tasks.base import Outcome, Parts, make_optimizer, steps_per_epoch, subset
+from sweeps.tasks.base import Training, make_optimizer, subset
 
 NAME = "classify"
 MODEL = "classifier"  # what its architectures are called in messages
@@ -17,12 +17,12 @@ FAMILY = "classification"  # what its trials are called in messages
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 # No keys, checks or references of its own (sweeps.tasks.OPTIONAL).
-# Its trials train in packs (sweeps.pack_trainer), a solo trial as a pack of one.
-PACKS = True
 
 
 def prepare_data(config: dict, arrays: dict) -> dict:
-    """uint8 dataset arrays -> float inputs and labels for fit/evaluate, noise applied.
+    """uint8 dataset arrays -> float inputs and labels, noise applied, as a notebook holds
+    them (Keras's fit on them is the benchmark's plain loop; the engine's batches,
+    sweeps.batches, are checked against them).
 
     Returns x/y for train and val, and for test too when validating on a
     hold-out (the last `holdout_size` training images, as seed 002 does).
@@ -44,20 +44,10 @@ def prepare_data(config: dict, arrays: dict) -> dict:
     return out
 
 
-def training_data(config: dict, arrays: dict):
-    """(prepare_data's splits with labels in the form the loss wants, number of classes)."""
-    num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
-    data = prepare_data(config, arrays)
-    if config["loss_fn"] == "categorical_crossentropy":
-        import keras
-
-        data = {k: (x, keras.utils.to_categorical(y, num_classes)) for k, (x, y) in data.items()}
-    return data, num_classes
-
-
 def compiled_model(config: dict, input_shape, num_classes: int, steps: int | None = None):
-    """The registry's model for `config`, compiled with its optimizer, learning rate and loss
-    (`steps`: optimizer steps per epoch, for a learning-rate schedule)."""
+    """The registry's model for `config`, compiled as the seeds' notebooks compile it (the
+    benchmark's plain Keras loop, bench/throughput.py; `steps`: optimizer steps per epoch,
+    for a learning-rate schedule)."""
     from models import build_model
 
     model = build_model(config["arch"], config["l2"], input_shape, num_classes=num_classes)
@@ -65,15 +55,30 @@ def compiled_model(config: dict, input_shape, num_classes: int, steps: int | Non
     return model
 
 
-def parts(config: dict, arrays: dict, references: dict | None = None) -> Parts:
-    data, num_classes = training_data(config, arrays)
-    finish = None
-    if "test" in data:
-        def finish(model) -> Outcome:
-            # Validating on a hold-out leaves the test set for the end.
-            loss, acc = model.evaluate(*data["test"], batch_size=config["batch_size"], verbose=0)
-            return Outcome({"test_loss": float(loss), "test_accuracy": float(acc)})
+def num_classes_of(arrays: dict) -> int:
+    """The classes a dataset's labels name (both splits)."""
+    return int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
 
-    steps = steps_per_epoch(len(data["train"][0]), config)
-    return Parts(lambda: compiled_model(config, data["train"][0].shape[1:], num_classes, steps),
-                 data["train"], data["val"], finish)
+
+def training(members: list[dict], arrays: dict, references: dict | None = None) -> Training:
+    """Classifiers as the engine trains them: labels learnt with the config's cross-entropy,
+    scored by accuracy; a hold-out run's test split scored at a member's end."""
+    import keras
+    from keras import ops
+
+    from models import build_model
+
+    first = members[0]
+    classes = num_classes_of(arrays)
+    shape = (*arrays["x_train"].shape[1:], 1)
+    one_hot = first["loss_fn"] == "categorical_crossentropy"
+
+    def targets(clean, labels):
+        return ops.one_hot(labels, classes) if one_hot else labels
+
+    def hits(y, outputs):
+        labels = ops.argmax(y, -1) if one_hot else y
+        return ops.cast(ops.equal(ops.cast(ops.argmax(outputs, -1), "int32"), ops.cast(labels, "int32")), "float32")
+
+    return Training(build=lambda i: build_model(members[i]["arch"], members[i]["l2"], shape, num_classes=classes),
+                    targets=targets, loss=keras.losses.get(first["loss_fn"]), metric="accuracy", score=hits)

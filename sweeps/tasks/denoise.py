@@ -17,8 +17,7 @@ import numpy as np
 from models import arch_defaults, archs_of, options_of
 from sweeps.noise import noisy_split, to_unit_float
 from sweeps.schema import EVALUATION_FILE, SAMPLES_FILE
-from sweeps.tasks.base import (ConfigError, Outcome, Parts, fingerprint, is_int, is_number, make_optimizer,
-                               model_from_bytes, steps_per_epoch, subset)
+from sweeps.tasks.base import ConfigError, Outcome, Training, fingerprint, is_int, is_number, model_from_bytes, subset
 
 NAME = "denoise"
 MODEL = "denoiser"
@@ -42,7 +41,7 @@ CHECKS = {
 LIST_VALUED = ("eval_levels",)  # one list per trial, not an axis
 TABLE = ("classifier",)  # its keys in the dry-run table
 LOSSES = ("binary_crossentropy", "mse")
-EPOCH_METRICS = ("loss", "binary_accuracy", "val_loss", "val_binary_accuracy")  # compiled_denoiser's
+EPOCH_METRICS = ("loss", "binary_accuracy", "val_loss", "val_binary_accuracy")  # training()'s
 # Seed 001 4b shows 3-4 test digits; the first four of MNIST's test set are 7, 2, 1, 0.
 SAMPLE_INDICES = (0, 1, 2, 3)
 PREDICT_BATCH = 1000
@@ -119,18 +118,21 @@ def denoise_data(config: dict, arrays: dict) -> dict:
     return out
 
 
-def compiled_denoiser(config: dict, optimizer=None, loss=None, steps: int | None = None, **options):
-    """The registry's denoiser for `config`, compiled (its optimizer unless one is given;
-    `steps`: optimizer steps per epoch, for a learning-rate schedule)."""
+def denoiser(config: dict, **options):
+    """The registry's denoiser for `config`, uncompiled, with the options its architecture
+    takes (a hidden activation; `options`: the VAE's latent size)."""
     from models import build_model  # imports Keras: not at module level
 
     chosen = {k: config[k] for k in options_of(config["arch"]) if config.get(k) is not None}
-    model = build_model(config["arch"], config["l2"], **chosen, **options)
-    # Per pixel, as seed 002 scored its denoisers: the share of pixels where the output,
-    # thresholded at 0.5, equals the clean image (only pure black or white pixels can).
-    model.compile(optimizer=optimizer or make_optimizer(config, steps), loss=loss or config["loss_fn"],
-                  metrics=["binary_accuracy"])
-    return model
+    return build_model(config["arch"], config["l2"], **chosen, **options)
+
+
+def pixel_accuracy(y, outputs):
+    """Per pixel, as seed 002 scored its denoisers: where the output, thresholded at 0.5,
+    equals the clean image (only pure black or white pixels can)."""
+    import keras
+
+    return keras.metrics.binary_accuracy(y, outputs)
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -194,16 +196,29 @@ def judge(config: dict, available: dict) -> tuple[object, dict]:
     return None, {}
 
 
-def parts(config: dict, arrays: dict, references: dict | None = None, compile_options: dict | None = None) -> Parts:
-    data = denoise_data(config, arrays)
-    # Loaded before the denoiser is built, as it always was: loading draws from Keras's
-    # seeded generators, and the denoiser's initial weights must not change.
-    classifier, note = judge(config, references or {})
+def training(members: list[dict], arrays: dict, references: dict | None = None, loss=None,
+             options: dict | None = None, finish=None) -> Training:
+    """Denoisers as the engine trains them: noisy -> clean on both splits, the config's loss
+    (or `loss`), scored per pixel; at a member's end, its evaluation over the levels.
+    `options` go to the builder; `finish(member, model, outcome)` adds to the outcome."""
+    import keras
 
-    def finish(model) -> Outcome:
-        rows, samples = evaluate_levels(config, model, arrays, classifier)
-        return Outcome(artifacts={EVALUATION_FILE: {**note, "levels": rows}, SAMPLES_FILE: samples})
+    classifiers, notes = {}, {}
 
-    steps = steps_per_epoch(len(data["train"][0]), config)
-    return Parts(lambda: compiled_denoiser(config, steps=steps, **(compile_options or {})), data["train"], data["val"],
-                 finish)
+    def build(i):
+        if i not in classifiers:
+            # Loaded before the denoiser is built, as it always was: loading draws from
+            # Keras's seeded generators, and the denoiser's initial weights must not change.
+            classifiers[i], notes[i] = judge(members[i], references or {})
+        return denoiser(members[i], **(options or {}))
+
+    def end(i, model) -> Outcome:
+        rows, samples = evaluate_levels(members[i], model, arrays, classifiers[i])
+        outcome = Outcome(artifacts={EVALUATION_FILE: {**notes[i], "levels": rows}, SAMPLES_FILE: samples})
+        if finish is not None:
+            finish(members[i], model, outcome)
+        return outcome
+
+    return Training(build=build, targets=lambda clean, labels: clean(),
+                    loss=loss or keras.losses.get(members[0]["loss_fn"]), metric="binary_accuracy",
+                    score=pixel_accuracy, noise_everywhere=True, finish=end)

@@ -8,7 +8,7 @@ import numpy as np
 
 from sweeps.schema import LATENT_GRID_FILE
 from sweeps.tasks import denoise
-from sweeps.tasks.base import Parts, is_int
+from sweeps.tasks.base import Training, is_int
 
 NAME = "vae"
 MODEL = "denoiser"
@@ -39,20 +39,15 @@ def latent_grid(vae, size: int = LATENT_GRID_SIZE, extent: float = LATENT_GRID_R
             "images": denoise.to_uint8(images).reshape(size, size, *images.shape[1:3])}
 
 
-def parts(config: dict, arrays: dict, references: dict | None = None) -> Parts:
+def training(members: list[dict], arrays: dict, references: dict | None = None) -> Training:
+    """The VAE as the engine trains it: a denoiser whose loss is the reconstruction term,
+    summed over pixels so that it and the KL term its sampling layer adds are on one scale;
+    at latent size 2, its decoded latent grid at the end too."""
     from models.autoencoders import reconstruction_loss
 
-    # The KL term is added by the VAE's sampling layer; the loss compiled here is the
-    # reconstruction term, summed over pixels so the two are on one scale.
-    p = denoise.parts(config, arrays, references,
-                      compile_options={"loss": reconstruction_loss, "latent_dim": config["latent_dim"]})
-    evaluate = p.finish
-
-    def finish(model):
-        outcome = evaluate(model)
-        if config["latent_dim"] == 2:
+    def grid(member, model, outcome):
+        if member["latent_dim"] == 2:
             outcome.artifacts[LATENT_GRID_FILE] = latent_grid(model)
-        return outcome
 
-    p.finish = finish
-    return p
+    return denoise.training(members, arrays, references, loss=reconstruction_loss,
+                            options={"latent_dim": members[0]["latent_dim"]}, finish=grid)
