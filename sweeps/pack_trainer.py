@@ -26,6 +26,7 @@ import os
 
 import numpy as np
 
+from sweeps import schema
 from sweeps.batches import order
 from sweeps.early_stopping import EarlyStop
 from sweeps.tasks.base import Outcome, steps_per_epoch, subset
@@ -52,6 +53,7 @@ class Pack:
         self.validate = validate  # False: no validation each epoch (a reference is scored at its end)
         self.training = training = tasks.for_config(first).training(members, arrays, references or {})
         self.names = training.metric_names()
+        schema.check_metrics(dict.fromkeys(self.names))  # a task's metric the analysis would not know
         num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
         n = len(subset(first, arrays, "train")[0])
         if first["validation"] == "holdout":
