@@ -22,7 +22,7 @@ validation accuracies are apart.
         --archs bn_resnet --subset 10000   # a model of one's own (models.vectorized)
 
 `--pack-sizes` trains, for each K, one pack of K members (own seeds, own Gaussian noise,
-full MNIST or `--subset` images, batch 128) per CPU, all at once and each on one thread, as the runner's
+full MNIST or `--subset` images, batch 128 or `--batch-size`) per CPU, all at once and each on one thread, as the runner's
 packed trials do; it times each pack's second epoch (the first compiles) and prints the
 whole machine's member-epochs per second.
 """
@@ -137,7 +137,7 @@ def loop_child(grid_path: str) -> None:
     print(json.dumps({"train_s": sum(epoch_times), "acc": finals, "first_epoch": first}))
 
 
-def pack_child(arch: str, k: int, first_seed: int, subset: int) -> None:
+def pack_child(arch: str, k: int, first_seed: int, subset: int, batch: int) -> None:
     """One pack of k members on one thread: its epoch times, as JSON."""
     from sweeps.quiet import import_tensorflow  # as a runner's worker does: sweeps' TensorFlow settings first
 
@@ -150,7 +150,9 @@ def pack_child(arch: str, k: int, first_seed: int, subset: int) -> None:
 
     arrays = load_dataset("mnist", log=lambda line: None).arrays()
     members = [trial_config({"arch": arch, "seed": first_seed + i, "noise_type": "gaussian", "noise_scale": 0.1,
-                             "batch_size": 128, "train_subset": subset or None}, {}) for i in range(k)]
+                             "batch_size": batch, "train_subset": subset or None}, {}) for i in range(k)]
+    # A denoiser without its reference classifier: that judges it at its end, not timed here.
+    members = [{**m, "classifier": None} if "classifier" in m else m for m in members]
     pack = Pack(members, arrays)
     times = []
     for _ in range(2):
@@ -160,8 +162,9 @@ def pack_child(arch: str, k: int, first_seed: int, subset: int) -> None:
     print(json.dumps({"times": times, "net": type(pack.net).__name__}))
 
 
-def pack_sizes(archs: list[str], sizes: list[int], slots: int, kernels: list[str], subset: int | None) -> None:
-    print(f"member-epochs per second, {f'{subset:,} images' if subset else 'full MNIST'}, batch 128, one pack per "
+def pack_sizes(archs: list[str], sizes: list[int], slots: int, kernels: list[str], subset: int | None,
+               batch: int) -> None:
+    print(f"member-epochs per second, {f'{subset:,} images' if subset else 'full MNIST'}, batch {batch}, one pack per "
           f"CPU ({slots}), 1 thread each")
     print(f"{'arch':<11} {'K':>3} {'oneDNN':>6} {'s/epoch (2nd)':>14} {'member-epochs/s':>16} {'x K=1':>6}  net")
     for arch in archs:
@@ -170,7 +173,7 @@ def pack_sizes(archs: list[str], sizes: list[int], slots: int, kernels: list[str
             for onednn in kernels:  # one after the other for each K: the ratio side by side
                 env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn}
                 procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--pack-child", arch, str(k),
-                                           str(100 * j), str(subset or 0)], cwd=ROOT, stdout=subprocess.PIPE,
+                                           str(100 * j), str(subset or 0), str(batch)], cwd=ROOT, stdout=subprocess.PIPE,
                                           stderr=subprocess.DEVNULL, text=True, env=env) for j in range(slots)]
                 done = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
                 seconds = [d["times"][1] for d in done]
@@ -188,7 +191,8 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--subset", type=int, default=None)
     p.add_argument("--loop", metavar="GRID", help=argparse.SUPPRESS)
-    p.add_argument("--pack-child", nargs=4, help=argparse.SUPPRESS)
+    p.add_argument("--pack-child", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--batch-size", type=int, default=128, help="with --pack-sizes: the packs' batch size")
     p.add_argument("--pack-sizes", default=None, help="K values: member-epochs/s of packs of each size")
     p.add_argument("--onednn", choices=("1", "0", "both"), default=None,
                    help="with --pack-sizes: TensorFlow's oneDNN kernels on, off, or both "
@@ -199,12 +203,13 @@ def main() -> int:
         loop_child(args.loop)
         return 0
     if args.pack_child:
-        arch, k, seed, subset = args.pack_child
-        pack_child(arch, int(k), int(seed), int(subset))
+        arch, k, seed, subset, batch = args.pack_child
+        pack_child(arch, int(k), int(seed), int(subset), int(batch))
         return 0
     if args.pack_sizes:
         pack_sizes(args.archs.split(","), [int(v) for v in args.pack_sizes.split(",")], os.cpu_count(),
-                   ["1", "0"] if args.onednn == "both" else [args.onednn or USER_ONEDNN or "1"], args.subset)
+                   ["1", "0"] if args.onednn == "both" else [args.onednn or USER_ONEDNN or "1"], args.subset,
+                   args.batch_size)
         return 0
     epochs = args.epochs or (2 if args.quick else 3)
     subset = args.subset or (20000 if args.quick else None)

@@ -27,7 +27,9 @@ MEMBER_KEYS = ("seed", "l2", "noise_type", "noise_scale", "noise_target", "noise
 # alone. A model of one's own is measured on this machine instead (sweeps.pack_speed, in
 # the runner); one not measured (a built-in one not listed) runs alone on a CPU.
 # On a GPU the arithmetic is cheap and packs are limited by memory (not measured here yet).
-AUTO_CPU = {"mlp64": 8, "mlp256": 8, "mlp500_300": 8, "cnn": 1, "cnn_keras": 1}
+# The dense denoisers gain less: at their seeds' batch sizes (64, 512) one member alone
+# already keeps a core's arithmetic busy (dae_dense K=2 1.34x, dae_small K=4 1.34x).
+AUTO_CPU = {"mlp64": 8, "mlp256": 8, "mlp500_300": 8, "cnn": 1, "cnn_keras": 1, "dae_dense": 2, "dae_small": 4}
 AUTO_CPU_OTHER = 1
 AUTO_GPU = 64
 # Each member keeps its noise draws (2 bytes a pixel for Gaussian noise, train and test):
