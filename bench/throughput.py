@@ -146,7 +146,7 @@ def pack_child(arch: str, k: int, first_seed: int, subset: int, batch: int) -> N
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from sweeps.data import load_dataset
     from sweeps.grids import trial_config
-    from sweeps.pack_trainer import Pack
+    from sweeps.training.pack import Pack
 
     arrays = load_dataset("mnist", log=lambda line: None).arrays()
     members = [trial_config({"arch": arch, "seed": first_seed + i, "noise_type": "gaussian", "noise_scale": 0.1,

@@ -1,6 +1,6 @@
 """Benchmark: one worker training pack after pack, as a reused Ray actor does; seconds and
 memory (RSS) per pack, with the worker's compiled step kept from pack to pack
-(sweeps.pack_engine, the default) and with a new one built for every pack.
+(sweeps.training.engine, the default) and with a new one built for every pack.
 
 Each pack: mlp64, one member (a `--pack 1` trial), MNIST's first 256 training and 256 test images,
 Gaussian noise, 1 epoch, its own seed and L2 factor; `keras.backend.clear_session()`
@@ -31,9 +31,9 @@ def worker(packs: int, keep: bool) -> None:
     import_tensorflow()
     import keras
 
-    from sweeps import pack_engine
+    from sweeps.training import engine as pack_engine
     from sweeps.grids import trial_config
-    from sweeps.pack_trainer import Pack
+    from sweeps.training.pack import Pack
     from sweeps.data import load_dataset
 
     arrays = load_dataset("mnist", log=lambda line: None).arrays()  # each pack takes its first 256

@@ -88,7 +88,7 @@ class VectorizedNet:
         # False: the template's call member by member, unrolled in one step. A vectorised
         # convolution rounds otherwise than a lone model's (packed and lone conv nets ended
         # up to 10 of 1,000 validation images apart mid-training), and on a CPU it is no
-        # faster than the members alone (bench/RESULTS.md): sweeps.pack_engine vectorises
+        # faster than the members alone (bench/RESULTS.md): sweeps.training.engine vectorises
         # conv nets only on a GPU.
         self.vectorize = vectorize
         if len(template.inputs) != 1 or len(template.outputs) != 1:

@@ -31,7 +31,7 @@ import yaml
 from models import ARCHITECTURES, arch_defaults, archs_of, options_of
 from sweeps import search, tasks
 from sweeps.data import DATASETS
-from sweeps.early_stopping import MONITORS
+from sweeps.training.early_stopping import MONITORS
 from sweeps.noise import NOISE_TARGETS, NOISE_TYPES
 from sweeps.tasks.base import LR_SCHEDULES, MOMENTUM_OPTIMIZERS, ConfigError, is_int as _int, is_number as _number
 
@@ -60,7 +60,7 @@ BASE_DEFAULTS = {
     "validation": "test",
     "holdout_size": 5000,
     "checkpoint_every": 1,
-    # Early stopping (sweeps.early_stopping), off at null patience. Null defaults leave the
+    # Early stopping (sweeps.training.early_stopping), off at null patience. Null defaults leave the
     # identity of configs from before these keys unchanged (sweeps.progress.config_key).
     "patience": None,
     "monitor": None,  # null: val_loss

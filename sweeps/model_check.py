@@ -3,7 +3,7 @@
 A model registered from outside the project (models.register, from a module named in
 $NOISESWEEP_TASKS) is built here as two members, under seeds 0 and 1, at the smallest
 and the largest L2 factor the grid gives it, on the input its dataset has, and packed as
-the trials would pack them on their device (sweeps.pack_engine.pack_net), with one
+the trials would pack them on their device (sweeps.training.engine.pack_net), with one
 training forward pass. What fails comes back as one
 line naming the architecture and the reason: the builder raised, returned no Keras model,
 a classifier's output does not fit the dataset's classes, or a layer cannot be packed.
@@ -72,7 +72,7 @@ def _why_not(arch: str, task: str, input_shape: tuple, classes: int, l2s: tuple,
     if tuple(model.outputs[0].shape[1:]) != (classes,):
         return f"its output is {tuple(model.outputs[0].shape[1:])}, the dataset has {classes} classes"
     from models.packed import PackError
-    from sweeps.pack_engine import has_convolutions, pack_net
+    from sweeps.training.engine import has_convolutions, pack_net
 
     try:
         net = pack_net(models, jit=not has_convolutions(model), gpu=gpu)

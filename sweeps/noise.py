@@ -34,7 +34,7 @@ def standardize(x: np.ndarray) -> np.ndarray:
 
 
 # The draws a split's noise is made of are kept in the smallest exact form the trainer can
-# add in its compiled step (sweeps.batches): Gaussian draws as float16 standard normals
+# add in its compiled step (sweeps.training.batches): Gaussian draws as float16 standard normals
 # (half the memory of float32, so a pack of 16 members' noise fits beside one dataset; the
 # rounding, 2**-11 of a draw, is far below any noise scale studied), salt and pepper as
 # one uint8 code per pixel. Every trial, solo or packed, numpy or in-step, adds the same draws.

@@ -4,7 +4,7 @@ measured on this machine the first time the model is seen, then read from a cach
 sweeps.packing's table gives K per built-in architecture (measured in bench/). A model of
 one's own (sweeps.model_check.of_ones_own) is measured instead: a child process, with
 TensorFlow's threads as one trial's, builds packs of K = 1, 2, 4, ... members in the
-engine the trials train in (sweeps.pack_engine.Engine: its feed, noise and compiled step),
+engine the trials train in (sweeps.training.engine.Engine: its feed, noise and compiled step),
 on generated images of the dataset's shape, and times a few training steps after the
 compiling ones; it stops once a K is slower than the best so far. The K chosen has the
 most member-steps per second, or is the smallest within CLOSE of that (it holds less and
@@ -127,7 +127,7 @@ def _rate(config: dict, k: int) -> float:
     import numpy as np
     import tensorflow as tf
 
-    from sweeps.pack_engine import Engine
+    from sweeps.training.engine import Engine
 
     arrays = _synthetic(config)
     batch, n = config["batch_size"], len(arrays["x_train"])

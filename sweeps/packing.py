@@ -1,4 +1,4 @@
-"""Which of a grid's configs train together as one pack (sweeps.pack_trainer), and how many.
+"""Which of a grid's configs train together as one pack (sweeps.training.pack), and how many.
 
 Configs pack together when they may share one vectorised model: the same task, architecture, dataset, optimizer, learning rate, batch size, epochs, subsets,
 validation and loss. They may differ in what MEMBER_KEYS names: the replicate seed, the
@@ -182,7 +182,7 @@ def reported_members(reported: dict | None, members: list[dict]) -> list[tuple[s
     """(folder name, last row) of each member, from a pack's report to Tune (its "members":
     folder name -> row; {} before a member's first row). Matched by the place `_mNN`, not the
     whole name: a pack restarted from an older version keeps the names it started with
-    (sweeps.reporting.member_names)."""
+    (sweeps.training.reporting.member_names)."""
     by_place = {}
     for name, row in (reported or {}).items():
         place = name.rsplit("_m", 1)[-1]

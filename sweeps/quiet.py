@@ -62,7 +62,7 @@ def import_tensorflow(gpu: bool = False):
 
 class _PackRetracing(logging.Filter):
     """TensorFlow's "N out of the last M calls to <...> triggered tf.function retracing".
-    A worker keeps one compiled step (sweeps.pack_engine) and builds another for each pack
+    A worker keeps one compiled step (sweeps.training.engine) and builds another for each pack
     of a new shape, so a reused worker that trains packs of several shapes (a grid's
     architectures, a group's smaller last pack) traces the same method again, as it must;
     TensorFlow counts that as retracing and warns, trial after trial in a large sweep.

@@ -35,10 +35,10 @@ def needed(trials: list[dict]) -> dict:
 def train_reference(key: str, ref: dict, arrays: dict) -> tuple[bytes, dict]:
     """Train one reference classifier on clean images -> (its .keras file bytes, a note
     with its clean test accuracy and training time). Runs in a Ray task."""
-    from sweeps.pack_engine import release
-    from sweeps.pack_trainer import Pack
+    from sweeps.training.engine import release
+    from sweeps.training.pack import Pack
     from sweeps.tasks.base import make_optimizer, steps_per_epoch
-    from sweeps.trainable import configure_tensorflow
+    from sweeps.training.trainable import configure_tensorflow
 
     configure_tensorflow(ref["seed"])
     clock = time.perf_counter()

@@ -7,7 +7,7 @@ and the next state save leaves rows the saved state does not know about: restore
 its last checkpoint, the trial trains those epochs again and Tune appends them a second
 time. Rows after the checkpoint the state names are therefore dropped before Tune starts
 (its loggers copy these files down and append to them), so every epoch is logged once.
-A larger pack's members write their own logs from the checkpoint (sweeps.reporting) and
+A larger pack's members write their own logs from the checkpoint (sweeps.training.reporting) and
 need nothing here.
 
 Tune's CSV logger takes a continued trial's columns from its first new row and appends

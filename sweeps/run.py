@@ -500,7 +500,7 @@ def run_step(plan: Plan, step: dict, folder: Storage, datasets: dict, references
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
-    from sweeps.trainable import train_trial
+    from sweeps.training.trainable import train_trial
 
     per_trial = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
     trainable = tune.with_resources(

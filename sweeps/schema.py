@@ -24,7 +24,7 @@ METRICS = {
     "epoch_time_s": "epoch time (s)",
 }
 # Where and how a row was made; reported beside the metrics and the `epoch` every epoch.
-# With early stopping (sweeps.early_stopping) a row also says whether the trial stopped
+# With early stopping (sweeps.training.early_stopping) a row also says whether the trial stopped
 # there and its best epoch so far.
 # `onednn`: whether TensorFlow's oneDNN CPU kernels were on (numbers differ by float rounding).
 CONTEXT = ("node_id", "hostname", "gpus", "onednn", "pid", "timestamp", "diverged", "stopped", "best_epoch")

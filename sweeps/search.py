@@ -1,7 +1,7 @@
 """A grid's `search` section: a replicate-aware search over ranges of its axes.
 
 Each sampled config trains as `replicates` seeds (0 .. R-1) in one pack
-(sweeps.pack_trainer); the searcher (Optuna's TPE through Ray Tune's OptunaSearch) and
+(sweeps.training.pack); the searcher (Optuna's TPE through Ray Tune's OptunaSearch) and
 the early-stopping scheduler (Tune's ASHA) see the mean of the replicates' `metric`,
 reported by the pack as `mean_<metric>` every epoch. Selection is on a hold-out of the
 training images (`validation: holdout`), so the test split, scored once at each
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 
-from sweeps.early_stopping import maximized
+from sweeps.training.early_stopping import maximized
 from sweeps.schema import REPLICATES_KEY
 
 SECTION = "search"

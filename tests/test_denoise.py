@@ -106,7 +106,7 @@ def test_holdout_validates_on_the_tail_of_the_noisy_training_pairs():
 
 @pytest.fixture(autouse=True)
 def deterministic_ops():
-    """As in a trial (sweeps.trainable.configure_tensorflow)."""
+    """As in a trial (sweeps.training.trainable.configure_tensorflow)."""
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
@@ -114,11 +114,11 @@ def deterministic_ops():
 
 
 def test_the_engine_feeds_the_pairs_a_notebook_makes():
-    """The batches (sweeps.batches) of a denoiser: its noisy images in both splits and the
+    """The batches (sweeps.training.batches) of a denoiser: its noisy images in both splits and the
     clean ones as targets, exactly denoise_data's numpy pairs."""
     import tensorflow as tf
 
-    from sweeps.pack_trainer import Pack
+    from sweeps.training.pack import Pack
 
     arrays = learnable_mnist(60, 30)
     cfg = denoise_config(train_subset=60, test_subset=30, seed=5, classifier=None)
@@ -185,7 +185,7 @@ def test_a_trial_restarted_from_its_checkpoint_trains_as_if_never_stopped(tmp_pa
     """A pack saved after epoch 2 and restored into a new one ends with the weights of an
     uninterrupted run: each epoch's order and the VAE's sampling draws come from (seed,
     step), not from streams that start again from the seed when a trial restarts."""
-    from sweeps.pack_trainer import Pack
+    from sweeps.training.pack import Pack
 
     arrays = learnable_mnist(400, 100)
     configs = vae_members(arch, [(3, 0.0)], epochs=4, test_subset=100)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from analysis.load import load_experiment
-from sweeps.early_stopping import EarlyStop
+from sweeps.training.early_stopping import EarlyStop
 from sweeps.grids import GridError, trial_config
 from tests.sweeps_running import rows_by_trial, run, run_to_end, runner_cmd
 from tests.synthetic import learnable_mnist, write_mnist_cache
@@ -44,7 +44,7 @@ def keras_stop(values, monitor, patience, min_delta):
 
 
 def ours(values, monitor, patience, min_delta, split=None):
-    """The same with sweeps.early_stopping; `split`: restart from its state after that epoch."""
+    """The same with sweeps.training.early_stopping; `split`: restart from its state after that epoch."""
     config = {"patience": patience, "monitor": monitor, "min_delta": min_delta}
     stop = EarlyStop.of(config)
     for epoch, value in enumerate(values, start=1):
@@ -109,7 +109,7 @@ def deterministic_ops():
 
 
 def train(configs, arrays, until=None, pack=None, snapshot=None):
-    from sweeps.pack_trainer import Pack
+    from sweeps.training.pack import Pack
 
     pack = pack or Pack(configs, arrays)
     while not pack.done and (until is None or pack.epochs_done < until):
@@ -141,7 +141,7 @@ def test_a_stopped_member_is_frozen_and_the_others_train_as_alone(tmp_path):
 
 
 def test_a_restarted_pack_keeps_each_members_wait_and_stops_where_it_would_have(tmp_path):
-    from sweeps.pack_trainer import Pack
+    from sweeps.training.pack import Pack
 
     arrays = learnable_mnist(500, 200)
     configs = members(optimizer="adam", lr=0.001)
@@ -162,7 +162,7 @@ def test_a_solo_checkpoint_from_before_packing_keeps_its_wait(tmp_path):
     pack of one goes on with the wait and best its checkpoint holds."""
 
     from models import build_model
-    from sweeps.pack_trainer import Pack
+    from sweeps.training.pack import Pack
 
     config = members()[1]  # patience 3
     model = build_model(config["arch"], 0.0, (28, 28, 1), num_classes=10)
@@ -196,8 +196,8 @@ def flaky_trial(config, datasets, marker):
     """The trainable, failing once right after it reported (and checkpointed) epoch 2."""
     from ray import tune
 
-    import sweeps.reporting
-    from sweeps.trainable import train_trial
+    import sweeps.training.reporting
+    from sweeps.training.trainable import train_trial
 
     real = tune.report
 
@@ -207,11 +207,11 @@ def flaky_trial(config, datasets, marker):
             open(marker, "w").close()
             raise RuntimeError("failed after epoch 2")
 
-    sweeps.reporting.tune.report = report
+    sweeps.training.reporting.tune.report = report
     try:
         train_trial(config, datasets)
     finally:
-        sweeps.reporting.tune.report = real
+        sweeps.training.reporting.tune.report = real
 
 
 def test_a_solo_trial_restarted_from_its_checkpoint_keeps_its_wait(tmp_path):

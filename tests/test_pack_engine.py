@@ -1,4 +1,4 @@
-"""A worker keeps its compiled pack step from pack to pack (sweeps.pack_engine): the next
+"""A worker keeps its compiled pack step from pack to pack (sweeps.training.engine): the next
 pack of the same shape trains in it exactly as in a step of its own, and compiles nothing.
 
 Real Keras/TensorFlow training on small generated data, no Ray.
@@ -7,14 +7,14 @@ Real Keras/TensorFlow training on small generated data, no Ray.
 import numpy as np
 import pytest
 
-from sweeps import pack_engine
+from sweeps.training import engine as pack_engine
 from sweeps.grids import trial_config
 from tests.synthetic import learnable_mnist
 
 
 @pytest.fixture(autouse=True)
 def deterministic_ops():
-    """As in a trial (sweeps.trainable.configure_tensorflow)."""
+    """As in a trial (sweeps.training.trainable.configure_tensorflow)."""
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
@@ -38,7 +38,7 @@ def run(pack):
 
 @pytest.mark.parametrize("validation", ["test", "holdout"])
 def test_the_next_pack_of_one_shape_reuses_the_compiled_step_and_trains_as_in_a_new_one(validation):
-    from sweeps.pack_trainer import Pack
+    from sweeps.training.pack import Pack
 
     arrays = learnable_mnist(500, 300)
     first = Pack(configs([0, 1], [0.0, 1e-3], 0.3, validation), arrays)
@@ -72,7 +72,7 @@ def test_the_next_pack_of_one_shape_reuses_the_compiled_step_and_trains_as_in_a_
 
 
 def test_a_pack_of_another_shape_or_beside_a_live_pack_gets_its_own_step():
-    from sweeps.pack_trainer import Pack
+    from sweeps.training.pack import Pack
 
     arrays = learnable_mnist(500, 300)
     live = Pack(configs([0, 1], [0.0, 1e-3], 0.3, "test"), arrays)

@@ -17,7 +17,7 @@ from tests.synthetic import learnable_mnist
 
 @pytest.fixture(autouse=True)
 def deterministic_ops():
-    """As in a trial (sweeps.trainable.configure_tensorflow)."""
+    """As in a trial (sweeps.training.trainable.configure_tensorflow)."""
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
@@ -140,7 +140,7 @@ def test_a_checkpointed_pack_continues_as_if_never_stopped(tmp_path):
     whole, _ = train(configs, arrays)
     first, _ = train(configs, arrays, epochs=1)
     first.save(str(tmp_path))
-    from sweeps.pack_trainer import Pack
+    from sweeps.training.pack import Pack
 
     resumed = Pack(configs, arrays)
     resumed.restore(str(tmp_path))

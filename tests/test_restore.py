@@ -115,7 +115,7 @@ def test_a_restarted_pack_keeps_the_member_folders_it_started_with(tmp_path):
     ended before the restart is listed in a folder it never wrote."""
     from sweeps.grids import trial_config
     from sweeps.packing import member_dirnames
-    from sweeps.reporting import member_names, write_members
+    from sweeps.training.reporting import member_names, write_members
 
     members = [trial_config({"arch": "mlp64", "seed": s, "lr": 0.05, "epochs": 3}, {}) for s in (0, 1)]
     folder = Storage(str(tmp_path / "pack"))

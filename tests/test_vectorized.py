@@ -17,7 +17,7 @@ from tests.synthetic import learnable_mnist
 
 @pytest.fixture(autouse=True)
 def deterministic_ops():
-    """As in a trial (sweeps.trainable.configure_tensorflow)."""
+    """As in a trial (sweeps.training.trainable.configure_tensorflow)."""
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
@@ -60,7 +60,7 @@ def test_a_model_of_ones_own_packs_and_trains_as_alone(arch, l2s):
         # BatchNormalization's moving statistics are the member's own, as alone.
         for a, b in zip(packed.net.state, solo.net.state):
             np.testing.assert_allclose(a.numpy()[i], b.numpy()[0], rtol=0.05, atol=1e-3)
-        del solo  # the next solo pack trains in its compiled step (sweeps.pack_engine)
+        del solo  # the next solo pack trains in its compiled step (sweeps.training.engine)
     finals = [rows[-1]["loss"] for rows in packed.rows]
     assert len(set(finals)) == 2  # other seeds, other L2 factors, other numbers
     means = [v for v in packed.net.state if v.path.endswith("moving_mean")]
@@ -89,7 +89,7 @@ def test_a_pack_of_one_trains_as_keras_fit_on_the_same_batches():
 
 
 def test_a_checkpointed_pack_of_a_bn_model_continues_as_if_never_stopped(tmp_path):
-    from sweeps.pack_trainer import Pack
+    from sweeps.training.pack import Pack
 
     arrays = learnable_mnist(400, 200)
     configs = members("bn_mlp", seeds=(0, 1), l2s=(0.0, 0.001))

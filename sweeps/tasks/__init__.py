@@ -4,7 +4,7 @@ A task module owns, for its kind of trial: its name and what messages call its
 models and trials (`NAME`, `MODEL`, `FAMILY`), its losses (`LOSSES`), and, in
 the trial, how the pack engine trains its configs: their models, targets, loss,
 metric and end-of-training outcome (`training(members, arrays, references)` ->
-base.Training; every task trains through sweeps.pack_trainer, a solo trial as a
+base.Training; every task trains through sweeps.training.pack, a solo trial as a
 pack of one). Optional, filled in here when a module leaves them out (OPTIONAL):
 its own config keys and their defaults and value checks (`KEYS`, `DEFAULTS`,
 `CHECKS`), keys holding one list (`LIST_VALUED`), its columns in the dry-run table

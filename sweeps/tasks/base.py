@@ -36,7 +36,7 @@ class Outcome:
 
 @dataclass
 class Training:
-    """A task's trial as the pack engine (sweeps.pack_trainer) trains it, for the members of
+    """A task's trial as the pack engine (sweeps.training.pack) trains it, for the members of
     one pack (a solo trial is a pack of one).
 
     `build(i)`: member i's uncompiled Keras model (the engine calls it under the member's
@@ -67,7 +67,7 @@ class Training:
         return (*names, *(f"val_{n}" for n in names))
 
     def feed_members(self, members: list[dict]) -> list[dict]:
-        """The members as the batches see them (sweeps.batches): noise on both splits where
+        """The members as the batches see them (sweeps.training.batches): noise on both splits where
         the task asks for it."""
         return [{**m, "noise_target": "both"} for m in members] if self.noise_everywhere else members
 

@@ -22,7 +22,7 @@ EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 def prepare_data(config: dict, arrays: dict) -> dict:
     """uint8 dataset arrays -> float inputs and labels, noise applied, as a notebook holds
     them (Keras's fit on them is the benchmark's plain loop; the engine's batches,
-    sweeps.batches, are checked against them).
+    sweeps.training.batches, are checked against them).
 
     Returns x/y for train and val, and for test too when validating on a
     hold-out (the last `holdout_size` training images, as seed 002 does).

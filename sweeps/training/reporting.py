@@ -16,7 +16,8 @@ import numpy as np
 import ray
 from ray import tune
 
-from sweeps import schema, tensorboard
+from sweeps import schema
+from sweeps.training import tensorboard
 
 MEMBERS_FILE = schema.MEMBERS_FILE
 
@@ -82,14 +83,14 @@ def write_members(folder, names: list[str], members: list[dict]) -> None:
 
 
 class PackReport:
-    """After every epoch of a pack (sweeps.pack_trainer.Pack): each member's row, in the
+    """After every epoch of a pack (sweeps.training.pack.Pack): each member's row, in the
     same words a solo trial reports; a checkpoint every `checkpoint_every` epochs and at
     the end.
 
     A pack of one reports its member's row to Tune as its own, so its folder is an
     ordinary trial's. A larger pack gives each member a folder inside the pack's
     (`folder`, a sweeps.storage.Storage), with the member's `params.json` and its rows as
-    `result.json` and a TensorBoard event file (sweeps.tensorboard), rewritten whole each
+    `result.json` and a TensorBoard event file (sweeps.training.tensorboard), rewritten whole each
     epoch from the rows the checkpoint keeps: a pack restarted from an older checkpoint
     leaves no epoch twice. The pack's own row to Tune
     holds every member's epoch, divergence and headline metric.

@@ -1,6 +1,6 @@
 """The Ray Tune trainable: one trial trains one config, or one pack of configs.
 
-Every config trains through sweeps.pack_trainer, whatever its task (classifier, denoiser,
+Every config trains through sweeps.training.pack, whatever its task (classifier, denoiser,
 VAE, one's own: sweeps.tasks says what it learns), alone as a pack of one or with the
 other members Tune gives it (`config["members"]`). It knows nothing of grids or figures:
 data arrive through `tune.with_parameters` (read zero-copy from the object store), and so
@@ -74,13 +74,13 @@ def trial_folder(storage):
 
 
 def train_pack(members: list[dict], arrays: dict, references: dict | None = None, storage=None) -> None:
-    """Train `members` (one config or a pack) as sweeps.pack_trainer.Pack, reporting every epoch."""
+    """Train `members` (one config or a pack) as sweeps.training.pack.Pack, reporting every epoch."""
     import time
 
     from ray import tune
 
-    from sweeps.pack_trainer import Pack
-    from sweeps.reporting import PackReport, member_names, write_members
+    from sweeps.training.pack import Pack
+    from sweeps.training.reporting import PackReport, member_names, write_members
 
     folder = trial_folder(storage)
     names = member_names(folder, members)

@@ -33,7 +33,7 @@ class SplitFeed:
 
     All of it is held in variables, so that a compiled step reading a feed serves any
     members of the same layout (`layout`): `refill` puts another pack's data in place
-    (sweeps.pack_engine keeps a worker's compiled step from pack to pack)."""
+    (sweeps.training.engine keeps a worker's compiled step from pack to pack)."""
 
     def __init__(self, members: list[dict], images: np.ndarray, labels: np.ndarray, split: str):
         import tensorflow as tf

@@ -22,7 +22,7 @@ import weakref
 
 import numpy as np
 
-from sweeps.batches import SplitFeed, layout
+from sweeps.training.batches import SplitFeed, layout
 from sweeps.tasks.base import make_optimizer, steps_per_epoch, subset
 
 _kept: dict = {}  # "engine": the worker's last Engine, "owner": a weak reference to its pack

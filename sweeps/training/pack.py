@@ -6,11 +6,11 @@ The pack's loss is the sum of the members' own losses (each its mean loss plus i
 penalty and the losses its model adds), so each member's gradient is its solo gradient, and the optimizer
 (per element: SGD, Adam, Adadelta, RMSprop, Adagrad, Nadam) updates it as alone. Each
 member has its own initial weights (built under its seed), its own order per epoch and
-its own noise (sweeps.batches), its own dropout masks (models.packed). A member whose
+its own noise (sweeps.training.batches), its own dropout masks (models.packed). A member whose
 loss turns NaN is recorded as diverged at that epoch and frozen: its loss leaves the sum,
 its gradients and its optimizer state are zeroed (its weights stay as they are), while the
 others go on with their own numbers. A member that early stopping ends
-(sweeps.early_stopping, its own rule and state) is frozen the same way after its last
+(sweeps.training.early_stopping, its own rule and state) is frozen the same way after its last
 row, and scored on a hold-out's test split right then.
 
 A solo trial is a pack of one: the same step, the same order, the same
@@ -27,8 +27,8 @@ import os
 import numpy as np
 
 from sweeps import schema
-from sweeps.batches import order
-from sweeps.early_stopping import EarlyStop
+from sweeps.training.batches import order
+from sweeps.training.early_stopping import EarlyStop
 from sweeps.tasks.base import Outcome, steps_per_epoch, subset
 
 EVAL_BATCH = 1024  # validation batches: a sum over images, so their size changes no figure
@@ -43,7 +43,7 @@ class Pack:
         import keras
 
         from sweeps import tasks
-        from sweeps.pack_engine import engine_for
+        from sweeps.training.engine import engine_for
 
         self.members = members
         first = members[0]
