@@ -199,3 +199,33 @@ def test_a_trial_restarted_from_its_checkpoint_trains_as_if_never_stopped(tmp_pa
     for a, b in zip(weights[-1][0], resumed.net.member_weights(0)):
         np.testing.assert_array_equal(a, b)
     assert [r["loss"] for r in resumed.rows[0]] == [r["loss"] for r in whole.rows[0]]
+
+
+@pytest.mark.parametrize("arch", ["vae", "dae_small"])
+def test_a_checkpoint_from_keras_fit_continues_in_the_engine(tmp_path, arch):
+    """A denoiser trial of an experiment from before the engine (its checkpoint a compiled
+    `model.keras` and `state.json`) continues as a pack of one from its weights and its
+    optimizer's state."""
+    from sweeps.tasks.base import make_optimizer
+    from sweeps.training.pack import Pack
+
+    arrays = learnable_mnist(400, 100)
+    (config,) = vae_members(arch, [(3, 0.0)], test_subset=100)
+    keras.utils.set_random_seed(config["seed"])
+    options = {"latent_dim": config["latent_dim"]} if arch == "vae" else {}
+    model = denoise.denoiser(config, **options)
+    loss = vae_task.training([config], arrays).loss if arch == "vae" else config["loss_fn"]
+    model.compile(optimizer=make_optimizer(config), loss=loss)
+    model.fit(*denoise.denoise_data(config, arrays)["train"], batch_size=50, epochs=1, verbose=0)
+    model.save(str(tmp_path / "model.keras"))
+    (tmp_path / "state.json").write_text('{"epochs_done": 1}')
+    pack = Pack([config], arrays)
+    pack.restore(str(tmp_path))
+    assert pack.epochs_done == 1
+    for a, b in zip(pack.net.member_weights(0), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(pack.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(np.reshape(a.numpy(), np.shape(b)), np.asarray(b))
+    while not pack.done:
+        pack.record(pack.train_epoch(), {})
+    assert [r["epoch"] for r in pack.rows[0]] == [2, 3] and all(np.isfinite(r["val_loss"]) for r in pack.rows[0])
