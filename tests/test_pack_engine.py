@@ -90,3 +90,27 @@ def test_a_pack_of_another_shape_or_beside_a_live_pack_gets_its_own_step():
     kept = same_seed.engine
     del same_seed
     assert Pack(configs([7, 8], [0.0, 1e-3], 0.3, "test"), arrays).engine is not kept
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_a_flattened_softmax_is_still_a_softmax_for_keras_losses(stacked):
+    """Keras computes a cross-entropy on a softmax's output from its logits (exact where
+    probabilities round to 0: a diverged member's loss is NaN, as alone); the flattened pack
+    outputs keep that op, whether the pack's network made one softmax or one per member."""
+    import keras
+    import tensorflow as tf
+
+    logits = tf.constant(np.array([[[1e30, 0.0, -1e30]], [[2.0, 1.0, 0.5]]], np.float32))  # [K=2, B=1, 3]
+    labels = tf.constant([1, 0])
+
+    @tf.function
+    def losses():
+        out = tf.stack([tf.nn.softmax(logits[0]), tf.nn.softmax(logits[1])]) if stacked else tf.nn.softmax(logits)
+        flat = pack_engine.flattened(out)
+        return flat, keras.losses.sparse_categorical_crossentropy(labels, flat), tf.constant(flat.op.type)
+
+    flat, loss, op = (v.numpy() for v in losses())
+    assert op == b"Softmax"
+    np.testing.assert_allclose(flat, tf.nn.softmax(tf.reshape(logits, [2, 3])).numpy(), rtol=1e-6)
+    assert loss[0] > 1e29  # from the logits: 1e30, where clipped probabilities give at most 16.1
+    assert loss[1] == pytest.approx(-np.log(np.exp(2.0) / np.exp([2.0, 1.0, 0.5]).sum()), rel=1e-5)

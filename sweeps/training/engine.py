@@ -148,12 +148,11 @@ class Engine:
         return self.test
 
     # -- the compiled parts -------------------------------------------------------------
-    def _per_image(self, fn, y, outputs, shape):
-        """`fn(y, outputs)` on the batch flattened to `[K * B, ...]` -> `[K, B]`, averaged
-        over any axes beyond the image's (a per-pixel loss), as Keras averages a loss."""
+    def _per_image(self, fn, y, flat, shape):
+        """`fn(y, flat)` on the flattened batch (`flattened`) -> `[K, B]`, averaged over any
+        axes beyond the image's (a per-pixel loss), as Keras averages a loss."""
         import tensorflow as tf
 
-        flat = tf.reshape(outputs, tf.concat([[-1], tf.shape(outputs)[2:]], axis=0))
         return tf.reduce_mean(tf.reshape(tf.cast(fn(y, flat), tf.float32), tf.concat([shape, [-1]], axis=0)), -1)
 
     def _batch(self, feed, idx):
@@ -174,9 +173,14 @@ class Engine:
         n = tf.cast(size, tf.float32)
         with tf.GradientTape() as tape:
             outputs, added, state = self.net.forward(x, True, self.seeds, counter)
+            flat = flattened(outputs)
             # A solo Keras step's loss: mean loss, weight penalties, the losses the model adds.
-            per_image = self._per_image(self.loss_fn, y, outputs, shape)
+            per_image = self._per_image(self.loss_fn, y, flat, shape)
             loss = tf.reduce_sum(per_image * real, axis=1) / n + self.net.penalty() + added
+            # A member whose outputs are no numbers has diverged, whatever its loss says: Keras
+            # clips probabilities before their log, and under XLA a NaN clips to a bound.
+            finite = tf.reduce_all(tf.math.is_finite(tf.reshape(outputs, [shape[0], -1])), axis=1)
+            loss = tf.where(finite, loss, tf.fill([self.k], float("nan")))
             total = tf.reduce_sum(tf.where(self.alive, loss, tf.zeros_like(loss)))
         grads = self.net.masked(tape.gradient(total, self.net.variables), self.alive)
         self.optimizer.apply(grads, self.net.variables)
@@ -185,18 +189,46 @@ class Engine:
         # Keras's epoch loss and metric: the batches' values weighted by their sizes.
         self.loss_sum.assign_add(loss * n)
         if self.score is not None:
-            self.correct.assign_add(tf.reduce_sum(self._per_image(self.score, y, outputs, shape) * real, 1))
+            self.correct.assign_add(tf.reduce_sum(self._per_image(self.score, y, flat, shape) * real, 1))
 
     def _scores(self, feed, idx, size):
         import tensorflow as tf
 
         x, y = self._batch(feed, idx)
         outputs, added, _ = self.net.forward(x, training=False)
+        flat = flattened(outputs)
         shape = tf.shape(idx)
         real = tf.cast(tf.range(shape[1]) < size, tf.float32)
-        hits = (tf.reduce_sum(self._per_image(self.score, y, outputs, shape) * real, 1) if self.score is not None
+        hits = (tf.reduce_sum(self._per_image(self.score, y, flat, shape) * real, 1) if self.score is not None
                 else tf.zeros([self.k]))
         # The losses a model adds (activity regularisers) weighted by the batch's size, as Keras
         # averages a loss over batches (such a model's batches are not padded: net.pads_scoring).
-        return (tf.reduce_sum(self._per_image(self.loss_fn, y, outputs, shape) * real, axis=1), hits,
+        return (tf.reduce_sum(self._per_image(self.loss_fn, y, flat, shape) * real, axis=1), hits,
                 added * tf.cast(size, tf.float32))
+
+
+# The output activations a Keras loss looks through to their inputs (keras's `_get_logits`:
+# a cross-entropy on a softmax's or sigmoid's output is computed from its logits, exactly,
+# where on probabilities it clips them to [1e-7, 1 - 1e-7] first).
+_ACTIVATIONS = {"Softmax": "softmax", "Sigmoid": "sigmoid"}
+
+
+def flattened(outputs):
+    """A pack's outputs `[K, B, ...]` as one batch `[K * B, ...]`, the shape a Keras loss takes
+    from a solo model, made by the same activation op where the outputs end in one (directly,
+    or one per member, stacked): the loss then sees what it sees in a solo Keras step."""
+    import tensorflow as tf
+
+    def flat(t):
+        return tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], axis=0))
+
+    op = getattr(outputs, "op", None)
+    if op is None:  # eager: no op to look through
+        return flat(outputs)
+    if op.type == "Pack" and len({i.op.type for i in op.inputs}) == 1 and op.inputs[0].op.type in _ACTIVATIONS:
+        kind, logits = op.inputs[0].op.type, tf.stack([i.op.inputs[0] for i in op.inputs])
+    elif op.type in _ACTIVATIONS:
+        kind, logits = op.type, op.inputs[0]
+    else:
+        return flat(outputs)
+    return getattr(tf.nn, _ACTIVATIONS[kind])(flat(logits))
