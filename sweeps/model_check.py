@@ -6,7 +6,8 @@ and the largest L2 factor the grid gives it, on the input its dataset has, and p
 the trials would pack them on their device (sweeps.training.engine.pack_net), with one
 training forward pass. What fails comes back as one
 line naming the architecture and the reason: the builder raised, returned no Keras model,
-a classifier's output does not fit the dataset's classes, or a layer cannot be packed.
+a classifier's output does not fit the dataset's classes, a layer cannot be packed, or
+the task's loss cannot be computed on its outputs (a denoiser's that are not images).
 The built-in models are tested in the suite and not built here: that would import
 TensorFlow on the driver of every run.
 """
@@ -26,37 +27,42 @@ def of_ones_own(arch: str) -> bool:
 def problems(trials: list[dict], datasets: dict, gpu: bool = False) -> list[str]:
     """One line per architecture of one's own (and dataset) that cannot train; [] if all can.
     `gpu`: whether the trials run on GPUs (where a conv net's call is vectorised)."""
-    from sweeps.tasks.base import subset
-
     cells: dict = {}
     for t in trials:
         if of_ones_own(t["arch"]):
             cells.setdefault((t["arch"], t["dataset"], t["task"]), []).append(t)
     out = []
-    for (arch, dataset, task), configs in sorted(cells.items()):
-        arrays = datasets[dataset]
-        images, _ = subset(configs[0], arrays, "train")
-        classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
-        l2s = sorted({float(c["l2"]) for c in configs})
-        why = _why_not(arch, task, (*images.shape[1:], 1), classes, (l2s[0], l2s[-1]), gpu)
+    for (arch, dataset, _), configs in sorted(cells.items()):
+        why = _why_not(configs, datasets[dataset], gpu)
         if why:
             out.append(f"arch = {arch!r} (a model of your own, {ARCHITECTURES[arch].module}."
                        f"{ARCHITECTURES[arch].function}) cannot train on {dataset}: {why}")
     return out
 
 
-def _why_not(arch: str, task: str, input_shape: tuple, classes: int, l2s: tuple, gpu: bool) -> str | None:
+def _why_not(configs: list[dict], arrays: dict, gpu: bool) -> str | None:
     tf = _quiet_tensorflow()
     import keras
+    import numpy as np
 
-    from models import build_model
+    from models.packed import PackError
+    from sweeps import tasks
+    from sweeps.tasks.base import subset
+    from sweeps.training.engine import flattened, has_convolutions, pack_net
 
+    first = configs[0]
+    images, labels = subset(first, arrays, "train")
+    input_shape = (*images.shape[1:], 1)
+    classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+    l2s = sorted({float(c["l2"]) for c in configs})
+    no_judge = {"classifier": None} if "classifier" in first else {}  # a denoiser's judge is not the user's
+    members = [{**first, "seed": seed, "l2": l2, **no_judge} for seed, l2 in enumerate((l2s[0], l2s[-1]))]
+    training = tasks.get(first["task"]).training(members, arrays, {})
     models = []
-    for seed, l2 in enumerate(l2s):
-        keras.utils.set_random_seed(seed)
-        options = {"num_classes": classes} if task == "classify" else {}
+    for i, m in enumerate(members):
+        keras.utils.set_random_seed(m["seed"])
         try:
-            model = build_model(arch, l2, input_shape, **options)
+            model = training.build(i)
         except Exception as e:  # the builder is the user's code: any failure is theirs to read
             return f"its builder raised {type(e).__name__}: {_first_line(e)}"
         if not isinstance(model, keras.Model):
@@ -67,21 +73,24 @@ def _why_not(arch: str, task: str, input_shape: tuple, classes: int, l2s: tuple,
         return f"it takes {len(model.inputs)} inputs and gives {len(model.outputs)} outputs; one of each trains"
     if tuple(model.inputs[0].shape[1:]) != tuple(input_shape):
         return f"its input is {tuple(model.inputs[0].shape[1:])}, the images are {tuple(input_shape)}"
-    if task != "classify":
-        return None
-    if tuple(model.outputs[0].shape[1:]) != (classes,):
+    if first["task"] == "classify" and tuple(model.outputs[0].shape[1:]) != (classes,):
         return f"its output is {tuple(model.outputs[0].shape[1:])}, the dataset has {classes} classes"
-    from models.packed import PackError
-    from sweeps.training.engine import has_convolutions, pack_net
-
+    k = len(models)
     try:
         net = pack_net(models, jit=not has_convolutions(model), gpu=gpu)
-        x = tf.zeros([len(models), 2, *input_shape])
-        net.forward(x, True, tf.zeros([len(models)], tf.int64), tf.constant(0))
+        x = tf.constant(np.broadcast_to(images[:2, ..., None] / np.float32(255), (k, 2, *input_shape)))
+        outputs, _, _ = net.forward(x, True, tf.zeros([k], tf.int64), tf.constant(0))
     except PackError as e:
         return str(e)
     except Exception as e:  # a call that fails under vectorisation: its own words
         return f"its packed call failed: {type(e).__name__}: {_first_line(e)}"
+    clean = tf.reshape(x, [-1, *input_shape])
+    try:  # what the trials compute on its outputs: the task's targets and loss
+        training.loss(training.targets(lambda: clean, tf.constant(np.tile(labels[:2].astype(np.int32), k))),
+                      flattened(outputs))
+    except Exception as e:
+        return (f"its output {tuple(model.outputs[0].shape[1:])} does not fit the {first['task']} task's loss: "
+                f"{type(e).__name__}: {_first_line(e)}")
     return None
 
 

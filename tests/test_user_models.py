@@ -72,14 +72,15 @@ def test_a_killed_pack_of_models_of_ones_own_restarts_with_the_numbers_of_an_uni
                 assert r[key] == pytest.approx(u[key], rel=1e-6), (config, key)
 
 
-@pytest.mark.parametrize("arch, words", [
-    ("not_a_model", "its builder returned a str, not a Keras model"),
-    ("wrong_output", "its output is (3,), the dataset has 10 classes"),
+@pytest.mark.parametrize("arch, extra, words", [
+    ("not_a_model", "", "its builder returned a str, not a Keras model"),
+    ("wrong_output", "", "its output is (3,), the dataset has 10 classes"),
+    ("flat_denoiser", ", noise_type: gaussian, noise_scale: 0.3", "its output (784,) does not fit the denoise task's loss"),
 ])
-def test_a_model_that_cannot_train_is_refused_before_ray_starts(tmp_path, arch, words):
+def test_a_model_that_cannot_train_is_refused_before_ray_starts(tmp_path, arch, extra, words):
     write_mnist_cache(tmp_path / "cache", n_train=200, n_test=100)
     # --pack 1: `auto` would time the model first (test_pack_auto_...), and then refuse it the same
-    proc = run(*user_cmd(tmp_path, f"{{arch: {arch}, seed: [0, 1]}}", "bad", "--pack", "1"))
+    proc = run(*user_cmd(tmp_path, f"{{arch: {arch}, seed: [0, 1]{extra}}}", "bad", "--pack", "1"))
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], proc.stderr

@@ -70,6 +70,18 @@ def wrong_output(l2=0.0, input_shape=(28, 28, 1), num_classes=10):
                              keras.layers.Dense(3, activation="softmax")], name="wrong_output")
 
 
+def flat_denoiser(l2=0.0, input_shape=(28, 28, 1)):
+    """A denoiser whose output is a flat vector, not an image: the denoise task's loss (clean
+    images as targets) cannot take it."""
+    import keras
+
+    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
+                             keras.layers.Dense(784, activation="sigmoid")], name="flat_denoiser")
+
+
+register("flat_denoiser", Arch(__name__, "flat_denoiser", "user: a denoiser with a flat output",
+                               {**_ADAM, "loss_fn": "binary_crossentropy", "classifier": None}, task="denoise"))
+
 for _name, _about in (("bn_resnet", "user: conv + BatchNormalization + residual Add, depthwise conv, 3,698 params"),
                       ("bn_mlp", "user: MLP + BatchNormalization + dropout, 53,034 params"),
                       ("bn_plain", "user: MLP + BatchNormalization, 51,146 params"),
