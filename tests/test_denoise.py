@@ -154,11 +154,14 @@ def vae_members(arch, seeds, **kw):
     return [trial_config({**base, "seed": s, "l2": l2, **kw}, {}) for s, l2 in seeds]
 
 
-@pytest.mark.parametrize("arch", ["dae_dense", "vae"])
+@pytest.mark.parametrize("arch", ["dae_dense", "vae", "bn_denoiser"])
 def test_a_denoiser_packs_and_trains_as_alone(arch):
-    """Seed 001's dense denoiser and seed 004's VAE (its KL term and sampling draws
-    included), two members of other seeds and L2 factors packed: each starts from its solo
-    trial's weights, and every epoch's rows and its evaluation at the end are the solo run's."""
+    """Seed 001's dense denoiser, seed 004's VAE (its KL term and sampling draws included)
+    and a conv denoiser of one's own with BatchNormalization (tests/user_models.py), two
+    members of other seeds and L2 factors packed: each starts from its solo trial's
+    weights, and every epoch's rows and its evaluation at the end are the solo run's."""
+    import tests.user_models  # noqa: F401  (registers bn_denoiser)
+
     arrays = learnable_mnist(400, 200)
     configs = vae_members(arch, [(0, 0.0), (1, 0.001)])
     packed, packed_weights = train(configs, arrays)

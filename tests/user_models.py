@@ -1,6 +1,7 @@
-"""Classifiers of one's own, as a researcher brings them: layers the hand-written packer
-(models.packed) does not know, so they train through the vectorised call
-(models.vectorized). Named in $NOISESWEEP_TASKS, this module registers them."""
+"""Classifiers and denoisers of one's own, as a researcher brings them: layers the
+hand-written packer (models.packed) does not know, so they train through the vectorised
+call (models.vectorized); and some that cannot train, refused before Ray starts. Named in
+$NOISESWEEP_TASKS, this module registers them."""
 
 from __future__ import annotations
 
@@ -79,8 +80,22 @@ def flat_denoiser(l2=0.0, input_shape=(28, 28, 1)):
                              keras.layers.Dense(784, activation="sigmoid")], name="flat_denoiser")
 
 
-register("flat_denoiser", Arch(__name__, "flat_denoiser", "user: a denoiser with a flat output",
-                               {**_ADAM, "loss_fn": "binary_crossentropy", "classifier": None}, task="denoise"))
+def bn_denoiser(l2=0.0, input_shape=(28, 28, 1)):
+    """A conv denoiser with BatchNormalization: Conv8-BN-ReLU, then Conv1 with a sigmoid."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([keras.Input(shape=input_shape),
+                             layers.Conv2D(8, 3, padding="same", kernel_regularizer=_reg(l2)),
+                             layers.BatchNormalization(), layers.Activation("relu"),
+                             layers.Conv2D(input_shape[-1], 3, padding="same", activation="sigmoid")],
+                            name="bn_denoiser")
+
+
+for _name, _about in (("bn_denoiser", "user: conv denoiser with BatchNormalization"),
+                      ("flat_denoiser", "user: a denoiser with a flat output")):
+    register(_name, Arch(__name__, _name, _about, {**_ADAM, "loss_fn": "binary_crossentropy", "classifier": None},
+                         task="denoise"))
 
 for _name, _about in (("bn_resnet", "user: conv + BatchNormalization + residual Add, depthwise conv, 3,698 params"),
                       ("bn_mlp", "user: MLP + BatchNormalization + dropout, 53,034 params"),
