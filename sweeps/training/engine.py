@@ -124,7 +124,7 @@ class Engine:
         self.seeds = tf.Variable([m["seed"] for m in members], dtype=tf.int64, trainable=False)
         self.alive = tf.Variable(tf.ones([self.k], tf.bool), trainable=False)
         self.loss_sum = tf.Variable(tf.zeros([self.k]), trainable=False)
-        self.correct = tf.Variable(tf.zeros([self.k]), trainable=False)
+        self.metric_sum = tf.Variable(tf.zeros([self.k]), trainable=False)
         self.train_step = tf.function(self._step, jit_compile=jit)
         self.eval_step = tf.function(self._scores, jit_compile=jit)
 
@@ -189,7 +189,7 @@ class Engine:
         # Keras's epoch loss and metric: the batches' values weighted by their sizes.
         self.loss_sum.assign_add(loss * n)
         if self.score is not None:
-            self.correct.assign_add(tf.reduce_sum(self._per_image(self.score, y, flat, shape) * real, 1))
+            self.metric_sum.assign_add(tf.reduce_sum(self._per_image(self.score, y, flat, shape) * real, 1))
 
     def _scores(self, feed, idx, size):
         import tensorflow as tf

@@ -95,7 +95,7 @@ class Pack:
 
         epoch = self.epochs_done
         self.engine.loss_sum.assign(tf.zeros([self.k]))
-        self.engine.correct.assign(tf.zeros([self.k]))
+        self.engine.metric_sum.assign(tf.zeros([self.k]))
         rows = tf.constant(np.stack([order(m["seed"], epoch, self.n_train) for m in self.members]).astype(np.int32))
         b = self.batch_size
         steps = steps_per_epoch(self.n_train, self.members[0])
@@ -105,7 +105,7 @@ class Pack:
             size = min(b, self.n_train - s * b)
             self._train_step(rows[:, s * b:(s + 1) * b], tf.constant(size, tf.int32),
                              tf.constant(epoch * steps + s, tf.int32))
-        values = [self.engine.loss_sum.numpy() / self.n_train, self.engine.correct.numpy() / self.n_train]
+        values = [self.engine.loss_sum.numpy() / self.n_train, self.engine.metric_sum.numpy() / self.n_train]
         if self.validate:
             values += self.evaluate(self.val, *self.val_rows)
         self.epochs_done += 1
