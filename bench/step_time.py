@@ -37,10 +37,11 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from sweeps.data import load_dataset
     from sweeps.grids import trial_config
-    try:
-        from sweeps.training.pack import Pack
-    except ImportError:  # a tree from before sweeps/training/
+    try:  # a tree from before sweeps/training/ (tried first: an editable install of a newer
+        # tree would answer for a package the older one lacks)
         from sweeps.pack_trainer import Pack
+    except ImportError:
+        from sweeps.training.pack import Pack
 
     arrays = load_dataset("mnist", log=lambda line: None).arrays()
     members = [trial_config({"arch": args.arch, "seed": i, "noise_type": "gaussian", "noise_scale": 0.1,
