@@ -110,8 +110,8 @@ def loop_child(grid_path: str) -> None:
 
     from sweeps.data import load_dataset
     from sweeps.grids import load_grid
-    from sweeps.tasks.base import steps_per_epoch
-    from sweeps.tasks.classify import compiled_model, num_classes_of, prepare_data
+    from sweeps.tasks.base import num_classes_of, steps_per_epoch
+    from sweeps.tasks.classify import compiled_model, prepare_data
 
     grid = load_grid(grid_path)
     arrays = load_dataset("mnist", log=lambda line: None).arrays()
@@ -146,13 +146,13 @@ def pack_child(arch: str, k: int, first_seed: int, subset: int, batch: int) -> N
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from sweeps.data import load_dataset
     from sweeps.grids import trial_config
+    from sweeps.tasks.base import unjudged
     from sweeps.training.pack import Pack
 
     arrays = load_dataset("mnist", log=lambda line: None).arrays()
     members = [trial_config({"arch": arch, "seed": first_seed + i, "noise_type": "gaussian", "noise_scale": 0.1,
                              "batch_size": batch, "train_subset": subset or None}, {}) for i in range(k)]
-    # A denoiser without its reference classifier: that judges it at its end, not timed here.
-    members = [{**m, "classifier": None} if "classifier" in m else m for m in members]
+    members = [unjudged(m) for m in members]  # a denoiser's judge is not timed here
     pack = Pack(members, arrays)
     times = []
     for _ in range(2):

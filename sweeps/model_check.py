@@ -47,16 +47,15 @@ def _why_not(configs: list[dict], arrays: dict, gpu: bool) -> str | None:
 
     from models.packed import PackError
     from sweeps import tasks
-    from sweeps.tasks.base import subset
+    from sweeps.tasks.base import num_classes_of, subset, unjudged
     from sweeps.training.engine import flattened, has_convolutions, pack_net
 
     first = configs[0]
     images, labels = subset(first, arrays, "train")
     input_shape = (*images.shape[1:], 1)
-    classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+    classes = num_classes_of(arrays)
     l2s = sorted({float(c["l2"]) for c in configs})
-    no_judge = {"classifier": None} if "classifier" in first else {}  # a denoiser's judge is not the user's
-    members = [{**first, "seed": seed, "l2": l2, **no_judge} for seed, l2 in enumerate((l2s[0], l2s[-1]))]
+    members = [unjudged({**first, "seed": seed, "l2": l2}) for seed, l2 in enumerate((l2s[0], l2s[-1]))]
     training = tasks.get(first["task"]).training(members, arrays, {})
     models = []
     for i, m in enumerate(members):

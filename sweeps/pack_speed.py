@@ -108,10 +108,10 @@ def _pack_of(config: dict, k: int, arrays: dict):
     import keras
 
     from sweeps import tasks
+    from sweeps.tasks.base import unjudged
 
     # No reference classifier: it judges a denoiser at its end, which is not timed.
-    no_judge = {"classifier": None} if "classifier" in config else {}
-    members = [{**config, "seed": i, "train_subset": None, "test_subset": None, **no_judge} for i in range(k)]
+    members = [unjudged({**config, "seed": i, "train_subset": None, "test_subset": None}) for i in range(k)]
     training = tasks.for_config(config).training(members, arrays, {})
     models = []
     for i, m in enumerate(members):

@@ -119,6 +119,17 @@ def make_optimizer(config: dict, steps_per_epoch: int | None = None):
     return keras.optimizers.get({"class_name": config["optimizer"], "config": options})
 
 
+def num_classes_of(arrays: dict) -> int:
+    """The classes a dataset's labels name (both splits)."""
+    return int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+
+
+def unjudged(config: dict) -> dict:
+    """`config` without the reference classifier its task would judge it with at its end (a
+    denoiser's `classifier`): a model timed or checked on its own needs no reference."""
+    return {**config, "classifier": None} if "classifier" in config else config
+
+
 def steps_per_epoch(n_train: int, config: dict) -> int:
     """Optimizer steps in one epoch of `n_train` images (the last batch may be short)."""
     return -(-n_train // config["batch_size"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from sweeps.noise import noisy_split
-from sweeps.tasks.base import Training, make_optimizer, subset
+from sweeps.tasks.base import Training, make_optimizer, num_classes_of, subset
 
 NAME = "classify"
 MODEL = "classifier"  # what its architectures are called in messages
@@ -53,11 +53,6 @@ def compiled_model(config: dict, input_shape, num_classes: int, steps: int | Non
     model = build_model(config["arch"], config["l2"], input_shape, num_classes=num_classes)
     model.compile(optimizer=make_optimizer(config, steps), loss=config["loss_fn"], metrics=["accuracy"])
     return model
-
-
-def num_classes_of(arrays: dict) -> int:
-    """The classes a dataset's labels name (both splits)."""
-    return int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
 
 
 def training(members: list[dict], arrays: dict, references: dict | None = None) -> Training:

@@ -29,7 +29,7 @@ import numpy as np
 from sweeps import schema
 from sweeps.training.batches import order
 from sweeps.training.early_stopping import EarlyStop
-from sweeps.tasks.base import Outcome, steps_per_epoch, subset
+from sweeps.tasks.base import Outcome, num_classes_of, steps_per_epoch, subset
 
 EVAL_BATCH = 1024  # validation batches: a sum over images, so their size changes no figure
 STATE_FILE = "pack.json"
@@ -54,7 +54,7 @@ class Pack:
         self.training = training = tasks.for_config(first).training(members, arrays, references or {})
         self.names = training.metric_names()
         schema.check_metrics(dict.fromkeys(self.names))  # a task's metric the analysis would not know
-        num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+        num_classes = num_classes_of(arrays)
         n = len(subset(first, arrays, "train")[0])
         if first["validation"] == "holdout":
             held = first["holdout_size"]
