@@ -62,6 +62,7 @@ class PackedNet:
 
     pads = pads_scoring = True  # no layer mixes a batch's images: a short batch may be padded
     state: list = []  # nothing the forward pass updates
+    constants: list = []  # a TensorFlow step reads its L2 factors in place (this net is TensorFlow's only)
 
     def __init__(self, models: list, grouped: bool = True):
         import keras
@@ -191,9 +192,10 @@ class PackedNet:
                 out.append(value[k * cout:(k + 1) * cout])
         return out
 
-    def penalty(self):
+    def penalty(self, trainable=None):
         """Each member's L2 penalty, `[K]`: sum over its regularised kernels of l2 * sum(w**2),
-        as Keras's regulariser adds it to a solo model's loss."""
+        as Keras's regulariser adds it to a solo model's loss. (`trainable`: the interface's;
+        on TensorFlow the tape watches the variables themselves.)"""
         import tensorflow as tf
 
         total = tf.zeros([self.size])
@@ -226,7 +228,7 @@ class PackedNet:
             if mask is not None:
                 slot.assign(tf.where(mask(alive), slot, tf.zeros_like(slot)))
 
-    def forward(self, x, training: bool = False, seeds=None, counter=None):
+    def forward(self, x, training: bool = False, seeds=None, counter=None, trainable=None):
         """x `[K, B, *input_shape]` -> (outputs, no added losses `[K]`, no state): the
         interface models.vectorized.VectorizedNet shares. Training draws each member's
         dropout masks from (its seed in `seeds`, step `counter`)."""

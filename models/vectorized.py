@@ -2,7 +2,8 @@
 
 One template model (the first member's, built by its own builder) gives the computation;
 the members' trainable and non-trainable variables are stacked `[K, ...]`, and the
-template's `stateless_call` is vectorised over them (`tf.vectorized_map`). Whatever the
+template's `stateless_call` is vectorised over them (`keras.ops.vectorized_map`:
+`tf.vectorized_map` on TensorFlow, `jax.vmap` on JAX). Whatever the
 model holds (BatchNormalization, residual `Add`, depthwise convolutions, any layer Keras
 has), member k's outputs, losses, gradients and updated state (BatchNormalization's
 moving statistics) depend on member k's variables and inputs only.
@@ -79,7 +80,8 @@ class VectorizedNet:
 
     def __init__(self, models: list, vectorize: bool = True):
         import keras
-        import tensorflow as tf
+
+        from sweeps.training.backends import variable
 
         if not models:
             raise PackError("a pack needs at least one member")
@@ -122,7 +124,8 @@ class VectorizedNet:
         self._constraints = [(i, v.constraint) for i, v in enumerate(trainable)
                              if getattr(v, "constraint", None) is not None]
         linear, custom = self._regularisers(models)
-        self._linear = {i: tf.Variable(f, dtype=tf.float32, trainable=False) for i, f in linear.items()}
+        self._linear = {i: variable(f, np.float32) for i, f in linear.items()}
+        self.constants = list(self._linear.values())  # what a step reads besides weights and state
         self._custom = custom
         for v in trainable:
             v.regularizer = None  # each member's own penalty is added in `penalty`
@@ -185,88 +188,93 @@ class VectorizedNet:
             v.assign(np.concatenate([v.numpy()[:k], np.asarray(w)[None], v.numpy()[k + 1:]]))
 
     # -- in the compiled step -----------------------------------------------------------
-    def forward(self, x, training: bool = False, seeds=None, counter=None):
+    def forward(self, x, training: bool = False, seeds=None, counter=None, trainable=None):
         """x `[K, B, *input_shape]` -> (outputs `[K, B, ...]`, each member's losses the model
         adds itself `[K]` (activity regularisers, a VAE's KL term), its updated state).
-        Training draws from `seeds` (`[K]` int64, the members') at step `counter`."""
-        import tensorflow as tf
+        Training draws from `seeds` (`[K]`, the members') at step `counter`. `trainable`:
+        the stacked weights to call with (what gradients are taken of), default `variables`."""
+        from keras import ops
 
         k = self.size
-        state = [tf.convert_to_tensor(v) for v in self.state]
+        state = [ops.convert_to_tensor(v) for v in self.state]
         if training and self._generators:
             g = len(self._generators)
             for j, i in enumerate(self._generators):
-                start = tf.fill([k], (tf.cast(counter, tf.int64) * g + j) * STRIDE)
-                state[i] = tf.stack([tf.cast(seeds, tf.int64), start], axis=1)
-        trainable = [tf.convert_to_tensor(v) for v in self.variables]
+                dtype = self.state[i].dtype
+                start = ops.full([k], (ops.cast(counter, dtype) * g + j) * STRIDE)
+                state[i] = ops.stack([ops.cast(seeds, dtype), start], axis=1)
+        trainable = [ops.convert_to_tensor(v) for v in (self.variables if trainable is None else trainable)]
         template = self.template
 
         def one(args):
             t, n, xk = args
             out, new, losses = template.stateless_call(t, n, xk, training=training, return_losses=True)
             # A list, empty for a model that adds no loss: a constant has no member axis.
-            return out, new, [tf.add_n([tf.cast(loss, tf.float32) for loss in losses])] if losses else []
+            return out, new, [sum(ops.cast(loss, "float32") for loss in losses)] if losses else []
 
         if k == 1 or not self.vectorize:
             # The model's own call, member by member, as a solo Keras step runs it.
             calls = [one(([t[m] for t in trainable], [n[m] for n in state], x[m])) for m in range(k)]
-            out = tf.stack([c[0] for c in calls])
-            new = [tf.stack([c[1][i] for c in calls]) for i in range(len(state))]
-            extra = [tf.stack([c[2][0] for c in calls])] if calls[0][2] else []
+            out = ops.stack([c[0] for c in calls])
+            new = [ops.stack([c[1][i] for c in calls]) for i in range(len(state))]
+            extra = [ops.stack([c[2][0] for c in calls])] if calls[0][2] else []
         else:
-            out, new, extra = tf.vectorized_map(one, (trainable, state, x))
-        return out, extra[0] if extra else tf.zeros([k]), new
+            out, new, extra = ops.vectorized_map(one, (trainable, state, x))
+        return out, extra[0] if extra else ops.zeros([k]), new
 
     def commit(self, new_state, alive) -> None:
         """Keep the state a training call computed, for the members in `alive` ([K] bool):
         a frozen member's BatchNormalization statistics stay those of its last epoch."""
-        import tensorflow as tf
+        from keras import ops
 
         for i, (v, new) in enumerate(zip(self.state, new_state)):
             if i not in self._generators:
-                v.assign(tf.where(_member_mask(alive, len(v.shape)), new, v))
+                v.assign(ops.where(_member_mask(alive, len(v.shape)), new, ops.convert_to_tensor(v)))
 
     def constrain(self, alive) -> None:
         """Each member's weight constraints, applied after the optimizer's step (as Keras's
         optimizer applies a solo model's), to the members in `alive` ([K] bool): a frozen
         member's weights stay exactly as they were."""
-        import tensorflow as tf
+        from keras import ops
 
         for i, constraint in self._constraints:
-            w = tf.convert_to_tensor(self.variables[i])
-            self.variables[i].assign(tf.where(_member_mask(alive, len(w.shape)), tf.vectorized_map(constraint, w), w))
+            w = ops.convert_to_tensor(self.variables[i])
+            self.variables[i].assign(ops.where(_member_mask(alive, len(w.shape)), ops.vectorized_map(constraint, w), w))
 
-    def penalty(self):
+    def penalty(self, trainable=None):
         """Each member's weight penalty, `[K]`: its own regularisers on its own weights, as
-        Keras adds them to a solo model's loss (l1 * sum|w| + l2 * sum(w**2))."""
-        import tensorflow as tf
+        Keras adds them to a solo model's loss (l1 * sum|w| + l2 * sum(w**2)). `trainable`:
+        as in `forward`."""
+        from keras import ops
 
-        total = tf.zeros([self.size])
+        weights = self.variables if trainable is None else trainable
+        total = ops.zeros([self.size])
         for i, factors in self._linear.items():
-            w = tf.convert_to_tensor(self.variables[i])
-            axes = list(range(1, len(w.shape)))
-            f = tf.convert_to_tensor(factors)
-            total += f[0] * tf.reduce_sum(tf.abs(w), axis=axes) + f[1] * tf.reduce_sum(tf.square(w), axis=axes)
+            w = ops.convert_to_tensor(weights[i])
+            axes = tuple(range(1, len(w.shape)))
+            f = ops.convert_to_tensor(factors)
+            total += f[0] * ops.sum(ops.abs(w), axis=axes) + f[1] * ops.sum(ops.square(w), axis=axes)
         for i, reg in self._custom:
-            total += tf.vectorized_map(lambda w: tf.cast(reg(w), tf.float32), tf.convert_to_tensor(self.variables[i]))
+            total += ops.vectorized_map(lambda w: ops.cast(reg(w), "float32"), ops.convert_to_tensor(weights[i]))
         return total
 
     def masked(self, grads, alive):
         """Gradients with every member not in `alive` ([K] bool) set to zero."""
-        import tensorflow as tf
+        from keras import ops
 
-        return [tf.where(_member_mask(alive, len(g.shape)), g, tf.zeros_like(g)) for g in grads]
+        return [ops.where(_member_mask(alive, len(g.shape)), g, ops.zeros_like(g)) for g in grads]
 
     def still(self, optimizer_variables, alive) -> None:
         """Zero the optimizer state of every member not in `alive` ([K] bool): every slot
         variable is stacked like the weight it serves, members first."""
-        import tensorflow as tf
+        from keras import ops
 
         shapes = {tuple(v.shape) for v in self.variables}
-        alive = tf.constant(np.asarray(alive, bool))
+        alive = np.asarray(alive, bool)
         for slot in optimizer_variables:
             if tuple(slot.shape) in shapes:
-                slot.assign(tf.where(_member_mask(alive, len(slot.shape)), slot, tf.zeros_like(slot)))
+                value = ops.convert_to_tensor(slot)
+                slot.assign(ops.where(_member_mask(alive, len(slot.shape)), value, ops.zeros_like(value)))
 
 
 def _config(regularizer) -> str:
@@ -275,6 +283,6 @@ def _config(regularizer) -> str:
 
 
 def _member_mask(alive, rank: int):
-    import tensorflow as tf
+    from keras import ops
 
-    return tf.reshape(alive, [-1] + [1] * (rank - 1))
+    return ops.reshape(alive, (-1,) + (1,) * (rank - 1))

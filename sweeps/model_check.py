@@ -41,9 +41,13 @@ def problems(trials: list[dict], datasets: dict, gpu: bool = False) -> list[str]
 
 
 def _why_not(configs: list[dict], arrays: dict, gpu: bool) -> str | None:
-    tf = _quiet_tensorflow()
+    from sweeps.training.backends import index_dtype, is_tensorflow, scalar
+
+    if is_tensorflow():
+        _quiet_tensorflow()
     import keras
     import numpy as np
+    from keras import ops
 
     from models.packed import PackError
     from sweeps import tasks
@@ -77,15 +81,15 @@ def _why_not(configs: list[dict], arrays: dict, gpu: bool) -> str | None:
     k = len(models)
     try:
         net = pack_net(models, jit=not has_convolutions(model), gpu=gpu)
-        x = tf.constant(np.broadcast_to(images[:2, ..., None] / np.float32(255), (k, 2, *input_shape)))
-        outputs, _, _ = net.forward(x, True, tf.zeros([k], tf.int64), tf.constant(0))
+        x = ops.convert_to_tensor(np.broadcast_to(images[:2, ..., None] / np.float32(255), (k, 2, *input_shape)))
+        outputs, _, _ = net.forward(x, True, np.zeros(k, index_dtype()), scalar(0))
     except PackError as e:
         return str(e)
     except Exception as e:  # a call that fails under vectorisation: its own words
         return f"its packed call failed: {type(e).__name__}: {_first_line(e)}"
-    clean = tf.reshape(x, [-1, *input_shape])
+    clean = ops.reshape(x, (-1, *input_shape))
     try:  # what the trials compute on its outputs: the task's targets and loss
-        training.loss(training.targets(lambda: clean, tf.constant(np.tile(labels[:2].astype(np.int32), k))),
+        training.loss(training.targets(lambda: clean, ops.convert_to_tensor(np.tile(labels[:2].astype(np.int32), k))),
                       flattened(outputs))
     except Exception as e:
         return (f"its output {tuple(model.outputs[0].shape[1:])} does not fit the {first['task']} task's loss: "

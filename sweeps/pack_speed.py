@@ -75,9 +75,9 @@ def _signature(model, config: dict, threads: int) -> str:
     import platform
 
     import keras
-    import tensorflow as tf
 
     from models.vectorized import _structure
+    from sweeps.training import backends
 
     cpu = platform.processor()
     try:
@@ -86,17 +86,17 @@ def _signature(model, config: dict, threads: int) -> str:
     except OSError:
         pass
     parts = [repr(_structure(model)), IMAGE_SHAPE, config["batch_size"], config["optimizer"],
-             config.get("noise_type"), threads, cpu, os.cpu_count(), tf.__version__, keras.__version__,
+             config.get("noise_type"), threads, cpu, os.cpu_count(), backends.version(), keras.__version__,
              sorted(sizes())]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
-def _synthetic(config: dict) -> dict:
+def _synthetic(config: dict, steps: int = STEPS) -> dict:
     """Random images and labels enough for the timed steps (speed does not depend on them)."""
     import numpy as np
 
     batch = config["batch_size"]
-    n = batch * (WARMUP + STEPS)
+    n = batch * (WARMUP + steps)
     rng = np.random.default_rng(0)
     return {"x_train": rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8),
             "y_train": (np.arange(n) % CLASSES).astype(np.uint8),
@@ -120,41 +120,44 @@ def _pack_of(config: dict, k: int, arrays: dict):
     return members, training, models
 
 
-def _rate(config: dict, k: int) -> float:
-    """Member-steps per second of a pack of k members of `config`'s model."""
+def _rate(config: dict, k: int, steps: int = STEPS) -> float:
+    """Member-steps per second of a pack of k members of `config`'s model, timed over
+    `steps` steps after the compiling ones."""
     import gc
 
     import numpy as np
-    import tensorflow as tf
 
+    from sweeps.training.backends import scalar
     from sweeps.training.engine import Engine
 
-    arrays = _synthetic(config)
+    arrays = _synthetic(config, steps)
     batch, n = config["batch_size"], len(arrays["x_train"])
     members, training, models = _pack_of(config, k, arrays)
     engine = Engine(None, training.feed_members(members), arrays, models, n, training)
-    size = tf.constant(batch, tf.int32)
-    steps = [tf.constant(np.tile(np.arange(s * batch, (s + 1) * batch, dtype=np.int32), (k, 1)))
-             for s in range(WARMUP + STEPS)]
+    size = scalar(batch)
+    rows = [np.tile(np.arange(s * batch, (s + 1) * batch, dtype=np.int32), (k, 1)) for s in range(WARMUP + steps)]
     for s in range(WARMUP):
-        engine.train_step(steps[s], size, tf.constant(s, tf.int32))
+        engine.train_step(rows[s], size, scalar(s))
     engine.loss_sum.numpy()
     t0 = time.perf_counter()
-    for s in range(WARMUP, WARMUP + STEPS):
-        engine.train_step(steps[s], size, tf.constant(s, tf.int32))
+    for s in range(WARMUP, WARMUP + steps):
+        engine.train_step(rows[s], size, scalar(s))
     engine.loss_sum.numpy()  # the steps have run
     seconds = time.perf_counter() - t0
     del engine, models
     gc.collect()
-    return k * STEPS / seconds
+    return k * steps / seconds
 
 
 def _child(config: dict, cache_dir: str, threads: int) -> dict:
-    from sweeps.quiet import import_tensorflow
+    from sweeps.training.backends import is_tensorflow
 
-    tf = import_tensorflow()
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if is_tensorflow():
+        from sweeps.quiet import import_tensorflow
+
+        tf = import_tensorflow()
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     from sweeps import tasks
 
     tasks.all_tasks()  # models of one's own register on import ($NOISESWEEP_TASKS)

@@ -36,10 +36,7 @@ class SplitFeed:
     (sweeps.training.engine keeps a worker's compiled step from pack to pack)."""
 
     def __init__(self, members: list[dict], images: np.ndarray, labels: np.ndarray, split: str):
-        import tensorflow as tf
-
-        def variable(value):
-            return tf.Variable(value, trainable=False)
+        from sweeps.training.backends import variable
 
         self.k = len(members)
         self.size = len(images)
@@ -72,32 +69,64 @@ class SplitFeed:
                 variable.assign(value)
         return True
 
+    def variables(self) -> list:
+        """Every variable a step reads from this feed (a JAX step takes them in as values)."""
+        return [self.images, self.labels, self.mean, self.std, *(v for held in self._draws for v in held),
+                *(v for n in self.noises for v in n[2:])]
+
     def inputs(self, idx):
         """idx `[K, B]` int32 (member k's rows) -> `[K, B, H, W, 1]` float32 inputs."""
-        import tensorflow as tf
-        import tensorflow.experimental.numpy as tnp
+        from keras import ops
 
-        x = tf.cast(tf.gather(self.images, idx), tf.float32) / 255.0
-        x = (x - self.mean) / self.std
+        from sweeps.training.backends import take
+
+        read = ops.convert_to_tensor
+        x = ops.cast(take(self.images, idx), "float32") / 255.0
+        x = (x - read(self.mean)) / read(self.std)
         for add, draws, applies, scale, clip in self.noises:
             like = next(d for d in draws if d is not None)
-            drawn = tf.stack([tf.gather(d, idx[i]) if d is not None else
-                              tf.zeros([tf.shape(idx)[1], like.shape[1]], like.dtype) for i, d in enumerate(draws)])
-            x = tf.where(applies, add(x, scale, drawn, clip, tnp), x)
-        return tf.reshape(x, tf.concat([tf.shape(idx), self.shape], axis=0))
+            drawn = ops.stack([take(d, idx[i]) if d is not None else
+                               ops.zeros([ops.shape(idx)[1], like.shape[1]], like.dtype) for i, d in enumerate(draws)])
+            x = ops.where(read(applies), add(x, read(scale), drawn, read(clip), _XP), x)
+        return ops.reshape(x, (*ops.shape(idx), *self.shape))
 
     def clean(self, idx):
         """The clean images of `idx` (a denoiser's targets), flattened to `[K * B, H, W, 1]`
         float32 in [0, 1]: what sweeps.noise.to_unit_float makes of them."""
-        import tensorflow as tf
+        from keras import ops
 
-        return tf.reshape(tf.cast(tf.gather(self.images, idx), tf.float32) / 255.0, [-1, *self.shape])
+        from sweeps.training.backends import take
+
+        return ops.reshape(ops.cast(take(self.images, idx), "float32") / 255.0, (-1, *self.shape))
 
     def targets(self, idx):
         """The labels of `idx`, `[K, B]` int32."""
-        import tensorflow as tf
+        from keras import ops
 
-        return tf.cast(tf.gather(self.labels, idx), tf.int32)
+        from sweeps.training.backends import take
+
+        return ops.cast(take(self.labels, idx), "int32")
+
+
+class _KerasXP:
+    """The few numpy functions sweeps.noise's `add` uses, as keras.ops: the same arithmetic
+    in a compiled step on any backend."""
+
+    float32 = "float32"
+
+    @staticmethod
+    def asarray(x, dtype):
+        from keras import ops
+
+        return ops.cast(x, dtype)
+
+    def __getattr__(self, name):
+        from keras import ops
+
+        return getattr(ops, name)
+
+
+_XP = _KerasXP()
 
 
 def _noise_slots(members: list[dict], split: str):
@@ -152,9 +181,9 @@ def _values(members: list[dict], images: np.ndarray, labels: np.ndarray, split: 
                                    noise_type=kind, noise_scale=s) for seed, s in keys]
         settings = tuple(v.reshape(-1, 1, 1) for v in (applies, scale, clip))
         noises.append((noise.NOISES[kind][1], slots, draws, settings))
-    # int64, cast in the step: TensorFlow keeps int32 variables in host memory, which an
-    # XLA step on a GPU cannot read.
-    return {"images": flat, "labels": labels.astype(np.int64), "mean": mean.reshape(-1, 1, 1),
+    from sweeps.training.backends import index_dtype
+
+    return {"images": flat, "labels": labels.astype(index_dtype()), "mean": mean.reshape(-1, 1, 1),
             "std": std.reshape(-1, 1, 1), "noises": noises}
 
 
@@ -162,6 +191,10 @@ def _tensor(array: np.ndarray):
     """A numpy array as a tensor without a second copy. TensorFlow copies a float16 array
     twice on the way in (8 x 94 MB of draws took 1.4 GB) but wraps a uint16 one (0.72 GB):
     float16 goes in as its bits."""
+    from sweeps.training.backends import is_tensorflow
+
+    if not is_tensorflow():
+        return array
     import tensorflow as tf
 
     if array.dtype == np.float16:

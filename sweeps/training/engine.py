@@ -76,7 +76,11 @@ def pack_net(models: list, jit: bool, gpu: bool = False):
     from models.packed import PackError, PackedNet
     from models.vectorized import VectorizedNet
 
+    from sweeps.training.backends import is_tensorflow
+
     try:
+        if not is_tensorflow():  # the hand-written layers are TensorFlow's
+            raise PackError("not TensorFlow")
         return PackedNet(models, grouped=jit)
     except PackError:
         return VectorizedNet(models, vectorize=gpu or not has_convolutions(models[0]))
@@ -94,7 +98,7 @@ class Engine:
     """The variables and compiled steps of a pack of len(members) members."""
 
     def __init__(self, key: tuple, members: list[dict], arrays: dict, models: list, n_train: int, training):
-        import tensorflow as tf
+        from sweeps.training import backends
 
         first = members[0]
         self.key = key
@@ -104,9 +108,9 @@ class Engine:
         # XLA fuses the batch's gather, noise and dense layers into a few kernels: 1.5x faster
         # on CPU for the MLPs; but its CPU convolutions are 2-3x slower than TensorFlow's own
         # (bench/RESULTS.md), and it took minutes to compile a vectorised conv net with
-        # BatchNormalization: nets with convolutions run unfused.
+        # BatchNormalization: nets with convolutions run unfused. (JAX compiles every step.)
         jit = not has_convolutions(models[0])
-        gpu = bool(tf.config.list_logical_devices("GPU"))
+        gpu = backends.has_gpu()
         self.net = pack_net(models, jit, gpu)
         if not gpu and getattr(self.net, "draws", False):
             # A model of one's own that draws random numbers (dropout) is not compiled on a
@@ -119,14 +123,17 @@ class Engine:
         self._optimizer_start = [np.array(v.numpy()) for v in self.optimizer.variables]
         # Read as the steps are traced: functions of what the members share (the key).
         self.targets, self.loss_fn, self.score = training.targets, training.loss, training.score
-        # int64, cast in the step: TensorFlow keeps int32 variables in host memory, which an
-        # XLA step on a GPU cannot read.
-        self.seeds = tf.Variable([m["seed"] for m in members], dtype=tf.int64, trainable=False)
-        self.alive = tf.Variable(tf.ones([self.k], tf.bool), trainable=False)
-        self.loss_sum = tf.Variable(tf.zeros([self.k]), trainable=False)
-        self.metric_sum = tf.Variable(tf.zeros([self.k]), trainable=False)
-        self.train_step = tf.function(self._step, jit_compile=jit)
-        self.eval_step = tf.function(self._scores, jit_compile=jit)
+        self.seeds = backends.variable(np.array([m["seed"] for m in members], backends.index_dtype()))
+        self.alive = backends.variable(np.ones(self.k, bool))
+        self.loss_sum = backends.variable(np.zeros(self.k, np.float32))
+        self.metric_sum = backends.variable(np.zeros(self.k, np.float32))
+        self.train_step = backends.compile_step(self._step, jit, lambda *_: self._held(self.train))
+        self.eval_step = backends.compile_step(self._scores, jit, lambda feed, *_: self._held(feed))
+
+    def _held(self, feed) -> list:
+        """Every variable a step on `feed` reads or assigns."""
+        return [*self.net.variables, *self.net.state, *self.net.constants, *self.optimizer.variables, self.seeds,
+                self.alive, self.loss_sum, self.metric_sum, *feed.variables()]
 
     def load(self, members: list[dict], arrays: dict, models: list) -> None:
         """Hold these members instead, as a new engine would: their weights, L2 factors,
@@ -151,60 +158,67 @@ class Engine:
     def _per_image(self, fn, y, flat, shape):
         """`fn(y, flat)` on the flattened batch (`flattened`) -> `[K, B]`, averaged over any
         axes beyond the image's (a per-pixel loss), as Keras averages a loss."""
-        import tensorflow as tf
+        from keras import ops
 
-        return tf.reduce_mean(tf.reshape(tf.cast(fn(y, flat), tf.float32), tf.concat([shape, [-1]], axis=0)), -1)
+        return ops.mean(ops.reshape(ops.cast(fn(y, flat), "float32"), (*shape, -1)), -1)
 
     def _batch(self, feed, idx):
         """The members' inputs `[K, B, ...]` and targets flattened to `[K * B, ...]`."""
-        import tensorflow as tf
+        from keras import ops
 
-        labels = tf.reshape(feed.targets(idx), [-1])
+        labels = ops.reshape(feed.targets(idx), (-1,))
         return feed.inputs(idx), self.targets(lambda: feed.clean(idx), labels)
 
     def _step(self, idx, size, counter):
         """One batch of every member: `idx` `[K, batch_size]`, of which the first `size`
         columns are real (an epoch's last batch is padded to the one compiled shape)."""
-        import tensorflow as tf
+        from keras import ops
+
+        from sweeps.training.backends import gradients
 
         x, y = self._batch(self.train, idx)
-        shape = tf.shape(idx)
-        real = tf.cast(tf.range(shape[1]) < size, tf.float32)
-        n = tf.cast(size, tf.float32)
-        with tf.GradientTape() as tape:
-            outputs, added, state = self.net.forward(x, True, self.seeds, counter)
+        shape = ops.shape(idx)
+        real = ops.cast(ops.arange(shape[1]) < size, "float32")
+        n = ops.cast(size, "float32")
+
+        def losses(trainable):
+            outputs, added, state = self.net.forward(x, True, ops.convert_to_tensor(self.seeds), counter, trainable)
             flat = flattened(outputs)
             # A solo Keras step's loss: mean loss, weight penalties, the losses the model adds.
             per_image = self._per_image(self.loss_fn, y, flat, shape)
-            loss = tf.reduce_sum(per_image * real, axis=1) / n + self.net.penalty() + added
+            loss = ops.sum(per_image * real, axis=1) / n + self.net.penalty(trainable) + added
             # A member whose outputs are no numbers has diverged, whatever its loss says: Keras
             # clips probabilities before their log, and under XLA a NaN clips to a bound.
-            finite = tf.reduce_all(tf.math.is_finite(tf.reshape(outputs, [shape[0], -1])), axis=1)
-            loss = tf.where(finite, loss, tf.fill([self.k], float("nan")))
-            total = tf.reduce_sum(tf.where(self.alive, loss, tf.zeros_like(loss)))
-        grads = self.net.masked(tape.gradient(total, self.net.variables), self.alive)
+            finite = ops.all(ops.isfinite(ops.reshape(outputs, (shape[0], -1))), axis=1)
+            loss = ops.where(finite, loss, ops.full([self.k], float("nan")))
+            total = ops.sum(ops.where(ops.convert_to_tensor(self.alive), loss, ops.zeros_like(loss)))
+            return total, (loss, flat, state)
+
+        _, (loss, flat, state), grads = gradients(losses, self.net.variables)
+        alive = ops.convert_to_tensor(self.alive)
+        grads = self.net.masked(grads, alive)
         self.optimizer.apply(grads, self.net.variables)
-        self.net.constrain(self.alive)
-        self.net.commit(state, self.alive)
+        self.net.constrain(alive)
+        self.net.commit(state, alive)
         # Keras's epoch loss and metric: the batches' values weighted by their sizes.
         self.loss_sum.assign_add(loss * n)
         if self.score is not None:
-            self.metric_sum.assign_add(tf.reduce_sum(self._per_image(self.score, y, flat, shape) * real, 1))
+            self.metric_sum.assign_add(ops.sum(self._per_image(self.score, y, flat, shape) * real, 1))
 
     def _scores(self, feed, idx, size):
-        import tensorflow as tf
+        from keras import ops
 
         x, y = self._batch(feed, idx)
         outputs, added, _ = self.net.forward(x, training=False)
         flat = flattened(outputs)
-        shape = tf.shape(idx)
-        real = tf.cast(tf.range(shape[1]) < size, tf.float32)
-        hits = (tf.reduce_sum(self._per_image(self.score, y, flat, shape) * real, 1) if self.score is not None
-                else tf.zeros([self.k]))
+        shape = ops.shape(idx)
+        real = ops.cast(ops.arange(shape[1]) < size, "float32")
+        hits = (ops.sum(self._per_image(self.score, y, flat, shape) * real, 1) if self.score is not None
+                else ops.zeros([self.k]))
         # The losses a model adds (activity regularisers) weighted by the batch's size, as Keras
         # averages a loss over batches (such a model's batches are not padded: net.pads_scoring).
-        return (tf.reduce_sum(self._per_image(self.loss_fn, y, flat, shape) * real, axis=1), hits,
-                added * tf.cast(size, tf.float32))
+        return (ops.sum(self._per_image(self.loss_fn, y, flat, shape) * real, axis=1), hits,
+                added * ops.cast(size, "float32"))
 
 
 # The output activations a Keras loss looks through to their inputs (keras's `_get_logits`:
@@ -216,7 +230,14 @@ _ACTIVATIONS = {"Softmax": "softmax", "Sigmoid": "sigmoid"}
 def flattened(outputs):
     """A pack's outputs `[K, B, ...]` as one batch `[K * B, ...]`, the shape a Keras loss takes
     from a solo model, made by the same activation op where the outputs end in one (directly,
-    or one per member, stacked): the loss then sees what it sees in a solo Keras step."""
+    or one per member, stacked): the loss then sees what it sees in a solo Keras step.
+    (On JAX a Keras loss has no op to look through, for a solo model either.)"""
+    from sweeps.training.backends import is_tensorflow
+
+    if not is_tensorflow():
+        from keras import ops
+
+        return ops.reshape(outputs, (-1, *outputs.shape[2:]))
     import tensorflow as tf
 
     def flat(t):

@@ -91,20 +91,19 @@ class Pack:
         """One epoch of every member still training; returns each member's metrics (the
         task's: loss, its metric and their val_ values, named as Keras's fit logs them),
         diverged ones included."""
-        import tensorflow as tf
+        from sweeps.training.backends import scalar
 
         epoch = self.epochs_done
-        self.engine.loss_sum.assign(tf.zeros([self.k]))
-        self.engine.metric_sum.assign(tf.zeros([self.k]))
-        rows = tf.constant(np.stack([order(m["seed"], epoch, self.n_train) for m in self.members]).astype(np.int32))
+        self.engine.loss_sum.assign(np.zeros(self.k, np.float32))
+        self.engine.metric_sum.assign(np.zeros(self.k, np.float32))
+        rows = np.stack([order(m["seed"], epoch, self.n_train) for m in self.members]).astype(np.int32)
         b = self.batch_size
         steps = steps_per_epoch(self.n_train, self.members[0])
         if self.net.pads:  # one compiled shape: the last batch padded with index 0, masked out
-            rows = tf.pad(rows, [[0, 0], [0, steps * b - self.n_train]])
+            rows = np.pad(rows, [[0, 0], [0, steps * b - self.n_train]])
         for s in range(steps):
             size = min(b, self.n_train - s * b)
-            self._train_step(rows[:, s * b:(s + 1) * b], tf.constant(size, tf.int32),
-                             tf.constant(epoch * steps + s, tf.int32))
+            self._train_step(rows[:, s * b:(s + 1) * b], scalar(size), scalar(epoch * steps + s))
         values = [self.engine.loss_sum.numpy() / self.n_train, self.engine.metric_sum.numpy() / self.n_train]
         if self.validate:
             values += self.evaluate(self.val, *self.val_rows)
@@ -120,7 +119,7 @@ class Pack:
         """Every member's (loss, metric) on rows [start, stop) of `feed`: its mean loss plus
         its weight penalty and the losses the model adds, as Keras's evaluate reports a
         regularised model's loss (the metric's values are meaningless for a task without)."""
-        import tensorflow as tf
+        from sweeps.training.backends import scalar
 
         ce, hits, added = np.zeros(self.k), np.zeros(self.k), np.zeros(self.k)
         for a in range(start, stop, EVAL_BATCH):
@@ -129,13 +128,13 @@ class Pack:
             # row `start`, masked out.
             rows = np.full(EVAL_BATCH if self.net.pads_scoring else size, start, np.int32)
             rows[:size] = np.arange(a, a + size)
-            idx = tf.broadcast_to(tf.constant(rows)[None], [self.k, len(rows)])
-            c, h, extra = self._eval_step(feed, idx, tf.constant(size, tf.int32))
-            ce += c.numpy()
-            hits += h.numpy()
-            added += extra.numpy()
+            idx = np.ascontiguousarray(np.broadcast_to(rows[None], (self.k, len(rows))))
+            c, h, extra = self._eval_step(feed, idx, scalar(size))
+            ce += np.asarray(c)
+            hits += np.asarray(h)
+            added += np.asarray(extra)
         n = stop - start
-        return (ce + added) / n + self.net.penalty().numpy(), hits / n
+        return (ce + added) / n + np.asarray(self.net.penalty()), hits / n
 
     def frozen(self, i: int) -> bool:
         """Whether member i trains no more: diverged, or ended by early stopping."""

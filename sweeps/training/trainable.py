@@ -20,8 +20,16 @@ def configure_tensorflow(seed: int):
 
     from sweeps.quiet import import_tensorflow, quiet_ray_workers
 
+    from sweeps.training.backends import is_tensorflow
+
     assigned = ray.get_runtime_context().get_assigned_resources()
     quiet_ray_workers()
+    if not is_tensorflow():  # JAX (KERAS_BACKEND=jax): its compiled steps are deterministic
+        import keras
+
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(seed)
+        return None
     tf = import_tensorflow(gpu=bool(assigned.get("GPU")))
     cpus = assigned.get("CPU", 1.0)
     threads = max(1, int(round(cpus)))
