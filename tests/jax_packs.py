@@ -7,9 +7,6 @@ import json
 import os
 import sys
 
-os.environ["KERAS_BACKEND"] = "jax"
-sys.modules["tensorflow"] = None  # an import of TensorFlow fails here
-
 CASES = {
     # a model of one's own with BatchNormalization and dropout: state and draws per member
     "bn_mlp": {"arch": "bn_mlp", "l2s": (0.0001, 0.001)},
@@ -55,4 +52,7 @@ def main():
 
 
 if __name__ == "__main__":
+    # Here only, not on import: the test that runs this module imports its CASES.
+    os.environ["KERAS_BACKEND"] = "jax"
+    sys.modules["tensorflow"] = None  # an import of TensorFlow fails in this process
     main()
