@@ -4,6 +4,8 @@
 validate a grid without importing it; `build_model` imports Keras.
 """
 
-from models.registry import ARCHITECTURES, Arch, arch_defaults, archs_of, build_model, options_of, register
+from models.registry import (ARCHITECTURES, Arch, ArchError, arch_defaults, archs_of, build_model, chosen_options,
+                             options_of, register, resolve)
 
-__all__ = ["ARCHITECTURES", "Arch", "arch_defaults", "archs_of", "build_model", "options_of", "register"]
+__all__ = ["ARCHITECTURES", "Arch", "ArchError", "arch_defaults", "archs_of", "build_model", "chosen_options", "options_of",
+           "register", "resolve"]

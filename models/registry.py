@@ -1,9 +1,21 @@
 """The registry: architecture name -> builder, the task it trains under (sweeps.tasks) and
-the seeds' training defaults."""
+the seeds' training defaults.
+
+A classifier of one's own needs no registering: a grid names its builder by import path,
+`arch: mypkg.nets:small_resnet`, and it is registered under that name the first time it
+is looked up (on the driver as the grid is checked, in each worker as its trial starts).
+The builder's contract: it is called with `l2` (the L2 factor its regularisers take),
+`input_shape` (H, W, C) and `num_classes`, and returns an uncompiled Keras model; each
+other keyword parameter with a plain default (a number, a string, true/false or null)
+is a grid axis of that model (width, depth, a dropout rate), checked against the type of
+its default.
+"""
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import re
 from dataclasses import dataclass, field
 
 _BCE = {"loss_fn": "binary_crossentropy"}
@@ -24,6 +36,9 @@ class Arch:
     task: str = "classify"
     # Grid axes its builder takes as keyword options (sweeps.grids passes them on).
     options: tuple = ()
+    # An option's default, where the builder gives one (a builder named by import path):
+    # what a trial that leaves it out trains with, and the type its values must have.
+    option_defaults: dict = field(default_factory=dict)
 
 
 ARCHITECTURES: dict[str, Arch] = {
@@ -73,6 +88,66 @@ ARCHITECTURES: dict[str, Arch] = {
 }
 
 
+# How a builder named by import path trains unless its grid says otherwise: Keras's Adam
+# at its default rate, Keras's fit's usual batch, 10 epochs.
+OWN_DEFAULTS = {"optimizer": "adam", "lr": 0.001, "batch_size": 128, "epochs": 10}
+# What a builder is called with: the contract every classifier's builder keeps.
+CONTRACT = ("l2", "input_shape", "num_classes")
+IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_PLAIN = (bool, int, float, str, type(None))
+
+
+class ArchError(ValueError):
+    """An architecture that cannot be had: one line saying why."""
+
+
+def is_import_path(name) -> bool:
+    return isinstance(name, str) and bool(IMPORT_PATH.match(name))
+
+
+def resolve(name: str) -> Arch:
+    """The registered architecture `name`, registering a builder named by import path
+    (`module:function`) the first time; ArchError saying why one cannot be had."""
+    if name in ARCHITECTURES:
+        return ARCHITECTURES[name]
+    if not is_import_path(name):
+        raise ArchError(f"unknown architecture {name!r}")
+    module_name, function = name.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # the user's module: whatever it raised is theirs to read
+        raise ArchError(f"cannot import {module_name} ({type(e).__name__}: {_first_line(e)})") from None
+    builder = getattr(module, function, None)
+    if not callable(builder):
+        raise ArchError(f"{module_name} has no function {function}")
+    try:
+        params = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        raise ArchError(f"{name} has no signature to read") from None
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    missing = [c for c in CONTRACT if c not in params and not takes_any]
+    if missing:
+        raise ArchError(f"its builder takes no {', '.join(missing)} (a builder is called with "
+                        f"{', '.join(CONTRACT)})")
+    defaults = {p.name: p.default for p in params.values()
+                if p.name not in CONTRACT and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                and p.default is not p.empty and isinstance(p.default, _PLAIN)}
+    required = [p.name for p in params.values() if p.name not in CONTRACT and p.default is p.empty
+                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if required:
+        raise ArchError(f"its builder's {', '.join(required)} has no default (a grid axis needs one)")
+    doc = (inspect.getdoc(builder) or "").strip().splitlines()
+    arch = Arch(module_name, function, doc[0] if doc else "a model of your own", dict(OWN_DEFAULTS), "classify",
+                tuple(defaults), defaults)
+    register(name, arch)
+    return arch
+
+
+def _first_line(e: Exception) -> str:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else repr(e)
+
+
 def register(name: str, arch: Arch) -> None:
     """Add an architecture (a task of one's own registers its models when imported)."""
     if name in ARCHITECTURES and ARCHITECTURES[name] != arch:
@@ -87,20 +162,27 @@ def archs_of(*tasks: str) -> list[str]:
 
 def options_of(name: str) -> tuple:
     """The grid axes the builder of `name` takes as keyword options."""
-    return ARCHITECTURES[name].options
+    return resolve(name).options
+
+
+def chosen_options(config: dict) -> dict:
+    """The builder options a trial config gives its architecture (null: the builder's own)."""
+    return {k: config[k] for k in options_of(config["arch"]) if config.get(k) is not None}
 
 
 def arch_defaults(name: str) -> dict:
     """Training defaults the seeds used for `name` (optimizer, lr, batch_size, epochs; for a
-    denoiser also its loss and reference classifier)."""
-    return dict(ARCHITECTURES[name].defaults)
+    denoiser also its loss and reference classifier), and its builder's option defaults."""
+    arch = resolve(name)
+    return {**arch.option_defaults, **arch.defaults}
 
 
 def build_model(name: str, l2: float = 0.0, input_shape=(28, 28, 1), **options):
     """Build the uncompiled Keras model registered as `name`; options go to its builder
     (num_classes for a classifier, latent_dim for the vae)."""
-    if name not in ARCHITECTURES:
-        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
-    arch = ARCHITECTURES[name]
+    try:
+        arch = resolve(name)
+    except ArchError as e:
+        raise KeyError(f"{e}; known: {', '.join(sorted(ARCHITECTURES))}") from None
     builder = getattr(importlib.import_module(arch.module), arch.function)
     return builder(l2=l2, input_shape=tuple(input_shape), **options)

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from models import ARCHITECTURES, arch_defaults, archs_of, options_of
+from models import ARCHITECTURES, ArchError, arch_defaults, archs_of, options_of
+from models import resolve as resolve_arch
+from models.registry import is_import_path
 from sweeps import search, tasks
 from sweeps.data import DATASETS
 from sweeps.training.early_stopping import MONITORS
@@ -81,6 +83,15 @@ TABLE_COLUMNS = tuple(dict.fromkeys((
     "lr_schedule", "batch_size", "epochs", "patience", *(k for t in tasks.all_tasks().values() for k in t.TABLE), "seed")))
 
 
+def table_columns(trials: list[dict]) -> list[str]:
+    """The dry-run table's columns for these configs: TABLE_COLUMNS, with the options of
+    their builders after `arch`, less any column no config gives a value."""
+    options = list(dict.fromkeys(o for t in trials for o in options_of(t["arch"]) if o not in TABLE_COLUMNS))
+    at = TABLE_COLUMNS.index("arch") + 1
+    columns = [*TABLE_COLUMNS[:at], *options, *TABLE_COLUMNS[at:]]
+    return [c for c in columns if any(t.get(c) is not None for t in trials)]
+
+
 class GridError(ValueError):
     """An invalid grid: one line naming the file, the key and the value."""
 
@@ -129,8 +140,9 @@ _Loader.add_implicit_resolver(
 # axis -> (check, what a valid value is)
 _CHECKS = {
     "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
-    "arch": (lambda v: v in ARCHITECTURES,
-             "one of " + "; ".join(f"{', '.join(archs_of(t))} ({t})" for t in tasks.all_tasks())),
+    "arch": (lambda v: v in ARCHITECTURES or is_import_path(v),
+             "one of " + "; ".join(f"{', '.join(archs_of(t))} ({t})" for t in tasks.all_tasks())
+             + "; or a builder of your own by import path, module:function"),
     "noise_type": (lambda v: v in NOISE_TYPES, f"one of {', '.join(NOISE_TYPES)}"),
     "noise_scale": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "noise_target": (lambda v: v in NOISE_TARGETS, f"one of {', '.join(NOISE_TARGETS)}"),
@@ -168,6 +180,11 @@ assert set(_CHECKS) == set(AXES)
 def check_value(where: str, key: str, value, shown: str | None = None) -> None:
     """Raise GridError unless `value` is valid for axis `key`; `where` names the file,
     `shown` the key as the user wrote it (default `key`)."""
+    if key == "arch" and is_import_path(value):
+        try:
+            resolve_arch(value)  # imported and registered: its options become axes
+        except ArchError as e:
+            raise GridError(f"{where}: {shown or key} = {value!r}: {e}") from None
     ok, want = _CHECKS[key]
     try:
         valid = ok(value)
@@ -177,17 +194,67 @@ def check_value(where: str, key: str, value, shown: str | None = None) -> None:
         raise GridError(f"{where}: {shown or key} = {value!r}: must be {want}")
 
 
-def _check_axes(where: str, path: str, axes) -> None:
+def _check_axes(where: str, path: str, axes, options: dict) -> None:
+    """Each axis of a section and each of its values; `options`: the builder options of
+    the grid's architectures (builder_options), axes too."""
     if not isinstance(axes, dict):
         raise GridError(f"{where}: {path} = {axes!r}: must be a mapping of axis: value or [values]")
     for key, value in axes.items():
-        if key not in _CHECKS:
-            raise GridError(f"{where}: {path}{key}: unknown key; known axes: {', '.join(AXES)}")
+        if key not in _CHECKS and key not in options:
+            mine = f"; the grid's builders' options: {', '.join(options)}" if options else ""
+            raise GridError(f"{where}: {path}{key}: unknown key; known axes: {', '.join(AXES)}{mine}")
         values = value if isinstance(value, list) and key not in LIST_VALUED else [value]
         if not values:
             raise GridError(f"{where}: {path}{key} = []: an axis needs at least one value")
         for v in values:
-            check_value(where, key, v, f"{path}{key}")
+            if key in _CHECKS:
+                check_value(where, key, v, f"{path}{key}")
+            else:
+                _check_option(where, f"{path}{key}", v, *options[key])
+
+
+# A builder option's default type -> (check, what a valid value is); null is always valid
+# (the builder's own default).
+_OPTION_TYPES = [
+    (bool, lambda v: isinstance(v, bool), "true or false"),
+    (int, _int, "an integer"),
+    (float, _number, "a number"),
+    (str, lambda v: isinstance(v, str), "a string"),
+]
+
+
+def _check_option(where: str, shown: str, value, default, arch: str) -> None:
+    if value is None:
+        return
+    for kind, ok, want in _OPTION_TYPES:
+        if isinstance(default, kind):
+            if not ok(value):
+                raise GridError(f"{where}: {shown} = {value!r}: must be {want} or null "
+                                f"({arch}'s builder has {shown.rsplit('.', 1)[-1]}={default!r})")
+            return
+    if not isinstance(value, (bool, int, float, str)):
+        raise GridError(f"{where}: {shown} = {value!r}: must be a number, a string, true/false or null")
+
+
+def builder_options(where: str, doc) -> dict:
+    """Option name -> (its default, the architecture) for the builders the grid document
+    names by import path anywhere (defaults, blocks, tiny, or bare), each checked here:
+    a path that does not import, or a builder that breaks the contract, is refused."""
+    sections = [doc] if isinstance(doc, dict) else []
+    for name in ("defaults", "tiny"):
+        if isinstance(doc, dict) and isinstance(doc.get(name), dict):
+            sections.append(doc[name])
+    if isinstance(doc, dict) and isinstance(doc.get("blocks"), list):
+        sections += [b for b in doc["blocks"] if isinstance(b, dict)]
+    options: dict = {}
+    for i, section in enumerate(sections):
+        values = section.get("arch")
+        for arch in values if isinstance(values, list) else [values]:
+            if is_import_path(arch):
+                check_value(where, "arch", arch)
+                for key, default in resolve_arch(arch).option_defaults.items():
+                    options.setdefault(key, (default, arch))
+    return options
 
 
 def _check_trial(where: str, block: str, cfg: dict) -> None:
@@ -208,8 +275,8 @@ def _check_trial(where: str, block: str, cfg: dict) -> None:
     for key in dict.fromkeys(o for a in ARCHITECTURES.values() for o in a.options):
         if cfg.get(key) is not None and key not in options_of(arch):
             takers = ", ".join(a for a in ARCHITECTURES if key in options_of(a))
-            raise GridError(f"{where}: {block}{key} = {cfg[key]!r}: only {takers} take it (their hidden layers), "
-                            f"not {arch}")
+            what = "their hidden layers" if key == "activation" else "an option of their builders"
+            raise GridError(f"{where}: {block}{key} = {cfg[key]!r}: only {takers} take it ({what}), not {arch}")
     if cfg["loss_fn"] not in task.LOSSES:
         raise GridError(f"{where}: {block}loss_fn = {cfg['loss_fn']!r}: {arch} is a {task.MODEL}; "
                         f"its loss must be one of {', '.join(task.LOSSES)}")
@@ -256,10 +323,13 @@ def expand(doc, where: str, variant: str | None = None, overrides: dict | None =
     if not isinstance(doc, dict) or not doc:
         raise GridError(f"{where}: the file must hold a mapping (axes, or defaults/blocks/tiny)")
     sections = {"defaults", "blocks", "tiny"}
+    options = builder_options(where, doc)
     for key in doc:
-        if key not in sections and key not in _CHECKS:
-            raise GridError(f"{where}: {key}: unknown key; known: {', '.join(sorted(sections))}, or an axis ({', '.join(AXES)})")
-    bare = {k: v for k, v in doc.items() if k in _CHECKS}
+        if key not in sections and key not in _CHECKS and key not in options:
+            mine = f"; the grid's builders' options: {', '.join(options)}" if options else ""
+            raise GridError(f"{where}: {key}: unknown key; known: {', '.join(sorted(sections))}, or an axis "
+                            f"({', '.join(AXES)}){mine}")
+    bare = {k: v for k, v in doc.items() if k in _CHECKS or k in options}
     if "blocks" in doc:
         if bare:
             raise GridError(f"{where}: {next(iter(bare))}: axes go inside `blocks` or `defaults` when `blocks` is present")
@@ -269,9 +339,9 @@ def expand(doc, where: str, variant: str | None = None, overrides: dict | None =
     else:
         blocks = [bare]
     defaults = doc.get("defaults") or {}
-    _check_axes(where, "defaults.", defaults)
+    _check_axes(where, "defaults.", defaults, options)
     tiny = doc.get("tiny") or {}
-    _check_axes(where, "tiny.", tiny)
+    _check_axes(where, "tiny.", tiny, options)
     if variant not in (None, "tiny"):
         raise GridError(f"{where}: variant {variant!r}: the only variant is 'tiny'")
     if variant == "tiny" and "tiny" not in doc:
@@ -283,7 +353,7 @@ def expand(doc, where: str, variant: str | None = None, overrides: dict | None =
     merged = []
     for i, block in enumerate(blocks):
         label = f"blocks[{i}]." if "blocks" in doc else ""
-        _check_axes(where, label, block)
+        _check_axes(where, label, block, options)
         axes = {**defaults, **block, **(tiny if variant == "tiny" else {})}
         if "arch" not in axes:
             raise GridError(f"{where}: {label}arch: missing; every trial needs an architecture")

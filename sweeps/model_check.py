@@ -14,14 +14,14 @@ TensorFlow on the driver of every run.
 
 from __future__ import annotations
 
-from models import ARCHITECTURES
+from models import resolve
 
 BUILT_IN = "models."
 
 
 def of_ones_own(arch: str) -> bool:
     """Whether `arch`'s builder lives outside the project's models package."""
-    return not ARCHITECTURES[arch].module.startswith(BUILT_IN)
+    return not resolve(arch).module.startswith(BUILT_IN)
 
 
 def problems(trials: list[dict], datasets: dict, gpu: bool = False) -> list[str]:
@@ -35,8 +35,9 @@ def problems(trials: list[dict], datasets: dict, gpu: bool = False) -> list[str]
     for (arch, dataset, _), configs in sorted(cells.items()):
         why = _why_not(configs, datasets[dataset], gpu)
         if why:
-            out.append(f"arch = {arch!r} (a model of your own, {ARCHITECTURES[arch].module}."
-                       f"{ARCHITECTURES[arch].function}) cannot train on {dataset}: {why}")
+            # A registered name says where its builder is; an import path says it itself.
+            where = "" if ":" in arch else f", {resolve(arch).module}.{resolve(arch).function}"
+            out.append(f"arch = {arch!r} (a model of your own{where}) cannot train on {dataset}: {why}")
     return out
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 
-from models import arch_defaults
+from models import arch_defaults, options_of
 from sweeps.search import replicate_members
 
 MEMBER_KEYS = ("seed", "l2", "noise_type", "noise_scale", "noise_target", "noise_clip", "standardize",
@@ -137,8 +138,12 @@ def label(config: dict) -> str:
     Nesterov's) and learning-rate schedule, a hidden activation, a VAE's latent size and an
     early-stopping patience where one is chosen, and the seed."""
     noise = "clean" if config["noise_type"] == "none" else f"{config['noise_type']}{config['noise_scale']:g}"
-    parts = [config["arch"], noise, f"l2-{config['l2']:g}"]
+    # A builder named by import path (mypkg.nets:small) by its function's name.
+    parts = [config["arch"].rsplit(":", 1)[-1], noise, f"l2-{config['l2']:g}"]
     own = arch_defaults(config["arch"])
+    # A builder's own options (width, depth...) where they differ from its defaults.
+    parts += [re.sub(r"[^\w.+-]", "-", f"{k}{config[k]:g}" if isinstance(config[k], float) else f"{k}{config[k]}")
+              for k in options_of(config["arch"]) if k != "activation" and config.get(k) != own.get(k)]
     if config.get("optimizer") not in (None, own.get("optimizer")):
         parts.append(config["optimizer"])
     if config.get("lr") not in (None, own.get("lr")):

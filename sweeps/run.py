@@ -21,7 +21,7 @@ if __package__ in (None, ""):
 
 from sweeps import growth, packing, quiet, restore, schema, search  # noqa: E402
 from sweeps.packing import label  # noqa: E402
-from sweeps.grids import TABLE_COLUMNS, Grid, GridError, load_grid  # noqa: E402
+from sweeps.grids import Grid, GridError, load_grid, table_columns  # noqa: E402
 from sweeps.lock import LockError, describe, holder_is_running  # noqa: E402
 from sweeps.progress import PENDING, Sweep, config_key  # noqa: E402
 from sweeps.reference import ensure_references, needed  # noqa: E402
@@ -98,7 +98,7 @@ def print_table(trials: list[dict], packs: list[list[int]]) -> None:
     """One row per config; a `pack` column numbers the packs trained together ("-": alone),
     `start` says when its Tune trial starts (1: first; --order)."""
     # A column no trial gives a value (a base key left at null, such as activation) is left out.
-    columns = [c for c in TABLE_COLUMNS if any(t.get(c) is not None for t in trials)]
+    columns = table_columns(trials)
     together = [p for p in packs if len(p) > 1]
     pack_of = {i: str(n) for n, pack in enumerate(together) for i in pack}
     start = {i: str(n + 1) for n, pack in enumerate(packs) for i in pack}  # the Tune trial's place in line
@@ -301,16 +301,16 @@ def refuse_models_that_cannot_train(plan: Plan, datasets: dict, args: argparse.N
 def trial_dirname(trial) -> str:
     members = packing.members_of(trial.config)
     if members:
-        return f"pack_{members[0]['arch']}_{len(members)}m_{trial.trial_id}"
+        return f"pack_{members[0]['arch'].rsplit(':', 1)[-1]}_{len(members)}m_{trial.trial_id}"
     return f"{packing.label(trial.config)}_{trial.trial_id}"
 
 
 def start_ray(args: argparse.Namespace):
     import ray
 
-    # Workers see the driver's verbosity, TensorFlow kernels (sweeps/__init__.py) and tasks
-    # of one's own (sweeps.tasks), on this machine or a cluster's.
-    names = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", quiet.VERBOSE_ENV, "NOISESWEEP_TASKS")
+    # Workers see the driver's verbosity, Keras backend, TensorFlow kernels (sweeps/__init__.py)
+    # and tasks of one's own (sweeps.tasks), on this machine or a cluster's.
+    names = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", quiet.VERBOSE_ENV, "NOISESWEEP_TASKS", "KERAS_BACKEND")
     env = {"env_vars": {k: os.environ[k] for k in names if k in os.environ}}
     if not args.verbose:
         # Before a worker runs anything: Tune logs "Restored on ... from checkpoint" as it

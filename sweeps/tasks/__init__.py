@@ -94,7 +94,7 @@ def for_config(config: dict):
 
 def for_arch(arch: str):
     """The task module an architecture trains under."""
-    from models import ARCHITECTURES
+    from models import resolve
 
     _load()  # tasks of one's own register their architectures on import
-    return get(ARCHITECTURES[arch].task)
+    return get(resolve(arch).task)

@@ -48,9 +48,9 @@ def compiled_model(config: dict, input_shape, num_classes: int, steps: int | Non
     """The registry's model for `config`, compiled as the seeds' notebooks compile it (the
     benchmark's plain Keras loop, bench/throughput.py; `steps`: optimizer steps per epoch,
     for a learning-rate schedule)."""
-    from models import build_model
+    from models import build_model, chosen_options
 
-    model = build_model(config["arch"], config["l2"], input_shape, num_classes=num_classes)
+    model = build_model(config["arch"], config["l2"], input_shape, num_classes=num_classes, **chosen_options(config))
     model.compile(optimizer=make_optimizer(config, steps), loss=config["loss_fn"], metrics=["accuracy"])
     return model
 
@@ -61,7 +61,7 @@ def training(members: list[dict], arrays: dict, references: dict | None = None) 
     import keras
     from keras import ops
 
-    from models import build_model
+    from models import build_model, chosen_options
 
     first = members[0]
     classes = num_classes_of(arrays)
@@ -75,5 +75,6 @@ def training(members: list[dict], arrays: dict, references: dict | None = None) 
         labels = ops.argmax(y, -1) if one_hot else y
         return ops.cast(ops.equal(ops.cast(ops.argmax(outputs, -1), "int32"), ops.cast(labels, "int32")), "float32")
 
-    return Training(build=lambda i: build_model(members[i]["arch"], members[i]["l2"], shape, num_classes=classes),
+    return Training(build=lambda i: build_model(members[i]["arch"], members[i]["l2"], shape, num_classes=classes,
+                                                **chosen_options(members[i])),
                     targets=targets, loss=keras.losses.get(first["loss_fn"]), metric="accuracy", score=hits)

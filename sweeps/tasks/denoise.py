@@ -121,10 +121,9 @@ def denoise_data(config: dict, arrays: dict) -> dict:
 def denoiser(config: dict, **options):
     """The registry's denoiser for `config`, uncompiled, with the options its architecture
     takes (a hidden activation; `options`: the VAE's latent size)."""
-    from models import build_model  # imports Keras: not at module level
+    from models import build_model, chosen_options  # imports Keras: not at module level
 
-    chosen = {k: config[k] for k in options_of(config["arch"]) if config.get(k) is not None}
-    return build_model(config["arch"], config["l2"], **chosen, **options)
+    return build_model(config["arch"], config["l2"], **chosen_options(config), **options)
 
 
 def pixel_accuracy(y, outputs):

@@ -1,0 +1,123 @@
+"""A classifier of one's own named by import path in a grid (`arch: tests.nets:bn_cnn`),
+registered nowhere: its builder's keyword options are grid axes, checked like the others;
+it trains alone and packed, through real Ray Tune workers that import it themselves, and
+grows with --resume. A path or builder that cannot serve is refused in one line."""
+
+import json
+import os
+import textwrap
+
+import pytest
+
+from sweeps.grids import GridError, load_grid
+from sweeps.packing import label
+from tests.sweeps_running import run, run_to_end, runner_cmd
+from tests.synthetic import learnable_mnist, write_mnist_cache
+
+
+def grid_file(tmp_path, text, name="own.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_a_builders_options_are_axes_with_its_defaults_and_training_defaults(tmp_path):
+    grid = load_grid(grid_file(tmp_path, """
+        arch: tests.nets:wide_mlp
+        width: [16, 24]
+        seed: [0, 1]
+    """))
+    assert len(grid.trials) == 4
+    for t in grid.trials:
+        assert t["task"] == "classify"
+        assert t["batch_norm"] is False  # the builder's default, written into the config
+        assert (t["optimizer"], t["lr"], t["batch_size"], t["epochs"]) == ("adam", 0.001, 128, 10)
+    assert sorted({t["width"] for t in grid.trials}) == [16, 24]
+    # Folder names say the function and the option that differs from its default.
+    assert label(grid.trials[0]) == "wide_mlp_clean_l2-0_width16_s0"
+
+
+@pytest.mark.parametrize("text, line", [
+    ("arch: nope.mod:f", "arch = 'nope.mod:f': cannot import nope.mod (ModuleNotFoundError: No module named 'nope')"),
+    ("arch: tests.nets:nothing", "arch = 'tests.nets:nothing': tests.nets has no function nothing"),
+    ("arch: tests.nets:NOT_A_FUNCTION", "arch = 'tests.nets:NOT_A_FUNCTION': tests.nets has no function NOT_A_FUNCTION"),
+    ("arch: tests.nets:no_classes",
+     "arch = 'tests.nets:no_classes': its builder takes no num_classes (a builder is called with l2, input_shape, "
+     "num_classes)"),
+    ("arch: tests.nets:needs_depth", "arch = 'tests.nets:needs_depth': its builder's depth has no default"),
+    ("{arch: tests.nets:wide_mlp, width: wide}",
+     "width = 'wide': must be an integer or null (tests.nets:wide_mlp's builder has width=32)"),
+    ("{arch: tests.nets:wide_mlp, batch_norm: 1}", "batch_norm = 1: must be true or false or null"),
+    ("{arch: tests.nets:wide_mlp, depth: 3}", "depth: unknown key;"),
+    ("blocks: [{arch: mlp64, width: 8}, {arch: tests.nets:wide_mlp}]",
+     "blocks[0].width = 8: only tests.nets:wide_mlp take it (an option of their builders), not mlp64"),
+])
+def test_a_path_or_builder_that_cannot_serve_is_refused_in_one_line(tmp_path, text, line):
+    path = grid_file(tmp_path, text + "\n")
+    with pytest.raises(GridError) as e:
+        load_grid(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: ") and line in message and "\n" not in message
+
+
+def test_the_runner_refuses_it_before_ray_starts(tmp_path):
+    cmd, env = runner_cmd(tmp_path, "{arch: tests.nets:wide_mlp, width: wide}\n", "bad")
+    done = run(cmd, env)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "width = 'wide': must be an integer" in lines[0], done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_its_options_reach_the_builder_in_the_pack(tmp_path):
+    from sweeps.grids import trial_config
+    from tests.packs import train
+
+    arrays = learnable_mnist(300, 100)
+    configs = [trial_config({"arch": "tests.nets:wide_mlp", "width": 12, "batch_norm": True, "seed": s,
+                             "epochs": 1, "train_subset": 300, "test_subset": 100}, {}) for s in (0, 1)]
+    pack, weights = train(configs, arrays)
+    kernel = weights[0][0][0]
+    assert kernel.shape == (784, 12)  # width 12, not the builder's 32
+    assert any(v.path.endswith("moving_mean") for v in pack.net.state)  # batch_norm: true
+    assert not (weights[0][0][0] == weights[0][1][0]).all()  # each member its own seed's weights
+
+
+GRID = """
+    arch: tests.nets:bn_cnn
+    width: 4
+    dropout: 0.1
+    noise_type: gaussian
+    noise_scale: 0.2
+    epochs: 2
+    seed: [0, 1]
+"""
+
+
+def test_it_trains_packed_through_ray_workers_and_grows(tmp_path):
+    write_mnist_cache(tmp_path / "cache", n_train=600, n_test=200)
+    cmd, env = runner_cmd(tmp_path, GRID, "own", "--pack", "2")
+    env = {k: v for k, v in env.items() if k != "NOISESWEEP_TASKS"}  # registered nowhere: the path is all
+    run_to_end(cmd, env, "2/2")
+    exp = tmp_path / "runs" / "own"
+    packs = [d for d in os.listdir(exp) if d.startswith("pack_bn_cnn_2m_")]
+    assert len(packs) == 1
+    members = json.loads((exp / packs[0] / "members.json").read_text())
+    assert len(members) == 2 and all("width4_dropout0.1" in m for m in members)
+    for m in members:
+        params = json.loads((exp / packs[0] / m / "params.json").read_text())
+        assert (params["arch"], params["width"], params["dropout"]) == ("tests.nets:bn_cnn", 4, 0.1)
+        rows = [json.loads(line) for line in (exp / packs[0] / m / "result.json").read_text().splitlines()]
+        assert [r["epoch"] for r in rows] == [1, 2]
+    before = {m: (exp / packs[0] / m / "result.json").read_bytes() for m in members}
+
+    grown = grid_file(tmp_path, GRID.replace("seed: [0, 1]", "seed: [0, 1, 2]"), "own.yaml")
+    done = run_to_end([*cmd, "--resume"], env)
+    assert "2 configs finished (skipped), 0 not finished (continued), 1 new (to run)" in done.stdout, done.stdout
+    assert grown.endswith("own.yaml")
+    for m, content in before.items():
+        assert (exp / packs[0] / m / "result.json").read_bytes() == content  # not trained again
+    from analysis.load import load_experiment
+
+    df = load_experiment(str(exp))
+    assert sorted(df["seed"].unique()) == [0, 1, 2] and set(df["width"]) == {4}
