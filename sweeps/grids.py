@@ -33,6 +33,7 @@ from models import resolve as resolve_arch
 from models.registry import is_import_path
 from sweeps import search, tasks
 from sweeps.data import DATASETS
+from sweeps.data import is_path as is_dataset_path
 from sweeps.training.early_stopping import MONITORS
 from sweeps.noise import NOISE_TARGETS, NOISE_TYPES
 from sweeps.tasks.base import LR_SCHEDULES, MOMENTUM_OPTIMIZERS, ConfigError, is_int as _int, is_number as _number
@@ -139,7 +140,8 @@ _Loader.add_implicit_resolver(
 
 # axis -> (check, what a valid value is)
 _CHECKS = {
-    "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
+    "dataset": (lambda v: v in DATASETS or is_dataset_path(v),
+                f"one of {', '.join(DATASETS)}, or a file of your own (.npz) or folder of IDX files"),
     "arch": (lambda v: v in ARCHITECTURES or is_import_path(v),
              "one of " + "; ".join(f"{', '.join(archs_of(t))} ({t})" for t in tasks.all_tasks())
              + "; or a builder of your own by import path, module:function"),
@@ -185,6 +187,8 @@ def check_value(where: str, key: str, value, shown: str | None = None) -> None:
             resolve_arch(value)  # imported and registered: its options become axes
         except ArchError as e:
             raise GridError(f"{where}: {shown or key} = {value!r}: {e}") from None
+    if key == "dataset" and is_dataset_path(value) and not os.path.exists(value):
+        raise GridError(f"{where}: {shown or key} = {value!r}: no such file or folder (from {os.getcwd()})")
     ok, want = _CHECKS[key]
     try:
         valid = ok(value)

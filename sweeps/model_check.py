@@ -52,12 +52,13 @@ def _why_not(configs: list[dict], arrays: dict, gpu: bool) -> str | None:
 
     from models.packed import PackError
     from sweeps import tasks
-    from sweeps.tasks.base import num_classes_of, subset, unjudged
+    from sweeps.noise import with_channels
+    from sweeps.tasks.base import input_shape_of, num_classes_of, subset, unjudged
     from sweeps.training.engine import flattened, has_convolutions, pack_net
 
     first = configs[0]
     images, labels = subset(first, arrays, "train")
-    input_shape = (*images.shape[1:], 1)
+    input_shape = input_shape_of(arrays)
     classes = num_classes_of(arrays)
     l2s = sorted({float(c["l2"]) for c in configs})
     members = [unjudged({**first, "seed": seed, "l2": l2}) for seed, l2 in enumerate((l2s[0], l2s[-1]))]
@@ -82,7 +83,7 @@ def _why_not(configs: list[dict], arrays: dict, gpu: bool) -> str | None:
     k = len(models)
     try:
         net = pack_net(models, jit=not has_convolutions(model), gpu=gpu)
-        x = ops.convert_to_tensor(np.broadcast_to(images[:2, ..., None] / np.float32(255), (k, 2, *input_shape)))
+        x = ops.convert_to_tensor(np.broadcast_to(with_channels(images[:2]) / np.float32(255), (k, 2, *input_shape)))
         outputs, _, _ = net.forward(x, True, np.zeros(k, index_dtype()), scalar(0))
     except PackError as e:
         return str(e)

@@ -25,11 +25,25 @@ def to_unit_float(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / np.float32(255.0)
 
 
+def with_channels(x: np.ndarray) -> np.ndarray:
+    """Images as a model takes them: (N, H, W) grey gains its channel axis, (N, H, W, C)
+    colour is as it is."""
+    return x[..., np.newaxis] if x.ndim == 3 else x
+
+
+def moments(x: np.ndarray):
+    """The split's mean and std per channel (one pair for grey images), float32 arrays."""
+    axes = tuple(range(x.ndim - 1)) if x.ndim == 4 else None
+    return (np.asarray(x.mean(axis=axes, dtype=np.float64), np.float32),
+            np.asarray(x.std(axis=axes, dtype=np.float64), np.float32))
+
+
 def standardize(x: np.ndarray) -> np.ndarray:
-    """Seed 000's preprocessing: subtract the split's mean and divide by its std, in place."""
-    mean, std = x.mean(dtype=np.float64), x.std(dtype=np.float64)
-    x -= np.float32(mean)
-    x /= np.float32(std)
+    """Seed 000's preprocessing, in place: subtract the split's mean and divide by its std,
+    per channel for colour images."""
+    mean, std = moments(x)
+    x -= mean
+    x /= std
     return x
 
 

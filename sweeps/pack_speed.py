@@ -27,8 +27,6 @@ SIZES_ENV = "NOISESWEEP_AUTO_SIZES"  # "1,2": the Ks tried (a quicker, coarser m
 WARMUP, STEPS = 2, 6  # compiling steps, then timed ones
 CLOSE = 0.95
 CACHE_FILE = "pack_speed.json"
-IMAGE_SHAPE = (28, 28)  # every dataset the runner reads has MNIST's shape
-CLASSES = 10
 
 
 def sizes() -> tuple[int, ...]:
@@ -85,22 +83,28 @@ def _signature(model, config: dict, threads: int) -> str:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    parts = [repr(_structure(model)), IMAGE_SHAPE, config["batch_size"], config["optimizer"],
+    from sweeps.data.sources import shape_of
+
+    parts = [repr(_structure(model)), shape_of(config["dataset"]), config["batch_size"], config["optimizer"],
              config.get("noise_type"), threads, cpu, os.cpu_count(), backends.version(), keras.__version__,
              sorted(sizes())]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
 def _synthetic(config: dict, steps: int = STEPS) -> dict:
-    """Random images and labels enough for the timed steps (speed does not depend on them)."""
+    """Random images and labels of the config's dataset's shape and classes, enough for the
+    timed steps (speed does not depend on their values)."""
     import numpy as np
 
+    from sweeps.data.sources import shape_of
+
+    shape, classes = shape_of(config["dataset"])
     batch = config["batch_size"]
     n = batch * (WARMUP + steps)
     rng = np.random.default_rng(0)
-    return {"x_train": rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8),
-            "y_train": (np.arange(n) % CLASSES).astype(np.uint8),
-            "x_test": np.zeros((batch, *IMAGE_SHAPE), np.uint8), "y_test": np.zeros(batch, np.uint8)}
+    return {"x_train": rng.integers(0, 256, (n, *shape), dtype=np.uint8),
+            "y_train": (np.arange(n) % classes).astype(np.int32),
+            "x_test": np.zeros((batch, *shape), np.uint8), "y_test": np.zeros(batch, np.int32)}
 
 
 def _pack_of(config: dict, k: int, arrays: dict):

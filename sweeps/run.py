@@ -272,7 +272,7 @@ def refuse_if_running(exp: Storage, name: str) -> None:
 def load_datasets(trials: list[dict], args: argparse.Namespace, where: str) -> dict:
     """Every dataset the trials train on; a hold-out as large as a dataset's training images
     (which the grid cannot know before the data is here) is refused now, before Ray starts."""
-    from sweeps.data import DataUnavailable, load_dataset
+    from sweeps.data import DataError, DataUnavailable, load_dataset
 
     out = {}
     for name in sorted({t["dataset"] for t in trials}):
@@ -280,6 +280,8 @@ def load_datasets(trials: list[dict], args: argparse.Namespace, where: str) -> d
             out[name] = load_dataset(name, cache_dir=args.cache_dir, data_dir=args.data_dir).arrays()
         except DataUnavailable as e:
             raise UsageError(str(e)) from None
+        except DataError as e:  # a file of one's own holding what no trial could use
+            raise UsageError(f"{where}: dataset = {name!r}: {e}") from None
     for t in trials:
         if t.get("validation") == "holdout":
             n = len(out[t["dataset"]]["y_train"])

@@ -12,7 +12,7 @@ import pytest
 from sweeps.grids import GridError, load_grid
 from sweeps.packing import label
 from tests.sweeps_running import run, run_to_end, runner_cmd
-from tests.synthetic import learnable_mnist, write_mnist_cache
+from tests.synthetic import learnable_mnist
 
 
 def grid_file(tmp_path, text, name="own.yaml"):
@@ -66,7 +66,7 @@ def test_the_runner_refuses_it_before_ray_starts(tmp_path):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "width = 'wide': must be an integer" in lines[0], done.stderr
-    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "runs" / "bad").exists()  # no experiment folder
 
 
 def test_its_options_reach_the_builder_in_the_pack(tmp_path):
@@ -85,39 +85,52 @@ def test_its_options_reach_the_builder_in_the_pack(tmp_path):
 
 GRID = """
     arch: tests.nets:bn_cnn
+    dataset: {data}
     width: 4
     dropout: 0.1
     noise_type: gaussian
-    noise_scale: 0.2
+    noise_scale: [0.1, 0.3]
+    standardize: true
     epochs: 2
     seed: [0, 1]
 """
 
 
-def test_it_trains_packed_through_ray_workers_and_grows(tmp_path):
-    write_mnist_cache(tmp_path / "cache", n_train=600, n_test=200)
-    cmd, env = runner_cmd(tmp_path, GRID, "own", "--pack", "2")
+def test_it_trains_packed_on_colour_images_of_ones_own_through_ray_workers_reports_and_grows(tmp_path):
+    """The model by import path, the data an .npz of 32 x 32 x 3 images: packed through the
+    command line, Ray's workers importing the builder themselves; the report draws its
+    figures; --resume with another seed trains that one alone."""
+    import numpy as np
+
+    from analysis.load import load_experiment
+    from tests.synthetic import learnable_colour
+
+    data = tmp_path / "colour.npz"
+    np.savez(data, **learnable_colour(600, 200))
+    cmd, env = runner_cmd(tmp_path, GRID.format(data=data), "own", "--pack", "2")
     env = {k: v for k, v in env.items() if k != "NOISESWEEP_TASKS"}  # registered nowhere: the path is all
-    run_to_end(cmd, env, "2/2")
+    run_to_end([*cmd, "--report"], env, "4/4")
     exp = tmp_path / "runs" / "own"
     packs = [d for d in os.listdir(exp) if d.startswith("pack_bn_cnn_2m_")]
-    assert len(packs) == 1
-    members = json.loads((exp / packs[0] / "members.json").read_text())
-    assert len(members) == 2 and all("width4_dropout0.1" in m for m in members)
-    for m in members:
-        params = json.loads((exp / packs[0] / m / "params.json").read_text())
-        assert (params["arch"], params["width"], params["dropout"]) == ("tests.nets:bn_cnn", 4, 0.1)
-        rows = [json.loads(line) for line in (exp / packs[0] / m / "result.json").read_text().splitlines()]
-        assert [r["epoch"] for r in rows] == [1, 2]
-    before = {m: (exp / packs[0] / m / "result.json").read_bytes() for m in members}
+    assert len(packs) == 2  # one per noise scale, its two seeds together
+    before = {}
+    for pack in packs:
+        members = json.loads((exp / pack / "members.json").read_text())
+        assert len(members) == 2 and all("width4_dropout0.1" in m for m in members)
+        for m in members:
+            params = json.loads((exp / pack / m / "params.json").read_text())
+            assert (params["arch"], params["width"], params["dataset"]) == ("tests.nets:bn_cnn", 4, str(data))
+            rows = [json.loads(line) for line in (exp / pack / m / "result.json").read_text().splitlines()]
+            assert [r["epoch"] for r in rows] == [1, 2]
+            before[(pack, m)] = (exp / pack / m / "result.json").read_bytes()
+    figures = os.listdir(exp / "report" / "figures")
+    assert {"accuracy_vs_noise.png", "learning_curves.png", "loss_and_accuracy_vs_noise.png"} <= set(figures)
 
-    grown = grid_file(tmp_path, GRID.replace("seed: [0, 1]", "seed: [0, 1, 2]"), "own.yaml")
+    (tmp_path / "own.yaml").write_text(textwrap.dedent(GRID.format(data=data)).replace("[0, 1]", "[0, 1, 2]"))
     done = run_to_end([*cmd, "--resume"], env)
-    assert "2 configs finished (skipped), 0 not finished (continued), 1 new (to run)" in done.stdout, done.stdout
-    assert grown.endswith("own.yaml")
-    for m, content in before.items():
-        assert (exp / packs[0] / m / "result.json").read_bytes() == content  # not trained again
-    from analysis.load import load_experiment
-
+    assert "4 configs finished (skipped), 0 not finished (continued), 2 new (to run)" in done.stdout, done.stdout
+    for (pack, m), content in before.items():
+        assert (exp / pack / m / "result.json").read_bytes() == content  # not trained again
     df = load_experiment(str(exp))
     assert sorted(df["seed"].unique()) == [0, 1, 2] and set(df["width"]) == {4}
+    assert len(df[df["epoch"] == 2]) == 6

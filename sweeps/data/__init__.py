@@ -3,10 +3,13 @@
 from sweeps.data.sources import (
     CACHE_ENV,
     DATASETS,
+    DataError,
     Dataset,
     DataUnavailable,
     default_cache_dir,
+    is_path,
     load_dataset,
 )
 
-__all__ = ["CACHE_ENV", "DATASETS", "Dataset", "DataUnavailable", "default_cache_dir", "load_dataset"]
+__all__ = ["CACHE_ENV", "DATASETS", "DataError", "Dataset", "DataUnavailable", "default_cache_dir", "is_path",
+           "load_dataset"]

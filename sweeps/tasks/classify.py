@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sweeps.noise import noisy_split
-from sweeps.tasks.base import Training, make_optimizer, num_classes_of, subset
+from sweeps.noise import noisy_split, with_channels
+from sweeps.tasks.base import Training, input_shape_of, make_optimizer, num_classes_of, subset
 
 NAME = "classify"
 MODEL = "classifier"  # what its architectures are called in messages
@@ -32,7 +32,7 @@ def prepare_data(config: dict, arrays: dict) -> dict:
     for split in ("train", "test"):
         images, labels = subset(config, arrays, split)
         x = noisy_split(images, split, seed=config["seed"], standardize_first=config["standardize"], **noise)
-        out[split] = (x[..., np.newaxis], labels.astype(np.int32))
+        out[split] = (with_channels(x), labels.astype(np.int32))
     if config["validation"] == "holdout":
         x, y = out["train"]
         k = config["holdout_size"]
@@ -65,7 +65,7 @@ def training(members: list[dict], arrays: dict, references: dict | None = None) 
 
     first = members[0]
     classes = num_classes_of(arrays)
-    shape = (*arrays["x_train"].shape[1:], 1)
+    shape = input_shape_of(arrays)
     one_hot = first["loss_fn"] == "categorical_crossentropy"
 
     def targets(clean, labels):

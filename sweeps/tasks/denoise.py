@@ -15,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from models import arch_defaults, archs_of, options_of
-from sweeps.noise import noisy_split, to_unit_float
+from sweeps.noise import noisy_split, to_unit_float, with_channels
 from sweeps.schema import EVALUATION_FILE, SAMPLES_FILE
-from sweeps.tasks.base import ConfigError, Outcome, Training, fingerprint, is_int, is_number, model_from_bytes, subset
+from sweeps.tasks.base import (ConfigError, Outcome, Training, fingerprint, input_shape_of, is_int, is_number,
+                               model_from_bytes, subset)
 
 NAME = "denoise"
 MODEL = "denoiser"
@@ -95,10 +96,10 @@ def references(config: dict) -> dict:
 
 
 def seasoned(images: np.ndarray, config: dict, split: str, level: float) -> np.ndarray:
-    """uint8 images -> float (N, 28, 28, 1) with the trial's noise at `level` (clean at 0)."""
+    """uint8 images -> float (N, H, W, C) with the trial's noise at `level` (clean at 0)."""
     x = noisy_split(images, split, seed=config["seed"], noise_type=config["noise_type"], noise_scale=level,
                     noise_target=split, noise_clip=config["noise_clip"])
-    return x[..., np.newaxis]
+    return with_channels(x)
 
 
 def denoise_data(config: dict, arrays: dict) -> dict:
@@ -108,7 +109,7 @@ def denoise_data(config: dict, arrays: dict) -> dict:
     out = {}
     for split, name in (("train", "train"),) if holdout else (("train", "train"), ("test", "val")):
         images, _ = subset(config, arrays, split)
-        clean = to_unit_float(images)[..., np.newaxis]
+        clean = with_channels(to_unit_float(images))
         out[name] = (seasoned(images, config, split, config["noise_scale"]), clean)
     if holdout:
         (noisy, clean), k = out["train"], config["holdout_size"]
@@ -118,12 +119,12 @@ def denoise_data(config: dict, arrays: dict) -> dict:
     return out
 
 
-def denoiser(config: dict, **options):
-    """The registry's denoiser for `config`, uncompiled, with the options its architecture
-    takes (a hidden activation; `options`: the VAE's latent size)."""
+def denoiser(config: dict, input_shape=(28, 28, 1), **options):
+    """The registry's denoiser for `config` on images of `input_shape`, uncompiled, with the
+    options its architecture takes (a hidden activation; `options`: the VAE's latent size)."""
     from models import build_model, chosen_options  # imports Keras: not at module level
 
-    return build_model(config["arch"], config["l2"], **chosen_options(config), **options)
+    return build_model(config["arch"], config["l2"], input_shape, **chosen_options(config), **options)
 
 
 def pixel_accuracy(y, outputs):
@@ -153,7 +154,7 @@ def evaluate_levels(config: dict, denoiser, arrays: dict, classifier=None) -> tu
 
     images, labels = subset(config, arrays, "test")
     labels = labels.astype(np.int64)
-    clean = to_unit_float(images)[..., np.newaxis]
+    clean = with_channels(to_unit_float(images))
     composite = None
     if classifier is not None:
         inputs = keras.Input(shape=clean.shape[1:])
@@ -209,7 +210,7 @@ def training(members: list[dict], arrays: dict, references: dict | None = None, 
             # Loaded before the denoiser is built, as it always was: loading draws from
             # Keras's seeded generators, and the denoiser's initial weights must not change.
             classifiers[i], notes[i] = judge(members[i], references or {})
-        return denoiser(members[i], **(options or {}))
+        return denoiser(members[i], input_shape_of(arrays), **(options or {}))
 
     def end(i, model) -> Outcome:
         rows, samples = evaluate_levels(members[i], model, arrays, classifiers[i])

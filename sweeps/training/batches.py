@@ -17,6 +17,7 @@ import functools
 import numpy as np
 
 from sweeps import noise, quiet
+from sweeps.tasks.base import input_shape_of
 
 _SHUFFLE = 2  # the SeedSequence tag of the training order (noise.SPLITS uses 0 and 1)
 
@@ -40,7 +41,7 @@ class SplitFeed:
 
         self.k = len(members)
         self.size = len(images)
-        self.shape = (*images.shape[1:], 1)  # the models' input: H, W, 1 channel
+        self.shape = input_shape_of({"x_train": images})  # the models' input: H, W, channels
         self.split = split
         self.layout = layout(members, images, split)
         values = _values(members, images, labels, split)
@@ -163,10 +164,14 @@ def _values(members: list[dict], images: np.ndarray, labels: np.ndarray, split: 
     (applies, scale, clip) `[K,1,1]`), the draws as functions that make them."""
     k = len(members)
     flat = np.ascontiguousarray(images.reshape(len(images), -1))
-    mean, std = np.zeros(k, np.float32), np.ones(k, np.float32)
+    # One mean and std a member for grey images; for colour, its channels' tiled over the
+    # flattened pixels (channels last, innermost).
+    channels = images.shape[3] if images.ndim == 4 else 1
+    width = 1 if channels == 1 else flat.shape[1]
+    mean, std = np.zeros((k, width), np.float32), np.ones((k, width), np.float32)
     if any(m["standardize"] for m in members):
-        unit = noise.to_unit_float(flat)
-        moments = np.float32(unit.mean(dtype=np.float64)), np.float32(unit.std(dtype=np.float64))
+        unit = noise.to_unit_float(images)
+        moments = [np.tile(np.atleast_1d(v), width // channels) for v in noise.moments(unit)]
         del unit
         for i, m in enumerate(members):
             if m["standardize"]:
@@ -183,8 +188,8 @@ def _values(members: list[dict], images: np.ndarray, labels: np.ndarray, split: 
         noises.append((noise.NOISES[kind][1], slots, draws, settings))
     from sweeps.training.backends import index_dtype
 
-    return {"images": flat, "labels": labels.astype(index_dtype()), "mean": mean.reshape(-1, 1, 1),
-            "std": std.reshape(-1, 1, 1), "noises": noises}
+    return {"images": flat, "labels": labels.astype(index_dtype()), "mean": mean.reshape(k, 1, width),
+            "std": std.reshape(k, 1, width), "noises": noises}
 
 
 def _tensor(array: np.ndarray):
