@@ -10,13 +10,17 @@ architecture's best cell (a star) and the cells that cannot be told apart from i
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 import os
+import sys
 import textwrap
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:  # a notebook keeps its inline backend (noisesweep's figures)
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -134,7 +138,26 @@ def panel_grid(n: int, width=4.2, height=3.2, ncols=None):
     return fig, list(axes.flat[:n])
 
 
+_collected: list | None = None  # figures kept open instead of written (collected())
+
+
+@contextlib.contextmanager
+def collected():
+    """Within it, a figure drawn is kept open in the list it yields instead of written to
+    files (the Python API hands a notebook the figure itself)."""
+    global _collected
+    outer, _collected = _collected, []
+    try:
+        yield _collected
+    finally:
+        _collected = outer
+
+
 def save(fig, out_dir: str, stem: str) -> list[str]:
+    if _collected is not None:
+        fig.tight_layout()
+        _collected.append(fig)
+        return []
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, f"{stem}.{ext}") for ext in ("png", "pdf")]
     fig.tight_layout()

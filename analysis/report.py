@@ -16,6 +16,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 
 if __package__ in (None, ""):
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -179,12 +180,24 @@ def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, prob
     return path
 
 
-def build(runs: list[str], out: str | None = None, metric: str | None = None, log=print,
-          timings: dict | None = None) -> list[str]:
-    """Everything the CLI does; returns the files written. Raises ReportError on bad input.
+@dataclass
+class Study:
+    """Experiments read for a report: their tidy table, its summary and curves."""
 
-    `timings`, if given, receives the seconds spent loading, aggregating and drawing.
-    """
+    runs: list
+    experiments: list
+    df: pd.DataFrame
+    metric: str
+    keys: list
+    summary: pd.DataFrame
+    curves: pd.DataFrame
+    problems: list
+    repeated: list
+
+
+def study(runs: list[str], metric: str | None = None, log=print, timings: dict | None = None) -> Study:
+    """The experiments in (or below) `runs` read and summarised over replicates, ranked by
+    `metric` (default: the headline one the trials report). Raises ReportError on bad input."""
     timings = {} if timings is None else timings
     clock = time.perf_counter()
     experiments = []
@@ -213,14 +226,44 @@ def build(runs: list[str], out: str | None = None, metric: str | None = None, lo
         metric = headline_metric({c for c in df if df[c].notna().any()})
     if metric not in df or df[metric].isna().all():
         raise ReportError(f"--metric {metric}: no trial reported it")
+    clock = time.perf_counter()
+    found = Study(list(runs), experiments, df, metric, group_columns(df), summarize(df, metric), per_epoch(df),
+                  problems, repeated)
+    timings["aggregate"] = time.perf_counter() - clock
+    return found
 
+
+def figure_names() -> list[str]:
+    """Every figure a report may draw, by name."""
+    return [*figures.FIGURES, *denoise_figures.FIGURES]
+
+
+def draw(found: Study, name: str, out_dir: str) -> list[str]:
+    """The figure `name` of a study, drawn to `out_dir` (figures.FigureSkipped where the
+    data cannot make it); the files written."""
+    if name in figures.FIGURES:
+        return figures.FIGURES[name](found.summary, found.curves, found.keys, found.metric, out_dir)
+    if name not in denoise_figures.FIGURES:
+        raise ReportError(f"figure {name!r}: unknown; known: {', '.join(figure_names())}")
+    evaluation = load_evaluation(*found.experiments)
+    if evaluation.empty:
+        raise figures.FigureSkipped(f"{name.replace('_', ' ')}: no denoise trial's evaluation in the data")
+    folders = {label: e for e, label in experiment_labels(found.experiments).items()}
+    return denoise_figures.FIGURES[name](evaluation, per_level(evaluation), folders, out_dir)
+
+
+def build(runs: list[str], out: str | None = None, metric: str | None = None, log=print,
+          timings: dict | None = None) -> list[str]:
+    """Everything the CLI does; returns the files written. Raises ReportError on bad input.
+
+    `timings`, if given, receives the seconds spent loading, aggregating and drawing.
+    """
+    timings = {} if timings is None else timings
+    found = study(runs, metric, log, timings)
+    experiments, df, metric, keys = found.experiments, found.df, found.metric, found.keys
+    summary, curves, problems, repeated = found.summary, found.curves, found.problems, found.repeated
     out = out or os.path.join(runs[0], "report")
     os.makedirs(out, exist_ok=True)
-    clock = time.perf_counter()
-    keys = group_columns(df)
-    summary = summarize(df, metric)
-    curves = per_epoch(df)
-    timings["aggregate"] = time.perf_counter() - clock
     clock = time.perf_counter()
     written = []
     tidy = os.path.join(out, "trials.parquet")

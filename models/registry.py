@@ -17,6 +17,7 @@ import importlib
 import inspect
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 _BCE = {"loss_fn": "binary_crossentropy"}
 # The denoisers' hidden layers take an activation (seed 002 varies it on dae_conv).
@@ -39,6 +40,9 @@ class Arch:
     # An option's default, where the builder gives one (a builder named by import path):
     # what a trial that leaves it out trains with, and the type its values must have.
     option_defaults: dict = field(default_factory=dict)
+    # A builder given as a Python object (noisesweep.run(models=...): a notebook's function),
+    # shipped to the workers by value; None for one found by module and function.
+    builder: Callable | None = field(default=None, compare=False, repr=False)
 
 
 ARCHITECTURES: dict[str, Arch] = {
@@ -120,10 +124,18 @@ def resolve(name: str) -> Arch:
     builder = getattr(module, function, None)
     if not callable(builder):
         raise ArchError(f"{module_name} has no function {function}")
+    arch = arch_of(builder, module_name, function)
+    register(name, arch)
+    return arch
+
+
+def arch_of(builder: Callable, module: str, function: str, keep: bool = False) -> Arch:
+    """The Arch of a classifier's builder, read from its signature (the contract, and its
+    options with their defaults); `keep`: the Arch carries the builder itself."""
     try:
         params = inspect.signature(builder).parameters
     except (TypeError, ValueError):
-        raise ArchError(f"{name} has no signature to read") from None
+        raise ArchError(f"{module}:{function} has no signature to read") from None
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     missing = [c for c in CONTRACT if c not in params and not takes_any]
     if missing:
@@ -137,9 +149,22 @@ def resolve(name: str) -> Arch:
     if required:
         raise ArchError(f"its builder's {', '.join(required)} has no default (a grid axis needs one)")
     doc = (inspect.getdoc(builder) or "").strip().splitlines()
-    arch = Arch(module_name, function, doc[0] if doc else "a model of your own", dict(OWN_DEFAULTS), "classify",
-                tuple(defaults), defaults)
-    register(name, arch)
+    return Arch(module, function, doc[0] if doc else "a model of your own", dict(OWN_DEFAULTS), "classify",
+                tuple(defaults), defaults, builder if keep else None)
+
+
+def use_builder(name: str, builder: Callable) -> Arch:
+    """Register `builder`, a Python object (a function defined in a notebook), as the
+    classifier `name`, replacing the one given before under that name (a cell run again);
+    ArchError for a built-in's name or a builder that breaks the contract."""
+    if name in ARCHITECTURES and ARCHITECTURES[name].builder is None:
+        raise ArchError(f"{name!r} is an architecture already ({ARCHITECTURES[name].description}); "
+                        "give yours another name")
+    if not callable(builder):
+        raise ArchError(f"a {type(builder).__name__} is no builder (a function returning a Keras model)")
+    arch = arch_of(builder, getattr(builder, "__module__", "__main__") or "__main__",
+                   getattr(builder, "__qualname__", name), keep=True)
+    ARCHITECTURES[name] = arch
     return arch
 
 
@@ -184,5 +209,5 @@ def build_model(name: str, l2: float = 0.0, input_shape=(28, 28, 1), **options):
         arch = resolve(name)
     except ArchError as e:
         raise KeyError(f"{e}; known: {', '.join(sorted(ARCHITECTURES))}") from None
-    builder = getattr(importlib.import_module(arch.module), arch.function)
+    builder = arch.builder or getattr(importlib.import_module(arch.module), arch.function)
     return builder(l2=l2, input_shape=tuple(input_shape), **options)

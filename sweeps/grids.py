@@ -33,6 +33,7 @@ from models import resolve as resolve_arch
 from models.registry import is_import_path
 from sweeps import search, tasks
 from sweeps.data import DATASETS
+from sweeps.data import is_given
 from sweeps.data import is_path as is_dataset_path
 from sweeps.training.early_stopping import MONITORS
 from sweeps.noise import NOISE_TARGETS, NOISE_TYPES
@@ -140,7 +141,7 @@ _Loader.add_implicit_resolver(
 
 # axis -> (check, what a valid value is)
 _CHECKS = {
-    "dataset": (lambda v: v in DATASETS or is_dataset_path(v),
+    "dataset": (lambda v: v in DATASETS or is_dataset_path(v) or is_given(v),
                 f"one of {', '.join(DATASETS)}, or a file of your own (.npz) or folder of IDX files"),
     "arch": (lambda v: v in ARCHITECTURES or is_import_path(v),
              "one of " + "; ".join(f"{', '.join(archs_of(t))} ({t})" for t in tasks.all_tasks())
@@ -241,9 +242,10 @@ def _check_option(where: str, shown: str, value, default, arch: str) -> None:
 
 
 def builder_options(where: str, doc) -> dict:
-    """Option name -> (its default, the architecture) for the builders the grid document
-    names by import path anywhere (defaults, blocks, tiny, or bare), each checked here:
-    a path that does not import, or a builder that breaks the contract, is refused."""
+    """Option name -> (its default, the architecture) for the builders of one's own the grid
+    document names anywhere (defaults, blocks, tiny, or bare), by import path or as given
+    in Python, each checked here: a path that does not import, or a builder that breaks the
+    contract, is refused."""
     sections = [doc] if isinstance(doc, dict) else []
     for name in ("defaults", "tiny"):
         if isinstance(doc, dict) and isinstance(doc.get(name), dict):
@@ -254,7 +256,7 @@ def builder_options(where: str, doc) -> dict:
     for i, section in enumerate(sections):
         values = section.get("arch")
         for arch in values if isinstance(values, list) else [values]:
-            if is_import_path(arch):
+            if is_import_path(arch) or (isinstance(arch, str) and arch in ARCHITECTURES):
                 check_value(where, "arch", arch)
                 for key, default in resolve_arch(arch).option_defaults.items():
                     options.setdefault(key, (default, arch))

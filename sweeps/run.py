@@ -139,10 +139,19 @@ def measured_pack_sizes(trials: list[dict], args: argparse.Namespace) -> dict:
     from sweeps import model_check, pack_speed
     from sweeps.data import default_cache_dir
 
+    from models import resolve
+    from sweeps.data import is_given
+
     cache = args.cache_dir or default_cache_dir()
     for t in trials:
         arch = t["arch"]
         if arch in _measured or not model_check.of_ones_own(arch):
+            continue
+        if resolve(arch).builder or is_given(t["dataset"]):
+            # The timing runs in a child process, which has no Python object of this one.
+            _measured[arch] = 1
+            print(f"pack auto: {arch} alone (a model or dataset given as a Python object is not timed; "
+                  "pack=K packs it)", flush=True)
             continue
         result = pack_speed.measured(t, cache, threads=max(1, int(round(args.cpus_per_trial))))
         _measured[arch] = result["k"]
@@ -365,6 +374,7 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose:
         os.environ[quiet.VERBOSE_ENV] = "1"
     plan = plan_experiment(args)
+    args.experiment_path = plan.exp.path  # the Python API's Experiment reads it
     grid = plan.grid
     if grid.duplicates_dropped:
         print(f"note: {grid.duplicates_dropped} duplicate trial configs in {grid.path} dropped")
@@ -504,9 +514,14 @@ def run_step(plan: Plan, step: dict, folder: Storage, datasets: dict, references
 
     from sweeps.training.trainable import train_trial
 
+    from models import resolve
+
     per_trial = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
+    # Builders given as Python objects (noisesweep.run(models=...)) travel to the workers by value.
+    builders = {t["arch"]: resolve(t["arch"]).builder for t in step["trials"] if resolve(t["arch"]).builder}
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, datasets=datasets, references=references, storage=folder), per_trial)
+        tune.with_parameters(train_trial, datasets=datasets, references=references, storage=folder,
+                             builders=builders), per_trial)
     # A step stopped before Tune saved any state (during the reference stage) starts afresh.
     if not step["fresh"] and tune.Tuner.can_restore(folder.path):
         restore.cut_back(folder)

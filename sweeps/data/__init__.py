@@ -7,9 +7,11 @@ from sweeps.data.sources import (
     Dataset,
     DataUnavailable,
     default_cache_dir,
+    give,
+    is_given,
     is_path,
     load_dataset,
 )
 
-__all__ = ["CACHE_ENV", "DATASETS", "DataError", "Dataset", "DataUnavailable", "default_cache_dir", "is_path",
+__all__ = ["CACHE_ENV", "DATASETS", "DataError", "Dataset", "DataUnavailable", "default_cache_dir", "give", "is_given", "is_path",
            "load_dataset"]

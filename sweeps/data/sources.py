@@ -40,11 +40,29 @@ class DataError(ValueError):
     """A dataset file of one's own that a trial could not use: one line saying what is wrong."""
 
 
+_given: dict = {}  # name -> Dataset: arrays given as Python objects (noisesweep.run(datasets=...))
+
+
+def give(name: str, arrays: dict) -> Dataset:
+    """Hold `arrays` ({x_train, y_train, x_test, y_test}) as the dataset `name` for this
+    process's runs; DataError for what a trial could not use, ValueError for a name of a
+    dataset that exists already."""
+    if name in DATASETS:
+        raise ValueError(f"{name!r} is a dataset already; give yours another name")
+    ds = _checked(name, dict(arrays), "arrays given in Python")
+    _given[name] = ds
+    return ds
+
+
+def is_given(name) -> bool:
+    return isinstance(name, str) and name in _given
+
+
 def is_path(name) -> bool:
     """Whether a grid's `dataset` names a file or folder of one's own (an .npz file, or a
     folder of the four IDX files) rather than a dataset by name."""
-    return isinstance(name, str) and name not in DATASETS and (name.endswith(".npz") or "/" in name
-                                                               or os.path.isdir(name))
+    return (isinstance(name, str) and name not in DATASETS and name not in _given
+            and (name.endswith(".npz") or "/" in name or os.path.isdir(name)))
 
 
 @dataclass
@@ -108,6 +126,9 @@ def shape_of(name: str) -> tuple[tuple, int]:
     one's own's as read (an .npz's image shape from its header alone)."""
     if name in SHAPES:
         return SHAPES[name]
+    if name in _given:
+        ds = _given[name]
+        return ds.x_train.shape[1:], int(max(ds.y_train.max(), ds.y_test.max())) + 1
     if name.endswith(".npz"):
         import zipfile
 
@@ -284,6 +305,8 @@ def load_dataset(
     DataError for a file of one's own that holds what a trial could not use.
     """
     log = log or (lambda line: print(line, flush=True))
+    if name in _given:
+        return _given[name]
     if is_path(name):
         ds = read_own(name)
         log(f"data: {name}: {len(ds.x_train):,} train / {len(ds.x_test):,} test images {ds.x_train.shape[1:]}")

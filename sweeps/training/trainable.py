@@ -54,17 +54,22 @@ def configure_tensorflow(seed: int):
     return tf
 
 
-def train_trial(config: dict, datasets: dict, references: dict | None = None, storage=None) -> None:
+def train_trial(config: dict, datasets: dict, references: dict | None = None, storage=None,
+                builders: dict | None = None) -> None:
     """Train the config (or the pack of configs, `config["members"]`) and report every epoch
     to Tune.
 
     `datasets` maps dataset name -> {x_train, y_train, x_test, y_test} uint8 arrays;
     `references` maps reference classifier key -> .keras bytes (sweeps.reference);
-    `storage` is the experiment's folder (sweeps.storage.Storage).
+    `storage` is the experiment's folder (sweeps.storage.Storage); `builders` maps the
+    architectures given as Python objects to their builders.
     """
+    from models.registry import use_builder
     from sweeps import tasks
     from sweeps.packing import members_of
 
+    for name, builder in (builders or {}).items():
+        use_builder(name, builder)
     members = members_of(config) or [config]
     tasks.for_config(members[0])  # imports $NOISESWEEP_TASKS: their models register, named in folders
     configure_tensorflow(members[0]["seed"])

@@ -1,0 +1,68 @@
+"""`run` and `load`: the runner (sweeps/run.py) and the analysis behind two calls.
+
+A grid is a named grid, a grid file, or a plain dict (what a grid file holds); the runner's
+flags are keyword arguments. Models and datasets may be Python objects: a builder function
+(`models={"mine": build}`; Ray sends it to the workers by value, so a function defined in a
+notebook cell trains there) and arrays (`datasets={"digits": {"x_train": ..., ...}}`). Bad
+input raises ValueError with the line the command line prints, before Ray starts.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from noisesweep.experiment import Experiment
+
+
+def load(path: str) -> Experiment:
+    """The experiment in folder `path` (any runs/NAME folder), read from its files."""
+    return Experiment(path)
+
+
+def run(grid="smoke", *, models: dict | None = None, datasets: dict | None = None, **options) -> Experiment:
+    """Run `grid` as Ray Tune trials, as `python sweeps/run.py --grid ...` does, and return its
+    Experiment once it ends (also when stopped or when trials errored: its `status()` says).
+
+    `options` are the runner's flags: name, storage_path, resume, pack (auto, or K), epochs,
+    num_cpus, cpus_per_trial, gpus_per_trial, max_concurrent, address, report, dry_run...
+    """
+    from models.registry import ArchError, use_builder
+    from sweeps import run as runner
+    from sweeps.data import DataError, give
+    from sweeps.grids import GridError
+
+    for name, builder in (models or {}).items():
+        try:
+            use_builder(name, builder)
+        except ArchError as e:
+            raise ValueError(f"models[{name!r}]: {e}") from None
+    for name, arrays in (datasets or {}).items():
+        try:
+            give(name, arrays)
+        except (DataError, ValueError) as e:
+            raise ValueError(f"datasets[{name!r}]: {e}") from None
+    args = runner.parse_args([])
+    for key, value in options.items():
+        if key in ("grid", "list") or not hasattr(args, key):
+            known = sorted(k for k in vars(args) if k not in ("grid", "list"))
+            raise ValueError(f"run(): unknown option {key!r}; known: {', '.join(known)}")
+        setattr(args, key, str(value) if key == "pack" else value)
+    args.grid = _grid_file(grid, options.get("name")) if isinstance(grid, dict) else grid
+    try:
+        runner.run(args)
+    except (GridError, runner.UsageError) as e:
+        raise ValueError(str(e)) from None
+    return Experiment(args.experiment_path) if os.path.isdir(getattr(args, "experiment_path", "")) else None
+
+
+def _grid_file(grid: dict, name: str | None) -> str:
+    """A dict grid written as the YAML file the runner reads (its name names the experiment
+    unless `name` does)."""
+    import yaml
+
+    folder = tempfile.mkdtemp(prefix="noisesweep-grid-")
+    path = os.path.join(folder, f"{name or 'study'}.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(grid, f, sort_keys=False)
+    return path

@@ -1,0 +1,82 @@
+"""An experiment folder as a Python object: its trials, summary, figures and report, read
+from its files alone (no Ray, no TensorFlow), while it runs or after."""
+
+from __future__ import annotations
+
+import os
+
+
+class Experiment:
+    """The experiment in folder `path` (runs/NAME), as analysis reads it."""
+
+    def __init__(self, path: str):
+        if not os.path.isdir(path):
+            raise ValueError(f"{path}: no such folder")
+        self.path = os.path.abspath(path)
+
+    def __repr__(self) -> str:
+        return f"Experiment({self.path!r})"
+
+    def _study(self, metric: str | None = None):
+        from analysis.report import ReportError, study
+
+        try:
+            return study([self.path], metric, log=lambda line: None)
+        except ReportError as e:
+            raise ValueError(str(e)) from None
+
+    @property
+    def trials(self):
+        """The tidy table: one row per trial and epoch, its metrics and config keys."""
+        return self._study().df
+
+    def summary(self, metric: str | None = None):
+        """Mean ± std over replicate seeds per config, final epoch, ranked by `metric`
+        (default: the trials' headline one), each cell marked against its architecture's best
+        (Welch's t over seeds, Holm-corrected)."""
+        return self._study(metric).summary
+
+    def figure(self, name: str, metric: str | None = None):
+        """The report's figure `name` (figure_names()) as a matplotlib Figure; ValueError
+        where the data cannot make it (one noise scale for accuracy vs noise, say)."""
+        from analysis import figures
+        from analysis.report import ReportError, draw
+
+        found = self._study(metric)
+        with figures.collected() as drawn:
+            try:
+                draw(found, name, out_dir="")
+            except (ReportError, figures.FigureSkipped) as e:
+                raise ValueError(str(e)) from None
+        for extra in drawn[1:]:  # a figure of many pages: the first
+            import matplotlib.pyplot as plt
+
+            plt.close(extra)
+        return drawn[0]
+
+    @staticmethod
+    def figure_names() -> list[str]:
+        from analysis.report import figure_names
+
+        return figure_names()
+
+    def report(self, out: str | None = None, metric: str | None = None) -> list[str]:
+        """Every table and figure, as `noisesweep report` writes them (default out: the
+        experiment's report/ folder); the files written."""
+        from analysis.report import ReportError, build
+
+        try:
+            return build([self.path], out, metric, log=lambda line: None)
+        except ReportError as e:
+            raise ValueError(str(e)) from None
+
+    def status(self) -> str:
+        """Where the experiment stands, as `noisesweep status` says it."""
+        from sweeps.status import StatusError, report
+
+        lines: list[str] = []
+        try:
+            report(self.path, out=lines.append)
+        except StatusError as e:
+            raise ValueError(str(e)) from None
+        return "\n".join(lines)
