@@ -157,6 +157,7 @@ def save(fig, out_dir: str, stem: str) -> list[str]:
     if _collected is not None:
         fig.tight_layout()
         _collected.append(fig)
+        plt.close(fig)  # the caller's now: a notebook shows it once, as what the cell returns
         return []
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, f"{stem}.{ext}") for ext in ("png", "pdf")]
