@@ -15,6 +15,7 @@ TensorFlow on the driver of every run.
 from __future__ import annotations
 
 from models import resolve
+from sweeps.training.backends import is_tensorflow
 
 BUILT_IN = "models."
 
@@ -97,6 +98,36 @@ def _why_not(configs: list[dict], arrays: dict, gpu: bool) -> str | None:
         return (f"its output {tuple(model.outputs[0].shape[1:])} does not fit the {first['task']} task's loss: "
                 f"{type(e).__name__}: {_first_line(e)}")
     return None
+
+
+def parameter_counts(trials: list[dict]) -> list[str]:
+    """One line per distinct model the trials train (architecture, builder options,
+    dataset shape): its parameter count, built here once (--dry-run)."""
+    if is_tensorflow():
+        _quiet_tensorflow()  # before Keras, which would print its start-up lines
+    import keras
+    import numpy as np
+
+    from models import chosen_options
+    from sweeps import tasks
+    from sweeps.data.sources import shape_of
+    from sweeps.tasks.base import unjudged
+
+    seen, out = set(), []
+    for t in trials:
+        options = chosen_options(t)
+        shape, classes = shape_of(t["dataset"])
+        key = (t["arch"], repr(sorted(options.items())), tuple(shape), classes, t.get("latent_dim"))
+        if key in seen:
+            continue
+        seen.add(key)
+        arrays = {"x_train": np.zeros((2, *shape), np.uint8), "y_train": np.array([0, classes - 1]),
+                  "x_test": np.zeros((1, *shape), np.uint8), "y_test": np.array([0])}
+        keras.utils.set_random_seed(0)
+        model = tasks.get(t["task"]).training([unjudged(t)], arrays, {}).build(0)
+        given = "".join(f", {k} {v}" for k, v in options.items())
+        out.append(f"  {t['arch']}{given} on {t['dataset']}: {model.count_params():,} parameters")
+    return out
 
 
 def _quiet_tensorflow():

@@ -58,6 +58,9 @@ def parse_args(argv=None, prog: str = "python sweeps/run.py") -> argparse.Namesp
                    help="which configs start first: interleaved (default: every cell's first replicate seed "
                    "before any cell's second, so a sweep stopped early has every cell) or grid (as declared)")
     p.add_argument("--epochs", type=int, default=None, help="override every trial's epochs, for a quick look")
+    p.add_argument("--models", default=None, metavar="MODULE[,MODULE]",
+                   help="modules of your own to import first, whose models.register calls add architectures "
+                   "(recorded with the experiment: --resume and the workers import them too)")
     p.add_argument("--cache-dir", default=None, help="dataset cache (default $NOISESWEEP_CACHE_DIR or ~/.keras/datasets)")
     p.add_argument("--data-dir", default=None, help="a folder with the dataset's four IDX files")
     p.add_argument("--dry-run", action="store_true", help="print the trial table and count; start nothing")
@@ -177,9 +180,31 @@ class Plan:
         return [t for s in self.steps for t in s["trials"]]
 
 
+def import_models(modules: list[str]) -> list[str]:
+    """Import the modules of one's own that register models (--models, and those an
+    experiment recorded), and name them in $NOISESWEEP_TASKS, which Ray's workers, the
+    --pack auto timing and sweeps.tasks read; the modules, in order."""
+    import importlib
+
+    from sweeps import tasks
+
+    named = [m.strip() for m in os.environ.get(tasks.ENV, "").split(",") if m.strip()]
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # the user's module: whatever it raised is theirs to read
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            raise UsageError(f"--models {module}: cannot import it ({type(e).__name__}: "
+                             f"{lines[0] if lines else ''})") from None
+    os.environ[tasks.ENV] = ",".join(dict.fromkeys([*named, *modules]))
+    return list(modules)
+
+
 def new_step(grid: Grid, trials: list[dict], previous: list[dict], args: argparse.Namespace) -> dict:
     step = {"folder": growth.next_folder(previous), "grid": grid.label, "grid_path": grid.path,
             "overrides": grid.overrides, "trials": trials, "packs": plan_packs(trials, args), "fresh": True}
+    if args.model_modules:
+        step["models"] = args.model_modules
     if grid.search:
         # A search samples its configs as it goes: `trials` holds its base, `search` its spec.
         step.update(search=grid.search, packs=[[0]])
@@ -190,12 +215,15 @@ def plan_experiment(args: argparse.Namespace) -> Plan:
     """Validate everything about the run and plan its steps."""
     overrides = {"epochs": args.epochs} if args.epochs is not None else {}
     root = Storage(args.storage_path)
+    given = [m.strip() for m in (args.models or "").split(",") if m.strip()]
     if args.resume:
         exp = root.child(args.name)
         refuse_if_running(exp, args.name)
         spec = exp.read_json(SPEC_FILE)
         if spec is None:
             raise UsageError(f"--resume: {exp.path} holds no noisesweep experiment ({SPEC_FILE} missing)")
+        recorded = [m for s in spec.get("steps", []) if isinstance(s, dict) for m in s.get("models", [])]
+        args.model_modules = import_models(list(dict.fromkeys([*recorded, *given])))
         try:
             previous = growth.steps(spec)
         except (KeyError, TypeError, AttributeError) as e:
@@ -222,6 +250,7 @@ def plan_experiment(args: argparse.Namespace) -> Plan:
         if grown.new:
             steps.append(new_step(grid, grown.new, previous, args))
         return Plan(grid, args.name, exp, steps, previous, grown)
+    args.model_modules = import_models(given)
     grid = load_grid(args.grid or "smoke", overrides)
     name = args.name or f"{grid.name}{'-tiny' if grid.variant else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     exp = root.child(name)
@@ -387,7 +416,11 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         fresh = next((s for s in plan.steps if s["fresh"]), None)
         if fresh:
+            from sweeps.model_check import parameter_counts
+
             print_table(fresh["trials"], fresh["packs"])
+            print("models:")  # each built once, here, for its parameter count
+            print("\n".join(parameter_counts(fresh["trials"])))
         print(f"{len(fresh['trials']) if fresh else 0} {'new ' if plan.growth else ''}trials")
         keys = sorted(needed(plan.trials))
         if keys:

@@ -134,3 +134,26 @@ def test_it_trains_packed_on_colour_images_of_ones_own_through_ray_workers_repor
     df = load_experiment(str(exp))
     assert sorted(df["seed"].unique()) == [0, 1, 2] and set(df["width"]) == {4}
     assert len(df[df["epoch"] == 2]) == 6
+
+
+def test_a_module_named_by_models_registers_its_models_for_the_run_its_workers_and_resume(tmp_path):
+    """`--models tests.user_models` (no $NOISESWEEP_TASKS): the driver, the workers and a
+    later --resume, given only the experiment's name, import it."""
+    from tests.synthetic import write_mnist_cache
+
+    write_mnist_cache(tmp_path / "cache", n_train=300, n_test=100)
+    grid = "{arch: bn_plain, epochs: 1, seed: [0]}\n"
+    cmd, env = runner_cmd(tmp_path, grid, "mods", "--pack", "1")
+    env = {k: v for k, v in env.items() if k != "NOISESWEEP_TASKS"}
+    refused = run(cmd, env)
+    assert refused.returncode == 2 and "arch = 'bn_plain': must be one of" in refused.stderr
+    bad = run([*cmd, "--models", "tests.nowhere"], env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == ("error: --models tests.nowhere: cannot import it (ModuleNotFoundError: "
+                                  "No module named 'tests.nowhere')")
+    run_to_end([*cmd, "--models", "tests.user_models"], env, "1/1")
+    exp = tmp_path / "runs" / "mods"
+    assert json.loads((exp / "noisesweep.json").read_text())["steps"][0]["models"] == ["tests.user_models"]
+    (tmp_path / "mods.yaml").write_text(grid.replace("[0]", "[0, 1]"))
+    done = run_to_end([*cmd, "--resume"], env, "1/1")  # the grown step: seed 1
+    assert "1 configs finished (skipped), 0 not finished (continued), 1 new (to run)" in done.stdout

@@ -25,6 +25,11 @@ def test_script_dry_run_of_full_grid_ends_with_its_trial_count(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
+    # After the table, each model's parameter count (built once each), then the count.
+    models = [f"  {arch} on mnist: {n:,} parameters" for arch, n in
+              (("mlp64", 55_050), ("mlp500_300", 545_810), ("cnn", 93_322))]
+    assert lines[-5:-1] == ["models:", *models], lines[-6:]
+    lines = [*lines[:-5], lines[-1]]
     assert lines[-1] == "225 trials" and len(lines) == 1 + 225 + 1 + 1
     assert lines[0].split()[:4] == ["#", "dataset", "arch", "noise_type"] and lines[0].split()[-2:] == ["pack", "start"]
     # Configs that differ only in seed, L2 and noise share a pack; cnn configs train alone on CPU.
