@@ -79,7 +79,7 @@ def salt_and_pepper_draws(shape, level: float, rng: np.random.Generator) -> np.n
 
 def add_gaussian(x, scale, drawn, clip, xp=np):
     """x + scale * draws; `clip` keeps the result in [0, 1] (seed 003). `xp` is numpy, or
-    tf.experimental.numpy inside a compiled step (scale and clip may then be per member)."""
+    keras.ops inside a compiled step (sweeps.training.batches maps the names) (scale and clip may then be per member)."""
     x = x + scale * xp.asarray(drawn, dtype=xp.float32)
     return xp.where(clip, xp.minimum(xp.maximum(x, 0.0), 1.0), x)
 
