@@ -708,6 +708,11 @@ def summarize_search(results, plan: Plan, args) -> int:
 
 
 def main(argv=None, prog: str = "python sweeps/run.py") -> int:
+    # A module of one's own beside where the runner starts (a builder named mypkg.nets:small,
+    # --models mypkg.nets) imports as under `python -m`; Ray's workers and the --pack auto
+    # timing get the driver's path.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(1, os.getcwd())
     args = parse_args(argv, prog)
     try:
         return run(args)
