@@ -7,7 +7,19 @@ import numpy as np
 import pytest
 
 import noisesweep
+from models import registry
+from sweeps.data import sources
 from tests.synthetic import learnable_colour, learnable_mnist
+
+
+@pytest.fixture(autouse=True)
+def _forget_what_a_study_registered():
+    """run() keeps a notebook's builders and arrays for the process (a cell run again finds
+    them); the tests after these must not."""
+    archs, given = dict(registry.ARCHITECTURES), dict(sources._given)
+    yield
+    registry.ARCHITECTURES.clear(), registry.ARCHITECTURES.update(archs)
+    sources._given.clear(), sources._given.update(given)
 
 
 def test_a_study_of_a_local_function_on_given_arrays_runs_and_reads_back(tmp_path):

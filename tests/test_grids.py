@@ -126,7 +126,7 @@ def test_duplicates_are_dropped_and_counted(tmp_path):
 @pytest.mark.parametrize("text,key,value", [
     ("arch: mlp64\nepoch: 3\n", "epoch", None),
     ("arch: resnet50\n", "arch", "'resnet50'"),
-    ("arch: mlp64\ndataset: cifar10\n", "dataset", "'cifar10'"),
+    ("arch: mlp64\ndataset: cifar100\n", "dataset", "'cifar100'"),
     ("arch: mlp64\nnoise_type: gaussian\nnoise_scale: [0.1, -0.5]\n", "noise_scale", "-0.5"),
     ("arch: mlp64\nnoise_type: salt_and_pepper\nnoise_scale: [0.5, 1.5]\n", "noise_scale", "1.5"),
     ("arch: mlp64\nseed: []\n", "seed", "[]"),
