@@ -1,5 +1,5 @@
 """The registry: architecture name -> builder, the task it trains under (sweeps.tasks) and
-the seeds' training defaults.
+the reference studies' training defaults.
 
 A classifier of one's own needs no registering: a grid names its builder by import path,
 `arch: mypkg.nets:small_resnet`, and it is registered under that name the first time it
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 _BCE = {"loss_fn": "binary_crossentropy"}
-# The denoisers' hidden layers take an activation (seed 002 varies it on dae_conv).
+# The denoisers' hidden layers take an activation (study 002 varies it on dae_conv).
 _HIDDEN = ("activation",)
 # The seeds train their MLPs and the 3a CNN with plain SGD at 0.1, batch 128.
 _SGD = {"optimizer": "sgd", "lr": 0.1, "batch_size": 128, "epochs": 10}
@@ -47,46 +47,46 @@ class Arch:
 
 ARCHITECTURES: dict[str, Arch] = {
     # Classifiers: images -> class scores.
-    "mlp64": Arch("models.mlp", "mlp64", "seed 001 2a: Dense64-Dense64-Dense10, 55,050 params", _SGD),
+    "mlp64": Arch("models.mlp", "mlp64", "study 001 2a: Dense64-Dense64-Dense10, 55,050 params", _SGD),
     "mlp500_300": Arch(
         "models.mlp",
         "mlp500_300",
-        "seed 001 2d: Dense500-Dense300-Dense10, 545,810 params",
+        "study 001 2d: Dense500-Dense300-Dense10, 545,810 params",
         {**_SGD, "epochs": 40},
     ),
-    "cnn": Arch("models.cnn", "cnn", "seed 001 3a: 3 convs, Dense64, 93,322 params", _SGD),
-    # Seed 000 used Keras 2's Adadelta default (lr 0.001): its low accuracies
-    # come from that, and reproducing the seed means keeping it.
+    "cnn": Arch("models.cnn", "cnn", "study 001 3a: 3 convs, Dense64, 93,322 params", _SGD),
+    # Study 000 used Keras 2's Adadelta default (lr 0.001): its low accuracies
+    # come from that, and reproducing the study means keeping it.
     "cnn_keras": Arch(
         "models.cnn",
         "cnn_keras",
-        "seed 000: Keras mnist_cnn example, 1,199,882 params",
+        "study 000: Keras mnist_cnn example, 1,199,882 params",
         {"optimizer": "adadelta", "lr": 0.001, "batch_size": 128, "epochs": 12},
     ),
-    # Seed 003's classifier (trained on clean images, then judging denoised ones).
+    # Study 003's classifier (trained on clean images, then judging denoised ones).
     "mlp256": Arch(
         "models.mlp",
         "mlp256",
-        "seed 003: Dense256-Dense256-Dense10, 269,322 params",
+        "study 003: Dense256-Dense256-Dense10, 269,322 params",
         {"optimizer": "adam", "lr": 0.001, "batch_size": 512, "epochs": 3},
     ),
     # Image-to-image models for denoising studies, trained on (noisy -> clean) pairs; their
-    # defaults name the reference classifier the seed judged the denoised images with.
-    "dae_dense": Arch("models.autoencoders", "dae_dense", "seed 001 part 4: 784-128-96-128-784, 226,416 params",
+    # defaults name the reference classifier the study judged the denoised images with.
+    "dae_dense": Arch("models.autoencoders", "dae_dense", "study 001 part 4: 784-128-96-128-784, 226,416 params",
                       {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 32, **_BCE,
                        "classifier": "cnn"}, task="denoise", options=_HIDDEN),
-    # Seed 003 stopped early (patience 5, at most 100 epochs): grids say so with `patience`
+    # Study 003 stopped early (patience 5, at most 100 epochs): grids say so with `patience`
     # (denoise_gaussian); without it a sweep trains these fixed epochs.
-    "dae_small": Arch("models.autoencoders", "dae_small", "seed 003: 784-64-784, 101,200 params",
+    "dae_small": Arch("models.autoencoders", "dae_small", "study 003: 784-64-784, 101,200 params",
                       {"optimizer": "adam", "lr": 0.001, "batch_size": 512, "epochs": 30, **_BCE,
                        "classifier": "mlp256"}, task="denoise", options=_HIDDEN),
-    "dae_conv": Arch("models.autoencoders", "dae_conv", "seed 002: conv 12-14 / convT 12-1, 3,279 params",
-                     # Seed 002 set no batch size: Keras's 32. Its "Train on 55000 samples"
+    "dae_conv": Arch("models.autoencoders", "dae_conv", "study 002: conv 12-14 / convT 12-1, 3,279 params",
+                     # Study 002 set no batch size: Keras's 32. Its "Train on 55000 samples"
                      # is Keras 2 / TF 1's, whose Adadelta default rate was 1.0 (TF 2's: 0.001).
                      {"optimizer": "adadelta", "lr": 1.0, "batch_size": 32, "epochs": 10, **_BCE,
                       "classifier": "cnn"}, task="denoise", options=_HIDDEN),
-    # Seed 004 looked at reconstructions and the latent space, not at a classifier.
-    "vae": Arch("models.autoencoders", "vae", "seed 004 architecture 3: conv VAE, 5,285 params at latent 2",
+    # Study 004 looked at reconstructions and the latent space, not at a classifier.
+    "vae": Arch("models.autoencoders", "vae", "study 004 architecture 3: conv VAE, 5,285 params at latent 2",
                 {"optimizer": "adam", "lr": 0.001, "batch_size": 100, "epochs": 30, **_BCE,
                  "classifier": None, "latent_dim": 2}, task="vae"),
 }

@@ -2,10 +2,11 @@
 
     noisesweep run --grid l2 [runner flags]   # = python sweeps/run.py ...
     noisesweep report RUN_DIR [...]           # = python -m analysis.report ...
-    noisesweep grids                          # the shipped grids: what each reproduces, trials, time
+    noisesweep grids                          # the shipped grids: what each reproduces, configs, time
     noisesweep status RUN_DIR [RUN_DIR ...]   # where experiments stand, from their files (no Ray)
+    noisesweep slurm --nodes 2 --time 4:00:00 --grid l2 [runner flags]   # submit it with sbatch
 
-Exit status: 0 done; 1 trials errored (run); 2 bad input (flags, grid, folder); 130 a run
+Exit status: 0 done; 1 configs errored (run); 2 bad input (flags, grid, folder); 130 a run
 stopped before its end (resumable).
 """
 
@@ -16,10 +17,11 @@ import signal
 import sys
 
 COMMANDS = {
-    "run": "run a grid as Ray Tune trials (python sweeps/run.py)",
+    "run": "train a grid's configs on Ray Tune (python sweeps/run.py)",
     "report": "tables and figures from experiments' logs (python -m analysis.report)",
-    "grids": "list the shipped grids: what each reproduces, trials and time",
+    "grids": "list the shipped grids: what each reproduces, configs and time",
     "status": "where an experiment stands, from its files alone",
+    "slurm": "run a grid as a Slurm batch job that requeues itself at its time limit (sweeps/slurm.py)",
 }
 
 
@@ -53,18 +55,22 @@ def status_main(argv) -> int:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        p = argparse.ArgumentParser(prog="noisesweep", description="Noise and L2 sweeps of image classifiers "
+        p = argparse.ArgumentParser(prog="noisesweep", usage="noisesweep {run,report,grids,status,slurm} [flags]",
+                                    description="Noise and L2 sweeps of image classifiers "
                                     "and denoisers on Ray Tune.", epilog=__doc__.split("\n\n")[-1],
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("command", choices=list(COMMANDS), help="; ".join(f"{k}: {v}" for k, v in COMMANDS.items()))
-        p.add_argument("args", nargs=argparse.REMAINDER, help="the command's own flags (noisesweep COMMAND --help)")
-        p.parse_args(argv)  # prints help (exit 0) or the error (exit 2)
+        p.parse_args(argv[:1])  # prints help (exit 0) or the error (exit 2); each command has its own --help
         return 2
     command, rest = argv[0], argv[1:]
     if command == "run":
         from sweeps import run
 
         return run.main(rest, prog="noisesweep run")
+    if command == "slurm":
+        from sweeps import slurm
+
+        return slurm.main(rest, prog="noisesweep slurm")
     if command == "report":
         from analysis import report
 

@@ -2,7 +2,9 @@
 sweep runs, one line per config as it ends, divergences and errors as they happen.
 
 On a terminal the progress line stays at the bottom (rich, which comes with Ray) and the
-event lines scroll above it. Anywhere else (CI, nohup, a log file) everything is plain
+event lines scroll above it. In a Jupyter notebook (noisesweep.run from a cell) it is a
+progress bar with the line beside it, one display updated in place above the event lines
+(IPython's own display, as the kernel has it). Anywhere else (CI, nohup, a log file) everything is plain
 lines with no control characters: the progress line when the first trial starts, when
 the ETA is first known, every HEARTBEAT_S seconds and at the end. Ray Tune's own tables are shown
 instead with -v.
@@ -31,6 +33,7 @@ class LiveView(tune.Callback):
         self.out = out or sys.stdout
         self.heartbeat_s = heartbeat_s
         self.live = None
+        self.notebook = None  # the notebook's display of the progress line
         self.shown = ""
         self.printed_at = 0.0
         self.eta_known = False
@@ -59,6 +62,19 @@ class LiveView(tune.Callback):
             self.live = Live(Text(self.sweep.line()), console=Console(file=self.out), transient=True,
                              auto_refresh=False)
             self.live.start()
+        elif self.out is sys.stdout:
+            self.notebook = _notebook_display(self._bar())
+
+    def _bar(self, now: float | None = None) -> dict:
+        """The progress line as a notebook shows it: a bar of configs done, and the line."""
+        from html import escape
+
+        line = self.sweep.line(now)
+        n = self.sweep.counts()
+        done = n[schema.FINISHED] + n[schema.DIVERGED]
+        html = (f'<progress value="{done}" max="{len(self.sweep.configs)}" style="width: 12em"></progress> '
+                f"<code>{escape(line)}</code>")
+        return {"text/plain": line, "text/html": html}
 
     def say(self, line: str) -> None:
         if self.live:
@@ -74,6 +90,11 @@ class LiveView(tune.Callback):
         if self.live:
             if force or now - self.printed_at >= REFRESH_S:
                 self.live.update(self._text(self.sweep.line(now)), refresh=True)
+                self.printed_at = now
+            return
+        if self.notebook:
+            if force or now - self.printed_at >= REFRESH_S:
+                self.notebook.update(self._bar(now), raw=True)
                 self.printed_at = now
             return
         newly_known = False
@@ -144,6 +165,10 @@ class LiveView(tune.Callback):
         if self.live:
             self.live.stop()
             self.live = None
+        if self.notebook:
+            self.notebook.update(self._bar(), raw=True)
+            self.notebook = None
+            return
         print(self.sweep.line(), file=self.out, flush=True)
 
 
@@ -230,6 +255,17 @@ class SearchView(tune.Callback):
 
 
 ENDED = ("TERMINATED", "ERROR")
+
+
+def _notebook_display(first: dict):
+    """A display handle showing `first` when this process is a Jupyter kernel, else None."""
+    ipython = sys.modules.get("IPython")  # a kernel has imported it; a script need not
+    shell = ipython.get_ipython() if ipython else None
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return None
+    from IPython.display import display
+
+    return display(first, raw=True, display_id=True)
 
 
 def _shown(value) -> str:

@@ -87,11 +87,17 @@ TABLE_COLUMNS = tuple(dict.fromkeys((
 
 def table_columns(trials: list[dict]) -> list[str]:
     """The dry-run table's columns for these configs: TABLE_COLUMNS, with the options of
-    their builders after `arch`, less any column no config gives a value."""
+    their builders after `arch`, less any column no config gives a value; then, before
+    `seed`, every other key some config sets apart from its architecture's default (noise_clip,
+    standardize, a tiny variant's subsets...): whatever changes a run is shown."""
     options = list(dict.fromkeys(o for t in trials for o in options_of(t["arch"]) if o not in TABLE_COLUMNS))
     at = TABLE_COLUMNS.index("arch") + 1
     columns = [*TABLE_COLUMNS[:at], *options, *TABLE_COLUMNS[at:]]
-    return [c for c in columns if any(t.get(c) is not None for t in trials)]
+    columns = [c for c in columns if any(t.get(c) is not None for t in trials)]
+    own = {arch: trial_config({"arch": arch}, {}) for arch in {t["arch"] for t in trials}}
+    set_apart = [k for k in AXES if k not in columns and any(t.get(k) != own[t["arch"]].get(k) for t in trials)]
+    at = columns.index("seed") if "seed" in columns else len(columns)
+    return [*columns[:at], *set_apart, *columns[at:]]
 
 
 class GridError(ValueError):
@@ -398,7 +404,7 @@ def known_grids() -> list[str]:
 
 def header(name: str) -> dict:
     """A shipped grid's header comment as fields: `summary` (its first line) and each
-    `# Key:` paragraph (Reproduces, Trials, Time), continuation lines joined."""
+    `# Key:` paragraph (Reproduces, Configs, Time), continuation lines joined."""
     fields: dict = {}
     key = None
     with open(os.path.join(GRID_DIR, f"{name}.yaml"), encoding="utf-8") as f:
@@ -427,7 +433,7 @@ def catalogue(width: int = 100) -> list[str]:
             size = (f"search of {grid.search['configs'] or 'as many'} configs x {grid.search['replicates']} replicates "
                     f"({name}:tiny {small.search['configs']} x {small.search['replicates']})")
         else:
-            size = f"{len(grid.trials)} trials ({name}:tiny {len(small.trials)})"
+            size = f"{len(grid.trials)} configs ({name}:tiny {len(small.trials)})"
         lines.append(f"{name}: {size}. {info.get('summary', '')}")
         for key in ("Reproduces", "Time"):
             if key in info:

@@ -43,8 +43,20 @@ def read_holder(exp_path: str) -> dict | None:
 
 def holder_is_running(holder: dict) -> bool:
     """Whether the runner that wrote `holder` may still be running. One on another host
-    cannot be checked from here, so it counts as running."""
+    cannot be checked from here, so it counts as running, unless it ran in an earlier run
+    of this Slurm job (a requeued job's first run is over, wherever it ran)."""
+    if _earlier_run_of_this_job(holder):
+        return False
     return holder.get("host") != socket.gethostname() or _alive(int(holder.get("pid", -1)))
+
+
+def _earlier_run_of_this_job(holder: dict) -> bool:
+    job, restart = _slurm_job()
+    return bool(job) and holder.get("slurm_job") == job and int(holder.get("slurm_restart", 0)) < restart
+
+
+def _slurm_job() -> tuple[str | None, int]:
+    return os.environ.get("SLURM_JOB_ID"), int(os.environ.get("SLURM_RESTART_COUNT") or 0)
 
 
 def describe(holder: dict) -> str:
@@ -61,6 +73,9 @@ def experiment_lock(exp_path: str, take_stale: bool):
     """
     path = os.path.join(exp_path, LOCK_FILE)
     mine = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    job, restart = _slurm_job()
+    if job:
+        mine.update(slurm_job=job, slurm_restart=restart)
     try:
         os.makedirs(exp_path, exist_ok=True)
     except OSError as e:
@@ -96,7 +111,7 @@ def _acquire(exp_path: str, path: str, mine: dict, take_stale: bool) -> None:
             if holder_is_running(holder):
                 raise LockError(f"{exp_path} is being run by {describe(holder)}; "
                                 f"if that runner is dead, delete {path}") from None
-            if not take_stale:
+            if not take_stale and not _earlier_run_of_this_job(holder):
                 raise LockError(f"{exp_path} was left by {describe(holder)}, which is no longer "
                                 "running; pass --resume to continue it") from None
             os.remove(path)

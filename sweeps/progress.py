@@ -42,6 +42,11 @@ def logged_key(params: dict, keys: set) -> str:
     return config_key({k: params.get(k) for k in keys})
 
 
+def of_seeds(k: int) -> str:
+    """What a best mean is taken over, as the live view and status say it."""
+    return f"mean of {k} seeds" if k > 1 else "1 seed"
+
+
 def duration(seconds: float) -> str:
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
@@ -204,8 +209,9 @@ class Sweep:
         text = f"[{', '.join(parts)}] elapsed {duration(now - self.started)}, ETA {when}"
         best = self.best()
         if best:
-            shown = "; ".join(f"{arch} {m} {mean:.4f} (n={k}, {lab})" for arch, (m, mean, k, lab) in sorted(best.items()))
-            text += f" | best mean: {shown}"
+            shown = "; ".join(f"{arch} {lab}, {m} {mean:.4f} ({of_seeds(k)})"
+                              for arch, (m, mean, k, lab) in sorted(best.items()))
+            text += f" | best so far: {shown}"
         return text
 
     def config_line(self, i: int, name: str, error_file: str | None = None) -> str:

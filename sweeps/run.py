@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -19,7 +20,7 @@ if __package__ in (None, ""):
     # Run as a script: put the repository root, not sweeps/, first on the path.
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from sweeps import growth, packing, quiet, restore, schema, search  # noqa: E402
+from sweeps import growth, packing, quiet, restore, schema, search, slurm  # noqa: E402
 from sweeps.packing import label  # noqa: E402
 from sweeps.grids import Grid, GridError, load_grid, table_columns  # noqa: E402
 from sweeps.lock import LockError, describe, holder_is_running  # noqa: E402
@@ -39,32 +40,44 @@ class UsageError(Exception):
 def parse_args(argv=None, prog: str = "python sweeps/run.py") -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog=prog,
-        description="Run a noise/L2 grid as Ray Tune trials and keep per-epoch logs.",
+        description="Train every config of a noise/L2 grid (one model: architecture, noise, L2, ..., replicate "
+        "seed) on Ray Tune and keep per-epoch logs. Configs train alone or several together as a pack; "
+        "each pack or lone config is one Tune trial, which is what the --*-per-trial flags size.",
+        epilog="Exit status: 0 every config finished; 1 configs errored; 2 bad input (flags, grid, data), "
+        "nothing started; 130 stopped before its end (--resume continues it).",
     )
     p.add_argument("--grid", default=None, help="named grid (sweeps/grids/NAME.yaml) or a YAML path, "
                    "optionally with :tiny for its quick variant (default: smoke)")
     p.add_argument("--name", default=None, help="experiment name (default: GRID-YYYYmmdd-HHMMSS)")
     p.add_argument("--storage-path", default="./runs", help="where experiments are written (default ./runs)")
-    p.add_argument("--resume", action="store_true", help="continue the experiment --name; finished trials are not rerun")
+    p.add_argument("--resume", action="store_true", help="continue the experiment --name: finished configs are not rerun, "
+                   "stopped ones continue from their last checkpoint; with a --grid that names more configs "
+                   "(more seeds, noise scales, L2 factors) it grows the experiment, training only the new ones")
     p.add_argument("--address", default=None, help="a running Ray cluster (e.g. auto) instead of a local one")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs each trial reserves (default 1)")
-    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs each trial reserves; fractions share a GPU")
-    p.add_argument("--max-concurrent", type=int, default=None, help="most trials at once (default: as resources allow)")
-    p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint (default 2)")
-    p.add_argument("--pack", default="auto", help="configs trained at once as one vectorised model: auto "
-                   "(measured per architecture and device), K (at most K members a pack) or 1 (each alone)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs each Tune trial (a pack or a lone config) reserves "
+                   "(default 1)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs each Tune trial reserves; fractions share a GPU "
+                   "(default 0: CPU only)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="most Tune trials at once (default: as resources "
+                   "allow)")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a failed Tune trial from its "
+                   "checkpoint (default 2)")
+    p.add_argument("--pack", default="auto", help="configs trained together as one vectorised model: auto "
+                   "(default: the pack size measured fastest per model and device), K (at most K configs a pack) "
+                   "or 1 (each alone)")
     p.add_argument("--order", choices=("interleaved", "grid"), default="interleaved",
                    help="which configs start first: interleaved (default: every cell's first replicate seed "
                    "before any cell's second, so a sweep stopped early has every cell) or grid (as declared)")
-    p.add_argument("--epochs", type=int, default=None, help="override every trial's epochs, for a quick look")
+    p.add_argument("--epochs", type=int, default=None, help="override every config's epochs, for a quick look")
     p.add_argument("--models", default=None, metavar="MODULE[,MODULE]",
                    help="modules of your own to import first, whose models.register calls add architectures "
                    "(recorded with the experiment: --resume and the workers import them too)")
     p.add_argument("--cache-dir", default=None, help="dataset cache (default $NOISESWEEP_CACHE_DIR or ~/.keras/datasets)")
     p.add_argument("--data-dir", default=None, help="a folder with the dataset's four IDX files")
-    p.add_argument("--dry-run", action="store_true", help="print the trial table and count; start nothing")
-    p.add_argument("--list", action="store_true", help="list the shipped grids: what each reproduces, its trials "
+    p.add_argument("--dry-run", action="store_true", help="print the table of configs, their packs, each model's "
+                   "parameter count and the number of configs; start nothing")
+    p.add_argument("--list", action="store_true", help="list the shipped grids: what each reproduces, its configs "
                    "and its measured time; start nothing")
     p.add_argument("--report", action="store_true", help="write tables and figures (analysis.report) at the end")
     p.add_argument("-v", "--verbose", action="store_true",
@@ -255,7 +268,7 @@ def plan_experiment(args: argparse.Namespace) -> Plan:
     name = args.name or f"{grid.name}{'-tiny' if grid.variant else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     exp = root.child(name)
     refuse_if_running(exp, name)
-    if not exp.is_empty_or_missing():
+    if not exp.is_empty_or_missing(ignoring=(slurm.SLURM_DIR,)):  # a Slurm job's script, written first
         raise UsageError(f"--name {name}: {exp.path} already exists; pass --resume to continue it (with --grid, "
                          "to grow it) or choose another --name")
     problem = root.writable_problem()
@@ -391,8 +404,6 @@ def print_growth(plan: Plan, every: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.list:
-        import signal
-
         from sweeps.grids import catalogue
 
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `--list | head` ends quietly, as `noisesweep grids`
@@ -406,7 +417,7 @@ def run(args: argparse.Namespace) -> int:
     args.experiment_path = plan.exp.path  # the Python API's Experiment reads it
     grid = plan.grid
     if grid.duplicates_dropped:
-        print(f"note: {grid.duplicates_dropped} duplicate trial configs in {grid.path} dropped")
+        print(f"note: {grid.duplicates_dropped} duplicate configs in {grid.path} dropped")
     if plan.growth:
         print_growth(plan, every=args.dry_run)
     if args.dry_run and grid.search:
@@ -421,10 +432,10 @@ def run(args: argparse.Namespace) -> int:
             print_table(fresh["trials"], fresh["packs"])
             print("models:")  # each built once, here, for its parameter count
             print("\n".join(parameter_counts(fresh["trials"])))
-        print(f"{len(fresh['trials']) if fresh else 0} {'new ' if plan.growth else ''}trials")
+        print(f"{len(fresh['trials']) if fresh else 0} {'new ' if plan.growth else ''}configs")
         keys = sorted(needed(plan.trials))
         if keys:
-            print(f"{len(keys)} reference classifiers, trained once each before the trials: {', '.join(keys)}")
+            print(f"{len(keys)} reference classifiers, trained once each before the configs: {', '.join(keys)}")
         return 0
     if not plan.steps:
         print(f"nothing to run: every config the grid names is finished in {plan.exp.path}")
@@ -512,13 +523,17 @@ def run_steps(ray, plan: Plan, datasets: dict, args: argparse.Namespace) -> list
                 step["packs"] = plan_packs(step["trials"], args, cpus=resources.get("CPU"))  # the cluster's slots
             # Recorded before Tune starts: a run killed from here on resumes this step.
             recorded = {k: v for k, v in step.items() if k != "fresh"}
-            plan.exp.write_json(growth.record(plan.previous, recorded), SPEC_FILE)
+            kept = plan.exp.read_json(SPEC_FILE) or {}  # what else it records (its Slurm jobs)
+            plan.exp.write_json({**kept, **growth.record(plan.previous, recorded)}, SPEC_FILE)
+        job = slurm.job_record() if n == 0 else None
+        if job:  # the Slurm job this runs in (sweeps.slurm), for `noisesweep status`
+            plan.exp.write_json(slurm.recorded(plan.exp.read_json(SPEC_FILE) or {}, job), SPEC_FILE)
         together = sum(len(p) > 1 for p in step["packs"])
         shown = (f", in {together} pack{'s' if together > 1 else ''} and {len(step['packs']) - together} alone"
                  if together else "")
         what = (f"grid {plan.grid.label} ({plan.grid.path})" if not plan.previous else
                 f"{'new step' if step['fresh'] else 'continuing'} {step['folder'] or 'the first step'}")
-        count = search.describe(step["search"]) if step.get("search") else f"{len(step['trials'])} trials{shown}"
+        count = search.describe(step["search"]) if step.get("search") else f"{len(step['trials'])} configs{shown}"
         print(f"noisesweep: {what}, {count} -> {folder.path}", flush=True)
         if n == 0:  # once, under the first step's line
             print(f"ray: {int(resources.get('CPU', 0))} CPUs, {resources.get('GPU', 0):g} GPUs; "
@@ -664,7 +679,7 @@ def summarize(results, plan: Plan, args) -> int:
             print(sweep.config_line(i, label(sweep.configs[i])) + " (not started)")
     count = sweep.counts()
     finished = sum(count[s] for s in schema.COMPLETE)
-    print(f"{finished}/{len(trials)} trials finished ({count[schema.DIVERGED]} diverged, "
+    print(f"{finished}/{len(trials)} configs finished ({count[schema.DIVERGED]} diverged, "
           f"{count[schema.ERRORED]} errored, {len(trials) - finished - count[schema.ERRORED]} unfinished)")
     print(f"logs: {plan.exp.path}")
     if finished == len(trials):
@@ -713,7 +728,13 @@ def main(argv=None, prog: str = "python sweeps/run.py") -> int:
     # timing get the driver's path.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(1, os.getcwd())
+    if argv is None and "--slurm" in sys.argv[1:] or argv is not None and "--slurm" in argv:
+        rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--slurm"]
+        return slurm.main(rest, prog=f"{prog} --slurm")
     args = parse_args(argv, prog)
+    # SIGTERM (a scheduler's preemption, `kill`) stops the sweep as Ctrl-C does: trials
+    # stopped, Tune's state saved, resumable.
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     try:
         return run(args)
     except (GridError, UsageError) as e:

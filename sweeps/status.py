@@ -15,7 +15,7 @@ import warnings
 
 from sweeps import growth, schema
 from sweeps.lock import describe, holder_is_running, read_holder
-from sweeps.progress import PENDING, RUNNING, Sweep, logged_key
+from sweeps.progress import PENDING, RUNNING, Sweep, logged_key, of_seeds
 
 ERROR_FILE = "error.txt"
 
@@ -93,6 +93,8 @@ def report_search(exp_path: str, spec: dict, out=print) -> None:
     state = (f"running ({describe(running)})" if running else
              "finished" if spec["configs"] and tried >= spec["configs"] else "stopped (resume with --resume)")
     out(f"{os.path.basename(os.path.normpath(exp_path))}: {state}")
+    for line in slurm_lines(exp_path):
+        out(line)
     out(f"search: {tried}{budget} configs tried ({spec['replicates']} replicates each): {whole} trained to "
         f"their last epoch, {tried - whole} {'running or ' if running else ''}stopped before it")
     best = search.chosen(table, spec) if table is not None else None
@@ -117,6 +119,8 @@ def report(exp_path: str, out=print) -> None:
              "finished" if n[PENDING] + n[RUNNING] + n[schema.UNFINISHED] + n[schema.ERRORED] == 0 else
              "stopped (resume with --resume)")
     out(f"{os.path.basename(os.path.normpath(exp_path))}: {state}")
+    for line in slurm_lines(exp_path):
+        out(line)
     out("configs: " + ", ".join(f"{n[s]} {s}" for s in (schema.FINISHED, RUNNING, PENDING, schema.DIVERGED,
                                                         schema.ERRORED, schema.UNFINISHED))
         + f" (of {len(sweep.configs)})")
@@ -126,10 +130,25 @@ def report(exp_path: str, out=print) -> None:
     else:
         best = sweep.best()
         for arch, (metric, mean, k, group) in sorted(best.items()):
-            out(f"best mean {metric}: {arch} {mean:.4f} (n={k}, {group})")
+            out(f"best {metric}: {arch} {group}, {mean:.4f} ({of_seeds(k)})")
     for i, (name, error_file) in sorted(errors.items()):
         first = _last_line(error_file)
         out(f"errored: {name}: {first} ({error_file})")
+
+
+def slurm_lines(exp_path: str) -> list[str]:
+    """The Slurm jobs the experiment ran in (sweeps.slurm), as noisesweep.json records them."""
+    try:
+        with open(os.path.join(exp_path, schema.SPEC_FILE)) as f:
+            jobs = json.load(f).get("slurm_jobs", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    lines = []
+    for job in jobs:
+        runs = f", requeued {job['restart']}x" if job.get("restart") else ""
+        lines.append(f"slurm job {job.get('job_id')}{runs}: last started {job.get('started')} on "
+                     f"{job.get('nodes') or '?'}; script {job.get('script') or '?'}")
+    return lines
 
 
 def _last_line(path: str) -> str:

@@ -119,10 +119,11 @@ class Storage:
 
     # -- what only a local folder has --------------------------------------------------
 
-    def is_empty_or_missing(self) -> bool:
-        """Locally: whether nothing is there yet. Cloud folders are not listed (a prefix
-        is empty until written) and count as empty."""
-        return not self.is_local or not os.path.exists(self.path) or not os.listdir(self.path)
+    def is_empty_or_missing(self, ignoring: tuple = ()) -> bool:
+        """Locally: whether nothing is there yet but the entries named in `ignoring`. Cloud
+        folders are not listed (a prefix is empty until written) and count as empty."""
+        return (not self.is_local or not os.path.exists(self.path)
+                or not set(os.listdir(self.path)) - set(ignoring))
 
     def writable_problem(self) -> str | None:
         """Why this folder could not be created or written, or None; creates nothing."""

@@ -72,11 +72,11 @@ def run(cmd, env, timeout=300):
 
 
 def run_to_end(cmd, env, finished: str | None = None, timeout=300):
-    """Run the runner to its end: exit 0, and `finished` ("4/4", ...) trials finished if given."""
+    """Run the runner to its end: exit 0, and `finished` ("4/4", ...) configs finished if given."""
     proc = run(cmd, env, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     if finished:
-        assert f"{finished} trials finished" in proc.stdout, proc.stdout[-3000:]
+        assert f"{finished} configs finished" in proc.stdout, proc.stdout[-3000:]
     return proc
 
 

@@ -12,7 +12,7 @@ from sweeps.grids import trial_config
 from sweeps.noise import noisy_split, to_unit_float
 from sweeps.tasks.classify import compiled_model, prepare_data
 from tests.packs import train
-from tests.synthetic import learnable_mnist
+from tests.synthetic import learnable_colour, learnable_mnist
 
 LEVELS = [0, 0.25, 0.5, 0.75, 1.0]
 
@@ -183,6 +183,32 @@ def test_a_denoiser_packs_and_trains_as_alone(arch):
     assert packed.rows[0][-1]["loss"] < packed.rows[0][0]["loss"] and packed.rows[0][-1] != packed.rows[1][-1]
 
 
+@pytest.mark.parametrize("arch", ["dae_dense", "dae_conv"])
+def test_a_denoiser_of_colour_images_packs_and_keeps_their_colour(tmp_path, arch):
+    """32 x 32 x 3 images: the built-in denoisers take their shape, a pack of two learns,
+    and the saved samples and the strips figure hold the images in colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from analysis.denoise_figures import _strips
+
+    arrays = learnable_colour(300, 100)
+    configs = vae_members(arch, [(0, 0.0), (1, 0.001)], noise_clip=False, epochs=2, batch_size=32)
+    packed, _ = train(configs, arrays)
+    assert packed.rows[0][-1]["loss"] < packed.rows[0][0]["loss"]
+    samples = packed.finish()[0].artifacts["samples.npz"]
+    n = len(samples["indices"])
+    assert samples["original"].shape == (n, 32, 32, 3) and samples["noisy"].shape == (2, n, 32, 32, 3)
+    np.testing.assert_array_equal(samples["original"], arrays["x_test"][samples["indices"]])
+    assert samples["denoised"].shape == (2, n, 32, 32, 3)
+    # Level 0 is the clean image: its denoised colours follow the original's channels.
+    denoised = samples["denoised"][0].astype(float)
+    assert np.corrcoef(denoised.ravel(), samples["original"].astype(float).ravel())[0, 1] > 0.5
+    fig = _strips(samples, arch)
+    shown = fig.axes[0].get_images()[0].get_array()
+    assert shown.shape == (32, 32, 3)
+
+
 @pytest.mark.parametrize("arch", ["vae", "dae_small"])
 def test_a_trial_restarted_from_its_checkpoint_trains_as_if_never_stopped(tmp_path, arch):
     """A pack saved after epoch 2 and restored into a new one ends with the weights of an
@@ -202,6 +228,32 @@ def test_a_trial_restarted_from_its_checkpoint_trains_as_if_never_stopped(tmp_pa
     for a, b in zip(weights[-1][0], resumed.net.member_weights(0)):
         np.testing.assert_array_equal(a, b)
     assert [r["loss"] for r in resumed.rows[0]] == [r["loss"] for r in whole.rows[0]]
+
+
+@pytest.mark.parametrize("arch", ["dae_dense", "dae_conv"])
+def test_a_denoiser_of_colour_images_packs_and_keeps_their_colour(tmp_path, arch):
+    """32 x 32 x 3 images: the built-in denoisers take their shape, a pack of two learns,
+    and the saved samples and the strips figure hold the images in colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from analysis.denoise_figures import _strips
+
+    arrays = learnable_colour(300, 100)
+    configs = vae_members(arch, [(0, 0.0), (1, 0.001)], noise_clip=False, epochs=2, batch_size=32)
+    packed, _ = train(configs, arrays)
+    assert packed.rows[0][-1]["loss"] < packed.rows[0][0]["loss"]
+    samples = packed.finish()[0].artifacts["samples.npz"]
+    n = len(samples["indices"])
+    assert samples["original"].shape == (n, 32, 32, 3) and samples["noisy"].shape == (2, n, 32, 32, 3)
+    np.testing.assert_array_equal(samples["original"], arrays["x_test"][samples["indices"]])
+    assert samples["denoised"].shape == (2, n, 32, 32, 3)
+    # Level 0 is the clean image: its denoised colours follow the original's channels.
+    denoised = samples["denoised"][0].astype(float)
+    assert np.corrcoef(denoised.ravel(), samples["original"].astype(float).ravel())[0, 1] > 0.5
+    fig = _strips(samples, arch)
+    shown = fig.axes[0].get_images()[0].get_array()
+    assert shown.shape == (32, 32, 3)
 
 
 @pytest.mark.parametrize("arch", ["vae", "dae_small"])

@@ -26,7 +26,7 @@ def test_denoise_study_shares_one_reference_and_reports_every_level(tmp_path):
     proc = run(cmd, env)
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
-    assert "3/3 trials finished" in out
+    assert "3/3 configs finished" in out
     exp = tmp_path / "runs" / "dn"
 
     # the reference classifier was trained once, for both trials that use it
@@ -67,7 +67,7 @@ def test_denoise_study_shares_one_reference_and_reports_every_level(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "reference classifiers: 1 loaded from" in proc.stdout and "training" not in proc.stdout
     assert "dn: 3 configs finished (skipped), 0 not finished (continued), 1 new (to run)" in proc.stdout
-    assert "1/1 trials finished" in proc.stdout and len(load_experiment(str(exp))["trial"].unique()) == 4
+    assert "1/1 configs finished" in proc.stdout and len(load_experiment(str(exp))["trial"].unique()) == 4
 
 
 def test_seed_002s_grid_tiny_runs_and_reports_each_replicate(tmp_path):
@@ -79,7 +79,7 @@ def test_seed_002s_grid_tiny_runs_and_reports_each_replicate(tmp_path):
     cmd[cmd.index("--grid") + 1] += ":tiny"
     proc = run(cmd, env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "8/8 trials" in proc.stdout
+    assert "8/8 configs" in proc.stdout
     df = load_experiment(str(tmp_path / "runs" / "c2"))
     assert df[["binary_accuracy", "val_binary_accuracy"]].notna().all().all()
     assert set(df["activation"]) == {"relu", "softmax"} and set(df["optimizer"]) == {"sgd", "adadelta"}

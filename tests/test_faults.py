@@ -149,7 +149,7 @@ def test_ctrl_c_in_the_reference_stage_then_resume(tmp_path, fault_record):
     assert "reference classifiers: 1 loaded" in done.stdout
     assert "training 1 (mnist_mlp64_e60_nall_s1)" in done.stdout
     assert quick.read_bytes() == stored  # kept, not trained again
-    assert "2/2 trials finished" in done.stdout
+    assert "2/2 configs finished" in done.stdout
     fault_record(fault="Ctrl-C in the reference stage, then --resume", trials=2, epochs=1, trials_lost=0,
                  epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0,
                  recover_s=round(time.perf_counter() - t0, 1))
@@ -163,7 +163,7 @@ def test_worker_sigkill_beyond_max_failures_is_errored_and_named(tmp_path, fault
     os.kill(victim[-1]["pid"], signal.SIGKILL)
     assert sweep.wait() == 1
     out = sweep.output()
-    assert "1/2 trials finished (0 diverged, 1 errored, 0 unfinished)" in out
+    assert "1/2 configs finished (0 diverged, 1 errored, 0 unfinished)" in out
     errored = re.search(r": errored, epochs \d+/5, .*error in (\S+error\.txt)", out)
     assert errored and os.path.isfile(errored.group(1))
     finished = [e for e in epochs_of(exp).values() if e == list(range(1, epochs + 1))]

@@ -24,11 +24,11 @@ def test_shipped_grid_header_states_its_trial_counts(name):
     assert "# Reproduces:" in header and "# Time:" in header
     grid, small = load_grid(name), load_grid(f"{name}:tiny")
     if grid.search:  # a search samples its configs: the header gives its budget
-        sizes = re.search(r"# Trials: (\d+) configs x (\d+) replicates \(tiny: (\d+) x (\d+)\)", header).groups()
+        sizes = re.search(r"# Configs: (\d+) configs x (\d+) replicates \(tiny: (\d+) x (\d+)\)", header).groups()
         assert list(map(int, sizes)) == [grid.search["configs"], grid.search["replicates"],
                                          small.search["configs"], small.search["replicates"]]
         return
-    full, tiny = map(int, re.search(r"# Trials: (\d+) \(tiny: (\d+)\)", header).groups())
+    full, tiny = map(int, re.search(r"# Configs: (\d+) \(tiny: (\d+)\)", header).groups())
     assert len(grid.trials) == full
     assert len(small.trials) == tiny
 

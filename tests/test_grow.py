@@ -96,7 +96,7 @@ def test_growing_a_finished_sweep_trains_only_the_new_configs(tmp_path, fault_re
     grown = run(grow, env)
     recover = time.perf_counter() - t0
     assert grown.returncode == 0, grown.stdout[-3000:] + grown.stderr[-3000:]
-    assert "trials finished (0 diverged, 0 errored, 0 unfinished)" in grown.stdout
+    assert "configs finished (0 diverged, 0 errored, 0 unfinished)" in grown.stdout
     assert {n: (exp / n / "result.json").read_bytes() for n in new_done} == finished_new
     seen = {n: [row["epoch"] for row in r] for n, r in rows_by_trial(exp).items()}
     assert all(e == list(range(1, EPOCHS + 1)) for e in seen.values()), seen  # each epoch once

@@ -79,7 +79,7 @@ def test_live_view_and_status_through_a_sweeps_life(tmp_path):
     assert head == "life: finished" and counts["finished"] == 3 and done == planned == 3 * EPOCHS
     final_rows = [r[-1] for r in rows_by_trial(exp).values()]
     mean = sum(r["val_accuracy"] for r in final_rows) / 3
-    assert f"best mean val_accuracy: mlp500_300 {mean:.4f} (n=3, gaussian0.1_l2-0)" in out, out
+    assert f"best val_accuracy: mlp500_300 gaussian0.1_l2-0, {mean:.4f} (mean of 3 seeds)" in out, out
 
     for text in (live, resumed.stdout):
         assert "\x1b" not in text and "\r" not in text  # plain lines in a file
@@ -89,14 +89,14 @@ def test_live_view_and_status_through_a_sweeps_life(tmp_path):
     assert progress[0].startswith("[0/3 configs done, 1 running, 2 pending] elapsed") and "ETA estimating" in progress[0]
     assert any(re.search(r"ETA (\d+m)?\d+s", line) for line in progress)  # once an epoch time is known
     final = [line for line in resumed.stdout.splitlines() if line.startswith("[")][-1]
-    assert final.startswith("[3/3 configs done] elapsed") and "best mean: mlp500_300 val_accuracy" in final
+    assert final.startswith("[3/3 configs done] elapsed") and "best so far: mlp500_300 " in final
     # one line per config as it ends (before the stop or after the resume), in the summary's words
     ended = [line for line in (live + resumed.stdout).splitlines() if re.match(r"  \S+: finished, epochs ", line)]
     assert len(ended) == len({line.split(":")[0] for line in ended}) == 3
     shown = sorted(float(line.rsplit(" ", 1)[1]) for line in ended)
     assert all(f"epochs {EPOCHS}/{EPOCHS}, val_accuracy " in line for line in ended)
     assert shown == sorted(round(r["val_accuracy"], 4) for r in final_rows)
-    assert "3/3 trials finished (0 diverged, 0 errored, 0 unfinished)" in resumed.stdout
+    assert "3/3 configs finished (0 diverged, 0 errored, 0 unfinished)" in resumed.stdout
     assert len(resumed.stdout.splitlines()) <= 25, resumed.stdout
 
 
@@ -113,7 +113,7 @@ def test_noisesweep_grids_lists_every_shipped_grid_with_its_trial_count(tmp_path
     proc = subprocess.run([sys.executable, "-m", "sweeps.cli", "grids"], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0
-    listed = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+): (\d+) trials", proc.stdout, re.M)}
+    listed = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+): (\d+) configs", proc.stdout, re.M)}
     grids = {name: load_grid(name) for name in known_grids()}
     assert listed == {name: len(g.trials) for name, g in grids.items() if not g.search}
     searches = {m.group(1): (int(m.group(2)), int(m.group(3)))

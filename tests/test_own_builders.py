@@ -158,4 +158,4 @@ def test_a_module_named_by_models_registers_its_models_for_the_run_its_workers_a
     # Growing it, planned (the grid's check needs bn_plain: the recorded module, imported).
     done = run_to_end([*cmd, "--resume", "--dry-run"], env)
     assert "1 configs finished (skipped), 0 not finished (continued), 1 new (to run)" in done.stdout
-    assert done.stdout.strip().endswith("1 new trials")
+    assert done.stdout.strip().endswith("1 new configs")

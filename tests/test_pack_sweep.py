@@ -52,7 +52,7 @@ def test_a_packed_sweep_reports_as_the_same_sweep_run_alone(tmp_path):
     for pack in ("5", "1"):
         cmd, env = runner_cmd(tmp_path, GRID, f"p{pack}", "--pack", pack, "--report")
         proc = run_to_end(cmd, env, "5/5")
-        assert "5/5 trials finished (1 diverged, 0 errored, 0 unfinished)" in proc.stdout
+        assert "5/5 configs finished (1 diverged, 0 errored, 0 unfinished)" in proc.stdout
         exp = tmp_path / "runs" / f"p{pack}"
         df = load_experiment(str(exp))
         assert df["trial"].nunique() == 5  # one trial per config, packed or not

@@ -91,7 +91,7 @@ def test_best_mean_is_over_replicates_of_one_config_group():
     # l2 0: (0.90 + 0.92 + 0.94) / 3 = 0.92; l2 1e-4: (0.95 + 0.91) / 2 = 0.93 (seed 2 not done)
     assert (metric, n, group) == ("val_accuracy", 2, "clean_l2-0.0001")
     assert mean == pytest.approx(statistics.fmean([0.95, 0.91]))
-    assert "best mean: mlp64 val_accuracy 0.9300 (n=2, clean_l2-0.0001)" in sweep.line()
+    assert "best so far: mlp64 clean_l2-0.0001, val_accuracy 0.9300 (mean of 2 seeds)" in sweep.line()
     # A third cell with one lucky seed is not the best while cells of two or more exist.
     lucky = configs(l2=[1e-3], seed=[0])
     sweep = Sweep(grid + lucky, [[i] for i in range(len(grid) + 1)], slots=2)

@@ -30,7 +30,7 @@ def test_script_dry_run_of_full_grid_ends_with_its_trial_count(tmp_path):
               (("mlp64", 55_050), ("mlp500_300", 545_810), ("cnn", 93_322))]
     assert lines[-5:-1] == ["models:", *models], lines[-6:]
     lines = [*lines[:-5], lines[-1]]
-    assert lines[-1] == "225 trials" and len(lines) == 1 + 225 + 1 + 1
+    assert lines[-1] == "225 configs" and len(lines) == 1 + 225 + 1 + 1
     assert lines[0].split()[:4] == ["#", "dataset", "arch", "noise_type"] and lines[0].split()[-2:] == ["pack", "start"]
     # Configs that differ only in seed, L2 and noise share a pack; cnn configs train alone on CPU.
     pack = {int(r.split()[0]): r.split()[-2] for r in lines[1:226]}
@@ -58,17 +58,50 @@ def test_script_dry_run_of_full_grid_ends_with_its_trial_count(tmp_path):
 def test_dry_run_of_denoise_grid_names_its_reference_classifiers(capsys, tmp_path):
     code, out, _ = call(capsys, "--grid", "denoise", "--dry-run", "--storage-path", str(tmp_path / "runs"))
     lines = out.strip().splitlines()
-    assert code == 0 and lines[-2] == "3 trials"
-    assert lines[-1] == ("3 reference classifiers, trained once each before the trials: "
+    assert code == 0 and lines[-2] == "3 configs"
+    assert lines[-1] == ("3 reference classifiers, trained once each before the configs: "
                          "mnist_cnn_e10_nall_s0, mnist_cnn_e10_nall_s1, mnist_cnn_e10_nall_s2")
     assert "classifier" in lines[0].split() and "latent_dim" not in lines[0].split()
     assert not (tmp_path / "runs").exists()
 
 
+def test_dry_run_shows_every_key_that_changes_a_run(capsys, tmp_path):
+    """A key a config sets apart from its architecture's default is a column, before seed;
+    one left at its default is not."""
+    code, out, _ = call(capsys, "--grid", "noise:tiny", "--dry-run", "--storage-path", str(tmp_path / "runs"))
+    header = out.splitlines()[0].split()
+    assert code == 0
+    assert header.index("standardize") < header.index("seed")  # study 000 standardises
+    assert "train_subset" in header and "test_subset" in header  # the tiny variant's subsets
+    assert "noise_clip" not in header and "validation" not in header
+    grid = tmp_path / "clip.yaml"
+    grid.write_text("arch: mlp64\nnoise_type: gaussian\nnoise_scale: 0.5\nnoise_clip: [false, true]\n")
+    code, out, _ = call(capsys, "--grid", str(grid), "--dry-run", "--pack", "1")
+    rows = [line.split() for line in out.splitlines()[:3]]
+    at = rows[0].index("noise_clip")
+    assert [rows[1][at], rows[2][at]] == ["False", "True"] and "train_subset" not in rows[0]
+
+
+def test_help_says_defaults_and_that_resume_grows(capsys):
+    from sweeps import cli
+
+    with pytest.raises(SystemExit) as e:
+        run.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert e.value.code == 0
+    assert "auto (default: the pack size measured fastest" in text and "(default 0: CPU only)" in text
+    assert "grows the experiment, training only the new ones" in text
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    assert e.value.code == 0 and text.startswith("usage: noisesweep {run,report,grids,status,slurm} [flags]")
+    assert "positional" in text and " args " not in text  # the commands, not a catch-all
+
+
 def test_module_entry_point_works_too(capsys):
     proc = subprocess.run([sys.executable, "-m", "sweeps.run", "--grid", "smoke:tiny", "--dry-run"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("2 trials")
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("2 configs")
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -138,7 +171,7 @@ def test_resume_refuses_a_missing_or_unreadable_experiment_and_dry_runs_a_change
     assert code == 0 and lines[0] == "old: 0 configs finished (skipped), 3 not finished (continued), 1 new (to run)"
     assert "  new: mlp64_gaussian0.5_l2-0_s0" in lines and "  not in this grid (kept): mlp64_gaussian0.25_l2-0_s0 " \
                                                           "(first step)" in lines
-    assert lines[-1] == "1 new trials" and json.loads((exp / run.SPEC_FILE).read_text()) == record  # nothing written
+    assert lines[-1] == "1 new configs" and json.loads((exp / run.SPEC_FILE).read_text()) == record  # nothing written
     # A growth grid with an error in it: one line naming file, key and value; nothing written.
     bad = tmp_path / "bad.yaml"
     bad.write_text("{arch: mlp64, seed: [0, 1], noise_scale: -1}\n")

@@ -25,7 +25,7 @@ def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = tmp_path / "runs" / "it"
     assert f"logs: {exp}" in proc.stdout
-    assert "4/4 trials finished (1 diverged, 0 errored, 0 unfinished)" in proc.stdout
+    assert "4/4 configs finished (1 diverged, 0 errored, 0 unfinished)" in proc.stdout
 
     df = load_experiment(str(exp))
     learned = df[(df["lr"] == 0.1) & (df["validation"] == "test")]

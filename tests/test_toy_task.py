@@ -29,7 +29,7 @@ def toy_cmd(tmp_path, grid, name, *extra):
 def test_grid_takes_the_toy_and_refuses_its_key_elsewhere(tmp_path):
     proc = run(*toy_cmd(tmp_path, GRID, "toy", "--dry-run"))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().endswith("2 trials")
+    assert proc.stdout.strip().endswith("2 configs")
     proc = run(*toy_cmd(tmp_path, "{arch: mlp64, brightness_scale: 2.0}", "bad", "--dry-run"))
     assert proc.returncode == 2
     assert "brightness_scale = 2.0: only brightness trials take it (arch one of toy_linear), not mlp64" in proc.stderr

@@ -136,7 +136,10 @@ def pixel_accuracy(y, outputs):
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x[..., 0] * 255), 0, 255).astype(np.uint8)
+    """Floats in [0, 1] (N, H, W, C) -> uint8 pixels as the dataset held them: (N, H, W) for
+    grey images, (N, H, W, 3) for colour."""
+    x = x[..., 0] if x.shape[-1] == 1 else x
+    return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
 
 
 def _accuracy(model, x, labels) -> float:

@@ -1,0 +1,264 @@
+"""A sweep as a Slurm batch job: `noisesweep slurm [slurm flags] [runner flags]`.
+
+The submit side checks the grid and flags as the runner does (nothing is written for a
+bad one), writes an sbatch script into the experiment folder (`slurm/job.sbatch`) and
+submits it with `sbatch` (`--print`: only writes it). The job:
+
+- starts Ray across its allocation: one node runs the runner with its embedded Ray; more
+  start a Ray head on the first node and a worker on each other one (`srun ray start
+  --block`, Ray's documented recipe), with ports and a short temp dir of the job's own, so
+  that two jobs sharing a node do not collide, and the runner joins it (`--address`);
+- runs the runner on the first node, `--resume` once the experiment exists (a requeued
+  job continues where it stopped);
+- asks Slurm for USR1 `--signal-before` seconds before its time limit. On USR1, or a
+  SIGTERM from preemption, the runner stops its trials and saves Tune's state, as on
+  Ctrl-C; the job then requeues itself (`scontrol requeue`) and, run again, resumes.
+
+The runner records each job it runs in (id, restart count, nodes, script) in
+noisesweep.json; `noisesweep status` prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+SLURM_DIR = "slurm"  # in the experiment folder: the job script and its output
+SCRIPT = "job.sbatch"
+TIME = re.compile(r"^(\d+-)?\d+(:\d+){0,2}$|^\d+-\d+$")  # sbatch --time forms: M, M:S, H:M:S, D-H[:M[:S]]
+
+
+class SlurmError(ValueError):
+    """A flag the job could not run with, or sbatch refusing it: one line."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Slurm", "the job's allocation; the rest are the runner's flags")
+    g.add_argument("--nodes", type=int, default=1, help="nodes of the allocation (default 1)")
+    g.add_argument("--cpus-per-node", type=int, default=None,
+                   help="CPUs asked for on each node (default: the partition's default)")
+    g.add_argument("--gpus-per-node", type=int, default=0, help="GPUs asked for on each node (default 0)")
+    g.add_argument("--time", default=None, help="the job's time limit, as sbatch takes it (e.g. 2:00:00); "
+                   "the job requeues itself when it is reached")
+    g.add_argument("--partition", default=None, help="Slurm partition")
+    g.add_argument("--account", default=None, help="Slurm account")
+    g.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
+                   help="another #SBATCH line, e.g. --sbatch=--mem=32G (repeatable)")
+    g.add_argument("--signal-before", type=int, default=180, metavar="SECONDS",
+                   help="how long before its time limit the job is told to stop and requeue (default 180)")
+    g.add_argument("--print", action="store_true", help="write the job script and print its path; submit nothing")
+
+
+def check(opts: argparse.Namespace) -> None:
+    if opts.nodes < 1:
+        raise SlurmError(f"--nodes {opts.nodes}: must be at least 1")
+    if opts.cpus_per_node is not None and opts.cpus_per_node < 1:
+        raise SlurmError(f"--cpus-per-node {opts.cpus_per_node}: must be at least 1")
+    if opts.gpus_per_node < 0:
+        raise SlurmError(f"--gpus-per-node {opts.gpus_per_node}: must be 0 or more")
+    if opts.time is not None and not TIME.match(opts.time):
+        raise SlurmError(f"--time {opts.time!r}: not a Slurm time (MM, HH:MM:SS, D-HH:MM...)")
+    if opts.signal_before < 10:
+        raise SlurmError(f"--signal-before {opts.signal_before}: at least 10 s (Slurm signals within a minute "
+                         "of the time asked)")
+    for line in opts.sbatch:
+        if not line.startswith("-"):
+            raise SlurmError(f"--sbatch {line!r}: an sbatch option, starting with - (e.g. --mem=32G)")
+
+
+def script(exp_path: str, runner_argv: list[str], opts: argparse.Namespace, name: str,
+           workdir: str | None = None, python: str | None = None) -> str:
+    """The sbatch script that runs `runner_argv` (the runner's flags, --name and
+    --storage-path included) for experiment `exp_path`."""
+    workdir = workdir or os.getcwd()
+    python = python or sys.executable
+    out = os.path.join(exp_path, SLURM_DIR, "slurm-%j.out")
+    lines = ["#!/bin/bash",
+             f"#SBATCH --job-name={shlex.quote('noisesweep-' + name)}",
+             f"#SBATCH --nodes={opts.nodes}",
+             "#SBATCH --ntasks-per-node=1"]
+    if opts.cpus_per_node:
+        lines.append(f"#SBATCH --cpus-per-task={opts.cpus_per_node}")
+    if opts.gpus_per_node:
+        lines.append(f"#SBATCH --gpus-per-node={opts.gpus_per_node}")
+    if opts.time:
+        lines.append(f"#SBATCH --time={opts.time}")
+    for key in ("partition", "account"):
+        if getattr(opts, key):
+            lines.append(f"#SBATCH --{key}={getattr(opts, key)}")
+    lines += [f"#SBATCH --output={out}",
+              "#SBATCH --open-mode=append",  # a requeued job's lines follow the first run's
+              "#SBATCH --requeue",
+              f"#SBATCH --signal=B:USR1@{opts.signal_before}",
+              f"#SBATCH --chdir={workdir}",
+              *(f"#SBATCH {line}" for line in opts.sbatch)]
+    runner = " ".join(shlex.quote(a) for a in runner_argv)
+    cpus = opts.cpus_per_node or 0
+    return "\n".join(lines) + "\n" + BODY.format(
+        python=shlex.quote(python), exp=shlex.quote(exp_path), runner=runner, nodes=opts.nodes, cpus=cpus,
+        gpus=opts.gpus_per_node, script=shlex.quote(os.path.join(exp_path, SLURM_DIR, SCRIPT)))
+
+
+# The job's body. Bash traps run between commands: the runner is started in the background
+# and waited for, so that a signal is acted on at once, and waited for again until it ends.
+BODY = r"""
+set -u
+PYTHON={python}
+EXP={exp}
+export NOISESWEEP_SLURM_SCRIPT={script}
+# A requeued job runs this script again: it continues the experiment its first run began.
+resume=()
+if [ -f "$EXP/noisesweep.json" ]; then resume=(--resume); fi
+echo "noisesweep: Slurm job $SLURM_JOB_ID (restart ${{SLURM_RESTART_COUNT:-0}}) on $SLURM_JOB_NODELIST"
+
+# Ray's sockets live under its temp dir: a short one of the job's own (a long path
+# overflows a socket's name), and ports of the job's own, so two jobs on a node coexist.
+export RAY_TMPDIR="/tmp/ns-$SLURM_JOB_ID"
+mkdir -p "$RAY_TMPDIR"
+port=$((20000 + (SLURM_JOB_ID % 400) * 100))
+cluster=()
+ray_steps=()
+cpus=${{SLURM_CPUS_ON_NODE:-{cpus}}}  # the allocation's, not the node's: Ray would take them all
+gpus={gpus}
+if [ {nodes} -gt 1 ]; then
+    head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+    head_ip=$(getent hosts "$head" | awk '{{print $1; exit}}')
+    head_ip=${{head_ip:-$head}}
+    start=(start --block --temp-dir="$RAY_TMPDIR" --node-manager-port=$((port + 1))
+           --object-manager-port=$((port + 2)) --min-worker-port=$((port + 10)) --max-worker-port=$((port + 99)))
+    if [ "$cpus" -gt 0 ]; then start+=(--num-cpus="$cpus"); fi
+    start+=(--num-gpus="$gpus")
+    srun --nodes=1 --ntasks=1 -w "$head" "$PYTHON" -m ray.scripts.scripts "${{start[@]}}" --head \
+        --port="$port" --ray-client-server-port=$((port + 3)) --dashboard-port=$((port + 4)) \
+        --include-dashboard=false &
+    ray_steps+=($!)
+    for i in $(seq 60); do
+        "$PYTHON" -m ray.scripts.scripts status --address="$head_ip:$port" >/dev/null 2>&1 && break
+        sleep 2
+    done
+    srun --nodes=$(({nodes} - 1)) --ntasks=$(({nodes} - 1)) --exclude="$head" "$PYTHON" -m ray.scripts.scripts \
+        "${{start[@]}}" --address="$head_ip:$port" &
+    ray_steps+=($!)
+    cluster=(--address "$head_ip:$port")
+elif [ "$cpus" -gt 0 ]; then
+    cluster=(--num-cpus "$cpus")
+fi
+
+stopping=""
+# USR1: the time limit is near (only this shell is told). TERM: preemption or scancel,
+# which Slurm sends to the runner too; a second interrupt would force it to exit unsaved.
+trap 'stopping=USR1; echo "noisesweep: time limit near: stopping to requeue"; kill -INT "$runner" 2>/dev/null' USR1
+trap 'stopping=TERM; echo "noisesweep: stopped by Slurm (TERM)"' TERM
+"$PYTHON" -m sweeps.run {runner} "${{cluster[@]}}" "${{resume[@]}}" &
+runner=$!
+wait "$runner"; rc=$?
+while kill -0 "$runner" 2>/dev/null; do wait "$runner"; rc=$?; done
+
+for step in "${{ray_steps[@]}}"; do kill "$step" 2>/dev/null; done
+wait 2>/dev/null
+rm -rf "$RAY_TMPDIR"
+if [ -n "$stopping" ] && [ "$rc" -eq 130 ]; then
+    echo "noisesweep: requeueing job $SLURM_JOB_ID; it resumes the experiment"
+    scontrol requeue "$SLURM_JOB_ID"
+fi
+exit "$rc"
+"""
+
+
+def submit(path: str) -> str:
+    """`sbatch` the script at `path`; its job id."""
+    if not shutil.which("sbatch"):
+        raise SlurmError("sbatch: not found on PATH (is this a Slurm login node?); --print writes the script only")
+    done = subprocess.run(["sbatch", "--parsable", path], capture_output=True, text=True)
+    if done.returncode != 0:
+        first = (done.stderr.strip() or done.stdout.strip() or f"exit {done.returncode}").splitlines()[0]
+        raise SlurmError(f"sbatch {path}: {first}")
+    return done.stdout.strip().split(";")[0]
+
+
+def job_record() -> dict | None:
+    """This process's Slurm job as noisesweep.json records it, or None outside one."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    return {"job_id": job, "restart": int(os.environ.get("SLURM_RESTART_COUNT") or 0),
+            "nodes": os.environ.get("SLURM_JOB_NODELIST", ""), "script": os.environ.get("NOISESWEEP_SLURM_SCRIPT", ""),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def recorded(spec: dict, job: dict) -> dict:
+    """`spec` (noisesweep.json) with `job` in its list of Slurm jobs: a requeued job's
+    entry replaced by its latest run."""
+    jobs = [j for j in spec.get("slurm_jobs", []) if j.get("job_id") != job["job_id"]]
+    return {**spec, "slurm_jobs": [*jobs, job]}
+
+
+def main(argv: list[str], prog: str = "noisesweep slurm") -> int:
+    """Check, write and submit. Exit 0 submitted (or written, --print), 2 bad input."""
+    from sweeps import run as runner
+
+    p = argparse.ArgumentParser(prog=prog, description="Run a grid as a Slurm batch job that starts Ray across "
+                                "its allocation, and requeues itself at its time limit or when preempted, "
+                                "resuming where it stopped. Every flag the runner takes is passed on.",
+                                epilog="The script is written into the experiment folder (slurm/job.sbatch); "
+                                "the job's output is slurm/slurm-JOBID.out beside it.")
+    add_arguments(p)
+    opts, rest = p.parse_known_args(argv)
+    try:
+        check(opts)
+        args = runner.parse_args(rest)
+        if args.address or args.dry_run or args.list:
+            bad = "--address" if args.address else "--dry-run" if args.dry_run else "--list"
+            raise SlurmError(f"{bad}: not for a Slurm job (the job starts its own Ray; run the runner itself)")
+        plan = runner.plan_experiment(args)  # the grid and flags checked as the runner does
+    except (SlurmError, runner.UsageError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # GridError and the rest the runner reports as bad input
+        if type(e).__name__ not in ("GridError", "ArchError", "DataError", "LockError"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    storage = os.path.abspath(args.storage_path)
+    argv_run = [*_without(rest, ("--name", "--storage-path", "--resume")), "--name", plan.name,
+                "--storage-path", storage]
+    exp = os.path.join(storage, plan.name)
+    folder = os.path.join(exp, SLURM_DIR)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, SCRIPT)
+    with open(path + ".tmp", "w") as f:
+        f.write(script(exp, argv_run, opts, plan.name))
+    os.replace(path + ".tmp", path)
+    if opts.print:
+        print(path)
+        return 0
+    try:
+        job = submit(path)
+    except SlurmError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"submitted Slurm job {job}: {plan.name} ({path})")
+    print(f"  output: {os.path.join(folder, f'slurm-{job}.out')}")
+    print(f"  where it stands: noisesweep status {exp}")
+    return 0
+
+
+def _without(argv: list[str], flags: tuple) -> list[str]:
+    """argv less `flags` (and the value of those that take one)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        name = a.split("=", 1)[0]
+        if name in flags:
+            skip = "=" not in a and name != "--resume"
+            continue
+        out.append(a)
+    return out
