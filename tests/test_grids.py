@@ -66,7 +66,7 @@ def test_readmes_grid_table_gives_each_headers_trials_and_time():
     assert sorted(rows) == grids.known_grids()
     for name, (trials, time) in rows.items():
         info = grids.header(name)
-        assert trials == info["Trials"].split(". ")[0], name
+        assert trials == info["Configs"].split(". ")[0], name
         assert time == info["Time"].split(" on 2 cores")[0], name
     assert {"smoke", "noise", "l2", "full"} <= set(grids.known_grids())
     noise = load_grid("noise").trials
