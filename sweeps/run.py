@@ -536,7 +536,9 @@ def run_steps(ray, plan: Plan, datasets: dict, args: argparse.Namespace) -> list
         count = search.describe(step["search"]) if step.get("search") else f"{len(step['trials'])} configs{shown}"
         print(f"noisesweep: {what}, {count} -> {folder.path}", flush=True)
         if n == 0:  # once, under the first step's line
-            print(f"ray: {int(resources.get('CPU', 0))} CPUs, {resources.get('GPU', 0):g} GPUs; "
+            nodes = sum(1 for node in ray.nodes() if node["Alive"])
+            print(f"ray: {nodes} node{'s' if nodes > 1 else ''}, {int(resources.get('CPU', 0))} CPUs, "
+                  f"{resources.get('GPU', 0):g} GPUs; "
                   f"per trial {args.cpus_per_trial:g} CPU, {args.gpus_per_trial:g} GPU", flush=True)
             references = ensure_references(plan.trials, datasets, plan.exp, per_trial)
         done = run_step(plan, step, folder, datasets, references, resources, args)
@@ -730,7 +732,7 @@ def main(argv=None, prog: str = "python sweeps/run.py") -> int:
         sys.path.insert(1, os.getcwd())
     if argv is None and "--slurm" in sys.argv[1:] or argv is not None and "--slurm" in argv:
         rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--slurm"]
-        return slurm.main(rest, prog=f"{prog} --slurm")
+        return slurm.main(rest, sys.modules[__name__], prog=f"{prog} --slurm")
     args = parse_args(argv, prog)
     # SIGTERM (a scheduler's preemption, `kill`) stops the sweep as Ctrl-C does: trials
     # stopped, Tune's state saved, resumable.
@@ -740,6 +742,9 @@ def main(argv=None, prog: str = "python sweeps/run.py") -> int:
     except (GridError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before the trials began (loading data, starting Ray)
+        print("\nstopped before any trial started", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

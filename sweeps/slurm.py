@@ -25,6 +25,8 @@ import os
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -99,9 +101,8 @@ def script(exp_path: str, runner_argv: list[str], opts: argparse.Namespace, name
               f"#SBATCH --chdir={workdir}",
               *(f"#SBATCH {line}" for line in opts.sbatch)]
     runner = " ".join(shlex.quote(a) for a in runner_argv)
-    cpus = opts.cpus_per_node or 0
     return "\n".join(lines) + "\n" + BODY.format(
-        python=shlex.quote(python), exp=shlex.quote(exp_path), runner=runner, nodes=opts.nodes, cpus=cpus,
+        python=shlex.quote(python), exp=shlex.quote(exp_path), runner=runner, nodes=opts.nodes,
         gpus=opts.gpus_per_node, script=shlex.quote(os.path.join(exp_path, SLURM_DIR, SCRIPT)))
 
 
@@ -117,42 +118,36 @@ resume=()
 if [ -f "$EXP/noisesweep.json" ]; then resume=(--resume); fi
 echo "noisesweep: Slurm job $SLURM_JOB_ID (restart ${{SLURM_RESTART_COUNT:-0}}) on $SLURM_JOB_NODELIST"
 
-# Ray's sockets live under its temp dir: a short one of the job's own (a long path
-# overflows a socket's name), and ports of the job's own, so two jobs on a node coexist.
-export RAY_TMPDIR="/tmp/ns-$SLURM_JOB_ID"
-mkdir -p "$RAY_TMPDIR"
-port=$((20000 + (SLURM_JOB_ID % 400) * 100))
 cluster=()
-ray_steps=()
-cpus=${{SLURM_CPUS_ON_NODE:-{cpus}}}  # the allocation's, not the node's: Ray would take them all
-gpus={gpus}
+ray_nodes=""
 if [ {nodes} -gt 1 ]; then
+    # Ray's head on this (the first) node, a Ray worker on each other one: one srun step
+    # each, `ray start --block` with the job's own ports and temp dir (python -m sweeps.slurm node).
+    # Ray's token, the job's own, in the environment of every step: the head's own pick
+    # (~/.ray/auth_token) need not reach the other nodes before they dial it.
+    export RAY_AUTH_MODE=token RAY_AUTH_TOKEN="${{RAY_AUTH_TOKEN:-$("$PYTHON" -c 'import secrets; print(secrets.token_hex(32))')}}"
     head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-    head_ip=$(getent hosts "$head" | awk '{{print $1; exit}}')
-    head_ip=${{head_ip:-$head}}
-    start=(start --block --temp-dir="$RAY_TMPDIR" --node-manager-port=$((port + 1))
-           --object-manager-port=$((port + 2)) --min-worker-port=$((port + 10)) --max-worker-port=$((port + 99)))
-    if [ "$cpus" -gt 0 ]; then start+=(--num-cpus="$cpus"); fi
-    start+=(--num-gpus="$gpus")
-    srun --nodes=1 --ntasks=1 -w "$head" "$PYTHON" -m ray.scripts.scripts "${{start[@]}}" --head \
-        --port="$port" --ray-client-server-port=$((port + 3)) --dashboard-port=$((port + 4)) \
-        --include-dashboard=false &
-    ray_steps+=($!)
-    for i in $(seq 60); do
-        "$PYTHON" -m ray.scripts.scripts status --address="$head_ip:$port" >/dev/null 2>&1 && break
-        sleep 2
-    done
-    srun --nodes=$(({nodes} - 1)) --ntasks=$(({nodes} - 1)) --exclude="$head" "$PYTHON" -m ray.scripts.scripts \
-        "${{start[@]}}" --address="$head_ip:$port" &
-    ray_steps+=($!)
-    cluster=(--address "$head_ip:$port")
-elif [ "$cpus" -gt 0 ]; then
-    cluster=(--num-cpus "$cpus")
+    address=$("$PYTHON" -m sweeps.slurm address)  # this shell runs on the head node
+    srun --nodes=1 --ntasks=1 -w "$head" "$PYTHON" -m sweeps.slurm node --head --address "$address" --gpus {gpus} &
+    ray_nodes="$ray_nodes $!"
+    "$PYTHON" -m sweeps.slurm wait "$address" || exit 1
+    srun --nodes=$(({nodes} - 1)) --ntasks=$(({nodes} - 1)) --exclude="$head" \
+        "$PYTHON" -m sweeps.slurm node --address "$address" --gpus {gpus} &
+    ray_nodes="$ray_nodes $!"
+    "$PYTHON" -m sweeps.slurm wait "$address" {nodes} || exit 1  # until every node has joined
+    cluster=(--address "$address")
+else
+    # The runner's own Ray, on the CPUs of the allocation (Ray would take the node's), with
+    # a short temp dir of the job's own (a long path overflows a socket's name).
+    export RAY_TMPDIR="/tmp/ns-$SLURM_JOB_ID"
+    mkdir -p "$RAY_TMPDIR"
+    cluster=(--num-cpus "$SLURM_CPUS_ON_NODE")
 fi
 
 stopping=""
-# USR1: the time limit is near (only this shell is told). TERM: preemption or scancel,
-# which Slurm sends to the runner too; a second interrupt would force it to exit unsaved.
+# USR1: the time limit is near (only this shell is told); the job requeues itself.
+# TERM: scancel, `scontrol requeue` or preemption, which Slurm sends to the runner too (a
+# second interrupt from here would force it to exit unsaved); Slurm requeues a preempted job.
 trap 'stopping=USR1; echo "noisesweep: time limit near: stopping to requeue"; kill -INT "$runner" 2>/dev/null' USR1
 trap 'stopping=TERM; echo "noisesweep: stopped by Slurm (TERM)"' TERM
 "$PYTHON" -m sweeps.run {runner} "${{cluster[@]}}" "${{resume[@]}}" &
@@ -160,15 +155,96 @@ runner=$!
 wait "$runner"; rc=$?
 while kill -0 "$runner" 2>/dev/null; do wait "$runner"; rc=$?; done
 
-for step in "${{ray_steps[@]}}"; do kill "$step" 2>/dev/null; done
+for step in $ray_nodes; do kill "$step" 2>/dev/null; done
 wait 2>/dev/null
-rm -rf "$RAY_TMPDIR"
-if [ -n "$stopping" ] && [ "$rc" -eq 130 ]; then
+rm -rf "/tmp/ns-$SLURM_JOB_ID"
+if [ "$stopping" = USR1 ] && [ "$rc" -eq 130 ]; then
     echo "noisesweep: requeueing job $SLURM_JOB_ID; it resumes the experiment"
     scontrol requeue "$SLURM_JOB_ID"
 fi
 exit "$rc"
 """
+
+# Ports: a block of 2,000 for each job (by its id) and 200 of it for each of its nodes (by
+# its rank), so that two jobs sharing a host, or two of a job's nodes on one host, do not
+# collide. In a node's block: +0 Ray's GCS (the head), +1..+8 the node's servers, +20.. workers.
+PORTS = {"port": 0, "node-manager-port": 1, "object-manager-port": 2, "ray-client-server-port": 3,
+         "dashboard-port": 4, "dashboard-agent-listen-port": 5, "dashboard-agent-grpc-port": 6,
+         "metrics-export-port": 7, "runtime-env-agent-port": 8, "min-worker-port": 20, "max-worker-port": 199}
+
+
+def ports(job_id: int, node: int) -> dict:
+    """Ray's ports for node `node` of Slurm job `job_id`."""
+    base = 20000 + (job_id % 20) * 2000 + (node % 10) * 200
+    return {flag: base + offset for flag, offset in PORTS.items()}
+
+
+def ray_node_command(head: bool, address: str | None, gpus: int, env: dict) -> tuple[list[str], str]:
+    """`ray start --block` for this node of the job (from its SLURM_* variables), and the
+    node's temp dir."""
+    # The workers' step leaves the head out: its SLURM_NODEID counts from 0 without it.
+    job, node = int(env["SLURM_JOB_ID"]), 0 if head else 1 + int(env.get("SLURM_NODEID") or 0)
+    temp = f"/tmp/ns-{job}-{node}-{os.getpid()}"  # a Slurm's job ids start again at 1 when it is reinstalled
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", f"--temp-dir={temp}",
+           f"--num-gpus={gpus}"]
+    cpus = env.get("SLURM_CPUS_ON_NODE")
+    if cpus:  # the allocation's CPUs, not the node's: Ray would take them all
+        cmd.append(f"--num-cpus={cpus}")
+    given = ports(job, node)
+    if head:
+        cmd += ["--head", "--include-dashboard=false", f"--node-ip-address={address.rsplit(':', 1)[0]}"]
+    else:
+        cmd.append(f"--address={address}")
+        for flag in ("port", "ray-client-server-port", "dashboard-port"):  # the head's alone
+            given.pop(flag)
+    return cmd + [f"--{flag}={port}" for flag, port in given.items()], temp
+
+
+def _node_main(argv: list[str]) -> int:
+    """`python -m sweeps.slurm {address | wait ADDRESS [NODES] | node (--head | --address A) --gpus N}`:
+    the job script's steps that need Python."""
+    if argv[0] == "address":  # the head's GCS address (run on the head), as the others dial it
+        from ray.util import get_node_ip_address  # the address Ray itself takes for this node
+
+        print(f"{get_node_ip_address()}:{ports(int(os.environ['SLURM_JOB_ID']), 0)['port']}")
+        return 0
+    if argv[0] == "wait":  # until the head answers, or (given a count) that many nodes joined it
+        host, port = argv[1].rsplit(":", 1)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, int(port)), timeout=2).close()
+                break
+            except OSError:
+                time.sleep(1)
+        else:
+            print(f"noisesweep: Ray's head at {argv[1]} did not start in 120 s", file=sys.stderr)
+            return 1
+        if len(argv) > 2:
+            import ray
+
+            ray.init(address=argv[1], logging_level="ERROR")
+            while len([n for n in ray.nodes() if n["Alive"]]) < int(argv[2]):
+                if time.monotonic() > deadline:
+                    print(f"noisesweep: {argv[2]} Ray nodes did not join in 120 s", file=sys.stderr)
+                    return 1
+                time.sleep(1)
+            ray.shutdown()
+        return 0
+    p = argparse.ArgumentParser(prog="python -m sweeps.slurm node")
+    p.add_argument("--head", action="store_true")
+    p.add_argument("--address")
+    p.add_argument("--gpus", type=int, default=0)
+    a = p.parse_args(argv[1:])
+    cmd, temp = ray_node_command(a.head, a.address, a.gpus, dict(os.environ))
+    os.makedirs(temp, exist_ok=True)
+    node = subprocess.Popen(cmd)
+    # srun passes the job's end on as TERM: `ray start --block` then stops the node's Ray.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, _: node.send_signal(s))
+    rc = node.wait()
+    shutil.rmtree(temp, ignore_errors=True)
+    return rc
 
 
 def submit(path: str) -> str:
@@ -199,9 +275,9 @@ def recorded(spec: dict, job: dict) -> dict:
     return {**spec, "slurm_jobs": [*jobs, job]}
 
 
-def main(argv: list[str], prog: str = "noisesweep slurm") -> int:
-    """Check, write and submit. Exit 0 submitted (or written, --print), 2 bad input."""
-    from sweeps import run as runner
+def main(argv: list[str], runner, prog: str = "noisesweep slurm") -> int:
+    """Check, write and submit. Exit 0 submitted (or written, --print), 2 bad input.
+    `runner`: the module sweeps.run (given, not imported: it imports this one)."""
 
     p = argparse.ArgumentParser(prog=prog, description="Run a grid as a Slurm batch job that starts Ray across "
                                 "its allocation, and requeues itself at its time limit or when preempted, "
@@ -216,6 +292,9 @@ def main(argv: list[str], prog: str = "noisesweep slurm") -> int:
         if args.address or args.dry_run or args.list:
             bad = "--address" if args.address else "--dry-run" if args.dry_run else "--list"
             raise SlurmError(f"{bad}: not for a Slurm job (the job starts its own Ray; run the runner itself)")
+        runner.check_args(args)
+        # Packs are planned by the job, for its allocation's slots (--pack auto times them there).
+        args.pack_size = args.pack_size or 1
         plan = runner.plan_experiment(args)  # the grid and flags checked as the runner does
     except (SlurmError, runner.UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -262,3 +341,7 @@ def _without(argv: list[str], flags: tuple) -> list[str]:
             continue
         out.append(a)
     return out
+
+
+if __name__ == "__main__":
+    sys.exit(_node_main(sys.argv[1:]))

@@ -92,6 +92,16 @@ def rows_by_trial(exp) -> dict:
     return out
 
 
+def epochs_of(exp) -> dict:
+    """Trial folder -> the epochs its result.json holds, in order."""
+    return {name: [r["epoch"] for r in rows] for name, rows in rows_by_trial(exp).items()}
+
+
+def duplicated_epochs(exp) -> int:
+    """Epochs logged more than once, over every trial."""
+    return sum(len(e) - len(set(e)) for e in epochs_of(exp).values())
+
+
 def wait_until(condition, timeout=240, every=0.05, what="the condition"):
     """Poll `condition()` until it returns something truthy; return it."""
     deadline = time.time() + timeout

@@ -25,7 +25,7 @@ from analysis.load import load_experiment
 from sweeps import grids, run
 from sweeps.lock import LOCK_FILE
 from tests.synthetic import write_mnist_cache
-from tests.sweeps_running import ROOT, Runner, rows_by_trial, run_to_end, runner_cmd, wait_until
+from tests.sweeps_running import ROOT, Runner, duplicated_epochs, epochs_of, rows_by_trial, run_to_end, runner_cmd, wait_until
 from tests.sweeps_running import run as run_runner
 
 pytestmark = pytest.mark.faults
@@ -49,16 +49,10 @@ def resume(cmd, env) -> float:
     return time.perf_counter() - t0
 
 
-def epochs_of(exp):
-    return {name: [r["epoch"] for r in rows] for name, rows in rows_by_trial(exp).items()}
-
-
-def duplicated_epochs(exp):
-    return sum(len(e) - len(set(e)) for e in epochs_of(exp).values())
-
-
-@pytest.mark.parametrize("packing", [("--pack", "1"), ("--pack", "2", "--max-concurrent", "1")],
-                         ids=["alone", "packs-of-2"])
+# Packs of 2 (RELIABILITY row 1p) passed too; left out of the suite for its time (79 s on CI's
+# machine): a pack's members restoring from their checkpoints is tested by
+# test_pack_sweep's and test_user_models' killed packs.
+@pytest.mark.parametrize("packing", [("--pack", "1")], ids=["alone"])
 def test_driver_sigkill_then_resume_finishes_without_retraining(tmp_path, fault_record, packing):
     # The workers keep training through the kill (the case is a driver dying while they
     # report), so the sweep must not be able to end in the second the save is given: the

@@ -120,7 +120,7 @@ def test_noisesweep_grids_lists_every_shipped_grid_with_its_trial_count(tmp_path
                 for m in re.finditer(r"^(\w+): search of (\d+) configs x (\d+) replicates", proc.stdout, re.M)}
     assert searches == {name: (g.search["configs"], g.search["replicates"]) for name, g in grids.items() if g.search}
     assert searches  # search_mlp500_300
-    assert re.search(r"^l2: 15 trials \(l2:tiny 2\)\..*\n  reproduces: seed 001 2d", proc.stdout, re.M)
+    assert re.search(r"^l2: 15 configs \(l2:tiny 2\)\..*\n  reproduces: study 001 2d", proc.stdout, re.M)
     # The runner lists the same, and starts nothing.
     same = subprocess.run([sys.executable, "sweeps/run.py", "--list", "--storage-path", str(tmp_path / "runs")],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
