@@ -15,6 +15,8 @@ import socket
 import time
 from contextlib import contextmanager
 
+from sweeps.slurm import current_job
+
 LOCK_FILE = ".noisesweep.lock"
 
 
@@ -51,12 +53,8 @@ def holder_is_running(holder: dict) -> bool:
 
 
 def _earlier_run_of_this_job(holder: dict) -> bool:
-    job, restart = _slurm_job()
+    job, restart = current_job()
     return bool(job) and holder.get("slurm_job") == job and int(holder.get("slurm_restart", 0)) < restart
-
-
-def _slurm_job() -> tuple[str | None, int]:
-    return os.environ.get("SLURM_JOB_ID"), int(os.environ.get("SLURM_RESTART_COUNT") or 0)
 
 
 def describe(holder: dict) -> str:
@@ -73,7 +71,7 @@ def experiment_lock(exp_path: str, take_stale: bool):
     """
     path = os.path.join(exp_path, LOCK_FILE)
     mine = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-    job, restart = _slurm_job()
+    job, restart = current_job()
     if job:
         mine.update(slurm_job=job, slurm_restart=restart)
     try:

@@ -258,12 +258,17 @@ def submit(path: str) -> str:
     return done.stdout.strip().split(";")[0]
 
 
+def current_job() -> tuple[str | None, int]:
+    """(id, restart count) of the Slurm job this process runs in; (None, 0) outside one."""
+    return os.environ.get("SLURM_JOB_ID"), int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+
+
 def job_record() -> dict | None:
     """This process's Slurm job as noisesweep.json records it, or None outside one."""
-    job = os.environ.get("SLURM_JOB_ID")
+    job, restart = current_job()
     if not job:
         return None
-    return {"job_id": job, "restart": int(os.environ.get("SLURM_RESTART_COUNT") or 0),
+    return {"job_id": job, "restart": restart,
             "nodes": os.environ.get("SLURM_JOB_NODELIST", ""), "script": os.environ.get("NOISESWEEP_SLURM_SCRIPT", ""),
             "started": time.strftime("%Y-%m-%d %H:%M:%S")}
 

@@ -230,32 +230,6 @@ def test_a_trial_restarted_from_its_checkpoint_trains_as_if_never_stopped(tmp_pa
     assert [r["loss"] for r in resumed.rows[0]] == [r["loss"] for r in whole.rows[0]]
 
 
-@pytest.mark.parametrize("arch", ["dae_dense", "dae_conv"])
-def test_a_denoiser_of_colour_images_packs_and_keeps_their_colour(tmp_path, arch):
-    """32 x 32 x 3 images: the built-in denoisers take their shape, a pack of two learns,
-    and the saved samples and the strips figure hold the images in colour."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from analysis.denoise_figures import _strips
-
-    arrays = learnable_colour(300, 100)
-    configs = vae_members(arch, [(0, 0.0), (1, 0.001)], noise_clip=False, epochs=2, batch_size=32)
-    packed, _ = train(configs, arrays)
-    assert packed.rows[0][-1]["loss"] < packed.rows[0][0]["loss"]
-    samples = packed.finish()[0].artifacts["samples.npz"]
-    n = len(samples["indices"])
-    assert samples["original"].shape == (n, 32, 32, 3) and samples["noisy"].shape == (2, n, 32, 32, 3)
-    np.testing.assert_array_equal(samples["original"], arrays["x_test"][samples["indices"]])
-    assert samples["denoised"].shape == (2, n, 32, 32, 3)
-    # Three channels of their own (a grey output, or one channel kept, would have them equal).
-    denoised = samples["denoised"][0].astype(float)
-    assert np.ptp(denoised, axis=-1).mean() > 1
-    fig = _strips(samples, arch)
-    shown = fig.axes[0].get_images()[0].get_array()
-    assert shown.shape == (32, 32, 3)
-
-
 @pytest.mark.parametrize("arch", ["vae", "dae_small"])
 def test_a_checkpoint_from_keras_fit_continues_in_the_engine(tmp_path, arch):
     """A denoiser trial of an experiment from before the engine (its checkpoint a compiled
