@@ -375,6 +375,7 @@ def start_ray(args: argparse.Namespace):
         # Tune's new output engine prints its experiment header and TensorBoard hint
         # whatever `verbose` says; the legacy one at verbose 0 prints nothing.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    on_term = signal.getsignal(signal.SIGTERM)
     if args.address:
         ray.init(address=args.address, runtime_env=env, logging_level=level)
     else:
@@ -383,6 +384,8 @@ def start_ray(args: argparse.Namespace):
         # Ray has one, listens on loopback only.
         ray.init(address="local", num_cpus=args.num_cpus, dashboard_host="127.0.0.1", runtime_env=env,
                  logging_level=level)
+    # ray.init puts its own handler on SIGTERM (exit at once, unsaved): the runner's goes back on.
+    signal.signal(signal.SIGTERM, on_term)
     return ray
 
 
@@ -724,6 +727,22 @@ def summarize_search(results, plan: Plan, args) -> int:
     return 0
 
 
+def term_as_interrupt():
+    """A SIGTERM handler: the first SIGTERM (a scheduler's preemption, `kill`, a Slurm job's
+    own stop at its time limit) stops the sweep as Ctrl-C does: trials stopped, Tune's state
+    saved, resumable. Later ones are ignored: Slurm sends one to every process of a job it
+    requeues or preempts, also while the runner is saving, which a second interrupt would cut
+    short (Slurm's SIGKILL follows its KillWait)."""
+    received = []
+
+    def handler(*_):
+        if not received:
+            received.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return handler
+
+
 def main(argv=None, prog: str = "python sweeps/run.py") -> int:
     # A module of one's own beside where the runner starts (a builder named mypkg.nets:small,
     # --models mypkg.nets) imports as under `python -m`; Ray's workers and the --pack auto
@@ -734,9 +753,7 @@ def main(argv=None, prog: str = "python sweeps/run.py") -> int:
         rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--slurm"]
         return slurm.main(rest, sys.modules[__name__], prog=f"{prog} --slurm")
     args = parse_args(argv, prog)
-    # SIGTERM (a scheduler's preemption, `kill`) stops the sweep as Ctrl-C does: trials
-    # stopped, Tune's state saved, resumable.
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    signal.signal(signal.SIGTERM, term_as_interrupt())
     try:
         return run(args)
     except (GridError, UsageError) as e:

@@ -145,10 +145,11 @@ else
 fi
 
 stopping=""
-# USR1: the time limit is near (only this shell is told); the job requeues itself.
-# TERM: scancel, `scontrol requeue` or preemption, which Slurm sends to the runner too (a
-# second interrupt from here would force it to exit unsaved); Slurm requeues a preempted job.
-trap 'stopping=USR1; echo "noisesweep: time limit near: stopping to requeue"; kill -INT "$runner" 2>/dev/null' USR1
+# USR1: the time limit is near (only this shell is told): the runner is stopped as by a
+# preemption (TERM: it saves and exits 130, and ignores the TERMs Slurm may send after), then
+# the job requeues itself. TERM: scancel, `scontrol requeue` or preemption, which Slurm sends
+# to the runner too; Slurm requeues a preempted job.
+trap 'stopping=USR1; echo "noisesweep: time limit near: stopping to requeue"; kill -TERM "$runner" 2>/dev/null' USR1
 trap 'stopping=TERM; echo "noisesweep: stopped by Slurm (TERM)"' TERM
 "$PYTHON" -m sweeps.run {runner} "${{cluster[@]}}" "${{resume[@]}}" &
 runner=$!

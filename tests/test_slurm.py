@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.slurm_local import local_slurm, why_unavailable
-from tests.sweeps_running import ROOT, rows_by_trial
+from tests.sweeps_running import ROOT, duplicated_epochs, epochs_of, hold_trial_workers, rows_by_trial, wait_until
 from tests.synthetic import write_mnist_cache
 
 pytestmark = pytest.mark.faults
@@ -64,3 +64,81 @@ def test_a_grid_submitted_to_a_two_node_allocation_runs_on_both_and_writes_its_r
     status = subprocess.run([sys.executable, "-m", "sweeps.cli", "status", str(exp)], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert f"slurm job {job}: last started" in status.stdout, status.stdout
+
+
+def runner_pid(exp: Path) -> int | None:
+    """The pid of the runner at work on `exp` (the job's `python -m sweeps.run`), if any."""
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if "sweeps.run" in cmd and str(exp.parent) in " ".join(cmd):
+            return proc.pid
+    return None
+
+
+def test_a_job_requeued_by_slurm_and_stopped_at_its_time_limit_ends_with_every_config_trained_once(
+        tmp_path, short_dir, fault_record):
+    """Two stops of one job, as a cluster makes them: `scontrol requeue` (Slurm's TERM to every
+    process of the job: preemption's path) and the job's time limit (Slurm's USR1 before it;
+    the job stops its runner and requeues itself). The limit is lowered on the running job
+    (`scontrol update TimeLimit=1`) so that it falls due while trials are midway: Slurm
+    checks limits every 30 s, and the USR1 arrives at the first check within
+    --signal-before + 30 s of the end."""
+    epochs = 6
+    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
+    grid = tmp_path / "slow.yaml"
+    grid.write_text(f"{{arch: mlp500_300, epochs: {epochs}, seed: [0, 1, 2, 3]}}\n")
+    with local_slurm(short_dir / "s", cpus=2, extra_conf="KillWait=30") as cluster:
+        job, exp = submit(cluster, tmp_path, str(grid), "rq", "--pack", "1", "--cpus-per-node", "2", "--time", "10",
+                          "--signal-before", "60")
+
+        def rows_midway(before: dict):
+            """Some config has an epoch logged since `before`, and some config is unfinished."""
+            now = rows_by_trial(exp)
+            grown = any(len(r) > len(before.get(n, [])) for n, r in now.items())
+            unfinished = len(now) < 4 or any(len(r) < epochs for r in now.values())
+            return now if grown and unfinished else None
+
+        def finished(rows: dict) -> dict:
+            return {n: (exp / n / "result.json").read_bytes() for n, r in rows.items() if len(r) == epochs}
+
+        def restarted(k: int):
+            info = cluster.job(job)
+            return info.get("JobState") == "RUNNING" and int(info.get("Restarts", 0)) >= k
+
+        # Run 0: requeued by hand once a config is midway.
+        before_term = wait_until(lambda: rows_midway({}), timeout=180, every=0.2, what="an epoch in run 0")
+        cluster.run("scontrol", "requeue", job)
+        wait_until(lambda: restarted(1), timeout=120, every=0.5, what="the job to run again (restart 1)")
+        done_at_term = finished(rows_by_trial(exp))
+
+        # Run 1: its time limit, lowered to 1 minute, falls due; the workers are held (SIGSTOP)
+        # from the moment it is set until the USR1, so that the sweep cannot end first.
+        wait_until(lambda: rows_midway(before_term), timeout=180, every=0.2, what="an epoch in run 1")
+        held = hold_trial_workers(runner_pid(exp))
+        cluster.run("scontrol", "update", f"JobId={job}", "TimeLimit=1")
+        try:
+            wait_until(lambda: "time limit near" in job_output(exp, job), timeout=90, every=0.1,
+                       what="Slurm's USR1 before the time limit")
+        finally:
+            for proc in held:
+                proc.resume()
+        cluster.run("scontrol", "update", f"JobId={job}", "TimeLimit=10")  # for run 2
+        wait_until(lambda: restarted(2), timeout=120, every=0.5, what="the job to run again (restart 2)")
+        done_at_limit = finished(rows_by_trial(exp))
+
+        info = cluster.wait_job(job, timeout=300)
+        out = job_output(exp, job)
+        assert info["JobState"] == "COMPLETED" and info["Restarts"] == "2", str(info) + out[-5000:]
+    assert "4/4 configs finished" in out, out[-5000:]
+    assert "noisesweep: requeueing job" in out, out[-5000:]
+    seen = epochs_of(exp)
+    assert len(seen) == 4 and all(e == list(range(1, epochs + 1)) for e in seen.values()), seen
+    for name, content in {**done_at_term, **done_at_limit}.items():
+        assert (exp / name / "result.json").read_bytes() == content, f"{name} trained again"
+    spec = json.loads((exp / "noisesweep.json").read_text())
+    assert [(j["job_id"], j["restart"]) for j in spec["slurm_jobs"]] == [(job, 2)]  # its latest run
+    fault_record(fault="Slurm: scontrol requeue, then the time limit (USR1), each mid-run", trials=4,
+                 epochs=epochs, trials_lost=0, epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0,
+                 recover_s=None, finished_at_stops=[len(done_at_term), len(done_at_limit)])
