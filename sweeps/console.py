@@ -19,19 +19,24 @@ import time
 from ray import tune
 
 from sweeps import packing, schema
-from sweeps.progress import RUNNING, Sweep, config_key, duration
+from sweeps.progress import PENDING, RUNNING, Sweep, config_key, duration
 
 HEARTBEAT_S = 60.0
 REFRESH_S = 0.5  # a terminal's progress line at most this often
+WAITING_S = 180.0  # the "waiting for a GPU" line at most this often
 
 
 class LiveView(tune.Callback):
     """Tune's events into `sweep` (a sweeps.progress.Sweep) and onto `out`."""
 
-    def __init__(self, sweep: Sweep, out=None, heartbeat_s: float = HEARTBEAT_S):
+    def __init__(self, sweep: Sweep, out=None, heartbeat_s: float = HEARTBEAT_S, gpus: float = 0,
+                 waiting_s: float = WAITING_S):
         self.sweep = sweep
         self.out = out or sys.stdout
         self.heartbeat_s = heartbeat_s
+        self.gpus = gpus  # each Tune trial's GPUs
+        self.waiting_s = waiting_s
+        self.waited_at = time.time()
         self.live = None
         self.notebook = None  # the notebook's display of the progress line
         self.shown = ""
@@ -45,10 +50,11 @@ class LiveView(tune.Callback):
     # Tune pickles its run config (callbacks and all) into the experiment for --resume: the
     # restored view starts from the grid alone and learns the rest from Tune's trials.
     def __getstate__(self):
-        return {"sweep": self.sweep, "heartbeat_s": self.heartbeat_s}
+        return {"sweep": self.sweep, "heartbeat_s": self.heartbeat_s, "gpus": self.gpus, "waiting_s": self.waiting_s}
 
     def __setstate__(self, state):
-        self.__init__(state["sweep"], heartbeat_s=state["heartbeat_s"])
+        self.__init__(state["sweep"], heartbeat_s=state["heartbeat_s"], gpus=state.get("gpus", 0),
+                      waiting_s=state.get("waiting_s", WAITING_S))
 
     # -- output ----------------------------------------------------------------------------
     def setup(self, **info):
@@ -136,7 +142,11 @@ class LiveView(tune.Callback):
         error = os.path.join(trial.path, "error.txt") if state == schema.ERRORED else None
         names = dict(self._members(trial))
         for i in self.sweep.set_unit(self._unit(trial), state):
-            self.say(self.sweep.config_line(i, names[i], error))
+            self.say(self.sweep.config_line(i, names[i], error, note=outcome(trial, state)))
+        self.progress()
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.say(retry_line(trial))
         self.progress()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -159,7 +169,23 @@ class LiveView(tune.Callback):
                 if all(self.sweep.state[i] not in (schema.FINISHED, schema.DIVERGED) for i, _ in members):
                     self._take(trial, trial.last_result, speak=False)
                     self.sweep.set_unit(self._unit(trial), schema.FINISHED)
+        if self.gpus and now - self.waited_at >= self.waiting_s:
+            self.waited_at = now
+            self.say_waiting(now)
         self.progress()
+
+    def say_waiting(self, now: float) -> None:
+        """One line while trials wait for GPUs the cluster lacks (Ray's autoscaler says it
+        every half minute, in its words; the runner leaves those out)."""
+        n = self.sweep.counts()
+        if not n[PENDING] or n[RUNNING]:
+            return
+        import ray
+
+        have = ray.cluster_resources().get("GPU", 0)
+        if have < self.gpus:
+            self.say(f"waiting for a GPU: each Tune trial asks {self.gpus:g} and this Ray cluster has {have:g}; "
+                     f"{n[PENDING]} configs wait until a GPU node joins ({duration(now - self.sweep.started)} so far)")
 
     def on_experiment_end(self, trials, **info):
         if self.live:
@@ -229,6 +255,9 @@ class SearchView(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         self._ended(trials, trial, "errored")
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._say(retry_line(trial))
+
     def line(self, trials, now: float | None = None) -> str:
         """Where the search stands, in one line."""
         now = time.time() if now is None else now
@@ -255,6 +284,52 @@ class SearchView(tune.Callback):
 
 
 ENDED = ("TERMINATED", "ERROR")
+
+
+def failure(trial) -> str:
+    """A Tune trial's latest failure in a few words, from its error.txt (Tune appends each
+    failure's message there: the traceback stays in the file)."""
+    try:
+        with open(trial.error_file or "", errors="replace") as f:
+            text = f.read().rsplit("Failure # ", 1)[-1]
+    except OSError:
+        return "failed"
+    if "node has died" in text or "NodeDiedError" in text:
+        return "node lost"
+    if "worker process has died" in text or "ActorDiedError" in text or "died unexpectedly" in text:
+        return "worker lost"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    last = lines[-1] if len(lines) > 1 else "failed"
+    return last if len(last) <= 120 else last[:117] + "..."
+
+
+def _name(trial) -> str:
+    members = packing.members_of(trial.config)
+    name = os.path.basename(trial.path)
+    return f"pack {name} ({len(members)} configs)" if members else name
+
+
+def retry_line(trial) -> str:
+    """`NAME: worker lost; retry k of n from epoch e`: Tune restarts the trial from its
+    latest checkpoint (its epoch e-1)."""
+    k, n = trial.run_metadata.num_failures, trial.max_failures
+    of = f" of {n}" if n >= 0 else ""
+    saved = trial.latest_checkpoint_result
+    rows = packing.trained_configs(trial.config, "", saved.metrics) if saved else []
+    start = 1 + max((int(row.get("epoch") or 0) for *_, row in rows), default=0)
+    return f"  {_name(trial)}: {failure(trial)}; retry {k}{of} from epoch {start}"
+
+
+def outcome(trial, state: str) -> str:
+    """What a retried or errored trial's end line adds: its retries, and for an error its cause."""
+    k = trial.run_metadata.num_failures
+    if state == schema.ERRORED:
+        retries = k - 1
+        return f"{failure(trial)}, {'no retries' if retries <= 0 else f'{retries} retries'} (--max-failures " \
+               f"{trial.max_failures})"
+    if k:
+        return f"after {k} {'retry' if k == 1 else 'retries'}"
+    return ""
 
 
 def _notebook_display(first: dict):

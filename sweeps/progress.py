@@ -214,16 +214,17 @@ class Sweep:
             text += f" | best so far: {shown}"
         return text
 
-    def config_line(self, i: int, name: str, error_file: str | None = None) -> str:
+    def config_line(self, i: int, name: str, error_file: str | None = None, note: str = "") -> str:
         """A config's state, epochs and last headline metric, as the summary and the live
-        view print it."""
+        view print it; `note`: what the live view knows of its retries and error."""
         m = self.last[i]
         metric = schema.headline_metric(m)
         shown = f", {metric} {m[metric]:.4f}" if m.get(metric) is not None else ""
+        note = f", {note}" if note else ""
         error = f", error in {error_file}" if error_file and self.state[i] == schema.ERRORED else ""
         early = " (stopped early)" if m.get("stopped") else ""
         return (f"  {name}: {self.state[i]}, epochs {self.epochs[i]}/{self.configs[i]['epochs']}{early}"
-                f"{shown}{error}")
+                f"{shown}{note}{error}")
 
 
 def group_label(config: dict) -> str:

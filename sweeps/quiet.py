@@ -89,3 +89,42 @@ def _unless_stopping(unraisable, _default=sys.__unraisablehook__) -> None:
     # which Ray forwards to the runner's console. That is the stop the user asked for.
     if not issubclass(unraisable.exc_type, (KeyboardInterrupt, SystemExit)):
         _default(unraisable)
+
+
+# Ray's driver-side lines that the live view says in its own words (sweeps.console): a dead
+# worker's 400-character raylet notice (the trial's retry or error line says it), and the
+# autoscaler's "No available node types can fulfill resource request" every half minute
+# while trials wait for a GPU (the live view's waiting line says it, at most every few minutes).
+_SAID_BY_THE_LIVE_VIEW = ("A worker died or was killed while executing a task",
+                          "No available node types can fulfill resource request",
+                          "Tip: use `ray status` to view detailed cluster status")
+
+
+def quiet_ray_driver() -> None:
+    """Before ray.init in the runner (not with -v): Tune's 20-line traceback of each failed
+    trial stays in its error.txt, and the Ray notices above are left out of the driver's
+    console. The rest of what Ray forwards (workers' output, other autoscaler events) stays."""
+    if verbose():
+        return
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")  # read as Tune's controller starts
+    tune_log = logging.getLogger("ray.tune.tune")  # "Trials did not complete: [...]": the summary says which
+    if not any(isinstance(f, _TrialsIncomplete) for f in tune_log.filters):
+        tune_log.addFilter(_TrialsIncomplete())
+    from ray._private import worker
+
+    shown = worker.print_to_stdstream  # ray.init binds the driver's log handler to this name
+    if getattr(shown, "noisesweep", False):
+        return
+
+    def print_to_stdstream(data, *args, **kwargs):
+        lines = [line for line in data.get("lines", []) if not any(s in line for s in _SAID_BY_THE_LIVE_VIEW)]
+        if lines:
+            shown({**data, "lines": lines}, *args, **kwargs)
+
+    print_to_stdstream.noisesweep = True
+    worker.print_to_stdstream = print_to_stdstream
+
+
+class _TrialsIncomplete(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Trials did not complete")

@@ -375,6 +375,7 @@ def start_ray(args: argparse.Namespace):
         # Tune's new output engine prints its experiment header and TensorBoard hint
         # whatever `verbose` says; the legacy one at verbose 0 prints nothing.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        quiet.quiet_ray_driver()
     on_term = signal.getsignal(signal.SIGTERM)
     if args.address:
         ray.init(address=args.address, runtime_env=env, logging_level=level)
@@ -443,6 +444,8 @@ def run(args: argparse.Namespace) -> int:
     if not plan.steps:
         print(f"nothing to run: every config the grid names is finished in {plan.exp.path}")
         return write_report(plan) if args.report else 0
+    if not args.address:
+        check_local_gpus(args.gpus_per_trial)
     try:
         # Refused before any trial started, the lock leaves no empty experiment folder behind.
         with plan.exp.locked(take_stale=args.resume):
@@ -450,6 +453,32 @@ def run(args: argparse.Namespace) -> int:
             return execute(plan, args)
     except LockError as e:
         raise UsageError(str(e)) from None
+
+
+def local_gpus() -> int | None:
+    """The GPUs a Ray started here would have (Ray's own detection: the devices present, within
+    CUDA_VISIBLE_DEVICES); None when it cannot tell."""
+    try:
+        from ray._private.accelerators import get_accelerator_manager_for_resource
+
+        manager = get_accelerator_manager_for_resource("GPU")
+        count = manager.get_current_node_num_accelerators()
+        visible = manager.get_current_process_visible_accelerator_ids()
+        return count if visible is None else min(count, len(visible))
+    except Exception:  # a Ray whose private layout moved: no refusal rather than a wrong one
+        return None
+
+
+def check_local_gpus(per_trial: float) -> None:
+    """A local Ray is only this machine: trials asking for more GPUs than it has would wait
+    for a node that can never join."""
+    if not per_trial:
+        return
+    have = local_gpus()
+    if have is not None and have < per_trial:
+        raise UsageError(f"--gpus-per-trial {per_trial:g}: this machine has {have} GPU{'s' if have != 1 else ''} "
+                         "that Ray can use; leave the flag out to train on CPUs, or join a cluster with GPUs "
+                         "(--address)")
 
 
 def check_storage_reaches_every_node(ray, exp: Storage, args: argparse.Namespace) -> None:
@@ -647,7 +676,7 @@ def live_view(step: dict, resources: dict, args: argparse.Namespace, before: lis
     slots = int(resources.get("GPU" if args.gpus_per_trial else "CPU", 1) // per) or 1
     if args.max_concurrent:
         slots = min(slots, args.max_concurrent)
-    return LiveView(Sweep(step["trials"], step["packs"], slots))
+    return LiveView(Sweep(step["trials"], step["packs"], slots), gpus=args.gpus_per_trial)
 
 
 def member_states(result) -> list[tuple[str, dict, dict, str]]:

@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import subprocess
 import shutil
 import sys
@@ -103,6 +104,11 @@ def test_sweep_spreads_over_nodes_and_a_removed_nodes_trials_restart_elsewhere(t
     victim, at_epoch = wait_until(trial_midway_on_doomed_node, timeout=300, what="a trial midway on the worker")
     c.remove_node(doomed)  # the node's raylet and its workers die
     assert sweep.wait(timeout=400) == 0, sweep.output()[-4000:]
+    out = sweep.output()
+    # The loss and the retry's end, a line each; no traceback, no raylet notice.
+    assert re.search(rf"^  {re.escape(victim)}: node lost; retry 1 of 3 from epoch \d+$", out, re.M), out
+    assert re.search(rf"^  {re.escape(victim)}: finished, epochs {epochs}/{epochs}, .*after 1 retry$", out, re.M), out
+    assert not any(s in out for s in ("Traceback", "ActorDiedError", "(raylet)")), out
     trials = rows_by_trial(exp)
     assert len(trials) == 3
     for name, rows in trials.items():

@@ -158,8 +158,12 @@ def test_worker_sigkill_beyond_max_failures_is_errored_and_named(tmp_path, fault
     assert sweep.wait() == 1
     out = sweep.output()
     assert "1/2 configs finished (0 diverged, 1 errored, 0 unfinished)" in out
-    errored = re.search(r": errored, epochs \d+/5, .*error in (\S+error\.txt)", out)
-    assert errored and os.path.isfile(errored.group(1))
+    errored = re.search(r": errored, epochs \d+/5, .*worker lost, no retries \(--max-failures 0\), "
+                        r"error in (\S+error\.txt)", out)
+    assert errored and os.path.isfile(errored.group(1)), out
+    # One line, in the live view's words: Ray's notice and Tune's traceback stay in error.txt.
+    assert "The actor died unexpectedly" in open(errored.group(1)).read()
+    assert not any(s in out for s in ("Traceback", "ActorDiedError", "A worker died", "did not complete")), out
     finished = [e for e in epochs_of(exp).values() if e == list(range(1, epochs + 1))]
     assert len(finished) == 1  # the other trial completed
     fault_record(fault="trial worker SIGKILL, --max-failures 0", trials=2, epochs=epochs, trials_lost=0,

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 
 import numpy as np
@@ -114,8 +115,14 @@ def test_killed_workers_of_a_pack_and_a_lone_trial_restart_from_their_checkpoint
     for pid, _ in killed.values():
         os.kill(pid, signal.SIGKILL)  # each worker, mid-run
     assert sweep.wait() == 0, sweep.output()[-4000:]
+    out = sweep.output()
     trials = rows_by_trial(exp)
     assert len(trials) == 3
+    # Each loss and each retry's end is one line of the live view; the tracebacks stay in error.txt.
+    retries = re.findall(r"^  (pack \S+ \(2 configs\)|\S+): worker lost; retry 1 of 2 from epoch (\d+)$", out, re.M)
+    assert sorted(name.startswith("pack ") for name, _ in retries) == [False, True], out
+    assert out.count(", after 1 retry") == 3, out  # the pack's 2 members and the lone config
+    assert not any(s in out for s in ("Traceback", "ActorDiedError", "A worker died")), out
     for name, rows in trials.items():
         killed_pid, seen = killed["pack" if "/" in name else "alone"]
         # The last epoch the killed worker reported: Tune's driver may log one it had queued

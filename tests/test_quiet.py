@@ -87,3 +87,40 @@ def test_a_worker_with_onednn_prints_no_float16_fallback_line(monkeypatch):
     proc = subprocess.run([sys.executable, "-c", HALF], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0 and proc.stdout == "(1, 3, 28, 28, 1)\n", proc.stderr[-2000:]
     assert "DT_HALF" not in proc.stderr and "oneDNN" not in proc.stderr, proc.stderr[-2000:]
+
+
+# The runner's driver: trials asking for half a GPU on a Ray without one. Ray's autoscaler
+# reports the infeasible request every half minute (caught here, as Ray sends it, by a handler
+# of the test's own); the console shows the live view's one line instead.
+WAITING = """
+import sys, time
+import ray
+from sweeps.quiet import quiet_ray_driver
+from sweeps.console import LiveView
+from sweeps.progress import Sweep
+quiet_ray_driver()
+ray.init(num_cpus=1, logging_level="ERROR")
+sent = []
+ray._private.worker.global_worker_stdstream_dispatcher.add_handler("test", lambda data: sent.extend(data["lines"]))
+@ray.remote(num_gpus=0.5)
+def train(): return 1
+pending = train.remote()
+configs = [{"arch": "mlp64", "seed": s, "epochs": 2} for s in (0, 1)]
+view = LiveView(Sweep(configs, [[0], [1]], slots=1), gpus=0.5, waiting_s=0)
+view.on_step_end(0, [])  # a line
+view.waiting_s = 3600
+deadline = time.time() + 60
+while not any("No available node types" in line for line in sent) and time.time() < deadline:
+    view.on_step_end(0, [])  # no more lines for an hour
+    time.sleep(0.2)
+print("ray said:", any("No available node types" in line for line in sent), flush=True)
+"""
+
+
+def test_trials_waiting_for_a_gpu_are_one_line_of_the_live_view_not_the_autoscalers():
+    proc = subprocess.run([sys.executable, "-c", WAITING], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "ray said: True" in proc.stdout, out
+    assert out.count("waiting for a GPU: each Tune trial asks 0.5 and this Ray cluster has 0; "
+                     "2 configs wait until a GPU node joins") == 1, out
+    assert "No available node types" not in out and "(autoscaler" not in out, out

@@ -146,7 +146,8 @@ def test_a_restarted_pack_keeps_the_member_folders_it_started_with(tmp_path):
 
     out = io.StringIO()
     view = LiveView(Sweep(members, [[0, 1]], slots=1), out=out)
-    trial = SimpleNamespace(config=result.config, path=result.path, last_result=result.metrics)
+    trial = SimpleNamespace(config=result.config, path=result.path, last_result=result.metrics,
+                            run_metadata=SimpleNamespace(num_failures=0), max_failures=0)
     view.on_trial_result(0, [trial], trial, result.metrics)
     view.on_trial_complete(0, [trial], trial)
     lines = [line.strip() for line in out.getvalue().splitlines() if line.startswith("  pack_7/")]

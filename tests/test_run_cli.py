@@ -121,6 +121,24 @@ def test_bad_flags_exit_2_with_one_line(capsys, tmp_path, argv, needle):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("visible", ["", "0"], ids=["none-visible", "one-visible"])
+def test_a_local_run_asking_for_more_gpus_than_the_machine_has_is_refused_before_ray_starts(
+        capsys, tmp_path, monkeypatch, visible):
+    """A local Ray is this machine alone: no node with a GPU can join it. Ray's own count,
+    within CUDA_VISIBLE_DEVICES ("": none; "0": at most one, so 2 per trial is too many)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    asked = "2" if visible else "0.5"
+    code, out, err = call(capsys, "--grid", "smoke:tiny", "--gpus-per-trial", asked,
+                          "--storage-path", str(tmp_path / "runs"))
+    have = run.local_gpus()
+    assert have is not None and have <= len(visible.split(",")) - (visible == "")
+    assert code == 2 and err == (f"error: --gpus-per-trial {asked}: this machine has {have} GPU{'s' if have != 1 else ''} "
+                                 "that Ray can use; leave the flag out to train on CPUs, or join a cluster with "
+                                 "GPUs (--address)\n")
+    assert not (tmp_path / "runs").exists()
+    assert run.main(["--grid", "smoke:tiny", "--gpus-per-trial", asked, "--dry-run"]) == 0  # planning is fine
+
+
 def test_storage_path_that_is_a_file_is_refused(capsys, tmp_path):
     (tmp_path / "f").write_text("")
     code, _, err = call(capsys, "--storage-path", str(tmp_path / "f" / "runs"))
