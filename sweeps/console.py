@@ -306,7 +306,7 @@ def failure(trial) -> str:
 def _name(trial) -> str:
     members = packing.members_of(trial.config)
     name = os.path.basename(trial.path)
-    return f"pack {name} ({len(members)} configs)" if members else name
+    return f"{name} ({len(members)} configs)" if members else name  # a pack's folder: pack_...
 
 
 def retry_line(trial) -> str:

@@ -119,8 +119,8 @@ def test_killed_workers_of_a_pack_and_a_lone_trial_restart_from_their_checkpoint
     trials = rows_by_trial(exp)
     assert len(trials) == 3
     # Each loss and each retry's end is one line of the live view; the tracebacks stay in error.txt.
-    retries = re.findall(r"^  (pack \S+ \(2 configs\)|\S+): worker lost; retry 1 of 2 from epoch (\d+)$", out, re.M)
-    assert sorted(name.startswith("pack ") for name, _ in retries) == [False, True], out
+    retries = re.findall(r"^  (pack_\S+ \(2 configs\)|\S+): worker lost; retry 1 of 2 from epoch (\d+)$", out, re.M)
+    assert sorted(name.endswith("(2 configs)") for name, _ in retries) == [False, True], out
     assert out.count(", after 1 retry") == 3, out  # the pack's 2 members and the lone config
     assert not any(s in out for s in ("Traceback", "ActorDiedError", "A worker died")), out
     for name, rows in trials.items():
@@ -140,4 +140,6 @@ def test_killed_workers_of_a_pack_and_a_lone_trial_restart_from_their_checkpoint
         else:
             assert {r["pid"] for r in rows if r["epoch"] <= killed_after} == {killed_pid}
             assert after[0]["epoch"] == killed_after + 1  # from the checkpoint, not from scratch
+            lone_retry = next(int(e) for n, e in retries if not n.endswith("(2 configs)"))
+            assert lone_retry == after[0]["epoch"], out  # the retry line says where it went on from
     check_tensorboard_matches_logs(exp, load_experiment(str(exp)))  # there too, every epoch once
