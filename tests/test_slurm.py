@@ -85,8 +85,8 @@ def test_a_job_requeued_by_slurm_and_stopped_at_its_time_limit_ends_with_every_c
     (`scontrol update TimeLimit=1`) so that it falls due while trials are midway: Slurm
     checks limits every 30 s, and the USR1 arrives at the first check within
     --signal-before + 30 s of the end."""
-    epochs = 6
-    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
+    epochs = 4
+    write_mnist_cache(tmp_path / "cache", n_train=10000, n_test=500)
     grid = tmp_path / "slow.yaml"
     grid.write_text(f"{{arch: mlp500_300, epochs: {epochs}, seed: [0, 1, 2, 3]}}\n")
     with local_slurm(short_dir / "s", cpus=2, extra_conf="KillWait=30") as cluster:
