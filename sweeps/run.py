@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -385,8 +386,10 @@ def start_ray(args: argparse.Namespace):
         # Ray has one, listens on loopback only.
         ray.init(address="local", num_cpus=args.num_cpus, dashboard_host="127.0.0.1", runtime_env=env,
                  logging_level=level)
-    # ray.init puts its own handler on SIGTERM (exit at once, unsaved): the runner's goes back on.
-    signal.signal(signal.SIGTERM, on_term)
+    # ray.init puts its own handler on SIGTERM (exit at once, unsaved): the runner's (or the
+    # calling program's) goes back on.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)
     return ray
 
 

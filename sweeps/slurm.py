@@ -315,6 +315,7 @@ def main(argv: list[str], runner, prog: str = "noisesweep slurm") -> int:
                 "--storage-path", storage]
     exp = os.path.join(storage, plan.name)
     folder = os.path.join(exp, SLURM_DIR)
+    new_exp = not os.path.exists(exp)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, SCRIPT)
     with open(path + ".tmp", "w") as f:
@@ -326,6 +327,10 @@ def main(argv: list[str], runner, prog: str = "noisesweep slurm") -> int:
     try:
         job = submit(path)
     except SlurmError as e:
+        # Nothing half-done: an experiment folder holding only a script nobody ran would
+        # stop the same command, retried, with "already exists".
+        if new_exp:
+            shutil.rmtree(exp, ignore_errors=True)
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"submitted Slurm job {job}: {plan.name} ({path})")

@@ -142,3 +142,75 @@ def test_a_job_requeued_by_slurm_and_stopped_at_its_time_limit_ends_with_every_c
     fault_record(fault="Slurm: scontrol requeue, then the time limit (USR1), each mid-run", trials=4,
                  epochs=epochs, trials_lost=0, epochs_duplicated=duplicated_epochs(exp), trainings_repeated=0,
                  recover_s=None, finished_at_stops=[len(done_at_term), len(done_at_limit)])
+
+
+# -- the submit side and the job's ports, without a Slurm -------------------------------------
+
+def slurm_cli(capsys, *argv) -> tuple[int, str, str]:
+    from sweeps import cli
+
+    code = cli.main(["slurm", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_job_script_asks_for_the_allocation_the_signal_and_runs_the_runners_flags(capsys, tmp_path):
+    code, out, err = slurm_cli(capsys, "--print", "--nodes", "3", "--cpus-per-node", "8", "--gpus-per-node", "2",
+                               "--time", "1:30:00", "--partition", "gpu", "--account", "lab", "--sbatch=--mem=32G",
+                               "--signal-before", "300", "--grid", "smoke:tiny", "--name", "tiny",
+                               "--max-failures", "3", "--storage-path", str(tmp_path / "runs"))
+    path = tmp_path / "runs" / "tiny" / "slurm" / "job.sbatch"
+    assert code == 0 and out.strip() == str(path), err
+    text = path.read_text()
+    for line in ["--nodes=3", "--cpus-per-task=8", "--gpus-per-node=2", "--time=1:30:00", "--partition=gpu",
+                 "--account=lab", "--mem=32G", "--requeue", "--signal=B:USR1@300", "--open-mode=append",
+                 f"--output={tmp_path / 'runs' / 'tiny' / 'slurm' / 'slurm-%j.out'}"]:
+        assert f"#SBATCH {line}\n" in text, line
+    runner = next(line for line in text.splitlines() if "-m sweeps.run" in line)
+    assert "--grid smoke:tiny" in runner and "--max-failures 3" in runner and "--name tiny" in runner
+    assert f"--storage-path {tmp_path / 'runs'}" in runner
+    assert subprocess.run(["bash", "-n", str(path)]).returncode == 0  # the shell takes it
+    assert not (tmp_path / "runs" / "tiny" / "noisesweep.json").exists()  # the job starts the experiment
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--nodes", "0"], "--nodes 0: must be at least 1"),
+    (["--time", "soon"], "--time 'soon': not a Slurm time"),
+    (["--signal-before", "5"], "--signal-before 5: at least 10 s"),
+    (["--sbatch", "mem=1G"], "--sbatch 'mem=1G': an sbatch option"),
+    (["--address", "auto"], "--address: not for a Slurm job"),
+    (["--grid", "nosuch"], "--grid 'nosuch'"),
+])
+def test_bad_slurm_flags_exit_2_with_one_line_and_write_nothing(capsys, tmp_path, argv, needle):
+    code, out, err = slurm_cli(capsys, "--print", *(["--grid", "smoke:tiny"] if "--grid" not in argv else []),
+                               *argv, "--storage-path", str(tmp_path / "runs"))
+    assert code == 2 and err.startswith("error: ") and needle in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_refused_submission_leaves_no_experiment_behind(capsys, tmp_path, monkeypatch):
+    # A real sbatch refusing an option it does not know (or no sbatch at all on this machine).
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=none\nSlurmctldHost=localhost\n")
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    code, out, err = slurm_cli(capsys, "--sbatch=--no-such-option=1", "--grid", "smoke:tiny", "--name", "tiny",
+                               "--storage-path", str(tmp_path / "runs"))
+    assert code == 2 and err.startswith("error: sbatch") and err.count("\n") == 1, err
+    assert "no-such-option" in err or "not found on PATH" in err, err
+    assert not (tmp_path / "runs" / "tiny").exists()
+
+
+def test_two_jobs_sharing_a_host_and_the_nodes_of_one_job_get_ports_of_their_own():
+    from sweeps.slurm import ports
+
+    taken = {}
+    for job in range(1000, 1020):  # Slurm gives ids in sequence: 20 jobs in a row, 4 nodes each
+        for node in range(4):
+            given = ports(job, node)
+            span = set(range(given["min-worker-port"], given["max-worker-port"] + 1))
+            mine = span | {p for flag, p in given.items() if "worker-port" not in flag}
+            assert len(mine) == len(span) + len(given) - 2  # a node's own ports do not overlap
+            assert all(1024 < p < 65536 for p in mine)
+            clash = [other for other, theirs in taken.items() if mine & theirs]
+            assert not clash, (job, node, clash)
+            taken[(job, node)] = mine
