@@ -521,8 +521,7 @@ def execute(plan: Plan, args: argparse.Namespace) -> int:
         results = run_steps(ray, plan, datasets, args)
     except KeyboardInterrupt:
         # Ctrl-C in the reference stage (Tune handles its own during the trials).
-        print(f"\nstopped; resume with: python sweeps/run.py --name {plan.name} "
-              f"--storage-path {args.storage_path} --resume")
+        print(f"\nstopped; {resume_line(plan, args)}")
         return 130
     finally:
         if not args.address:
@@ -531,6 +530,16 @@ def execute(plan: Plan, args: argparse.Namespace) -> int:
     if args.report:
         write_report(plan)
     return code
+
+
+def resume_line(plan: Plan, args: argparse.Namespace) -> str:
+    """The command that continues a stopped experiment: the runner's, or in a Slurm job (which
+    Slurm requeues by itself at its time limit or on preemption) a new job's."""
+    again = f"--name {plan.name} --storage-path {args.storage_path} --resume"
+    if slurm.current_job()[0]:
+        return (f"resume with: noisesweep slurm {again} [the job's Slurm flags] "
+                "(a job that Slurm requeues resumes by itself)")
+    return f"resume with: python sweeps/run.py {again}"
 
 
 def write_report(plan: Plan) -> int:
@@ -721,7 +730,7 @@ def summarize(results, plan: Plan, args) -> int:
     print(f"logs: {plan.exp.path}")
     if finished == len(trials):
         return 0
-    print(f"resume with: python sweeps/run.py --name {plan.name} --storage-path {args.storage_path} --resume")
+    print(resume_line(plan, args))
     return 1 if count[schema.ERRORED] else 130
 
 
@@ -754,7 +763,7 @@ def summarize_search(results, plan: Plan, args) -> int:
     sampled = len(search.tried(search_folders(plan.exp, [*plan.previous, *(s for s in plan.steps if s["fresh"])]),
                                spec))
     if cut or (spec["configs"] and sampled < spec["configs"] and not spec["time_budget_min"]):
-        print(f"resume with: python sweeps/run.py --name {plan.name} --storage-path {args.storage_path} --resume")
+        print(resume_line(plan, args))
         return 130
     return 0
 

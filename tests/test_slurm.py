@@ -133,6 +133,8 @@ def test_a_job_requeued_by_slurm_and_stopped_at_its_time_limit_ends_with_every_c
         assert info["JobState"] == "COMPLETED" and info["Restarts"] == "2", str(info) + out[-5000:]
     assert "4/4 configs finished" in out, out[-5000:]
     assert "noisesweep: requeueing job" in out, out[-5000:]
+    # The stopped run's way on, should Slurm not requeue it (scancel): a job of its own.
+    assert f"resume with: noisesweep slurm --name rq --storage-path {tmp_path / 'runs'} --resume" in out, out[-5000:]
     seen = epochs_of(exp)
     assert len(seen) == 4 and all(e == list(range(1, epochs + 1)) for e in seen.values()), seen
     for name, content in {**done_at_term, **done_at_limit}.items():
