@@ -19,7 +19,7 @@ import time
 from ray import tune
 
 from sweeps import packing, schema
-from sweeps.progress import PENDING, RUNNING, Sweep, config_key, duration
+from sweeps.progress import PENDING, RUNNING, Sweep, config_key, duration, failure
 
 HEARTBEAT_S = 60.0
 REFRESH_S = 0.5  # a terminal's progress line at most this often
@@ -141,8 +141,9 @@ class LiveView(tune.Callback):
     def _ended(self, trial, state: str) -> None:
         error = os.path.join(trial.path, "error.txt") if state == schema.ERRORED else None
         names = dict(self._members(trial))
+        note = outcome(trial, state)
         for i in self.sweep.set_unit(self._unit(trial), state):
-            self.say(self.sweep.config_line(i, names[i], error, note=outcome(trial, state)))
+            self.say(self.sweep.config_line(i, names[i], error, note=note))
         self.progress()
 
     def on_trial_recover(self, iteration, trials, trial, **info):
@@ -182,10 +183,12 @@ class LiveView(tune.Callback):
             return
         import ray
 
-        have = ray.cluster_resources().get("GPU", 0)
+        # A trial's GPUs are on one node: the most any node has.
+        have = max((node["Resources"].get("GPU", 0) for node in ray.nodes() if node["Alive"]), default=0)
         if have < self.gpus:
-            self.say(f"waiting for a GPU: each Tune trial asks {self.gpus:g} and this Ray cluster has {have:g}; "
-                     f"{n[PENDING]} configs wait until a GPU node joins ({duration(now - self.sweep.started)} so far)")
+            self.say(f"waiting for a GPU: each Tune trial asks {self.gpus:g} on one node and this Ray cluster's "
+                     f"nodes have at most {have:g}; {n[PENDING]} configs wait until a GPU node joins "
+                     f"({duration(now - self.sweep.started)} so far)")
 
     def on_experiment_end(self, trials, **info):
         if self.live:
@@ -286,23 +289,6 @@ class SearchView(tune.Callback):
 ENDED = ("TERMINATED", "ERROR")
 
 
-def failure(trial) -> str:
-    """A Tune trial's latest failure in a few words, from its error.txt (Tune appends each
-    failure's message there: the traceback stays in the file)."""
-    try:
-        with open(trial.error_file or "", errors="replace") as f:
-            text = f.read().rsplit("Failure # ", 1)[-1]
-    except OSError:
-        return "failed"
-    if "node has died" in text or "NodeDiedError" in text:
-        return "node lost"
-    if "worker process has died" in text or "ActorDiedError" in text or "died unexpectedly" in text:
-        return "worker lost"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    last = lines[-1] if len(lines) > 1 else "failed"
-    return last if len(last) <= 120 else last[:117] + "..."
-
-
 def _name(trial) -> str:
     members = packing.members_of(trial.config)
     name = os.path.basename(trial.path)
@@ -313,11 +299,12 @@ def retry_line(trial) -> str:
     """`NAME: worker lost; retry k of n from epoch e`: Tune restarts the trial from its
     latest checkpoint (its epoch e-1)."""
     k, n = trial.run_metadata.num_failures, trial.max_failures
-    of = f" of {n}" if n >= 0 else ""
     saved = trial.latest_checkpoint_result
     rows = packing.trained_configs(trial.config, "", saved.metrics) if saved else []
     start = 1 + max((int(row.get("epoch") or 0) for *_, row in rows), default=0)
-    return f"  {_name(trial)}: {failure(trial)}; retry {k}{of} from epoch {start}"
+    # Ray does not count an actor lost to its node's preemption (a spot node) as a failure.
+    retry = f"retry {k}{f' of {n}' if n >= 0 else ''}" if k else "retry (a preemption: not counted as a failure)"
+    return f"  {_name(trial)}: {failure(trial.error_file)}; {retry} from epoch {start}"
 
 
 def outcome(trial, state: str) -> str:
@@ -325,8 +312,8 @@ def outcome(trial, state: str) -> str:
     k = trial.run_metadata.num_failures
     if state == schema.ERRORED:
         retries = k - 1
-        return f"{failure(trial)}, {'no retries' if retries <= 0 else f'{retries} retries'} (--max-failures " \
-               f"{trial.max_failures})"
+        return f"{failure(trial.error_file)}, {'no retries' if retries <= 0 else f'{retries} retries'} " \
+               f"(--max-failures {trial.max_failures})"
     if k:
         return f"after {k} {'retry' if k == 1 else 'retries'}"
     return ""

@@ -227,6 +227,25 @@ class Sweep:
                 f"{shown}{note}{error}")
 
 
+def failure(error_file: str | None) -> str:
+    """A trial's latest failure in a few words, from the error.txt Tune appends each one to
+    (a lost worker's or node's message, or a task's traceback whose last line says it)."""
+    try:
+        with open(error_file or "", errors="replace") as f:
+            text = f.read().rsplit("Failure # ", 1)[-1]
+    except OSError:
+        return "no error file"
+    if "node has died" in text or "NodeDiedError" in text:
+        return "node lost"
+    if "worker process has died" in text or "ActorDiedError" in text or "died unexpectedly" in text:
+        return "worker lost"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and lines[0].endswith(")") and "occurred at" in lines[0]:
+        lines = lines[1:]  # Tune's "1 (occurred at ...)" header
+    last = lines[-1] if lines else "empty error file"
+    return last if len(last) <= 120 else last[:117] + "..."
+
+
 def group_label(config: dict) -> str:
     """A config group (all seeds) as a person reads it: noise and L2 (and a chosen optimizer
     or activation)."""

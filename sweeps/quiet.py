@@ -96,7 +96,7 @@ def _unless_stopping(unraisable, _default=sys.__unraisablehook__) -> None:
 # autoscaler's "No available node types can fulfill resource request" every half minute
 # while trials wait for a GPU (the live view's waiting line says it, at most every few minutes).
 _SAID_BY_THE_LIVE_VIEW = ("A worker died or was killed while executing a task",
-                          "No available node types can fulfill resource request",
+                          "No available node types can fulfill",  # resource requests, placement groups
                           "Tip: use `ray status` to view detailed cluster status")
 
 

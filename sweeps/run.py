@@ -25,7 +25,7 @@ from sweeps import growth, packing, quiet, restore, schema, search, slurm  # noq
 from sweeps.packing import label  # noqa: E402
 from sweeps.grids import Grid, GridError, load_grid, table_columns  # noqa: E402
 from sweeps.lock import LockError, describe, holder_is_running  # noqa: E402
-from sweeps.progress import PENDING, Sweep, config_key  # noqa: E402
+from sweeps.progress import PENDING, Sweep, config_key, failure  # noqa: E402
 from sweeps.reference import ensure_references, needed  # noqa: E402
 from sweeps.storage import Storage  # noqa: E402
 
@@ -388,7 +388,7 @@ def start_ray(args: argparse.Namespace):
                  logging_level=level)
     # ray.init puts its own handler on SIGTERM (exit at once, unsaved): the runner's (or the
     # calling program's) goes back on.
-    if threading.current_thread() is threading.main_thread():
+    if on_term is not None and threading.current_thread() is threading.main_thread():  # None: set from C
         signal.signal(signal.SIGTERM, on_term)
     return ray
 
@@ -536,7 +536,7 @@ def resume_line(plan: Plan, args: argparse.Namespace) -> str:
     """The command that continues a stopped experiment: the runner's, or in a Slurm job (which
     Slurm requeues by itself at its time limit or on preemption) a new job's."""
     again = f"--name {plan.name} --storage-path {args.storage_path} --resume"
-    if slurm.current_job()[0]:
+    if slurm.submitted_job():
         return (f"resume with: noisesweep slurm {again} [the job's Slurm flags] "
                 "(a job that Slurm requeues resumes by itself)")
     return f"resume with: python sweeps/run.py {again}"
@@ -718,7 +718,8 @@ def summarize(results, plan: Plan, args) -> int:
             sweep.row(i, m)
             sweep.state[i] = state
             if args.verbose or state not in schema.COMPLETE:
-                print(sweep.config_line(i, shown_name, os.path.join(r.path, "error.txt")))
+                error = os.path.join(r.path, "error.txt")
+                print(sweep.config_line(i, shown_name, error, note=failure(error) if state == schema.ERRORED else ""))
     for i, state in enumerate(sweep.state):
         if state == PENDING:
             sweep.state[i] = schema.UNFINISHED
@@ -771,15 +772,21 @@ def summarize_search(results, plan: Plan, args) -> int:
 def term_as_interrupt():
     """A SIGTERM handler: the first SIGTERM (a scheduler's preemption, `kill`, a Slurm job's
     own stop at its time limit) stops the sweep as Ctrl-C does: trials stopped, Tune's state
-    saved, resumable. Later ones are ignored: Slurm sends one to every process of a job it
-    requeues or preempts, also while the runner is saving, which a second interrupt would cut
-    short (Slurm's SIGKILL follows its KillWait)."""
+    saved, resumable. Later ones are ignored (the stop is under way, and Slurm's SIGKILL ends
+    it after its KillWait): Slurm sends one to every process of a job it requeues or preempts,
+    also while the runner is saving, which a second interrupt would cut short."""
     received = []
 
     def handler(*_):
-        if not received:
-            received.append(True)
+        if received:
+            return
+        received.append(True)
+        if callable(signal.getsignal(signal.SIGINT)):  # Tune's handler, or Python's Ctrl-C
             os.kill(os.getpid(), signal.SIGINT)
+        else:
+            # SIGINT ignored: a background command of a script (the Slurm job's runner) starts
+            # so, and only Tune's handler takes it, during the trials. The stop, directly.
+            raise KeyboardInterrupt
 
     return handler
 

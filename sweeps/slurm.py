@@ -259,6 +259,12 @@ def submit(path: str) -> str:
     return done.stdout.strip().split(";")[0]
 
 
+def submitted_job() -> bool:
+    """Whether this process runs in a job that `noisesweep slurm` submitted (its script sets
+    NOISESWEEP_SLURM_SCRIPT; a runner typed into `salloc` is in a Slurm job too, not in one of these)."""
+    return bool(os.environ.get("NOISESWEEP_SLURM_SCRIPT"))
+
+
 def current_job() -> tuple[str | None, int]:
     """(id, restart count) of the Slurm job this process runs in; (None, 0) outside one."""
     return os.environ.get("SLURM_JOB_ID"), int(os.environ.get("SLURM_RESTART_COUNT") or 0)

@@ -15,7 +15,7 @@ import warnings
 
 from sweeps import growth, schema
 from sweeps.lock import describe, holder_is_running, read_holder
-from sweeps.progress import PENDING, RUNNING, Sweep, logged_key, of_seeds
+from sweeps.progress import PENDING, RUNNING, Sweep, failure, logged_key, of_seeds
 
 ERROR_FILE = "error.txt"
 
@@ -132,7 +132,7 @@ def report(exp_path: str, out=print) -> None:
         for arch, (metric, mean, k, group) in sorted(best.items()):
             out(f"best {metric}: {arch} {group}, {mean:.4f} ({of_seeds(k)})")
     for i, (name, error_file) in sorted(errors.items()):
-        first = _last_line(error_file)
+        first = failure(error_file)
         out(f"errored: {name}: {first} ({error_file})")
 
 
@@ -149,13 +149,3 @@ def slurm_lines(exp_path: str) -> list[str]:
         lines.append(f"slurm job {job.get('job_id')}{runs}: last started {job.get('started')} on "
                      f"{job.get('nodes') or '?'}; script {job.get('script') or '?'}")
     return lines
-
-
-def _last_line(path: str) -> str:
-    """A traceback's last line says what went wrong."""
-    try:
-        with open(path, errors="replace") as f:
-            lines = [line.strip() for line in f if line.strip()]
-    except OSError:
-        return "no error file"
-    return lines[-1] if lines else "empty error file"

@@ -146,3 +146,26 @@ def test_a_sweep_saved_by_an_older_version_resumes_with_the_fields_it_lacks():
     assert restored.epochs == [3, 0] and restored.state[0] == RUNNING
     assert len(restored.overheads) == 1 and restored.eta() is None
 
+
+
+def test_a_failure_is_said_in_a_few_words_from_the_error_file_tune_appends_it_to(tmp_path):
+    from sweeps.progress import failure
+
+    path = tmp_path / "error.txt"
+    died = ("The actor died unexpectedly before finishing this task.\n\tclass_name: ImplicitFunc\n"
+            "The actor is dead because its worker process has died. Worker exit type: SYSTEM_ERROR ...\n")
+    node = "The actor died because its node has died. Node Id: 4a26...\n\tthe actor's node was terminated\n"
+    task = ("ray::ImplicitFunc.train() (pid=7616, ip=192.0.2.2)\n  File \"train.py\", line 3, in step\n"
+            "ValueError: l2 must be finite\n")
+    path.write_text(f"Failure # 1 (occurred at 2026-12-06_01-56-01)\n{task}")
+    assert failure(str(path)) == "ValueError: l2 must be finite"
+    with open(path, "a") as f:  # the latest failure is the one said
+        f.write(f"Failure # 2 (occurred at 2026-12-06_01-57-00)\n{died}")
+    assert failure(str(path)) == "worker lost"
+    path.write_text(f"Failure # 1 (occurred at 2026-12-06_01-56-01)\n{node}")
+    assert failure(str(path)) == "node lost"
+    path.write_text("Failure # 1 (occurred at 2026-12-06_01-56-01)\n" + "x" * 300 + "\n")
+    assert failure(str(path)) == "x" * 117 + "..."
+    path.write_text("Failure # 1 (occurred at 2026-12-06_01-56-01)\n")
+    assert failure(str(path)) == "empty error file"
+    assert failure(str(tmp_path / "none.txt")) == failure(None) == "no error file"

@@ -99,7 +99,7 @@ from sweeps.quiet import quiet_ray_driver
 from sweeps.console import LiveView
 from sweeps.progress import Sweep
 quiet_ray_driver()
-ray.init(num_cpus=1, logging_level="ERROR")
+ray.init(num_cpus=1, num_gpus=0, logging_level="ERROR")  # no GPU, also on a machine with one
 sent = []
 ray._private.worker.global_worker_stdstream_dispatcher.add_handler("test", lambda data: sent.extend(data["lines"]))
 @ray.remote(num_gpus=0.5)
@@ -121,6 +121,34 @@ def test_trials_waiting_for_a_gpu_are_one_line_of_the_live_view_not_the_autoscal
     proc = subprocess.run([sys.executable, "-c", WAITING], cwd=ROOT, capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "ray said: True" in proc.stdout, out
-    assert out.count("waiting for a GPU: each Tune trial asks 0.5 and this Ray cluster has 0; "
-                     "2 configs wait until a GPU node joins") == 1, out
+    assert out.count("waiting for a GPU: each Tune trial asks 0.5 on one node and this Ray cluster's nodes have "
+                     "at most 0; 2 configs wait until a GPU node joins") == 1, out
     assert "No available node types" not in out and "(autoscaler" not in out, out
+
+
+# A runner started as a background command of a script (the Slurm job's), with SIGINT ignored
+# as bash does for those: the first TERM stops it all the same, outside Tune's handler too,
+# and the TERMs after it are ignored.
+TERMED = """
+import os, signal, sys, time
+from sweeps.run import term_as_interrupt
+assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+signal.signal(signal.SIGTERM, term_as_interrupt())
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+    print("not stopped")
+except KeyboardInterrupt:
+    print("stopped", flush=True)
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(0.2)
+print("a second TERM ignored", flush=True)
+"""
+
+
+def test_the_first_term_stops_a_runner_whose_sigint_is_ignored_and_later_ones_are_ignored():
+    import signal
+
+    proc = subprocess.run([sys.executable, "-c", TERMED], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert proc.returncode == 0 and proc.stdout == "stopped\na second TERM ignored\n", proc.stdout + proc.stderr

@@ -116,7 +116,9 @@ def test_a_job_requeued_by_slurm_and_stopped_at_its_time_limit_ends_with_every_c
         # Run 1: its time limit, lowered to 1 minute, falls due; the workers are held (SIGSTOP)
         # from the moment it is set until the USR1, so that the sweep cannot end first.
         wait_until(lambda: rows_midway(before_term), timeout=180, every=0.2, what="an epoch in run 1")
-        held = hold_trial_workers(runner_pid(exp))
+        pid = runner_pid(exp)
+        assert pid is not None, job_output(exp, job)[-3000:]
+        held = hold_trial_workers(pid)
         cluster.run("scontrol", "update", f"JobId={job}", "TimeLimit=1")
         try:
             wait_until(lambda: "time limit near" in job_output(exp, job), timeout=90, every=0.1,
