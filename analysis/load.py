@@ -177,7 +177,7 @@ def trial_status(path: str, config: dict, epochs: dict, clean: bool) -> str:
     """sweeps.schema.trial_status of a trial folder: errored if Tune left an error file."""
     # A pack that failed beyond its retries leaves its error beside its members' folders.
     pack = os.path.dirname(path)
-    errored = any(os.path.exists(os.path.join(p, "error.txt"))
+    errored = any(os.path.exists(os.path.join(p, schema.ERROR_FILE))
                   for p in (path, *([pack] if os.path.isfile(os.path.join(pack, schema.MEMBERS_FILE)) else [])))
     return schema.trial_status(max(epochs) if epochs else None, config.get("epochs"),
                                any(bool(r.get("diverged")) for r in epochs.values()),

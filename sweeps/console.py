@@ -139,7 +139,7 @@ class LiveView(tune.Callback):
                 self.say(self.sweep.config_line(i, name))
 
     def _ended(self, trial, state: str) -> None:
-        error = os.path.join(trial.path, "error.txt") if state == schema.ERRORED else None
+        error = os.path.join(trial.path, schema.ERROR_FILE) if state == schema.ERRORED else None
         names = dict(self._members(trial))
         note = outcome(trial, state)
         for i in self.sweep.set_unit(self._unit(trial), state):

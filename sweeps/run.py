@@ -718,7 +718,7 @@ def summarize(results, plan: Plan, args) -> int:
             sweep.row(i, m)
             sweep.state[i] = state
             if args.verbose or state not in schema.COMPLETE:
-                error = os.path.join(r.path, "error.txt")
+                error = os.path.join(r.path, schema.ERROR_FILE)
                 print(sweep.config_line(i, shown_name, error, note=failure(error) if state == schema.ERRORED else ""))
     for i, state in enumerate(sweep.state):
         if state == PENDING:

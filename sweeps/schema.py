@@ -45,6 +45,7 @@ COMPLETE = (FINISHED, DIVERGED)  # a result to aggregate: nothing more will come
 EVALUATION_FILE = "evaluation.json"
 SAMPLES_FILE = "samples.npz"
 LATENT_GRID_FILE = "latent_grid.npz"
+ERROR_FILE = "error.txt"  # Tune's, in a failed trial's folder: each failure appended (sweeps.progress.failure)
 SPEC_FILE = "noisesweep.json"  # every grid the runner ran in an experiment: configs, packs (for --resume)
 GROWTH_PREFIX = "grow-"  # an experiment's k-th step (k >= 2) is a Tune experiment in grow-k/ (sweeps.growth)
 

@@ -17,7 +17,6 @@ from sweeps import growth, schema
 from sweeps.lock import describe, holder_is_running, read_holder
 from sweeps.progress import PENDING, RUNNING, Sweep, failure, logged_key, of_seeds
 
-ERROR_FILE = "error.txt"
 
 
 class StatusError(ValueError):
@@ -64,7 +63,8 @@ def read(exp_path: str) -> tuple[Sweep, dict | None, dict]:
             sweep.state[i] = status
             if status == schema.ERRORED:
                 # A pack that failed beyond its retries leaves its error beside its members.
-                own, pack = os.path.join(path, ERROR_FILE), os.path.join(os.path.dirname(path), ERROR_FILE)
+                own = os.path.join(path, schema.ERROR_FILE)
+                pack = os.path.join(os.path.dirname(path), schema.ERROR_FILE)
                 errors[i] = (os.path.relpath(path, exp_path),
                              own if os.path.exists(own) or not os.path.exists(pack) else pack)
     for u, by_epoch in times.items():
@@ -132,8 +132,7 @@ def report(exp_path: str, out=print) -> None:
         for arch, (metric, mean, k, group) in sorted(best.items()):
             out(f"best {metric}: {arch} {group}, {mean:.4f} ({of_seeds(k)})")
     for i, (name, error_file) in sorted(errors.items()):
-        first = failure(error_file)
-        out(f"errored: {name}: {first} ({error_file})")
+        out(f"errored: {name}: {failure(error_file)} ({error_file})")
 
 
 def slurm_lines(exp_path: str) -> list[str]:
