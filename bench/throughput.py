@@ -110,8 +110,9 @@ def loop_child(grid_path: str) -> None:
 
     from sweeps.data import load_dataset
     from sweeps.grids import load_grid
-    from sweeps.tasks.base import num_classes_of, steps_per_epoch
-    from sweeps.tasks.classify import compiled_model, prepare_data
+    from sweeps.data.arrays import num_classes_of
+    from sweeps.optimizers import steps_per_epoch
+    from sweeps.plain_keras import classifier_data, compiled_model
 
     grid = load_grid(grid_path)
     arrays = load_dataset("mnist", log=lambda line: None).arrays()
@@ -128,7 +129,7 @@ def loop_child(grid_path: str) -> None:
 
     for config in grid.trials:
         keras.utils.set_random_seed(config["seed"])
-        data = prepare_data(config, arrays)
+        data = classifier_data(config, arrays)
         (x, y), val = data["train"], data["val"]
         model = compiled_model(config, x.shape[1:], num_classes_of(arrays), steps_per_epoch(len(x), config))
         history = model.fit(x, y, batch_size=config["batch_size"], epochs=config["epochs"], validation_data=val,
@@ -159,7 +160,7 @@ def pack_child(arch: str, k: int, first_seed: int, subset: int, batch: int) -> N
         t = time.perf_counter()
         pack.train_epoch()
         times.append(time.perf_counter() - t)
-    print(json.dumps({"times": times, "net": type(pack.net).__name__}))
+    print(json.dumps({"times": times, "net": type(pack.engine.net).__name__}))
 
 
 def pack_sizes(archs: list[str], sizes: list[int], slots: int, kernels: list[str], subset: int | None,

@@ -31,7 +31,7 @@ def worker(packs: int, keep: bool) -> None:
     import_tensorflow()
     import keras
 
-    from sweeps.training import engine as pack_engine
+    from sweeps.training import loop, worker
     from sweeps.grids import trial_config
     from sweeps.training.pack import Pack
     from sweeps.data import load_dataset
@@ -42,13 +42,12 @@ def worker(packs: int, keep: bool) -> None:
     for i in range(packs):
         keras.backend.clear_session()
         if not keep:
-            pack_engine._kept.clear()
+            worker.release()
         config = trial_config({"arch": "mlp64", "epochs": 1, "train_subset": 256, "test_subset": 256,
                                "noise_type": "gaussian", "noise_scale": 0.1, "seed": i, "l2": 1e-6 * (i % 20 + 1)}, {})
         t0 = time.perf_counter()
         pack = Pack([config], arrays)
-        while not pack.done:
-            pack.record(pack.train_epoch(), {})
+        loop.train(pack)
         del pack
         marks.append((time.perf_counter() - t0, process.memory_info().rss / 2**20))
     # The first packs compile (and warm caches) either way: steady state from the fifth on.

@@ -37,7 +37,9 @@ from sweeps.data import is_given
 from sweeps.data import is_path as is_dataset_path
 from sweeps.training.early_stopping import MONITORS
 from sweeps.noise import NOISE_TARGETS, NOISE_TYPES
-from sweeps.tasks.base import LR_SCHEDULES, MOMENTUM_OPTIMIZERS, ConfigError, is_int as _int, is_number as _number
+from sweeps.data.arrays import holdout_problem
+from sweeps.optimizers import LR_SCHEDULES, MOMENTUM_OPTIMIZERS
+from sweeps.tasks.base import ConfigError, is_int as _int, is_number as _number
 
 GRID_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grids")
 # A typo (a list pasted into every axis) can ask for billions of trials:
@@ -71,7 +73,7 @@ BASE_DEFAULTS = {
     "min_delta": None,  # null: 0
 }
 TRAINING_KEYS = ("optimizer", "lr", "batch_size", "epochs")
-# The optimizer's options (sweeps.tasks.base.make_optimizer); null: Keras's default, constant lr.
+# The optimizer's options (sweeps.optimizers.make_optimizer); null: Keras's default, constant lr.
 OPTIMIZER_KEYS = ("momentum", "nesterov", "lr_schedule", "lr_decay_epochs", "lr_decay_factor")
 # Keys only some tasks take (a task's KEYS), in the order the tasks declare them.
 TASK_KEYS = tuple(dict.fromkeys(k for t in tasks.all_tasks().values() for k in t.KEYS))
@@ -317,11 +319,10 @@ def _check_trial(where: str, block: str, cfg: dict) -> None:
     elif cfg["monitor"] is not None and cfg["monitor"] not in task.EPOCH_METRICS:
         raise GridError(f"{where}: {block}monitor = {cfg['monitor']!r}: a {task.MODEL} ({arch}) reports "
                         f"{', '.join(task.EPOCH_METRICS)} every epoch")
-    if cfg["validation"] == "holdout" and cfg["train_subset"] and cfg["holdout_size"] >= cfg["train_subset"]:
-        raise GridError(
-            f"{where}: {block}holdout_size = {cfg['holdout_size']!r}: must be smaller than "
-            f"train_subset ({cfg['train_subset']})"
-        )
+    problem = cfg["validation"] == "holdout" and cfg["train_subset"] and holdout_problem(
+        cfg["holdout_size"], cfg["train_subset"], "images of train_subset")
+    if problem:
+        raise GridError(f"{where}: {block}{problem}")
 
 
 def _expand(axes: dict) -> list[dict]:

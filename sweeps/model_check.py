@@ -54,8 +54,10 @@ def _why_not(configs: list[dict], arrays: dict, gpu: bool) -> str | None:
     from models.packed import PackError
     from sweeps import tasks
     from sweeps.noise import with_channels
-    from sweeps.tasks.base import input_shape_of, num_classes_of, subset, unjudged
+    from sweeps.data.arrays import input_shape_of, num_classes_of, subset
+    from sweeps.tasks.base import unjudged
     from sweeps.training.engine import flattened, has_convolutions, pack_net
+    from sweeps.training.spec import build_member
 
     first = configs[0]
     images, labels = subset(first, arrays, "train")
@@ -65,10 +67,9 @@ def _why_not(configs: list[dict], arrays: dict, gpu: bool) -> str | None:
     members = [unjudged({**first, "seed": seed, "l2": l2}) for seed, l2 in enumerate((l2s[0], l2s[-1]))]
     training = tasks.get(first["task"]).training(members, arrays, {})
     models = []
-    for i, m in enumerate(members):
-        keras.utils.set_random_seed(m["seed"])
+    for i in range(len(members)):
         try:
-            model = training.build(i)
+            model = build_member(training, members, i)
         except Exception as e:  # the builder is the user's code: any failure is theirs to read
             return f"its builder raised {type(e).__name__}: {_first_line(e)}"
         if not isinstance(model, keras.Model):

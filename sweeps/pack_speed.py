@@ -108,20 +108,17 @@ def _synthetic(config: dict, steps: int = STEPS) -> dict:
 
 
 def _pack_of(config: dict, k: int, arrays: dict):
-    """(k members of `config`, their task's Training, their models built under their seeds)."""
-    import keras
-
-    from sweeps import tasks
+    """(the sweeps.training.spec.PackSpec of k members of `config`, their models built under
+    their seeds)."""
     from sweeps.tasks.base import unjudged
+    from sweeps.training.spec import PackSpec
 
-    # No reference classifier: it judges a denoiser at its end, which is not timed.
-    members = [unjudged({**config, "seed": i, "train_subset": None, "test_subset": None}) for i in range(k)]
-    training = tasks.for_config(config).training(members, arrays, {})
-    models = []
-    for i, m in enumerate(members):
-        keras.utils.set_random_seed(m["seed"])
-        models.append(training.build(i))
-    return members, training, models
+    # No reference classifier: it judges a denoiser at its end, which is not timed; nor a
+    # hold-out: the step's time is the same on every training image.
+    members = [unjudged({**config, "seed": i, "train_subset": None, "test_subset": None, "validation": "test"})
+               for i in range(k)]
+    spec = PackSpec(members, arrays, {})
+    return spec, spec.models()
 
 
 def _rate(config: dict, k: int, steps: int = STEPS) -> float:
@@ -135,9 +132,9 @@ def _rate(config: dict, k: int, steps: int = STEPS) -> float:
     from sweeps.training.engine import Engine
 
     arrays = _synthetic(config, steps)
-    batch, n = config["batch_size"], len(arrays["x_train"])
-    members, training, models = _pack_of(config, k, arrays)
-    engine = Engine(None, training.feed_members(members), arrays, models, n, training)
+    batch = config["batch_size"]
+    spec, models = _pack_of(config, k, arrays)
+    engine = Engine(spec, models)
     size = scalar(batch)
     rows = [np.tile(np.arange(s * batch, (s + 1) * batch, dtype=np.int32), (k, 1)) for s in range(WARMUP + steps)]
     for s in range(WARMUP):
@@ -165,7 +162,7 @@ def _child(config: dict, cache_dir: str, threads: int) -> dict:
     from sweeps import tasks
 
     tasks.all_tasks()  # models of one's own register on import ($NOISESWEEP_TASKS)
-    _, _, (model,) = _pack_of(config, 1, _synthetic(config))
+    _, (model,) = _pack_of(config, 1, _synthetic(config))
     signature = _signature(model, config, threads)
     path = os.path.join(cache_dir, CACHE_FILE)
     try:

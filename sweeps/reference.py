@@ -18,7 +18,7 @@ import time
 from sweeps import tasks
 from sweeps.grids import trial_config
 from sweeps.storage import Storage
-from sweeps.tasks.base import fingerprint, model_to_bytes
+from sweeps.modelfile import fingerprint, model_to_bytes
 
 FOLDER = "references"
 
@@ -35,29 +35,33 @@ def needed(trials: list[dict]) -> dict:
 def train_reference(key: str, ref: dict, arrays: dict) -> tuple[bytes, dict]:
     """Train one reference classifier on clean images -> (its .keras file bytes, a note
     with its clean test accuracy and training time). Runs in a Ray task."""
-    from sweeps.training.engine import release
+    from sweeps.optimizers import make_optimizer
+    from sweeps.training import loop
     from sweeps.training.pack import Pack
-    from sweeps.tasks.base import make_optimizer, steps_per_epoch
     from sweeps.training.trainable import configure_tensorflow
+    from sweeps.training.worker import release
 
     configure_tensorflow(ref["seed"])
     clock = time.perf_counter()
+
+    def progress(epoch):
+        # Printed in the Ray task: Ray shows it on the driver, so a long stage is seen to move.
+        print(f"reference {key}: epoch {epoch.ledger.epochs_done}/{ref['epochs']}, "
+              f"accuracy {epoch.ledger.rows[0][-1]['accuracy']:.4f}", flush=True)
+
     # The trials' engine, as a pack of one; judged once, at its end.
     pack = Pack([ref], arrays, validate=False)
-    while not pack.done:
-        (row,) = pack.train_epoch()
-        # Printed in the Ray task: Ray shows it on the driver, so a long stage is seen to move.
-        print(f"reference {key}: epoch {pack.epochs_done}/{ref['epochs']}, accuracy {row['accuracy']:.4f}",
-              flush=True)
-    _, accuracy = pack.evaluate(pack.val, *pack.val_rows)
+    loop.train(pack, observers=[progress])
+    _, accuracy = pack.validation_scores()
     model = pack.member_model(0)
     # Compiled as a trial's model was, so its file loads as references always have.
-    model.compile(optimizer=make_optimizer(ref, steps_per_epoch(pack.n_train, ref)), loss=ref["loss_fn"],
+    model.compile(optimizer=make_optimizer(ref, pack.spec.steps), loss=ref["loss_fn"],
                   metrics=["accuracy"])
     blob = model_to_bytes(model)
     release()  # the worker that trained it may run other tasks: its pack's data goes
+    _, start, stop = pack.spec.validation()
     note = {"config": ref, "clean_test_accuracy": float(accuracy[0]), "train_s": round(time.perf_counter() - clock, 1),
-            "test_images": int(pack.val_rows[1] - pack.val_rows[0]), "sha256_16": fingerprint(blob)}
+            "test_images": int(stop - start), "sha256_16": fingerprint(blob)}
     return blob, note
 
 

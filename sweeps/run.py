@@ -325,6 +325,7 @@ def load_datasets(trials: list[dict], args: argparse.Namespace, where: str) -> d
     """Every dataset the trials train on; a hold-out as large as a dataset's training images
     (which the grid cannot know before the data is here) is refused now, before Ray starts."""
     from sweeps.data import DataError, DataUnavailable, load_dataset
+    from sweeps.data.arrays import holdout_problem, subset
 
     out = {}
     for name in sorted({t["dataset"] for t in trials}):
@@ -335,11 +336,10 @@ def load_datasets(trials: list[dict], args: argparse.Namespace, where: str) -> d
         except DataError as e:  # a file of one's own holding what no trial could use
             raise UsageError(f"{where}: dataset = {name!r}: {e}") from None
     for t in trials:
-        if t.get("validation") == "holdout":
-            n = len(out[t["dataset"]]["y_train"])
-            if t["holdout_size"] >= n:
-                raise UsageError(f"{where}: holdout_size = {t['holdout_size']!r}: must be smaller than the "
-                                 f"{n:,} training images of {t['dataset']}")
+        problem = t.get("validation") == "holdout" and holdout_problem(
+            t["holdout_size"], len(subset(t, out[t["dataset"]], "train")[1]), f"training images of {t['dataset']}")
+        if problem:
+            raise UsageError(f"{where}: {problem}")
     return out
 
 

@@ -43,10 +43,10 @@ def main():
         packed, packed_weights = train(configs, arrays)
         solos = [train([c], arrays) for c in configs]
         out[case] = {
-            "vectorized": isinstance(packed.net, VectorizedNet),
+            "vectorized": isinstance(packed.engine.net, VectorizedNet),
             "same_start": [all(np.array_equal(a, b) for a, b in zip(packed_weights[0][i], solos[i][1][0][0]))
                            for i in range(len(configs))],
-            "packed": packed.rows, "solo": [s[0].rows[0] for s in solos],
+            "packed": packed.ledger.rows, "solo": [s[0].ledger.rows[0] for s in solos],
         }
     print(json.dumps(out, default=float))
 

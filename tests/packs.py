@@ -5,16 +5,18 @@ the seeds' way to compare with, a Keras model trained by its own `fit` on a memb
 import numpy as np
 import pytest
 
+from sweeps.training import loop
+
 
 def train(configs, arrays, epochs=None):
     """The pack after training, and its members' weights before it and after each epoch."""
     from sweeps.training.pack import Pack
 
     pack = Pack(configs, arrays)
-    weights = [[pack.net.member_weights(i) for i in range(pack.k)]]
-    while not pack.done and (epochs is None or pack.epochs_done < epochs):
-        pack.record(pack.train_epoch(), {})
-        weights.append([pack.net.member_weights(i) for i in range(pack.k)])
+    weights = [[pack.engine.member_weights(i) for i in range(pack.k)]]
+    while not pack.done and (epochs is None or pack.ledger.epochs_done < epochs):
+        loop.epoch(pack)
+        weights.append([pack.engine.member_weights(i) for i in range(pack.k)])
     return pack, weights
 
 
@@ -31,6 +33,6 @@ def check_pack_of_one_against_fit(pack, model, config, arrays, epochs=3, batch_s
         idx = order(config["seed"], epoch, len(x))
         h = model.fit(x[idx], arrays["y_train"][idx].astype(np.int32), batch_size=batch_size, shuffle=False,
                       verbose=0, validation_data=(x_val, arrays["y_test"].astype(np.int32)))
-        row = pack.rows[0][epoch]
+        row = pack.ledger.rows[0][epoch]
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert row[key] == pytest.approx(h.history[key][0], rel=1e-3, abs=1e-4), (epoch, key)

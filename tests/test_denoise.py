@@ -10,9 +10,11 @@ from models import build_model
 from sweeps.tasks import denoise, vae as vae_task
 from sweeps.grids import trial_config
 from sweeps.noise import noisy_split, to_unit_float
-from sweeps.tasks.classify import compiled_model, prepare_data
+from sweeps import plain_keras
+from sweeps.plain_keras import classifier_data, compiled_model
 from tests.packs import train
 from tests.synthetic import learnable_colour, learnable_mnist
+from sweeps.training import loop
 
 LEVELS = [0, 0.25, 0.5, 0.75, 1.0]
 
@@ -29,11 +31,11 @@ def trained():
     keras.utils.set_random_seed(0)
     arrays = learnable_mnist(3000, 600, seed=3)
     clf_cfg = trial_config({"arch": "mlp64"}, {})
-    data = prepare_data(clf_cfg, arrays)
+    data = classifier_data(clf_cfg, arrays)
     classifier = compiled_model(clf_cfg, (28, 28, 1), 10)
     classifier.fit(*data["train"], batch_size=128, epochs=3, verbose=0)
     cfg = denoise_config()
-    pairs = denoise.denoise_data(cfg, arrays)
+    pairs = plain_keras.denoise_data(cfg, arrays)
     denoiser = denoise.denoiser(cfg)
     denoiser.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy")
     denoiser.fit(*pairs["train"], batch_size=64, epochs=10, verbose=0)
@@ -43,7 +45,7 @@ def trained():
 def test_training_pairs_are_noisy_inputs_and_clean_targets():
     arrays = learnable_mnist(50, 20)
     cfg = denoise_config(train_subset=40, seed=7)
-    data = denoise.denoise_data(cfg, arrays)
+    data = plain_keras.denoise_data(cfg, arrays)
     (x, y), (vx, vy) = data["train"], data["val"]
     assert x.shape == y.shape == (40, 28, 28, 1) and vx.shape == vy.shape == (20, 28, 28, 1)
     np.testing.assert_array_equal(y[..., 0], to_unit_float(arrays["x_train"][:40]))
@@ -97,8 +99,8 @@ def test_vae_latent_grid_decodes_a_square_of_images():
 def test_holdout_validates_on_the_tail_of_the_noisy_training_pairs():
     """Seed 002 trained on the first 55,000 training images and validated on the last 5,000."""
     arrays = learnable_mnist(50, 20)
-    whole = denoise.denoise_data(denoise_config(train_subset=40, seed=7), arrays)["train"]
-    data = denoise.denoise_data(denoise_config(train_subset=40, seed=7, validation="holdout", holdout_size=10), arrays)
+    whole = plain_keras.denoise_data(denoise_config(train_subset=40, seed=7), arrays)["train"]
+    data = plain_keras.denoise_data(denoise_config(train_subset=40, seed=7, validation="holdout", holdout_size=10), arrays)
     for split, part in (("train", slice(None, 30)), ("val", slice(30, None))):
         for got, want in zip(data[split], whole):
             np.testing.assert_array_equal(got, want[part])
@@ -115,7 +117,7 @@ def deterministic_ops():
 
 def test_the_engine_feeds_the_pairs_a_notebook_makes():
     """The batches (sweeps.training.batches) of a denoiser: its noisy images in both splits and the
-    clean ones as targets, exactly denoise_data's numpy pairs."""
+    clean ones as targets, exactly plain_keras.denoise_data's numpy pairs."""
     import tensorflow as tf
 
     from sweeps.training.pack import Pack
@@ -123,8 +125,8 @@ def test_the_engine_feeds_the_pairs_a_notebook_makes():
     arrays = learnable_mnist(60, 30)
     cfg = denoise_config(train_subset=60, test_subset=30, seed=5, classifier=None)
     pack = Pack([cfg], arrays)
-    pairs = denoise.denoise_data(cfg, arrays)
-    for feed, (x, clean) in ((pack.train, pairs["train"]), (pack.val, pairs["val"])):
+    pairs = plain_keras.denoise_data(cfg, arrays)
+    for feed, (x, clean) in ((pack.engine.train, pairs["train"]), (pack.engine._feed("test"), pairs["val"])):
         idx = tf.constant(np.arange(len(x), dtype=np.int32)[None])
         np.testing.assert_array_equal(feed.inputs(idx).numpy()[0], x)
         np.testing.assert_array_equal(feed.clean(idx).numpy(), clean)
@@ -133,15 +135,15 @@ def test_the_engine_feeds_the_pairs_a_notebook_makes():
 def test_binary_accuracy_is_the_share_of_pixels_the_thresholded_output_gets_exactly():
     """Seed 002's metric, by hand: a clean pixel counts only where it is exactly 0 or 1 and
     the output falls on its side of 0.5. The engine's validation figures are those of the
-    member's Keras model on denoise_data's pairs."""
+    member's Keras model on plain_keras.denoise_data's pairs."""
     arrays = learnable_mnist(300, 100, seed=2)
     cfg = denoise_config(arch="dae_conv", classifier=None, activation="softmax", train_subset=300, epochs=1,
                          batch_size=32)
     pack, _ = train([cfg], arrays)
-    x, clean = denoise.denoise_data(cfg, arrays)["val"]
+    x, clean = plain_keras.denoise_data(cfg, arrays)["val"]
     out = pack.member_model(0).predict(x, verbose=0)
     by_hand = np.mean((out > 0.5).astype(np.float32) == clean)
-    row = pack.rows[0][-1]
+    row = pack.ledger.rows[0][-1]
     assert row["val_binary_accuracy"] == pytest.approx(by_hand, abs=1e-6)
     bce = -np.mean(clean * np.log(np.clip(out, 1e-7, 1 - 1e-7)) + (1 - clean) * np.log(np.clip(1 - out, 1e-7, 1 - 1e-7)))
     assert row["val_loss"] == pytest.approx(bce, rel=1e-4)
@@ -170,8 +172,8 @@ def test_a_denoiser_packs_and_trains_as_alone(arch):
         solo, solo_weights = train([config], arrays)
         for a, b in zip(packed_weights[0][i], solo_weights[0][0]):
             np.testing.assert_array_equal(a, b)
-        assert len(packed.rows[i]) == len(solo.rows[0]) == 3
-        for p, s in zip(packed.rows[i], solo.rows[0]):
+        assert len(packed.ledger.rows[i]) == len(solo.ledger.rows[0]) == 3
+        for p, s in zip(packed.ledger.rows[i], solo.ledger.rows[0]):
             for key in ("binary_accuracy", "val_binary_accuracy"):
                 assert abs(p[key] - s[key]) <= 2e-3, (i, key, p, s)
             for key in ("loss", "val_loss"):
@@ -180,7 +182,7 @@ def test_a_denoiser_packs_and_trains_as_alone(arch):
         for p, s in zip(ends[i].artifacts["evaluation.json"]["levels"], alone.artifacts["evaluation.json"]["levels"]):
             assert p["denoised_mse"] == pytest.approx(s["denoised_mse"], rel=0.01)
     # The members learnt, each its own way.
-    assert packed.rows[0][-1]["loss"] < packed.rows[0][0]["loss"] and packed.rows[0][-1] != packed.rows[1][-1]
+    assert packed.ledger.rows[0][-1]["loss"] < packed.ledger.rows[0][0]["loss"] and packed.ledger.rows[0][-1] != packed.ledger.rows[1][-1]
 
 
 @pytest.mark.parametrize("arch", ["dae_dense", "dae_conv"])
@@ -195,7 +197,7 @@ def test_a_denoiser_of_colour_images_packs_and_keeps_their_colour(tmp_path, arch
     arrays = learnable_colour(300, 100)
     configs = vae_members(arch, [(0, 0.0), (1, 0.001)], noise_clip=False, epochs=2, batch_size=32)
     packed, _ = train(configs, arrays)
-    assert packed.rows[0][-1]["loss"] < packed.rows[0][0]["loss"]
+    assert packed.ledger.rows[0][-1]["loss"] < packed.ledger.rows[0][0]["loss"]
     samples = packed.finish()[0].artifacts["samples.npz"]
     n = len(samples["indices"])
     assert samples["original"].shape == (n, 32, 32, 3) and samples["noisy"].shape == (2, n, 32, 32, 3)
@@ -224,10 +226,10 @@ def test_a_trial_restarted_from_its_checkpoint_trains_as_if_never_stopped(tmp_pa
     resumed = Pack(configs, arrays)
     resumed.restore(str(tmp_path))
     while not resumed.done:
-        resumed.record(resumed.train_epoch(), {})
-    for a, b in zip(weights[-1][0], resumed.net.member_weights(0)):
+        loop.epoch(resumed)
+    for a, b in zip(weights[-1][0], resumed.engine.member_weights(0)):
         np.testing.assert_array_equal(a, b)
-    assert [r["loss"] for r in resumed.rows[0]] == [r["loss"] for r in whole.rows[0]]
+    assert [r["loss"] for r in resumed.ledger.rows[0]] == [r["loss"] for r in whole.ledger.rows[0]]
 
 
 @pytest.mark.parametrize("arch", ["vae", "dae_small"])
@@ -235,7 +237,7 @@ def test_a_checkpoint_from_keras_fit_continues_in_the_engine(tmp_path, arch):
     """A denoiser trial of an experiment from before the engine (its checkpoint a compiled
     `model.keras` and `state.json`) continues as a pack of one from its weights and its
     optimizer's state."""
-    from sweeps.tasks.base import make_optimizer
+    from sweeps.optimizers import make_optimizer
     from sweeps.training.pack import Pack
 
     arrays = learnable_mnist(400, 100)
@@ -245,16 +247,16 @@ def test_a_checkpoint_from_keras_fit_continues_in_the_engine(tmp_path, arch):
     model = denoise.denoiser(config, **options)
     loss = vae_task.training([config], arrays).loss if arch == "vae" else config["loss_fn"]
     model.compile(optimizer=make_optimizer(config), loss=loss)
-    model.fit(*denoise.denoise_data(config, arrays)["train"], batch_size=50, epochs=1, verbose=0)
+    model.fit(*plain_keras.denoise_data(config, arrays)["train"], batch_size=50, epochs=1, verbose=0)
     model.save(str(tmp_path / "model.keras"))
     (tmp_path / "state.json").write_text('{"epochs_done": 1}')
     pack = Pack([config], arrays)
     pack.restore(str(tmp_path))
-    assert pack.epochs_done == 1
-    for a, b in zip(pack.net.member_weights(0), model.get_weights()):
+    assert pack.ledger.epochs_done == 1
+    for a, b in zip(pack.engine.member_weights(0), model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(pack.optimizer.variables, model.optimizer.variables):
+    for a, b in zip(pack.engine.optimizer.variables, model.optimizer.variables):
         np.testing.assert_array_equal(np.reshape(a.numpy(), np.shape(b)), np.asarray(b))
     while not pack.done:
-        pack.record(pack.train_epoch(), {})
-    assert [r["epoch"] for r in pack.rows[0]] == [2, 3] and all(np.isfinite(r["val_loss"]) for r in pack.rows[0])
+        loop.epoch(pack)
+    assert [r["epoch"] for r in pack.ledger.rows[0]] == [2, 3] and all(np.isfinite(r["val_loss"]) for r in pack.ledger.rows[0])

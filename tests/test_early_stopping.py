@@ -13,6 +13,7 @@ from sweeps.training.early_stopping import EarlyStop
 from sweeps.grids import GridError, trial_config
 from tests.sweeps_running import rows_by_trial, run, run_to_end, runner_cmd
 from tests.synthetic import learnable_mnist, write_mnist_cache
+from sweeps.training import loop
 
 
 @functools.cache
@@ -112,11 +113,10 @@ def train(configs, arrays, until=None, pack=None, snapshot=None):
     from sweeps.training.pack import Pack
 
     pack = pack or Pack(configs, arrays)
-    while not pack.done and (until is None or pack.epochs_done < until):
-        trained = pack.record(pack.train_epoch(), {})
-        for i in pack.ended(trained):
+    while not pack.done and (until is None or pack.ledger.epochs_done < until):
+        for i in loop.epoch(pack).ended:
             if snapshot is not None:
-                snapshot[i] = pack.net.member_weights(i)
+                snapshot[i] = pack.engine.member_weights(i)
     return pack
 
 
@@ -125,19 +125,19 @@ def test_a_stopped_member_is_frozen_and_the_others_train_as_alone(tmp_path):
     configs = members()
     at_stop = {}
     packed = train(configs, arrays, snapshot=at_stop)
-    assert [len(r) for r in packed.rows] == [2, 4, 5]
-    assert [r[-1].get("stopped") for r in packed.rows] == [True, True, None]
-    assert [r["stopped"] for r in packed.rows[1]] == [False, False, False, True]
-    assert [r["best_epoch"] for r in packed.rows[0]] == [1, 1]
+    assert [len(r) for r in packed.ledger.rows] == [2, 4, 5]
+    assert [r[-1].get("stopped") for r in packed.ledger.rows] == [True, True, None]
+    assert [r["stopped"] for r in packed.ledger.rows[1]] == [False, False, False, True]
+    assert [r["best_epoch"] for r in packed.ledger.rows[0]] == [1, 1]
     # Frozen: its weights at the end are those it stopped with (the others trained on).
-    for a, b in zip(at_stop[0], packed.net.member_weights(0)):
+    for a, b in zip(at_stop[0], packed.engine.member_weights(0)):
         np.testing.assert_array_equal(a, b)
     for i, config in enumerate(configs):
         alone = train([config], arrays)
-        assert [r["epoch"] for r in alone.rows[0]] == [r["epoch"] for r in packed.rows[i]]
-        assert [r["loss"] for r in alone.rows[0]] == pytest.approx([r["loss"] for r in packed.rows[i]], rel=1e-5)
-        assert [r["val_accuracy"] for r in alone.rows[0]] == pytest.approx(
-            [r["val_accuracy"] for r in packed.rows[i]], abs=1e-6)
+        assert [r["epoch"] for r in alone.ledger.rows[0]] == [r["epoch"] for r in packed.ledger.rows[i]]
+        assert [r["loss"] for r in alone.ledger.rows[0]] == pytest.approx([r["loss"] for r in packed.ledger.rows[i]], rel=1e-5)
+        assert [r["val_accuracy"] for r in alone.ledger.rows[0]] == pytest.approx(
+            [r["val_accuracy"] for r in packed.ledger.rows[i]], abs=1e-6)
 
 
 def test_a_restarted_pack_keeps_each_members_wait_and_stops_where_it_would_have(tmp_path):
@@ -150,10 +150,10 @@ def test_a_restarted_pack_keeps_each_members_wait_and_stops_where_it_would_have(
     first.save(str(tmp_path))
     resumed = Pack(configs, arrays)
     resumed.restore(str(tmp_path))
-    assert resumed.frozen(0) and not resumed.frozen(1) and resumed.stops[1].wait == 2
+    assert resumed.ledger.frozen(0) and not resumed.ledger.frozen(1) and resumed.ledger.stops[1].wait == 2
     train(configs, arrays, pack=resumed)
-    assert [len(r) for r in resumed.rows] == [len(r) for r in whole.rows] == [2, 4, 5]
-    for a, b in zip(whole.rows, resumed.rows):
+    assert [len(r) for r in resumed.ledger.rows] == [len(r) for r in whole.ledger.rows] == [2, 4, 5]
+    for a, b in zip(whole.ledger.rows, resumed.ledger.rows):
         assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-6)
 
 
@@ -172,22 +172,21 @@ def test_a_solo_checkpoint_from_before_packing_keeps_its_wait(tmp_path):
     (tmp_path / "state.json").write_text(json.dumps({"epochs_done": 3, "early_stop": saved}))
     pack = Pack([config], learnable_mnist(500, 200))
     pack.restore(str(tmp_path))
-    assert pack.epochs_done == 3 and {k: pack.stops[0].state()[k] for k in saved} == saved
-    assert all(np.array_equal(a, b) for a, b in zip(pack.net.member_weights(0), model.get_weights()))
+    assert pack.ledger.epochs_done == 3 and {k: pack.ledger.stops[0].state()[k] for k in saved} == saved
+    assert all(np.array_equal(a, b) for a, b in zip(pack.engine.member_weights(0), model.get_weights()))
 
 
 def test_a_holdout_member_that_stops_is_scored_on_the_test_split_at_its_stop():
     arrays = learnable_mnist(500, 200)
     pack = train(members(validation="holdout", holdout_size=100), arrays, until=1)
-    trained = pack.record(pack.train_epoch(), {})
-    assert pack.ended(trained) == [0]  # member 0 stopped at epoch 2; the others go on
-    (scores,) = pack.finish([0])
+    epoch = loop.epoch(pack)
+    assert epoch.ended == [0]  # member 0 stopped at epoch 2; the others go on
+    (scores,) = epoch.outcomes
     assert set(scores.metrics) == {"test_loss", "test_accuracy"}
-    traced = pack._eval_step.experimental_get_tracing_count()
-    train(None, arrays, pack=pack)
-    later = pack.finish([1, 2])  # members ending later score on the same test feed: no new trace
+    traced = pack.engine.eval_step.experimental_get_tracing_count()
+    later = [o for e in loop.train(pack) for o in e.outcomes]  # members ending later score on the same test feed: no new trace
     assert all(set(s.metrics) == {"test_loss", "test_accuracy"} for s in later)
-    assert pack._eval_step.experimental_get_tracing_count() == traced
+    assert pack.engine.eval_step.experimental_get_tracing_count() == traced
 
 
 # -- a solo Keras trial (a denoiser) restarted mid-wait, through real Ray Tune ------------------

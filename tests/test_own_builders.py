@@ -79,7 +79,7 @@ def test_its_options_reach_the_builder_in_the_pack(tmp_path):
     pack, weights = train(configs, arrays)
     kernel = weights[0][0][0]
     assert kernel.shape == (784, 12)  # width 12, not the builder's 32
-    assert any(v.path.endswith("moving_mean") for v in pack.net.state)  # batch_norm: true
+    assert any(v.path.endswith("moving_mean") for v in pack.engine.net.state)  # batch_norm: true
     assert not (weights[0][0][0] == weights[0][1][0]).all()  # each member its own seed's weights
 
 

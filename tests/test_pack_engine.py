@@ -7,8 +7,9 @@ Real Keras/TensorFlow training on small generated data, no Ray.
 import numpy as np
 import pytest
 
-from sweeps.training import engine as pack_engine
 from sweeps.grids import trial_config
+from sweeps.training import loop, worker
+from sweeps.training.engine import flattened
 from tests.synthetic import learnable_mnist
 
 
@@ -30,10 +31,12 @@ def configs(seeds, l2s, scale, validation):
 
 def run(pack):
     """Train `pack` to its end; its rows, test scores and final weights."""
-    initial = [pack.net.member_weights(i) for i in range(pack.k)]
-    while not pack.done:
-        pack.record(pack.train_epoch(), {})
-    return initial, pack.rows, [o.metrics for o in pack.finish()], [pack.net.member_weights(i) for i in range(pack.k)]
+    initial = [pack.engine.member_weights(i) for i in range(pack.k)]
+    ends = {i: o for epoch in loop.train(pack) for i, o in zip(epoch.ended, epoch.outcomes)}
+    numbers = [[{k: v for k, v in r.items() if k not in ("epoch_time_s", "timestamp")} for r in rows]
+               for rows in pack.ledger.rows]  # what the loop adds of the clock aside
+    return (initial, numbers, [ends[i].metrics for i in range(pack.k)],
+            [pack.engine.member_weights(i) for i in range(pack.k)])
 
 
 @pytest.mark.parametrize("validation", ["test", "holdout"])
@@ -55,7 +58,7 @@ def test_the_next_pack_of_one_shape_reuses_the_compiled_step_and_trains_as_in_a_
     assert engine.train_step.experimental_get_tracing_count() == 1
     assert engine.eval_step.experimental_get_tracing_count() == (2 if validation == "holdout" else 1)
 
-    pack_engine._kept.clear()  # a worker that never trained a pack before
+    worker.release()  # a worker that never trained a pack before
     fresh_pack = Pack(second_configs, arrays)
     assert fresh_pack.engine is not engine
     fresh = run(fresh_pack)
@@ -78,11 +81,11 @@ def test_a_pack_of_another_shape_or_beside_a_live_pack_gets_its_own_step():
     live = Pack(configs([0, 1], [0.0, 1e-3], 0.3, "test"), arrays)
     beside = Pack(configs([2, 3], [0.0, 1e-3], 0.3, "test"), arrays)
     assert beside.engine is not live.engine  # a live pack's variables are never refilled
-    weights = live.net.member_weights(0)
+    weights = live.engine.member_weights(0)
     del beside
     other = Pack(configs([2, 3, 4], [0.0, 1e-3, 0.0], 0.3, "test"), arrays)  # three members
     assert other.engine is not live.engine
-    for a, b in zip(weights, live.net.member_weights(0)):
+    for a, b in zip(weights, live.engine.member_weights(0)):
         np.testing.assert_array_equal(a, b)
     # Members of one seed share a Gaussian draw: one draw for two members is another layout.
     del other
@@ -106,7 +109,7 @@ def test_a_flattened_softmax_is_still_a_softmax_for_keras_losses(stacked):
     @tf.function
     def losses():
         out = tf.stack([tf.nn.softmax(logits[0]), tf.nn.softmax(logits[1])]) if stacked else tf.nn.softmax(logits)
-        flat = pack_engine.flattened(out)
+        flat = flattened(out)
         return flat, keras.losses.sparse_categorical_crossentropy(labels, flat), tf.constant(flat.op.type)
 
     flat, loss, op = (v.numpy() for v in losses())

@@ -13,6 +13,7 @@ from sweeps import packing
 from sweeps.grids import trial_config
 from tests.packs import check_pack_of_one_against_fit, train
 from tests.synthetic import learnable_mnist
+from sweeps.training import loop
 
 
 @pytest.fixture(autouse=True)
@@ -51,8 +52,8 @@ def test_packed_members_start_and_train_as_their_solo_trials(arch):
         # a wrong batch, noise draw, dropout mask or penalty moves them far more than 1e-5.
         for a, b in zip(packed_weights[1][i], solo_weights[1][0]):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * np.abs(b).max(), err_msg=f"member {i}")
-        assert len(packed.rows[i]) == len(solo.rows[0]) == 3
-        first, *later = zip(packed.rows[i], solo.rows[0])
+        assert len(packed.ledger.rows[i]) == len(solo.ledger.rows[0]) == 3
+        first, *later = zip(packed.ledger.rows[i], solo.ledger.rows[0])
         assert abs(first[0]["val_accuracy"] - first[1]["val_accuracy"]) <= 2e-3, (i, first)
         for key in ("loss", "val_loss"):
             assert first[0][key] == pytest.approx(first[1][key], rel=1e-4), (i, key, first)
@@ -65,14 +66,14 @@ def test_packed_members_start_and_train_as_their_solo_trials(arch):
             assert p["loss"] == pytest.approx(s["loss"], rel=0.01), (i, p, s)
             assert p["val_loss"] == pytest.approx(s["val_loss"], rel=0.15), (i, p, s)
     # The members really differ: other seeds, other L2 factors, other numbers.
-    finals = [rows[-1]["loss"] for rows in packed.rows]
+    finals = [rows[-1]["loss"] for rows in packed.ledger.rows]
     assert len(set(finals)) == 4
-    assert packed.rows[1][-1]["loss"] > packed.rows[0][-1]["loss"]  # the L2 penalty is in the loss
+    assert packed.ledger.rows[1][-1]["loss"] > packed.ledger.rows[0][-1]["loss"]  # the L2 penalty is in the loss
 
 
 @pytest.mark.parametrize("optimizer", [
     {},
-    # Momentum, Nesterov's and a schedule that changes the rate every step (sweeps.tasks.base).
+    # Momentum, Nesterov's and a schedule that changes the rate every step (sweeps.optimizers).
     {"momentum": 0.9, "nesterov": True, "lr_schedule": "cosine"},
     {"momentum": 0.5, "lr_schedule": "step", "lr_decay_epochs": 1, "lr_decay_factor": 0.5},
 ], ids=["sgd", "nesterov-cosine", "momentum-step"])
@@ -106,14 +107,14 @@ def test_a_diverging_member_is_frozen_and_the_others_train_as_alone():
     healthy, exploding = members("mlp64")[0], {**members("mlp64")[1], "l2": 1e4}
     packed, _ = train([healthy, exploding], arrays)
     solo, _ = train([healthy], arrays)
-    assert packed.diverged == [False, True]
-    bad = packed.rows[1]
+    assert packed.ledger.diverged == [False, True]
+    bad = packed.ledger.rows[1]
     assert bad[-1]["diverged"] and not math.isfinite(bad[-1]["loss"])
     assert len(bad) < 3 and all(not r["diverged"] for r in bad[:-1])  # no rows after it diverged
-    assert [r["loss"] for r in packed.rows[0]] == pytest.approx([r["loss"] for r in solo.rows[0]], rel=1e-5)
-    assert [r["val_accuracy"] for r in packed.rows[0]] == pytest.approx(
-        [r["val_accuracy"] for r in solo.rows[0]], abs=1e-6)
-    assert all(np.isfinite(w).all() for w in packed.net.member_weights(0))
+    assert [r["loss"] for r in packed.ledger.rows[0]] == pytest.approx([r["loss"] for r in solo.ledger.rows[0]], rel=1e-5)
+    assert [r["val_accuracy"] for r in packed.ledger.rows[0]] == pytest.approx(
+        [r["val_accuracy"] for r in solo.ledger.rows[0]], abs=1e-6)
+    assert all(np.isfinite(w).all() for w in packed.engine.member_weights(0))
 
 
 @pytest.mark.parametrize("optimizer", [
@@ -128,7 +129,7 @@ def test_a_member_that_stops_early_keeps_its_weights_while_the_others_train(opti
     going, stopping = members("mlp64", **optimizer)[:2]
     stopping = {**stopping, "patience": 1, "min_delta": 1e9}  # no epoch improves: stops after its 2nd
     pack, weights = train([going, stopping], arrays)
-    assert [len(r) for r in pack.rows] == [3, 2] and pack.rows[1][-1]["stopped"]
+    assert [len(r) for r in pack.ledger.rows] == [3, 2] and pack.ledger.rows[1][-1]["stopped"]
     for before, after in zip(weights[2][1], weights[3][1]):
         np.testing.assert_array_equal(after, before)
     assert any(not np.array_equal(a, b) for a, b in zip(weights[2][0], weights[3][0]))
@@ -144,10 +145,10 @@ def test_a_checkpointed_pack_continues_as_if_never_stopped(tmp_path):
 
     resumed = Pack(configs, arrays)
     resumed.restore(str(tmp_path))
-    assert resumed.epochs_done == 1 and [len(r) for r in resumed.rows] == [1] * 4
+    assert resumed.ledger.epochs_done == 1 and [len(r) for r in resumed.ledger.rows] == [1] * 4
     while not resumed.done:
-        resumed.record(resumed.train_epoch(), {})
-    for a, b in zip(whole.rows, resumed.rows):
+        loop.epoch(resumed)
+    for a, b in zip(whole.ledger.rows, resumed.ledger.rows):
         assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-6)
 
 
@@ -155,7 +156,7 @@ def test_holdout_members_score_the_test_split_once_at_the_end():
     arrays = learnable_mnist(600, 300)
     configs = members("mlp64", validation="holdout", holdout_size=100)
     pack, _ = train(configs, arrays)
-    assert pack.n_train == 500 and pack.val_rows == (500, 600)
+    assert pack.spec.n_train == 500 and pack.spec.validation() == ("train", 500, 600)
     final = [outcome.metrics for outcome in pack.finish()]
     assert all(set(f) == {"test_loss", "test_accuracy"} for f in final)
     assert all(0.0 <= f["test_accuracy"] <= 1.0 for f in final)
@@ -246,7 +247,7 @@ def test_grouped_and_per_member_convolutions_compute_the_same_pack():
 
 def test_learning_rate_schedules_by_hand():
     """Cosine: lr·(1 + cos(pi·t/T))/2 over the run's T steps; step: lr·factor^floor(t/every)."""
-    from sweeps.tasks.base import make_optimizer
+    from sweeps.optimizers import make_optimizer
 
     config = {"optimizer": "sgd", "lr": 0.1, "epochs": 4, "momentum": 0.9}
     cosine = make_optimizer({**config, "lr_schedule": "cosine"}, steps_per_epoch=10)

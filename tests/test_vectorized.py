@@ -13,6 +13,7 @@ import tests.user_models  # noqa: F401  (registers the models)
 from sweeps.grids import trial_config
 from tests.packs import check_pack_of_one_against_fit, train
 from tests.synthetic import learnable_mnist
+from sweeps.training import loop
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +44,7 @@ def test_a_model_of_ones_own_packs_and_trains_as_alone(arch, l2s):
     arrays = learnable_mnist(600, 1000)
     configs = members(arch, seeds=(0, 1), l2s=l2s)
     packed, packed_weights = train(configs, arrays)
-    assert isinstance(packed.net, VectorizedNet)
+    assert isinstance(packed.engine.net, VectorizedNet)
     for i, config in enumerate(configs):
         solo, solo_weights = train([config], arrays)
         keras.utils.set_random_seed(config["seed"])
@@ -52,18 +53,18 @@ def test_a_model_of_ones_own_packs_and_trains_as_alone(arch, l2s):
         for a, b, c in zip(packed_weights[0][i], solo_weights[0][0], own):
             np.testing.assert_array_equal(a, b)  # the weights its solo trial starts from...
             np.testing.assert_array_equal(a, c)  # ...which are its builder's under its seed
-        assert len(packed.rows[i]) == len(solo.rows[0]) == 3
-        for p, s in zip(packed.rows[i], solo.rows[0]):
+        assert len(packed.ledger.rows[i]) == len(solo.ledger.rows[0]) == 3
+        for p, s in zip(packed.ledger.rows[i], solo.ledger.rows[0]):
             assert abs(p["val_accuracy"] - s["val_accuracy"]) <= 2e-3, (i, p, s)
             for key in ("loss", "val_loss"):
                 assert p[key] == pytest.approx(s[key], rel=0.01), (i, key, p, s)
         # BatchNormalization's moving statistics are the member's own, as alone.
-        for a, b in zip(packed.net.state, solo.net.state):
+        for a, b in zip(packed.engine.net.state, solo.engine.net.state):
             np.testing.assert_allclose(a.numpy()[i], b.numpy()[0], rtol=0.05, atol=1e-3)
         del solo  # the next solo pack trains in its compiled step (sweeps.training.engine)
-    finals = [rows[-1]["loss"] for rows in packed.rows]
+    finals = [rows[-1]["loss"] for rows in packed.ledger.rows]
     assert len(set(finals)) == 2  # other seeds, other L2 factors, other numbers
-    means = [v for v in packed.net.state if v.path.endswith("moving_mean")]
+    means = [v for v in packed.engine.net.state if v.path.endswith("moving_mean")]
     assert means and not np.array_equal(means[0].numpy()[0], means[0].numpy()[1])
 
 
@@ -84,7 +85,7 @@ def test_a_pack_of_one_trains_as_keras_fit_on_the_same_batches():
                   metrics=["accuracy"])
     # 500 images in batches of 64: the last has 52, as in the pack (never padded there).
     check_pack_of_one_against_fit(pack, model, config, arrays)
-    for a, b in zip(pack.net.member_weights(0), model.get_weights()):
+    for a, b in zip(pack.engine.member_weights(0), model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)  # moving statistics included
 
 
@@ -93,18 +94,18 @@ def test_a_checkpointed_pack_of_a_bn_model_continues_as_if_never_stopped(tmp_pat
 
     arrays = learnable_mnist(400, 200)
     configs = members("bn_mlp", seeds=(0, 1), l2s=(0.0, 0.001))
-    whole = train(configs, arrays)[0].rows
+    whole = train(configs, arrays)[0].ledger.rows
     first, _ = train(configs, arrays, epochs=1)
     first.save(str(tmp_path))
-    saved = [v.numpy() for v in first.net.state]
+    saved = [v.numpy() for v in first.engine.net.state]
     del first  # a restart is a new pack (here in the kept compiled step)
     resumed = Pack(configs, arrays)
     resumed.restore(str(tmp_path))
-    for a, b in zip(resumed.net.state, saved):
+    for a, b in zip(resumed.engine.net.state, saved):
         np.testing.assert_array_equal(a.numpy(), b)  # BatchNormalization's statistics kept
     while not resumed.done:
-        resumed.record(resumed.train_epoch(), {})
-    for a, b in zip(whole, resumed.rows):
+        loop.epoch(resumed)
+    for a, b in zip(whole, resumed.ledger.rows):
         assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-6)
         assert [r["val_accuracy"] for r in a] == [r["val_accuracy"] for r in b]
 
@@ -114,7 +115,7 @@ def test_a_member_that_stops_early_keeps_its_weights_and_statistics():
     going, stopping = members("bn_mlp", seeds=(0, 1), l2s=(0.0, 0.0))
     stopping = {**stopping, "patience": 1, "min_delta": 1e9}  # stops after its 2nd epoch
     pack, weights = train([going, stopping], arrays)
-    assert [len(r) for r in pack.rows] == [3, 2] and pack.rows[1][-1]["stopped"]
+    assert [len(r) for r in pack.ledger.rows] == [3, 2] and pack.ledger.rows[1][-1]["stopped"]
     for before, after in zip(weights[2][1], weights[3][1]):
         np.testing.assert_array_equal(after, before)  # moving statistics included
     assert any(not np.array_equal(a, b) for a, b in zip(weights[2][0], weights[3][0]))

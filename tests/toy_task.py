@@ -12,7 +12,8 @@ import numpy as np
 
 from models import Arch, register
 from sweeps.noise import noisy_split, to_unit_float
-from sweeps.tasks.base import ConfigError, Outcome, Training, is_number, subset
+from sweeps.data.arrays import subset
+from sweeps.tasks.base import ConfigError, Outcome, Training, is_number
 
 NAME = "toy_brightness"
 MODEL = "regressor"

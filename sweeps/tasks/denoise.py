@@ -17,8 +17,9 @@ import numpy as np
 from models import arch_defaults, archs_of, options_of
 from sweeps.noise import noisy_split, to_unit_float, with_channels
 from sweeps.schema import EVALUATION_FILE, SAMPLES_FILE
-from sweeps.tasks.base import (ConfigError, Outcome, Training, fingerprint, input_shape_of, is_int, is_number,
-                               model_from_bytes, subset)
+from sweeps.data.arrays import input_shape_of, subset
+from sweeps.modelfile import fingerprint, model_from_bytes
+from sweeps.tasks.base import ConfigError, Outcome, Training, is_int, is_number
 
 NAME = "denoise"
 MODEL = "denoiser"
@@ -100,23 +101,6 @@ def seasoned(images: np.ndarray, config: dict, split: str, level: float) -> np.n
     x = noisy_split(images, split, seed=config["seed"], noise_type=config["noise_type"], noise_scale=level,
                     noise_target=split, noise_clip=config["noise_clip"])
     return with_channels(x)
-
-
-def denoise_data(config: dict, arrays: dict) -> dict:
-    """(noisy, clean) pairs for training, and for validation the test set at the training
-    level, or with `validation: holdout` the last `holdout_size` training pairs (seed 002)."""
-    holdout = config["validation"] == "holdout"
-    out = {}
-    for split, name in (("train", "train"),) if holdout else (("train", "train"), ("test", "val")):
-        images, _ = subset(config, arrays, split)
-        clean = with_channels(to_unit_float(images))
-        out[name] = (seasoned(images, config, split, config["noise_scale"]), clean)
-    if holdout:
-        (noisy, clean), k = out["train"], config["holdout_size"]
-        if k >= len(noisy):
-            raise ValueError(f"holdout_size {k} leaves no training images out of {len(noisy)}")
-        out["train"], out["val"] = (noisy[:-k], clean[:-k]), (noisy[-k:], clean[-k:])
-    return out
 
 
 def denoiser(config: dict, input_shape=(28, 28, 1), **options):

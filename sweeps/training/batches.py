@@ -17,7 +17,7 @@ import functools
 import numpy as np
 
 from sweeps import noise, quiet
-from sweeps.tasks.base import input_shape_of
+from sweeps.data.arrays import input_shape_of
 
 _SHUFFLE = 2  # the SeedSequence tag of the training order (noise.SPLITS uses 0 and 1)
 

@@ -1,66 +1,21 @@
-"""A pack's compiled part, kept by a worker from pack to pack of the same shape.
+"""A pack's compiled part: the packed network's variables, its optimizer, the training and
+test feeds and the compiled training and scoring steps, behind the few methods a pack
+needs (an epoch's sums, scores on a split, which members train, the weights in and out
+for checkpoints). Nothing outside this module touches the network or the optimizer.
 
-The compiled part is the packed network's variables, its optimizer, the training feed and
-the compiled training and scoring steps. Every new `tf.function` is traced and (under XLA)
-compiled anew, and TensorFlow keeps each compiled program for the life of the process.
-A reused Ray worker that built a new step for each trial grew 8.3 MiB and spent 2.1 s a
-trial on it (bench/RESULTS.md).
-
-So a worker keeps its last engine. A new pack of the same shape puts its members' initial
-weights, L2 factors, data, noise draws and seeds into the same variables, and resets the
-optimizer's state, and the same compiled program runs. The shape is what `key` names:
-everything sweeps.packing lets no member change, plus the member count, the feed's layout
-and which layers carry L2. An engine in use by a live pack is never handed to another one
-(two packs in one process each get their own), and a pack of another shape replaces the
-kept engine, so a worker holds one pack's data at most, as before.
+A worker keeps its last engine for the next pack of the same shape (sweeps.training.worker):
+`load` puts that pack's members' initial weights, L2 factors, data, noise draws and seeds
+into the same variables, and resets the optimizer's state, so the same compiled program runs.
 """
 
 from __future__ import annotations
 
-import gc
-import weakref
-
 import numpy as np
 
-from sweeps.training.batches import SplitFeed, layout
-from sweeps.tasks.base import make_optimizer, steps_per_epoch, subset
+from sweeps.optimizers import make_optimizer
+from sweeps.training.batches import SplitFeed
 
-_kept: dict = {}  # "engine": the worker's last Engine, "owner": a weak reference to its pack
-
-
-def key(members: list[dict], arrays: dict, n_train: int, num_classes: int) -> tuple:
-    """What an engine's compiled steps depend on, for these members (as the batches see
-    them: sweeps.tasks.base.Training.feed_members)."""
-    from sweeps.packing import group_key
-
-    images, _ = subset(members[0], arrays, "train")
-    return (group_key(members[0]), len(members), n_train, num_classes, layout(members, images, "train"),
-            any(m["l2"] for m in members))
-
-
-def engine_for(owner, members: list[dict], arrays: dict, models: list, n_train: int, num_classes: int, training):
-    """An engine holding these members (`models`: their Keras models, built under their
-    seeds; `training`: their task's sweeps.tasks.base.Training): the worker's kept one
-    refilled when it has the same key and no live pack uses it, else a new one, which is
-    then kept."""
-    from models.packed import PackError
-
-    members = training.feed_members(members)
-    k = key(members, arrays, n_train, num_classes)
-    kept, engine = _kept.get("engine"), None
-    in_use = _kept.get("owner") is not None and _kept["owner"]() is not None
-    if kept is not None and kept.key == k and not in_use:
-        try:
-            kept.load(members, arrays, models)
-            engine = kept
-        except PackError:  # the same key, yet other weights regularised: a step of its own
-            pass
-    if engine is None:
-        if not in_use:
-            release()  # the old engine's data goes before the new one's is made
-        engine = Engine(k, members, arrays, models, n_train, training)
-    _kept.update(engine=engine, owner=weakref.ref(owner))
-    return engine
+EVAL_BATCH = 1024  # scoring batches: a sum over images, so their size changes no figure
 
 
 def has_convolutions(model) -> bool:
@@ -86,25 +41,17 @@ def pack_net(models: list, jit: bool, gpu: bool = False):
         return VectorizedNet(models, vectorize=gpu or not has_convolutions(models[0]))
 
 
-def release() -> None:
-    """Let the kept engine (and the pack data it holds) go: the worker trains something else."""
-    if _kept:
-        _kept.clear()
-        # An engine and its compiled steps refer to each other: only a collection frees them.
-        gc.collect()
-
-
 class Engine:
-    """The variables and compiled steps of a pack of len(members) members."""
+    """The variables and compiled steps of a pack (`spec`: its sweeps.training.spec.PackSpec;
+    `models`: its members' Keras models, built under their seeds)."""
 
-    def __init__(self, key: tuple, members: list[dict], arrays: dict, models: list, n_train: int, training):
+    def __init__(self, spec, models: list):
         from sweeps.training import backends
 
-        first = members[0]
-        self.key = key
-        self.k = len(members)
-        self.train = SplitFeed(members, *subset(first, arrays, "train"), "train")
-        self.test = None  # made on first use (test_feed): a hold-out run scores it once
+        self.key, self.k = spec.key, spec.k
+        self.train = SplitFeed(spec.feed_members, *spec.train_split, "train")
+        self.test = None  # made on first use (_feed): a hold-out run scores it once
+        self._spec = spec
         # XLA fuses the batch's gather, noise and dense layers into a few kernels: 1.5x faster
         # on CPU for the MLPs; but its CPU convolutions are 2-3x slower than TensorFlow's own
         # (bench/RESULTS.md), and it took minutes to compile a vectorised conv net with
@@ -118,12 +65,13 @@ class Engine:
             # and slowly (a lone MLP with dropout: 1.66 s an epoch compiled, 0.47 s not), so
             # a member alone, which would run uncompiled, and packed must not differ in it.
             jit = False
-        self.optimizer = make_optimizer(first, steps_per_epoch(n_train, first))
+        self.optimizer = make_optimizer(spec.members[0], spec.steps)
         self.optimizer.build(self.net.variables)
         self._optimizer_start = [np.array(v.numpy()) for v in self.optimizer.variables]
+        training = spec.training
         # Read as the steps are traced: functions of what the members share (the key).
         self.targets, self.loss_fn, self.score = training.targets, training.loss, training.score
-        self.seeds = backends.variable(np.array([m["seed"] for m in members], backends.index_dtype()))
+        self.seeds = backends.variable(np.array([m["seed"] for m in spec.members], backends.index_dtype()))
         self.alive = backends.variable(np.ones(self.k, bool))
         self.loss_sum = backends.variable(np.zeros(self.k, np.float32))
         self.metric_sum = backends.variable(np.zeros(self.k, np.float32))
@@ -135,24 +83,101 @@ class Engine:
         return [*self.net.variables, *self.net.state, *self.net.constants, *self.optimizer.variables, self.seeds,
                 self.alive, self.loss_sum, self.metric_sum, *feed.variables()]
 
-    def load(self, members: list[dict], arrays: dict, models: list) -> None:
-        """Hold these members instead, as a new engine would: their weights, L2 factors,
-        data, noise and seeds; the optimizer's state as built; every member training."""
+    def load(self, spec, models: list) -> None:
+        """Hold this pack instead (one of the engine's key), as a new engine would: its
+        weights, L2 factors, data, noise and seeds; the optimizer's state as built; every
+        member training."""
         self.net.load(models)
         for v, start in zip(self.optimizer.variables, self._optimizer_start):
             v.assign(start)
-        if not self.train.refill(members, *subset(members[0], arrays, "train")):
+        if not self.train.refill(spec.feed_members, *spec.train_split):
             raise ValueError("load: members of another training layout than the engine's key")
-        if self.test is not None and not self.test.refill(members, *subset(members[0], arrays, "test")):
+        if self.test is not None and not self.test.refill(spec.feed_members, *spec.test_split()):
             self.test = None  # made again on first use
-        self.seeds.assign([m["seed"] for m in members])
+        self._spec = spec
+        self.seeds.assign([m["seed"] for m in spec.members])
         self.alive.assign(np.ones(self.k, bool))
 
-    def test_feed(self, members: list[dict], arrays: dict) -> SplitFeed:
-        """The test split's feed for these members (the engine's own members)."""
+    def _feed(self, split: str) -> SplitFeed:
+        if split == "train":
+            return self.train
         if self.test is None:
-            self.test = SplitFeed(members, *subset(members[0], arrays, "test"), "test")
+            self.test = SplitFeed(self._spec.feed_members, *self._spec.test_split(), "test")
         return self.test
+
+    # -- what a pack asks of it -----------------------------------------------------------
+    def train_epoch(self, orders: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """One epoch of every training member, each in its order (`orders` `[K, n_train]`);
+        each member's mean loss and metric over it, as Keras's fit logs them."""
+        from sweeps.training.backends import scalar
+
+        n, b, steps = self._spec.n_train, self._spec.batch_size, self._spec.steps
+        self.loss_sum.assign(np.zeros(self.k, np.float32))
+        self.metric_sum.assign(np.zeros(self.k, np.float32))
+        if self.net.pads:  # one compiled shape: the last batch padded with index 0, masked out
+            orders = np.pad(orders, [[0, 0], [0, steps * b - n]])
+        for s in range(steps):
+            self.train_step(orders[:, s * b:(s + 1) * b], scalar(min(b, n - s * b)), scalar(epoch * steps + s))
+        return self.loss_sum.numpy() / n, self.metric_sum.numpy() / n
+
+    def scores(self, split: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every member's (loss, metric) on rows [start, stop) of `split`: its mean loss plus
+        its weight penalty and the losses the model adds, as Keras's evaluate reports a
+        regularised model's loss (the metric's values are meaningless for a task without)."""
+        from sweeps.training.backends import scalar
+
+        feed = self._feed(split)
+        ce, hits, added = np.zeros(self.k), np.zeros(self.k), np.zeros(self.k)
+        for a in range(start, stop, EVAL_BATCH):
+            size = min(EVAL_BATCH, stop - a)
+            # Every batch in one compiled shape where the net allows: the last one padded with
+            # row `start`, masked out.
+            rows = np.full(EVAL_BATCH if self.net.pads_scoring else size, start, np.int32)
+            rows[:size] = np.arange(a, a + size)
+            idx = np.ascontiguousarray(np.broadcast_to(rows[None], (self.k, len(rows))))
+            c, h, extra = self.eval_step(feed, idx, scalar(size))
+            ce += np.asarray(c)
+            hits += np.asarray(h)
+            added += np.asarray(extra)
+        n = stop - start
+        return (ce + added) / n + np.asarray(self.net.penalty()), hits / n
+
+    def freeze(self, alive: list[bool]) -> None:
+        """Train only the `alive` members: the others' losses leave the sum, and their
+        gradients and optimizer state are zeroed (their weights stay as they are)."""
+        alive = np.array(alive)
+        self.alive.assign(alive)
+        if not alive.all():
+            self.net.still(self.optimizer.variables, alive)
+
+    def member_weights(self, i: int) -> list[np.ndarray]:
+        """Member i's weights (and state), as its Keras model's get_weights lists them."""
+        return self.net.member_weights(i)
+
+    def arrays(self) -> dict:
+        """The members' stacked weights, the network's state (BatchNormalization's statistics)
+        and the optimizer's slots, by name: a checkpoint's arrays."""
+        out = {f"w{i}": v.numpy() for i, v in enumerate(self.net.variables)}
+        out.update({f"s{i}": np.asarray(v.numpy()) for i, v in enumerate(self.net.state)})
+        out.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(self.optimizer.variables)})
+        return out
+
+    def load_arrays(self, arrays) -> None:
+        """The inverse of `arrays`."""
+        for prefix, held in (("w", self.net.variables), ("s", self.net.state), ("o", self.optimizer.variables)):
+            for i, v in enumerate(held):
+                v.assign(arrays[f"{prefix}{i}"])
+
+    def load_solo_model(self, model) -> None:
+        """A pack of one continued from a solo trial's compiled Keras model (an experiment
+        made before packing): its weights and its optimizer's slots."""
+        if hasattr(self.net, "set_member_weights"):  # state (BatchNormalization's) among the weights
+            self.net.set_member_weights(0, model.get_weights())
+        else:
+            for v, w in zip(self.net.variables, model.get_weights()):
+                v.assign(np.reshape(w, v.shape))
+        for v, w in zip(self.optimizer.variables, model.optimizer.variables):
+            v.assign(np.reshape(np.asarray(w), v.shape))
 
     # -- the compiled parts -------------------------------------------------------------
     def _per_image(self, fn, y, flat, shape):

@@ -1,5 +1,7 @@
-"""Each epoch of a pack (or a solo trial, a pack of one) reported to Ray Tune, in the rows
-and files the analysis reads: its members' rows, checkpoints, and end-of-training files.
+"""The observers of a pack's epochs (sweeps.training.loop) that write what the analysis
+reads: the members' files (end-of-training artifacts, a larger pack's members' rows and
+TensorBoard events) and the row and checkpoint each epoch reports to Ray Tune. They only
+read the epoch; the loop has made every change to the pack before they run.
 """
 
 from __future__ import annotations
@@ -9,8 +11,6 @@ import json
 import math
 import os
 import socket
-import tempfile
-import time
 
 import numpy as np
 import ray
@@ -18,9 +18,6 @@ from ray import tune
 
 from sweeps import schema
 from sweeps.training import tensorboard
-
-MEMBERS_FILE = schema.MEMBERS_FILE
-
 
 def write_artifacts(folder, artifacts: dict) -> None:
     """Each artifact into `folder` (a sweeps.storage.Storage): arrays as .npz, the rest as JSON."""
@@ -67,7 +64,7 @@ def member_names(folder, members: list[dict]) -> list[str]:
     be listed in a folder it never wrote."""
     from sweeps.packing import member_dirnames
 
-    listed = folder.read_json(MEMBERS_FILE)
+    listed = folder.read_json(schema.MEMBERS_FILE)
     if isinstance(listed, list) and len(listed) == len(members):
         return listed
     return member_dirnames(members)
@@ -77,58 +74,54 @@ def write_members(folder, names: list[str], members: list[dict]) -> None:
     """A pack's folder made to read as its members' (analysis.load): the member list and
     each member's `params.json`. Written as a pack starts, before it builds (seconds, and
     it may fail), so that no reader ever sees the pack's folder as one trial."""
-    folder.write_json(names, MEMBERS_FILE)
+    folder.write_json(names, schema.MEMBERS_FILE)
     for name, member in zip(names, members):
         folder.write_json(member, name, "params.json")
 
 
-class PackReport:
-    """After every epoch of a pack (sweeps.training.pack.Pack): each member's row, in the
-    same words a solo trial reports; a checkpoint every `checkpoint_every` epochs and at
-    the end.
+class MemberFiles:
+    """Each member's files in its folder (a pack of one's in the trial's folder, `folder`, a
+    sweeps.storage.Storage; a larger pack's members' each in `folder/NAME`): the artifacts
+    of its end, and for a larger pack its rows as `result.json` and a TensorBoard event
+    file (sweeps.training.tensorboard), rewritten whole each epoch from the rows the
+    checkpoint keeps, so a pack restarted from an older checkpoint leaves no epoch twice."""
 
-    A pack of one reports its member's row to Tune as its own, so its folder is an
-    ordinary trial's. A larger pack gives each member a folder inside the pack's
-    (`folder`, a sweeps.storage.Storage), with the member's `params.json` and its rows as
-    `result.json` and a TensorBoard event file (sweeps.training.tensorboard), rewritten whole each
-    epoch from the rows the checkpoint keeps: a pack restarted from an older checkpoint
-    leaves no epoch twice. The pack's own row to Tune
-    holds every member's epoch, divergence and headline metric.
-    """
+    def __init__(self, folder, names: list[str]):
+        self.folder, self.names = folder, names
 
-    def __init__(self, pack, folder, names: list[str]):
-        self.pack = pack
-        self.folder = folder
-        self.names = names
-        self.context = context()
-        self.every = pack.members[0]["checkpoint_every"]
-
-    def epoch(self, metrics: list[dict], seconds: float) -> None:
-        pack = self.pack
-        # Tune adds the worker's pid to a trial's own rows; members' rows carry it themselves.
-        pid = {"pid": os.getpid()} if pack.k > 1 else {}
-        trained = pack.record(metrics, {"epoch_time_s": seconds, "timestamp": int(time.time()), **self.context,
-                                        **pid})
-        ended = pack.ended(trained)  # at the pack's end, or stopped early while others go on
-        for i, outcome in zip(ended, pack.finish(ended)):
-            schema.check_metrics(outcome.metrics)
-            pack.rows[i][-1].update(outcome.metrics)
+    def __call__(self, epoch) -> None:
+        ledger = epoch.ledger
+        for i, outcome in zip(epoch.ended, epoch.outcomes):
             if outcome.artifacts:  # before the row that says the member finished
-                write_artifacts(self.folder if pack.k == 1 else self.folder.child(self.names[i]), outcome.artifacts)
-        done = pack.epochs_done
-        if pack.k == 1:
-            row = pack.rows[0][-1]
+                write_artifacts(self.folder if ledger.k == 1 else self.folder.child(self.names[i]), outcome.artifacts)
+        if ledger.k == 1:
+            return  # its rows are Tune's own (TuneRow)
+        for i in epoch.trained:
+            lines = "".join(json.dumps(r) + "\n" for r in ledger.rows[i])
+            self.folder.write_bytes(lines.encode(), self.names[i], "result.json")
+            self.folder.write_bytes(tensorboard.event_file(ledger.rows[i]), self.names[i], tensorboard.EVENT_FILE)
+
+
+class TuneRow:
+    """Each epoch's row to Tune, with the epoch's checkpoint when it has one. A pack of one
+    reports its member's row as its own, so its folder is an ordinary trial's; a larger
+    pack's row holds every member's epoch, divergence and headline metric, and the means
+    a search reads (`member_means`)."""
+
+    def __init__(self, names: list[str], context: dict):
+        self.names, self.context = names, context
+
+    def __call__(self, epoch) -> None:
+        ledger = epoch.ledger
+        if ledger.k == 1:
+            row = ledger.rows[0][-1]
         else:
-            for i in trained:
-                lines = "".join(json.dumps(r) + "\n" for r in pack.rows[i])
-                self.folder.write_bytes(lines.encode(), self.names[i], "result.json")
-                self.folder.write_bytes(tensorboard.event_file(pack.rows[i]), self.names[i], tensorboard.EVENT_FILE)
-            row = {"epoch": done, "epoch_time_s": seconds, **self.context, **member_means(pack.rows), "members": {
-                name: {k: rows[-1].get(k) for k in ("epoch", "diverged", "stopped", schema.headline_metric(rows[-1]))}
-                for name, rows in zip(self.names, pack.rows) if rows}}
-        if done % self.every and not pack.done:
+            row = {"epoch": ledger.epochs_done, "epoch_time_s": epoch.seconds, **self.context,
+                   **member_means(ledger.rows), "members": {
+                       name: {k: rows[-1].get(k) for k in ("epoch", "diverged", "stopped",
+                                                           schema.headline_metric(rows[-1]))}
+                       for name, rows in zip(self.names, ledger.rows) if rows}}
+        if epoch.checkpoint is None:
             tune.report(row)
-            return
-        with tempfile.TemporaryDirectory(prefix="noisesweep-ckpt-") as d:
-            pack.save(d)
-            tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
+        else:
+            tune.report(row, checkpoint=tune.Checkpoint.from_directory(epoch.checkpoint))

@@ -87,13 +87,13 @@ def trial_folder(storage):
 
 
 def train_pack(members: list[dict], arrays: dict, references: dict | None = None, storage=None) -> None:
-    """Train `members` (one config or a pack) as sweeps.training.pack.Pack, reporting every epoch."""
-    import time
-
+    """Train `members` (one config or a pack) as sweeps.training.pack.Pack through the epoch
+    loop, reporting every epoch: the members' files, then Tune's row and checkpoint."""
     from ray import tune
 
+    from sweeps.training import loop
     from sweeps.training.pack import Pack
-    from sweeps.training.reporting import PackReport, member_names, write_members
+    from sweeps.training.reporting import MemberFiles, TuneRow, context, member_names, write_members
 
     folder = trial_folder(storage)
     names = member_names(folder, members)
@@ -104,8 +104,7 @@ def train_pack(members: list[dict], arrays: dict, references: dict | None = None
     if checkpoint:
         with checkpoint.as_directory() as d:
             pack.restore(d)
-    report = PackReport(pack, folder, names)
-    while not pack.done:
-        t0 = time.perf_counter()
-        metrics = pack.train_epoch()
-        report.epoch(metrics, time.perf_counter() - t0)
+    where = context()
+    # Tune adds the worker's pid to a trial's own rows; a larger pack's members' rows carry it themselves.
+    rows = {**where, "pid": os.getpid()} if len(members) > 1 else where
+    loop.train(pack, rows, members[0]["checkpoint_every"], [MemberFiles(folder, names), TuneRow(names, where)])

@@ -1,0 +1,72 @@
+"""A pack described once: its members, what they learn (their task's Training), the splits
+they train and validate on, the shapes and steps of an epoch. Every fact about a pack that
+the engine, the loop and the checkpoints need is derived here, once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sweeps import schema
+from sweeps.data.arrays import num_classes_of, subset, train_size
+from sweeps.optimizers import steps_per_epoch
+from sweeps.training.batches import layout, order
+
+
+def build_member(training, members: list[dict], i: int):
+    """Member i's Keras model, built under its seed: the weights its solo trial starts from
+    (and, for what the weights leave out, such as a VAE's sampling seed, its own)."""
+    import keras
+
+    keras.utils.set_random_seed(members[i]["seed"])
+    return training.build(i)
+
+
+class PackSpec:
+    """K member configs (alike in all but sweeps.packing.MEMBER_KEYS) on their dataset's
+    arrays. `validate`: False for no validation each epoch (a reference classifier is
+    scored once, at its end)."""
+
+    def __init__(self, members: list[dict], arrays: dict, references: dict | None = None, validate: bool = True):
+        from sweeps import tasks
+        from sweeps.packing import group_key
+
+        first = members[0]
+        self.members, self.arrays, self.validate = members, arrays, validate
+        self.k = len(members)
+        self.epochs, self.batch_size = first["epochs"], first["batch_size"]
+        self.holdout = first["validation"] == "holdout"
+        self.training = training = tasks.for_config(first).training(members, arrays, references or {})
+        self.names = training.metric_names()
+        schema.check_metrics(dict.fromkeys(self.names))  # a task's metric the analysis would not know
+        # The members as the batches see them (a denoiser's noise on both splits).
+        self.feed_members = training.feed_members(members)
+        self.train_split = subset(first, arrays, "train")
+        n = len(self.train_split[0])
+        self.n_train = train_size(first, n)  # a hold-out is the tail of the training split
+        self.steps = steps_per_epoch(self.n_train, first)
+        self.num_classes = num_classes_of(arrays)
+        # Everything a compiled step depends on: a worker's kept engine serves the next pack
+        # with the same key (sweeps.training.worker).
+        self.key = (group_key(first), self.k, self.n_train, self.num_classes,
+                    layout(self.feed_members, self.train_split[0], "train"), any(m["l2"] for m in members))
+
+    def test_split(self):
+        return subset(self.members[0], self.arrays, "test")
+
+    def validation(self) -> tuple[str, int, int]:
+        """(split, first row, end row) validated on each epoch: the hold-out, or the test split."""
+        if self.holdout:
+            return "train", self.n_train, len(self.train_split[0])
+        return "test", 0, len(self.test_split()[0])
+
+    def epoch_names(self) -> list[str]:
+        """The keys of a member's epoch metrics, as Keras's fit logs them."""
+        return [n for n in self.names if self.validate or not n.startswith("val_")]
+
+    def orders(self, epoch: int) -> np.ndarray:
+        """Each member's training order in `epoch` (0-based), `[K, n_train]` int32."""
+        return np.stack([order(m["seed"], epoch, self.n_train) for m in self.members]).astype(np.int32)
+
+    def models(self) -> list:
+        return [build_member(self.training, self.members, i) for i in range(self.k)]
