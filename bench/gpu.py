@@ -42,7 +42,7 @@ def main(argv=None) -> int:
 
     from sweeps.grids import trial_config
     from sweeps.pack_speed import _rate
-    from sweeps.training import backends
+    from models import backends
 
     print(f"backend: {backends.version()}, keras {keras.__version__}, GPU: {backends.has_gpu()}", flush=True)
     t0 = time.perf_counter()

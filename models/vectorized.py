@@ -81,7 +81,7 @@ class VectorizedNet:
     def __init__(self, models: list, vectorize: bool = True):
         import keras
 
-        from sweeps.training.backends import variable
+        from models.backends import variable
 
         if not models:
             raise PackError("a pack needs at least one member")

@@ -35,7 +35,6 @@ from sweeps import search, tasks
 from sweeps.data import DATASETS
 from sweeps.data import is_given
 from sweeps.data import is_path as is_dataset_path
-from sweeps.training.early_stopping import MONITORS
 from sweeps.noise import NOISE_TARGETS, NOISE_TYPES
 from sweeps.data.arrays import holdout_problem
 from sweeps.optimizers import LR_SCHEDULES, MOMENTUM_OPTIMIZERS
@@ -169,7 +168,6 @@ _CHECKS = {
     "holdout_size": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "checkpoint_every": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "patience": (lambda v: v is None or (_int(v) and v >= 0), "an integer >= 0 (epochs), or null for no early stopping"),
-    "monitor": (lambda v: v is None or v in MONITORS, f"null (val_loss) or one of {', '.join(MONITORS)}"),
     "min_delta": (lambda v: v is None or (_number(v) and v >= 0), "a number >= 0, or null for 0"),
     "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
     "lr": (lambda v: _number(v) and v > 0, "a number > 0"),
@@ -185,6 +183,9 @@ for _task in tasks.all_tasks().values():
     # A task's own keys come with their checks (a key without one takes any value).
     for _key in _task.KEYS:
         _CHECKS.setdefault(_key, _task.CHECKS.get(_key, (lambda v: True, "any value")))
+# What a trial can be stopped on: the metrics some task reports every epoch.
+_MONITORS = tasks.monitors()
+_CHECKS["monitor"] = (lambda v: v is None or v in _MONITORS, f"null (val_loss) or one of {', '.join(_MONITORS)}")
 assert set(_CHECKS) == set(AXES)
 
 

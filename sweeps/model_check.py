@@ -15,7 +15,7 @@ TensorFlow on the driver of every run.
 from __future__ import annotations
 
 from models import resolve
-from sweeps.training.backends import is_tensorflow
+from models.backends import is_tensorflow
 
 BUILT_IN = "models."
 
@@ -43,7 +43,7 @@ def problems(trials: list[dict], datasets: dict, gpu: bool = False) -> list[str]
 
 
 def _why_not(configs: list[dict], arrays: dict, gpu: bool) -> str | None:
-    from sweeps.training.backends import index_dtype, is_tensorflow, scalar
+    from models.backends import index_dtype, is_tensorflow, scalar
 
     if is_tensorflow():
         _quiet_tensorflow()

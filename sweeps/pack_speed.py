@@ -75,7 +75,7 @@ def _signature(model, config: dict, threads: int) -> str:
     import keras
 
     from models.vectorized import _structure
-    from sweeps.training import backends
+    from models import backends
 
     cpu = platform.processor()
     try:
@@ -128,7 +128,7 @@ def _rate(config: dict, k: int, steps: int = STEPS) -> float:
 
     import numpy as np
 
-    from sweeps.training.backends import scalar
+    from models.backends import scalar
     from sweeps.training.engine import Engine
 
     arrays = _synthetic(config, steps)
@@ -151,7 +151,7 @@ def _rate(config: dict, k: int, steps: int = STEPS) -> float:
 
 
 def _child(config: dict, cache_dir: str, threads: int) -> dict:
-    from sweeps.training.backends import is_tensorflow
+    from models.backends import is_tensorflow
 
     if is_tensorflow():
         from sweeps.quiet import import_tensorflow

@@ -79,6 +79,12 @@ def label(metric: str, task: str | None = None) -> str:
     return text
 
 
+def maximized(metric: str) -> bool:
+    """Whether a larger value of `metric` is better (Keras's "auto" mode: a loss goes down,
+    an accuracy up)."""
+    return not metric.endswith("loss")
+
+
 def check_metrics(metrics: dict) -> None:
     """Refuse a reported key that is neither a metric nor context: the analysis would not know it."""
     unknown = sorted(set(metrics) - set(METRICS) - set(CONTEXT) - {"epoch"})

@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import math
 
-from sweeps.training.early_stopping import maximized
-from sweeps.schema import REPLICATES_KEY
+from sweeps.schema import REPLICATES_KEY, maximized
 
 SECTION = "search"
 KEYS = ("metric", "mode", "replicates", "configs", "time_budget_min", "grace_epochs", "seed", "space")

@@ -16,3 +16,13 @@ def fault_record(request):
             with open(path, "a") as f:
                 f.write(json.dumps({"test": request.node.name, **facts}) + "\n")
     return record
+
+
+@pytest.fixture
+def deterministic_ops():
+    """TensorFlow's ops made deterministic, as in a trial
+    (sweeps.training.trainable.configure_tensorflow): packed and solo numbers compare exactly."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    yield

@@ -16,6 +16,9 @@ from tests.packs import train
 from tests.synthetic import learnable_colour, learnable_mnist
 from sweeps.training import loop
 
+# Deterministic ops, as in a trial (sweeps.training.trainable.configure_tensorflow).
+pytestmark = pytest.mark.usefixtures("deterministic_ops")
+
 LEVELS = [0, 0.25, 0.5, 0.75, 1.0]
 
 
@@ -104,15 +107,6 @@ def test_holdout_validates_on_the_tail_of_the_noisy_training_pairs():
     for split, part in (("train", slice(None, 30)), ("val", slice(30, None))):
         for got, want in zip(data[split], whole):
             np.testing.assert_array_equal(got, want[part])
-
-
-@pytest.fixture(autouse=True)
-def deterministic_ops():
-    """As in a trial (sweeps.training.trainable.configure_tensorflow)."""
-    import tensorflow as tf
-
-    tf.config.experimental.enable_op_determinism()
-    yield
 
 
 def test_the_engine_feeds_the_pairs_a_notebook_makes():

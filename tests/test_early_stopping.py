@@ -15,6 +15,9 @@ from tests.sweeps_running import rows_by_trial, run, run_to_end, runner_cmd
 from tests.synthetic import learnable_mnist, write_mnist_cache
 from sweeps.training import loop
 
+# Deterministic ops, as in a trial (sweeps.training.trainable.configure_tensorflow).
+pytestmark = pytest.mark.usefixtures("deterministic_ops")
+
 
 @functools.cache
 def fitted_model():
@@ -99,14 +102,6 @@ def members(**kw):
             "noise_scale": 0.2, "batch_size": 64, "seed": 0, **kw}
     return [trial_config({**base, "seed": s, **({"patience": p, "min_delta": 10} if p is not None else {})}, {})
             for s, p in ((0, 1), (1, 3), (2, None))]
-
-
-@pytest.fixture(autouse=True)
-def deterministic_ops():
-    import tensorflow as tf
-
-    tf.config.experimental.enable_op_determinism()
-    yield
 
 
 def train(configs, arrays, until=None, pack=None, snapshot=None):

@@ -12,14 +12,8 @@ from sweeps.training import loop, worker
 from sweeps.training.engine import flattened
 from tests.synthetic import learnable_mnist
 
-
-@pytest.fixture(autouse=True)
-def deterministic_ops():
-    """As in a trial (sweeps.training.trainable.configure_tensorflow)."""
-    import tensorflow as tf
-
-    tf.config.experimental.enable_op_determinism()
-    yield
+# Deterministic ops, as in a trial (sweeps.training.trainable.configure_tensorflow).
+pytestmark = pytest.mark.usefixtures("deterministic_ops")
 
 
 def configs(seeds, l2s, scale, validation):

@@ -15,14 +15,8 @@ from tests.packs import check_pack_of_one_against_fit, train
 from tests.synthetic import learnable_mnist
 from sweeps.training import loop
 
-
-@pytest.fixture(autouse=True)
-def deterministic_ops():
-    """As in a trial (sweeps.training.trainable.configure_tensorflow)."""
-    import tensorflow as tf
-
-    tf.config.experimental.enable_op_determinism()
-    yield
+# Deterministic ops, as in a trial (sweeps.training.trainable.configure_tensorflow).
+pytestmark = pytest.mark.usefixtures("deterministic_ops")
 
 
 def members(arch, **kw):

@@ -10,8 +10,9 @@ its own config keys and their defaults and value checks (`KEYS`, `DEFAULTS`,
 `CHECKS`), keys holding one list (`LIST_VALUED`), its columns in the dry-run table
 (`TABLE`), the rules across axes it adds (`check`, raising base.ConfigError), the
 reference classifiers it needs (`references`), `finalize(config)`, run once on each
-expanded config, and the metrics its trials report every epoch (`EPOCH_METRICS`,
-what early stopping may monitor). Every architecture in
+expanded config, and the metric it scores every epoch (`METRIC`, given to its Training;
+None: the loss alone). What its trials report every epoch follows (`EPOCH_METRICS`:
+loss, the metric and their val_ values), and so what early stopping may monitor. Every architecture in
 the models registry names its task; every trial config carries it as `task`.
 
 The modules of this package are the built-in tasks. A task of one's own lives
@@ -28,6 +29,7 @@ import os
 import pkgutil
 
 from sweeps.schema import task_of
+from sweeps.tasks.base import metric_names
 
 ENV = "NOISESWEEP_TASKS"
 _NOT_TASKS = {"base"}
@@ -59,7 +61,7 @@ def _unchanged(config: dict) -> dict:
 
 
 # What a task module may leave out, and what it then means.
-OPTIONAL = {"EPOCH_METRICS": ("loss", "val_loss"), "DEFAULTS": {}, "KEYS": (), "CHECKS": {}, "LIST_VALUED": (), "check": _no_check,
+OPTIONAL = {"METRIC": None, "DEFAULTS": {}, "KEYS": (), "CHECKS": {}, "LIST_VALUED": (), "check": _no_check,
             "references": _no_references, "finalize": _unchanged}
 
 
@@ -71,12 +73,18 @@ def _register(module) -> None:
             setattr(module, attr, default)
     if not hasattr(module, "TABLE"):
         module.TABLE = module.KEYS
+    module.EPOCH_METRICS = metric_names(module.METRIC)
     _loaded[module.NAME] = module
 
 
 def all_tasks() -> dict:
     """Task name -> module: the built-in ones and those named in $NOISESWEEP_TASKS."""
     return dict(_load())
+
+
+def monitors() -> tuple[str, ...]:
+    """What early stopping may monitor in some task: every task's epoch metrics."""
+    return tuple(dict.fromkeys(m for task in _load().values() for m in task.EPOCH_METRICS))
 
 
 def get(name: str):

@@ -64,13 +64,19 @@ class Training:
 
     def metric_names(self) -> tuple[str, ...]:
         """The keys of a member's epoch row, in the words Keras's fit logs use."""
-        names = ("loss", self.metric) if self.metric else ("loss",)
-        return (*names, *(f"val_{n}" for n in names))
+        return metric_names(self.metric)
 
     def feed_members(self, members: list[dict]) -> list[dict]:
         """The members as the batches see them (sweeps.training.batches): noise on both splits where
         the task asks for it."""
         return [{**m, "noise_target": "both"} for m in members] if self.noise_everywhere else members
+
+
+def metric_names(metric: str | None) -> tuple[str, ...]:
+    """What a trial whose task scores `metric` (None: the loss alone) reports every epoch, in
+    the words Keras's fit logs use: loss, the metric, and their val_ values."""
+    names = ("loss", metric) if metric else ("loss",)
+    return (*names, *(f"val_{n}" for n in names))
 
 
 def is_number(v) -> bool:

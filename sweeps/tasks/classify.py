@@ -13,7 +13,7 @@ NAME = "classify"
 MODEL = "classifier"  # what its architectures are called in messages
 FAMILY = "classification"  # what its trials are called in messages
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
-EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+METRIC = "accuracy"  # its epoch metric (sweeps.tasks: what early stopping may monitor)
 # No keys, checks or references of its own (sweeps.tasks.OPTIONAL).
 
 
@@ -39,4 +39,4 @@ def training(members: list[dict], arrays: dict, references: dict | None = None) 
 
     return Training(build=lambda i: build_model(members[i]["arch"], members[i]["l2"], shape, num_classes=classes,
                                                 **chosen_options(members[i])),
-                    targets=targets, loss=keras.losses.get(first["loss_fn"]), metric="accuracy", score=hits)
+                    targets=targets, loss=keras.losses.get(first["loss_fn"]), metric=METRIC, score=hits)

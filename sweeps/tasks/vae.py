@@ -19,7 +19,7 @@ CHECKS = {**denoise.CHECKS, "latent_dim": (lambda v: is_int(v) and 1 <= v <= 102
 LIST_VALUED = denoise.LIST_VALUED
 TABLE = (*denoise.TABLE, "latent_dim")
 LOSSES = denoise.LOSSES
-EPOCH_METRICS = denoise.EPOCH_METRICS
+METRIC = denoise.METRIC
 LATENT_GRID_SIZE = 15
 LATENT_GRID_RANGE = 2.0  # z in [-2, 2]^2: where a unit Gaussian prior puts most images
 

@@ -37,7 +37,7 @@ class SplitFeed:
     (sweeps.training.engine keeps a worker's compiled step from pack to pack)."""
 
     def __init__(self, members: list[dict], images: np.ndarray, labels: np.ndarray, split: str):
-        from sweeps.training.backends import variable
+        from models.backends import variable
 
         self.k = len(members)
         self.size = len(images)
@@ -79,7 +79,7 @@ class SplitFeed:
         """idx `[K, B]` int32 (member k's rows) -> `[K, B, H, W, 1]` float32 inputs."""
         from keras import ops
 
-        from sweeps.training.backends import take
+        from models.backends import take
 
         read = ops.convert_to_tensor
         x = ops.cast(take(self.images, idx), "float32") / 255.0
@@ -96,7 +96,7 @@ class SplitFeed:
         float32 in [0, 1]: what sweeps.noise.to_unit_float makes of them."""
         from keras import ops
 
-        from sweeps.training.backends import take
+        from models.backends import take
 
         return ops.reshape(ops.cast(take(self.images, idx), "float32") / 255.0, (-1, *self.shape))
 
@@ -104,7 +104,7 @@ class SplitFeed:
         """The labels of `idx`, `[K, B]` int32."""
         from keras import ops
 
-        from sweeps.training.backends import take
+        from models.backends import take
 
         return ops.cast(take(self.labels, idx), "int32")
 
@@ -186,7 +186,7 @@ def _values(members: list[dict], images: np.ndarray, labels: np.ndarray, split: 
                                    noise_type=kind, noise_scale=s) for seed, s in keys]
         settings = tuple(v.reshape(-1, 1, 1) for v in (applies, scale, clip))
         noises.append((noise.NOISES[kind][1], slots, draws, settings))
-    from sweeps.training.backends import index_dtype
+    from models.backends import index_dtype
 
     return {"images": flat, "labels": labels.astype(index_dtype()), "mean": mean.reshape(k, 1, width),
             "std": std.reshape(k, 1, width), "noises": noises}
@@ -196,7 +196,7 @@ def _tensor(array: np.ndarray):
     """A numpy array as a tensor without a second copy. TensorFlow copies a float16 array
     twice on the way in (8 x 94 MB of draws took 1.4 GB) but wraps a uint16 one (0.72 GB):
     float16 goes in as its bits."""
-    from sweeps.training.backends import is_tensorflow
+    from models.backends import is_tensorflow
 
     if not is_tensorflow():
         return array

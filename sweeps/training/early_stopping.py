@@ -11,16 +11,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from sweeps.schema import maximized
+
 # The grid's keys: null patience is no early stopping; the others need a patience.
 KEYS = ("patience", "monitor", "min_delta")
 DEFAULT_MONITOR = "val_loss"
-# What a trial can be stopped on: the metrics every epoch of the trial's task reports.
-MONITORS = ("val_loss", "loss", "val_accuracy", "accuracy", "val_binary_accuracy", "binary_accuracy")
-
-
-def maximized(monitor: str) -> bool:
-    """Keras's "auto" mode: a loss goes down, an accuracy up."""
-    return not monitor.endswith("loss")
 
 
 @dataclass

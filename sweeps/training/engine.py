@@ -31,7 +31,7 @@ def pack_net(models: list, jit: bool, gpu: bool = False):
     from models.packed import PackError, PackedNet
     from models.vectorized import VectorizedNet
 
-    from sweeps.training.backends import is_tensorflow
+    from models.backends import is_tensorflow
 
     try:
         if not is_tensorflow():  # the hand-written layers are TensorFlow's
@@ -46,7 +46,7 @@ class Engine:
     `models`: its members' Keras models, built under their seeds)."""
 
     def __init__(self, spec, models: list):
-        from sweeps.training import backends
+        from models import backends
 
         self.key, self.k = spec.key, spec.k
         self.train = SplitFeed(spec.feed_members, *spec.train_split, "train")
@@ -109,7 +109,7 @@ class Engine:
     def train_epoch(self, orders: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """One epoch of every training member, each in its order (`orders` `[K, n_train]`);
         each member's mean loss and metric over it, as Keras's fit logs them."""
-        from sweeps.training.backends import scalar
+        from models.backends import scalar
 
         n, b, steps = self._spec.n_train, self._spec.batch_size, self._spec.steps
         self.loss_sum.assign(np.zeros(self.k, np.float32))
@@ -124,7 +124,7 @@ class Engine:
         """Every member's (loss, metric) on rows [start, stop) of `split`: its mean loss plus
         its weight penalty and the losses the model adds, as Keras's evaluate reports a
         regularised model's loss (the metric's values are meaningless for a task without)."""
-        from sweeps.training.backends import scalar
+        from models.backends import scalar
 
         feed = self._feed(split)
         ce, hits, added = np.zeros(self.k), np.zeros(self.k), np.zeros(self.k)
@@ -199,7 +199,7 @@ class Engine:
         columns are real (an epoch's last batch is padded to the one compiled shape)."""
         from keras import ops
 
-        from sweeps.training.backends import gradients
+        from models.backends import gradients
 
         x, y = self._batch(self.train, idx)
         shape = ops.shape(idx)
@@ -257,7 +257,7 @@ def flattened(outputs):
     from a solo model, made by the same activation op where the outputs end in one (directly,
     or one per member, stacked): the loss then sees what it sees in a solo Keras step.
     (On JAX a Keras loss has no op to look through, for a solo model either.)"""
-    from sweeps.training.backends import is_tensorflow
+    from models.backends import is_tensorflow
 
     if not is_tensorflow():
         from keras import ops

@@ -20,7 +20,7 @@ def configure_tensorflow(seed: int):
 
     from sweeps.quiet import import_tensorflow, quiet_ray_workers
 
-    from sweeps.training.backends import is_tensorflow
+    from models.backends import is_tensorflow
 
     assigned = ray.get_runtime_context().get_assigned_resources()
     quiet_ray_workers()

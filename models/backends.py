@@ -1,6 +1,6 @@
-"""What the pack engine does otherwise on each Keras backend: compile a step, take its
-gradients, hold its data, find a GPU. Everything else in a step is written once, against
-`keras.ops`.
+"""What the pack engine and the packed networks do otherwise on each Keras backend: compile a
+step, take its gradients, hold its data, find a GPU. Everything else in a step is written once,
+against `keras.ops`. (Beside the networks, in models/: they hold variables through it too.)
 
 TensorFlow (the default) compiles a step with `tf.function` (and XLA where asked), which
 reads and updates the engine's variables in place. JAX compiles pure functions: a step
