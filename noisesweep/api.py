@@ -28,7 +28,7 @@ def run(grid="smoke", *, models: dict | None = None, datasets: dict | None = Non
     num_cpus, cpus_per_trial, gpus_per_trial, max_concurrent, address, report, dry_run...
     """
     from models.registry import ArchError, use_builder
-    from sweeps import run as runner
+    from sweeps import options as flags, run as runner
     from sweeps.data import DataError, give
     from sweeps.grids import GridError
 
@@ -42,18 +42,18 @@ def run(grid="smoke", *, models: dict | None = None, datasets: dict | None = Non
             give(name, arrays)
         except (DataError, ValueError) as e:
             raise ValueError(f"datasets[{name!r}]: {e}") from None
-    args = runner.parse_args([])
-    for key, value in options.items():
-        if key in ("grid", "list") or not hasattr(args, key):
-            known = sorted(k for k in vars(args) if k not in ("grid", "list"))
+    defaults = flags.parse([])
+    known = sorted(k for k in vars(defaults) if k not in ("grid", "list", "pack_size"))
+    for key in options:
+        if key not in known:
             raise ValueError(f"run(): unknown option {key!r}; known: {', '.join(known)}")
-        setattr(args, key, str(value) if key == "pack" else value)
-    args.grid = _grid_file(grid, options.get("name")) if isinstance(grid, dict) else grid
+    given = {k: str(v) if k == "pack" else v for k, v in options.items()}
+    path = _grid_file(grid, options.get("name")) if isinstance(grid, dict) else grid
     try:
-        runner.run(args)
-    except (GridError, runner.UsageError) as e:
+        _, plan = runner.run(defaults.replace(grid=path, **given))
+    except (GridError, flags.UsageError) as e:
         raise ValueError(str(e)) from None
-    return Experiment(args.experiment_path) if os.path.isdir(getattr(args, "experiment_path", "")) else None
+    return Experiment(plan.exp.path) if plan is not None and os.path.isdir(plan.exp.path) else None
 
 
 def _grid_file(grid: dict, name: str | None) -> str:

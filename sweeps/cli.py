@@ -68,9 +68,9 @@ def main(argv=None) -> int:
 
         return run.main(rest, prog="noisesweep run")
     if command == "slurm":
-        from sweeps import run, slurm
+        from sweeps import slurm
 
-        return slurm.main(rest, run, prog="noisesweep slurm")
+        return slurm.main(rest, prog="noisesweep slurm")
     if command == "report":
         from analysis import report
 

@@ -15,7 +15,7 @@ import socket
 import time
 from contextlib import contextmanager
 
-from sweeps.slurm import current_job
+from sweeps.slurm_job import current_job
 
 LOCK_FILE = ".noisesweep.lock"
 

@@ -31,7 +31,8 @@ import subprocess
 import sys
 import time
 
-SLURM_DIR = "slurm"  # in the experiment folder: the job script and its output
+from sweeps.slurm_job import SLURM_DIR
+
 SCRIPT = "job.sbatch"
 TIME = re.compile(r"^(\d+-)?\d+(:\d+){0,2}$|^\d+-\d+$")  # sbatch --time forms: M, M:S, H:M:S, D-H[:M[:S]]
 
@@ -259,37 +260,10 @@ def submit(path: str) -> str:
     return done.stdout.strip().split(";")[0]
 
 
-def submitted_job() -> bool:
-    """Whether this process runs in a job that `noisesweep slurm` submitted (its script sets
-    NOISESWEEP_SLURM_SCRIPT; a runner typed into `salloc` is in a Slurm job too, not in one of these)."""
-    return bool(os.environ.get("NOISESWEEP_SLURM_SCRIPT"))
-
-
-def current_job() -> tuple[str | None, int]:
-    """(id, restart count) of the Slurm job this process runs in; (None, 0) outside one."""
-    return os.environ.get("SLURM_JOB_ID"), int(os.environ.get("SLURM_RESTART_COUNT") or 0)
-
-
-def job_record() -> dict | None:
-    """This process's Slurm job as noisesweep.json records it, or None outside one."""
-    job, restart = current_job()
-    if not job:
-        return None
-    return {"job_id": job, "restart": restart,
-            "nodes": os.environ.get("SLURM_JOB_NODELIST", ""), "script": os.environ.get("NOISESWEEP_SLURM_SCRIPT", ""),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-
-
-def recorded(spec: dict, job: dict) -> dict:
-    """`spec` (noisesweep.json) with `job` in its list of Slurm jobs: a requeued job's
-    entry replaced by its latest run."""
-    jobs = [j for j in spec.get("slurm_jobs", []) if j.get("job_id") != job["job_id"]]
-    return {**spec, "slurm_jobs": [*jobs, job]}
-
-
-def main(argv: list[str], runner, prog: str = "noisesweep slurm") -> int:
-    """Check, write and submit. Exit 0 submitted (or written, --print), 2 bad input.
-    `runner`: the module sweeps.run (given, not imported: it imports this one)."""
+def main(argv: list[str], prog: str = "noisesweep slurm") -> int:
+    """Check, write and submit. Exit 0 submitted (or written, --print), 2 bad input."""
+    from sweeps import options
+    from sweeps.planning import plan_experiment
 
     p = argparse.ArgumentParser(prog=prog, description="Run a grid as a Slurm batch job that starts Ray across "
                                 "its allocation, and requeues itself at its time limit or when preempted, "
@@ -300,15 +274,14 @@ def main(argv: list[str], runner, prog: str = "noisesweep slurm") -> int:
     opts, rest = p.parse_known_args(argv)
     try:
         check(opts)
-        args = runner.parse_args(rest)
+        args = options.parse(rest)
         if args.address or args.dry_run or args.list:
             bad = "--address" if args.address else "--dry-run" if args.dry_run else "--list"
             raise SlurmError(f"{bad}: not for a Slurm job (the job starts its own Ray; run the runner itself)")
-        runner.check_args(args)
+        args = options.checked(args)
         # Packs are planned by the job, for its allocation's slots (--pack auto times them there).
-        args.pack_size = args.pack_size or 1
-        plan = runner.plan_experiment(args)  # the grid and flags checked as the runner does
-    except (SlurmError, runner.UsageError) as e:
+        plan = plan_experiment(args.replace(pack_size=args.pack_size or 1))  # checked as the runner does
+    except (SlurmError, options.UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # GridError and the rest the runner reports as bad input

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from sweeps import run
+from sweeps import options, preflight, run, schema
+from sweeps.grids import load_grid
 from sweeps.storage import Storage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,7 +87,7 @@ def test_help_says_defaults_and_that_resume_grows(capsys):
     from sweeps import cli
 
     with pytest.raises(SystemExit) as e:
-        run.parse_args(["--help"])
+        options.parse(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert e.value.code == 0
     assert "auto (default: the pack size measured fastest" in text and "(default 0: CPU only)" in text
@@ -130,7 +131,7 @@ def test_a_local_run_asking_for_more_gpus_than_the_machine_has_is_refused_before
     asked = "2" if visible else "0.5"
     code, out, err = call(capsys, "--grid", "smoke:tiny", "--gpus-per-trial", asked,
                           "--storage-path", str(tmp_path / "runs"))
-    have = run.local_gpus()
+    have = preflight.local_gpus()
     assert have is not None and have <= len(visible.split(",")) - (visible == "")
     assert code == 2 and err == (f"error: --gpus-per-trial {asked}: this machine has {have} GPU{'s' if have != 1 else ''} "
                                  "that Ray can use; leave the flag out to train on CPUs, or join a cluster with "
@@ -173,39 +174,39 @@ def test_resume_refuses_a_missing_or_unreadable_experiment_and_dry_runs_a_change
     assert code == 2 and "holds no noisesweep experiment" in err
     exp = tmp_path / "old"
     exp.mkdir()
-    (exp / run.SPEC_FILE).write_text(json.dumps({"grid": "smoke"}))
+    (exp / schema.SPEC_FILE).write_text(json.dumps({"grid": "smoke"}))
     code, _, err = call(capsys, "--name", "old", "--resume", "--storage-path", str(tmp_path))
-    assert code == 2 and err.strip() == f"error: --resume: {exp}/{run.SPEC_FILE}: not a record the runner wrote " \
+    assert code == 2 and err.strip() == f"error: --resume: {exp}/{schema.SPEC_FILE}: not a record the runner wrote " \
                                         "(KeyError('trials') missing or malformed)"
     # A record from before growth (one grid, no packs) whose trial 2 had another noise scale;
     # no trial has logs: the other three are continued, trial 2 is new, its old self kept.
-    trials = run.load_grid("smoke").trials
+    trials = load_grid("smoke").trials
     old = {**trials[2], "noise_scale": 0.25}
     record = {"grid": "smoke", "grid_path": "smoke.yaml", "trials": [*trials[:2], old, trials[3]]}
-    (exp / run.SPEC_FILE).write_text(json.dumps(record))
+    (exp / schema.SPEC_FILE).write_text(json.dumps(record))
     code, out, _ = call(capsys, "--grid", "smoke", "--name", "old", "--resume", "--dry-run",
                         "--storage-path", str(tmp_path))
     lines = out.splitlines()
     assert code == 0 and lines[0] == "old: 0 configs finished (skipped), 3 not finished (continued), 1 new (to run)"
     assert "  new: mlp64_gaussian0.5_l2-0_s0" in lines and "  not in this grid (kept): mlp64_gaussian0.25_l2-0_s0 " \
                                                           "(first step)" in lines
-    assert lines[-1] == "1 new configs" and json.loads((exp / run.SPEC_FILE).read_text()) == record  # nothing written
+    assert lines[-1] == "1 new configs" and json.loads((exp / schema.SPEC_FILE).read_text()) == record  # nothing written
     # A growth grid with an error in it: one line naming file, key and value; nothing written.
     bad = tmp_path / "bad.yaml"
     bad.write_text("{arch: mlp64, seed: [0, 1], noise_scale: -1}\n")
     code, _, err = call(capsys, "--grid", str(bad), "--name", "old", "--resume", "--storage-path", str(tmp_path))
     assert code == 2 and err.startswith(f"error: {bad}") and "noise_scale" in err and len(err.splitlines()) == 1
-    assert json.loads((exp / run.SPEC_FILE).read_text()) == record and sorted(os.listdir(exp)) == [run.SPEC_FILE]
+    assert json.loads((exp / schema.SPEC_FILE).read_text()) == record and sorted(os.listdir(exp)) == [schema.SPEC_FILE]
 
 
 def test_experiment_spec_round_trips_locally_and_through_a_uri(tmp_path):
     spec = {"grid": "smoke", "grid_path": "x.yaml", "trials": [{"arch": "mlp64", "seed": 0}]}
-    Storage(str(tmp_path / "local")).write_json(spec, run.SPEC_FILE)
-    assert Storage(str(tmp_path / "local")).read_json(run.SPEC_FILE) == spec
+    Storage(str(tmp_path / "local")).write_json(spec, schema.SPEC_FILE)
+    assert Storage(str(tmp_path / "local")).read_json(schema.SPEC_FILE) == spec
     uri = f"file://{tmp_path}/remote/exp"  # the path cloud storage takes (pyarrow's filesystems)
-    Storage(uri).write_json(spec, run.SPEC_FILE)
-    assert Storage(uri).read_json(run.SPEC_FILE) == spec and (tmp_path / "remote" / "exp" / run.SPEC_FILE).exists()
-    assert Storage(str(tmp_path / "nothing")).read_json(run.SPEC_FILE) is None
+    Storage(uri).write_json(spec, schema.SPEC_FILE)
+    assert Storage(uri).read_json(schema.SPEC_FILE) == spec and (tmp_path / "remote" / "exp" / schema.SPEC_FILE).exists()
+    assert Storage(str(tmp_path / "nothing")).read_json(schema.SPEC_FILE) is None
 
 
 def test_a_hold_out_as_large_as_the_data_is_refused_before_ray_and_leaves_nothing(capsys, tmp_path):
@@ -224,8 +225,8 @@ def test_a_hold_out_as_large_as_the_data_is_refused_before_ray_and_leaves_nothin
 def test_resume_refuses_new_epochs_without_its_grid_and_growth_step_names(capsys, tmp_path):
     exp = tmp_path / "old"
     exp.mkdir()
-    record = {"grid": "smoke", "grid_path": "smoke.yaml", "trials": run.load_grid("smoke").trials}
-    (exp / run.SPEC_FILE).write_text(json.dumps(record))
+    record = {"grid": "smoke", "grid_path": "smoke.yaml", "trials": load_grid("smoke").trials}
+    (exp / schema.SPEC_FILE).write_text(json.dumps(record))
     code, _, err = call(capsys, "--name", "old", "--resume", "--epochs", "5", "--dry-run",
                         "--storage-path", str(tmp_path))
     assert code == 2 and err.splitlines() == [
@@ -234,6 +235,6 @@ def test_resume_refuses_new_epochs_without_its_grid_and_growth_step_names(capsys
     code, _, err = call(capsys, "--name", "grow-2", "--storage-path", str(tmp_path))
     assert code == 2 and "names like grow-2 are an experiment's growth steps" in err
     assert sorted(os.listdir(tmp_path)) == ["old"]
-    (exp / run.SPEC_FILE).write_text(json.dumps({"steps": []}))  # damaged by hand: no step
+    (exp / schema.SPEC_FILE).write_text(json.dumps({"steps": []}))  # damaged by hand: no step
     code, _, err = call(capsys, "--name", "old", "--resume", "--storage-path", str(tmp_path))
     assert code == 2 and "not a record the runner wrote (KeyError('steps') missing or malformed)" in err

@@ -1,0 +1,74 @@
+"""What a run would do, printed without starting it (--dry-run), and what a grid given to
+--resume means for the experiment: the table of configs and their packs, each model's
+parameter count, the growth of an experiment, the reference classifiers it needs.
+"""
+
+from __future__ import annotations
+
+from sweeps import search
+from sweeps.grids import table_columns
+from sweeps.packing import label
+from sweeps.planning import Plan
+from sweeps.progress import config_key
+
+
+def print_table(trials: list[dict], packs: list[list[int]]) -> None:
+    """One row per config; a `pack` column numbers the packs trained together ("-": alone),
+    `start` says when its Tune trial starts (1: first; --order)."""
+    # A column no trial gives a value (a base key left at null, such as activation) is left out.
+    columns = table_columns(trials)
+    together = [p for p in packs if len(p) > 1]
+    pack_of = {i: str(n) for n, pack in enumerate(together) for i in pack}
+    start = {i: str(n + 1) for n, pack in enumerate(packs) for i in pack}  # the Tune trial's place in line
+
+    def shown(t, c):
+        v = t.get(c, "")
+        return f"{v:g}" if isinstance(v, float) else "" if v is None else str(v)
+
+    rows = [[str(i)] + [shown(t, c) for c in columns] + ([pack_of.get(i, "-")] if together else []) + [start[i]]
+            for i, t in enumerate(trials)]
+    header = ["#", *columns] + (["pack"] if together else []) + ["start"]
+    widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(cell.rjust(w) for cell, w in zip(r, widths)))
+    if together:
+        print(f"{len(packs)} Tune trials: {len(together)} packs of configs trained together "
+              f"(sizes {', '.join(str(len(p)) for p in together)}), {len(packs) - len(together)} alone")
+
+
+def print_growth(plan: Plan, every: bool) -> None:
+    """What a grid given to --resume means for the experiment: counts, the configs it no
+    longer names, and (with `every`, for --dry-run) each config by what happens to it."""
+    g = plan.growth
+    print(f"{plan.name}: {len(g.done)} configs finished (skipped), {len(g.continued)} not finished (continued), "
+          f"{len(g.new)} new (to run)")
+    where = {config_key(c): s["folder"] or "first step" for s in plan.previous for c in s["trials"]}
+    shown = [("not in this grid (kept)", g.not_in_grid)]
+    if every:
+        shown = [("new", g.new), ("continued", g.continued), ("skipped", g.done), *shown]
+    for word, configs in shown:
+        for c in configs:
+            step = f" ({where[config_key(c)]})" if config_key(c) in where else ""
+            print(f"  {word}: {label(c)}{step}")
+
+
+def print_plan(plan: Plan) -> None:
+    """--dry-run: the new step's configs, packs and models, or a search's base config."""
+    from sweeps.reference import needed
+
+    grid = plan.grid
+    if grid.search:
+        print_table(grid.trials, [[0]])
+        print(f"{search.describe(grid.search)}; the base config above, seeds 0-{grid.search['replicates'] - 1}")
+        return
+    fresh = next((s for s in plan.steps if s["fresh"]), None)
+    if fresh:
+        from sweeps.model_check import parameter_counts
+
+        print_table(fresh["trials"], fresh["packs"])
+        print("models:")  # each built once, here, for its parameter count
+        print("\n".join(parameter_counts(fresh["trials"])))
+    print(f"{len(fresh['trials']) if fresh else 0} {'new ' if plan.growth else ''}configs")
+    keys = sorted(needed(plan.trials))
+    if keys:
+        print(f"{len(keys)} reference classifiers, trained once each before the configs: {', '.join(keys)}")

@@ -1,0 +1,94 @@
+"""Checks made once the plan is known and before any trial starts: the data each config
+trains on, models of one's own that could not train, GPUs a local run asks for, the
+storage's free space and whether every Ray node reaches it. Each refusal is one
+UsageError line; nothing has started.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from sweeps.options import Options, UsageError
+from sweeps.storage import Storage
+
+# Checkpoints (two kept per trial) and logs: a disk with less free space fails mid-sweep.
+MIN_FREE_BYTES = 64 * 2**20
+
+
+def load_datasets(trials: list[dict], opts: Options, where: str) -> dict:
+    """Every dataset the trials train on; a hold-out as large as a dataset's training images
+    (which the grid cannot know before the data is here) is refused now, before Ray starts."""
+    from sweeps.data import DataError, DataUnavailable, load_dataset
+    from sweeps.data.arrays import holdout_problem, subset
+
+    out = {}
+    for name in sorted({t["dataset"] for t in trials}):
+        try:
+            out[name] = load_dataset(name, cache_dir=opts.cache_dir, data_dir=opts.data_dir).arrays()
+        except DataUnavailable as e:
+            raise UsageError(str(e)) from None
+        except DataError as e:  # a file of one's own holding what no trial could use
+            raise UsageError(f"{where}: dataset = {name!r}: {e}") from None
+    for t in trials:
+        problem = t.get("validation") == "holdout" and holdout_problem(
+            t["holdout_size"], len(subset(t, out[t["dataset"]], "train")[1]), f"training images of {t['dataset']}")
+        if problem:
+            raise UsageError(f"{where}: {problem}")
+    return out
+
+
+def refuse_models_that_cannot_train(trials: list[dict], datasets: dict, where: str, opts: Options) -> None:
+    """A model of one's own that cannot train, found now (sweeps.model_check), not by the workers."""
+    from sweeps import model_check
+
+    found = model_check.problems(trials, datasets, gpu=opts.gpus_per_trial > 0)
+    if found:
+        raise UsageError(f"{where}: {found[0]}")
+
+
+def local_gpus() -> int | None:
+    """The GPUs a Ray started here would have (Ray's own detection: the devices present, within
+    CUDA_VISIBLE_DEVICES); None when it cannot tell."""
+    try:
+        from ray._private.accelerators import get_accelerator_manager_for_resource
+
+        manager = get_accelerator_manager_for_resource("GPU")
+        count = manager.get_current_node_num_accelerators()
+        visible = manager.get_current_process_visible_accelerator_ids()
+        return count if visible is None else min(count, len(visible))
+    except Exception:  # a Ray whose private layout moved: no refusal rather than a wrong one
+        return None
+
+
+def check_local_gpus(per_trial: float) -> None:
+    """A local Ray is only this machine: trials asking for more GPUs than it has would wait
+    for a node that can never join."""
+    if not per_trial:
+        return
+    have = local_gpus()
+    if have is not None and have < per_trial:
+        raise UsageError(f"--gpus-per-trial {per_trial:g}: this machine has {have} GPU{'s' if have != 1 else ''} "
+                         "that Ray can use; leave the flag out to train on CPUs, or join a cluster with GPUs "
+                         "(--address)")
+
+
+def check_storage_reaches_every_node(ray, exp: Storage, opts: Options) -> None:
+    """Trials write their logs where they run: a local folder only works if every node is this machine."""
+    if exp.reaches_other_hosts():
+        return
+    here = socket.gethostname()
+    hosts = sorted({n["NodeManagerHostname"] for n in ray.nodes() if n["Alive"]} - {here})
+    if hosts:
+        raise UsageError(f"--storage-path {opts.storage_path}: a local folder of {here}, but this Ray cluster "
+                         f"has nodes on {', '.join(hosts)}; give a path every node shares (s3://BUCKET/..., "
+                         "gs://BUCKET/..., or an NFS mount)")
+    if opts.address:
+        print(f"note: --storage-path {opts.storage_path} is local to {here}; if nodes on other hosts join "
+              "this cluster, use s3://, gs:// or an NFS mount")
+
+
+def check_free_space(exp: Storage, shown: str) -> None:
+    free = exp.free_bytes()
+    if free is not None and free < MIN_FREE_BYTES:
+        raise UsageError(f"--storage-path {shown}: only {free / 2**20:.1f} MiB free on its disk; a sweep needs "
+                         f"at least {MIN_FREE_BYTES // 2**20} MiB for its logs and checkpoints")
