@@ -26,3 +26,9 @@ def deterministic_ops():
 
     tf.config.experimental.enable_op_determinism()
     yield
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (pyproject's addopts): one test process per core, at most 4. Each runner a
+    test starts uses a local Ray of 2 CPUs and a few GiB: more processes only queue."""
+    return max(1, min(4, os.cpu_count() or 1))

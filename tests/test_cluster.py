@@ -16,6 +16,9 @@ from analysis.load import load_experiment
 from tests.synthetic import write_mnist_cache
 from tests.sweeps_running import ROOT, Runner, rows_by_trial, run, runner_cmd, wait_until
 
+# One multi-node Ray at a time (two test processes: one runs these, in order).
+pytestmark = pytest.mark.xdist_group("ray-cluster")
+
 CLUSTER_YAML = os.path.join(ROOT, "cluster.yaml")
 WORLD = {"0.0.0.0/0", "::/0"}
 

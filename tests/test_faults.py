@@ -337,6 +337,7 @@ def test_fuzzed_flags_exit_0_or_2_never_a_traceback(tmp_path, capsys, pairs, res
         assert capsys.readouterr().err.strip()
 
 
+@pytest.mark.xdist_group("ray-cluster")  # with test_cluster's: one multi-node Ray at a time
 def test_same_seed_same_numbers_on_a_joined_cluster_and_the_runners_own_ray(tmp_path, fault_record):
     """The same grid run twice: on a cluster the user started (--address; its trials run there
     and the runner leaves it up), then on the runner's own Ray. Each seed's numbers are the

@@ -16,7 +16,8 @@ from tests.slurm_local import local_slurm, why_unavailable
 from tests.sweeps_running import ROOT, duplicated_epochs, epochs_of, hold_trial_workers, rows_by_trial, wait_until
 from tests.synthetic import write_mnist_cache
 
-pytestmark = pytest.mark.faults
+# One local Slurm at a time (two test processes: one runs them all, in order).
+pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("slurm")]
 
 
 @pytest.fixture
@@ -77,14 +78,24 @@ def runner_pid(exp: Path) -> int | None:
     return None
 
 
+def minutes_run(info: dict) -> int:
+    """The whole minutes a job's current run has taken (`scontrol show job`'s RunTime,
+    [D-]HH:MM:SS), rounded up."""
+    days, _, clock = info["RunTime"].rpartition("-")
+    h, m, s = (int(x) for x in clock.split(":"))
+    return int(days or 0) * 1440 + h * 60 + m + (1 if s else 0)
+
+
 def test_a_job_requeued_by_slurm_and_stopped_at_its_time_limit_ends_with_every_config_trained_once(
         tmp_path, short_dir, fault_record):
     """Two stops of one job, as a cluster makes them: `scontrol requeue` (Slurm's TERM to every
     process of the job: preemption's path) and the job's time limit (Slurm's USR1 before it;
     the job stops its runner and requeues itself). The limit is lowered on the running job
-    (`scontrol update TimeLimit=1`) so that it falls due while trials are midway: Slurm
-    checks limits every 30 s, and the USR1 arrives at the first check within
-    --signal-before + 30 s of the end."""
+    to two minutes past the run's time so far, so that it falls due while trials are midway:
+    Slurm checks limits every 30 s, and the USR1 (--signal-before 60) arrives at the first
+    check within 60 s of the end, which leaves the job at least 30 s to stop and requeue
+    itself however long the run took to get there (a limit already past, on a loaded
+    machine, ended the job as TIMEOUT instead)."""
     epochs = 4
     write_mnist_cache(tmp_path / "cache", n_train=10000, n_test=500)
     grid = tmp_path / "slow.yaml"
@@ -119,9 +130,10 @@ def test_a_job_requeued_by_slurm_and_stopped_at_its_time_limit_ends_with_every_c
         pid = runner_pid(exp)
         assert pid is not None, job_output(exp, job)[-3000:]
         held = hold_trial_workers(pid)
-        cluster.run("scontrol", "update", f"JobId={job}", "TimeLimit=1")
+        limit = minutes_run(cluster.job(job)) + 2
+        cluster.run("scontrol", "update", f"JobId={job}", f"TimeLimit={limit}")
         try:
-            wait_until(lambda: "time limit near" in job_output(exp, job), timeout=90, every=0.1,
+            wait_until(lambda: "time limit near" in job_output(exp, job), timeout=240, every=0.1,
                        what="Slurm's USR1 before the time limit")
         finally:
             for proc in held:
