@@ -27,7 +27,7 @@ COMMANDS = {
 
 def grids_main(argv) -> int:
     argparse.ArgumentParser(prog="noisesweep grids", description=COMMANDS["grids"]).parse_args(argv)
-    from sweeps.grids import catalogue
+    from sweeps.catalogue import catalogue
 
     print("\n".join(catalogue()))
     return 0

@@ -5,11 +5,32 @@ parameter count, the growth of an experiment, the reference classifiers it needs
 
 from __future__ import annotations
 
-from sweeps import search
-from sweeps.grids import table_columns
+from models import options_of
+from sweeps import search, tasks
+from sweeps.grids import AXES, trial_config
 from sweeps.packing import label
 from sweeps.planning import Plan
 from sweeps.progress import config_key
+
+# Columns of the dry-run table, in reading order; each task names its own (TABLE).
+TABLE_COLUMNS = tuple(dict.fromkeys((
+    "dataset", "arch", "activation", "noise_type", "noise_scale", "noise_target", "l2", "optimizer", "lr", "momentum", "nesterov",
+    "lr_schedule", "batch_size", "epochs", "patience", *(k for t in tasks.all_tasks().values() for k in t.TABLE), "seed")))
+
+
+def table_columns(trials: list[dict]) -> list[str]:
+    """The dry-run table's columns for these configs: TABLE_COLUMNS, with the options of
+    their builders after `arch`, less any column no config gives a value; then, before
+    `seed`, every other key some config sets apart from its architecture's default (noise_clip,
+    standardize, a tiny variant's subsets...): whatever changes a run is shown."""
+    options = list(dict.fromkeys(o for t in trials for o in options_of(t["arch"]) if o not in TABLE_COLUMNS))
+    at = TABLE_COLUMNS.index("arch") + 1
+    columns = [*TABLE_COLUMNS[:at], *options, *TABLE_COLUMNS[at:]]
+    columns = [c for c in columns if any(t.get(c) is not None for t in trials)]
+    own = {arch: trial_config({"arch": arch}, {}) for arch in {t["arch"] for t in trials}}
+    set_apart = [k for k in AXES if k not in columns and any(t.get(k) != own[t["arch"]].get(k) for t in trials)]
+    at = columns.index("seed") if "seed" in columns else len(columns)
+    return [*columns[:at], *set_apart, *columns[at:]]
 
 
 def print_table(trials: list[dict], packs: list[list[int]]) -> None:

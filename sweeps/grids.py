@@ -22,16 +22,12 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import re
-import textwrap
 from dataclasses import dataclass, field
-
-import yaml
 
 from models import ARCHITECTURES, ArchError, arch_defaults, archs_of, options_of
 from models import resolve as resolve_arch
 from models.registry import is_import_path
-from sweeps import search, tasks
+from sweeps import grid_file, search, tasks
 from sweeps.data import DATASETS
 from sweeps.data import is_given
 from sweeps.data import is_path as is_dataset_path
@@ -80,27 +76,6 @@ AXES = ("arch", *BASE_DEFAULTS, *TRAINING_KEYS, *OPTIMIZER_KEYS, *TASK_KEYS)
 LOSSES = tuple(dict.fromkeys(loss for t in tasks.all_tasks().values() for loss in t.LOSSES))
 # Keys whose one value is itself a list: never expanded as an axis.
 LIST_VALUED = tuple(dict.fromkeys(k for t in tasks.all_tasks().values() for k in t.LIST_VALUED))
-# Columns of the dry-run table, in reading order; each task names its own (TABLE).
-TABLE_COLUMNS = tuple(dict.fromkeys((
-    "dataset", "arch", "activation", "noise_type", "noise_scale", "noise_target", "l2", "optimizer", "lr", "momentum", "nesterov",
-    "lr_schedule", "batch_size", "epochs", "patience", *(k for t in tasks.all_tasks().values() for k in t.TABLE), "seed")))
-
-
-def table_columns(trials: list[dict]) -> list[str]:
-    """The dry-run table's columns for these configs: TABLE_COLUMNS, with the options of
-    their builders after `arch`, less any column no config gives a value; then, before
-    `seed`, every other key some config sets apart from its architecture's default (noise_clip,
-    standardize, a tiny variant's subsets...): whatever changes a run is shown."""
-    options = list(dict.fromkeys(o for t in trials for o in options_of(t["arch"]) if o not in TABLE_COLUMNS))
-    at = TABLE_COLUMNS.index("arch") + 1
-    columns = [*TABLE_COLUMNS[:at], *options, *TABLE_COLUMNS[at:]]
-    columns = [c for c in columns if any(t.get(c) is not None for t in trials)]
-    own = {arch: trial_config({"arch": arch}, {}) for arch in {t["arch"] for t in trials}}
-    set_apart = [k for k in AXES if k not in columns and any(t.get(k) != own[t["arch"]].get(k) for t in trials)]
-    at = columns.index("seed") if "seed" in columns else len(columns)
-    return [*columns[:at], *set_apart, *columns[at:]]
-
-
 class GridError(ValueError):
     """An invalid grid: one line naming the file, the key and the value."""
 
@@ -120,30 +95,6 @@ class Grid:
     @property
     def label(self) -> str:
         return self.name + (f":{self.variant}" if self.variant else "")
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-3` as a number (YAML 1.1 wants `1.0e-3`) and refuses a
-    key given twice in one mapping (YAML would keep the last silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *base` merges, and its keys may be overridden: that is what it is for
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} given twice in one mapping", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
 
 
 # axis -> (check, what a valid value is)
@@ -404,46 +355,6 @@ def known_grids() -> list[str]:
     return sorted(f[:-5] for f in os.listdir(GRID_DIR) if f.endswith(".yaml"))
 
 
-def header(name: str) -> dict:
-    """A shipped grid's header comment as fields: `summary` (its first line) and each
-    `# Key:` paragraph (Reproduces, Configs, Time), continuation lines joined."""
-    fields: dict = {}
-    key = None
-    with open(os.path.join(GRID_DIR, f"{name}.yaml"), encoding="utf-8") as f:
-        for line in f:
-            if not line.startswith("#"):
-                break
-            text = line[1:].strip()
-            head, _, rest = text.partition(":")
-            if key is None and head == name:
-                key, fields["summary"] = "summary", rest.strip()
-            elif head and " " not in head and head[0].isupper():
-                key, fields[head] = head, rest.strip()
-            elif key:
-                fields[key] += " " + text
-    return fields
-
-
-def catalogue(width: int = 100) -> list[str]:
-    """Every shipped grid as lines a person reads: its trials (and its tiny variant's),
-    what it is, what it reproduces and how long it takes, from its header."""
-    lines = []
-    for name in known_grids():
-        info = header(name)
-        grid, small = load_grid(name), load_grid(f"{name}:tiny")
-        if grid.search:
-            size = (f"search of {grid.search['configs'] or 'as many'} configs x {grid.search['replicates']} replicates "
-                    f"({name}:tiny {small.search['configs']} x {small.search['replicates']})")
-        else:
-            size = f"{len(grid.trials)} configs ({name}:tiny {len(small.trials)})"
-        lines.append(f"{name}: {size}. {info.get('summary', '')}")
-        for key in ("Reproduces", "Time"):
-            if key in info:
-                lines += textwrap.wrap(f"{key.lower()}: {info[key]}", width=width, initial_indent="  ",
-                                       subsequent_indent="    ")
-    return lines
-
-
 def resolve(spec: str) -> tuple[str, str, str | None]:
     """`NAME`, `NAME:tiny`, `PATH` or `PATH:tiny` -> (name, path, variant)."""
     variant = None
@@ -461,15 +372,9 @@ def load_grid(spec: str, overrides: dict | None = None) -> Grid:
     """Read, validate and expand the grid `spec` (a name or a path, optionally `:tiny`)."""
     name, path, variant = resolve(spec)
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.load(f, Loader=_Loader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise GridError(f"{path}:{at}: not valid YAML: {problem}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise GridError(f"{path}: cannot read: {e}") from None
+        doc = grid_file.read(path)
+    except grid_file.Unreadable as e:
+        raise GridError(str(e)) from None
     searching = isinstance(doc, dict) and search.SECTION in doc
     if searching:
         doc = dict(doc)

@@ -48,7 +48,7 @@ def standardize(x: np.ndarray) -> np.ndarray:
 
 
 # The draws a split's noise is made of are kept in the smallest exact form the trainer can
-# add in its compiled step (sweeps.training.batches): Gaussian draws as float16 standard normals
+# add in its compiled step (sweeps.training.feeds): Gaussian draws as float16 standard normals
 # (half the memory of float32, so a pack of 16 members' noise fits beside one dataset; the
 # rounding, 2**-11 of a draw, is far below any noise scale studied), salt and pepper as
 # one uint8 code per pixel. Every trial, solo or packed, numpy or in-step, adds the same draws.
@@ -79,7 +79,7 @@ def salt_and_pepper_draws(shape, level: float, rng: np.random.Generator) -> np.n
 
 def add_gaussian(x, scale, drawn, clip, xp=np):
     """x + scale * draws; `clip` keeps the result in [0, 1] (seed 003). `xp` is numpy, or
-    keras.ops inside a compiled step (sweeps.training.batches maps the names) (scale and clip may then be per member)."""
+    keras.ops inside a compiled step (sweeps.training.feeds maps the names) (scale and clip may then be per member)."""
     x = x + scale * xp.asarray(drawn, dtype=xp.float32)
     return xp.where(clip, xp.minimum(xp.maximum(x, 0.0), 1.0), x)
 

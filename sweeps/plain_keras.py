@@ -15,7 +15,7 @@ from sweeps.tasks import denoise
 def classifier_data(config: dict, arrays: dict) -> dict:
     """uint8 dataset arrays -> float inputs and labels, noise applied, as a notebook holds
     them (Keras's fit on them is the benchmark's plain loop; the engine's batches,
-    sweeps.training.batches, are checked against them).
+    sweeps.training.feeds, are checked against them).
 
     Returns x/y for train and val, and for test too when validating on a
     hold-out (the last `holdout_size` training images, as seed 002 does).

@@ -32,7 +32,7 @@ def run(opts: Options):
     from sweeps import dry_run, driving, planning, preflight, quiet, summary
 
     if opts.list:
-        from sweeps.grids import catalogue
+        from sweeps.catalogue import catalogue
 
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `--list | head` ends quietly, as `noisesweep grids`
         print("\n".join(catalogue()))

@@ -1,6 +1,6 @@
 """Packs trained in the tests (no Ray): a pack epoch by epoch with its members' weights, and
 the seeds' way to compare with, a Keras model trained by its own `fit` on a member's batches
-(sweeps.training.batches.order) and noisy images."""
+(sweeps.training.feeds.order) and noisy images."""
 
 import numpy as np
 import pytest
@@ -23,7 +23,7 @@ def train(configs, arrays, epochs=None):
 def check_pack_of_one_against_fit(pack, model, config, arrays, epochs=3, batch_size=64):
     """Train `model` (compiled, built under the member's seed) with Keras's `fit` on the same
     batches as `pack`'s one member, and check each epoch's row against its history."""
-    from sweeps.training.batches import order
+    from sweeps.training.feeds import order
     from sweeps.noise import noisy_split
 
     kw = dict(seed=config["seed"], noise_type="gaussian", noise_scale=config["noise_scale"])

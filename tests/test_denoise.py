@@ -110,7 +110,7 @@ def test_holdout_validates_on_the_tail_of_the_noisy_training_pairs():
 
 
 def test_the_engine_feeds_the_pairs_a_notebook_makes():
-    """The batches (sweeps.training.batches) of a denoiser: its noisy images in both splits and the
+    """The batches (sweeps.training.feeds) of a denoiser: its noisy images in both splits and the
     clean ones as targets, exactly plain_keras.denoise_data's numpy pairs."""
     import tensorflow as tf
 

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from sweeps import grids
+from sweeps import catalogue, grids
 from sweeps.tasks import denoise as denoise_task
 from sweeps.grids import GridError, load_grid
 
@@ -65,7 +65,7 @@ def test_readmes_grid_table_gives_each_headers_trials_and_time():
         rows[cells[0].strip("`")] = (cells[2], cells[3])
     assert sorted(rows) == grids.known_grids()
     for name, (trials, time) in rows.items():
-        info = grids.header(name)
+        info = catalogue.header(name)
         assert trials == info["Configs"].split(". ")[0], name
         assert time == info["Time"].split(" on 2 cores")[0], name
     assert {"smoke", "noise", "l2", "full"} <= set(grids.known_grids())

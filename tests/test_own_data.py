@@ -71,11 +71,11 @@ def test_a_missing_file_is_refused_as_the_grid_is_read(tmp_path):
 
 
 def test_colour_images_are_standardised_per_channel_and_noised_in_the_engine_as_numpy_does():
-    """The engine's feed (sweeps.training.batches) against the numpy path a notebook uses
+    """The engine's feed (sweeps.training.feeds) against the numpy path a notebook uses
     (sweeps.noise.noisy_split): per-channel moments, the member's own Gaussian draws."""
     from sweeps.grids import trial_config
     from sweeps.noise import noisy_split, with_channels
-    from sweeps.training.batches import SplitFeed
+    from sweeps.training.feeds import SplitFeed
 
     arrays = learnable_colour(64, 16)
     arrays["x_train"][..., 2] //= 4  # channels apart in mean and spread

@@ -67,7 +67,7 @@ class Training:
         return metric_names(self.metric)
 
     def feed_members(self, members: list[dict]) -> list[dict]:
-        """The members as the batches see them (sweeps.training.batches): noise on both splits where
+        """The members as the batches see them (sweeps.training.feeds): noise on both splits where
         the task asks for it."""
         return [{**m, "noise_target": "both"} for m in members] if self.noise_everywhere else members
 

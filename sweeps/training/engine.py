@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sweeps.optimizers import make_optimizer
-from sweeps.training.batches import SplitFeed
+from sweeps.training.feeds import SplitFeed
 
 EVAL_BATCH = 1024  # scoring batches: a sum over images, so their size changes no figure
 

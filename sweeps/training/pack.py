@@ -6,7 +6,7 @@ The pack's loss is the sum of the members' own losses (each its mean loss plus i
 penalty and the losses its model adds), so each member's gradient is its solo gradient, and the optimizer
 (per element: SGD, Adam, Adadelta, RMSprop, Adagrad, Nadam) updates it as alone. Each
 member has its own initial weights (built under its seed), its own order per epoch and
-its own noise (sweeps.training.batches), its own dropout masks (models.packed). A member whose
+its own noise (sweeps.training.feeds), its own dropout masks (models.packed). A member whose
 loss turns NaN is recorded as diverged at that epoch and frozen: its loss leaves the sum,
 its gradients and its optimizer state are zeroed (its weights stay as they are), while the
 others go on with their own numbers. A member that early stopping ends
@@ -101,7 +101,7 @@ class Pack:
             return [Outcome() for _ in members]
         test = self.engine.scores("test", 0, len(self.spec.test_split()[0]))
         values = self._with_metric(list(test))
-        names = [f"test_{n}" for n in self.spec.names if not n.startswith("val_")]
+        names = [f"test_{n}" for n in self.spec.metric_names if not n.startswith("val_")]
         return [Outcome() if diverged[i] else Outcome({n: float(v[i]) for n, v in zip(names, values)})
                 for i in members]
 

@@ -86,20 +86,20 @@ class MemberFiles:
     file (sweeps.training.tensorboard), rewritten whole each epoch from the rows the
     checkpoint keeps, so a pack restarted from an older checkpoint leaves no epoch twice."""
 
-    def __init__(self, folder, names: list[str]):
-        self.folder, self.names = folder, names
+    def __init__(self, folder, folders: list[str]):
+        self.folder, self.folders = folder, folders  # the members' folders' names
 
     def __call__(self, epoch) -> None:
         ledger = epoch.ledger
         for i, outcome in zip(epoch.ended, epoch.outcomes):
             if outcome.artifacts:  # before the row that says the member finished
-                write_artifacts(self.folder if ledger.k == 1 else self.folder.child(self.names[i]), outcome.artifacts)
+                write_artifacts(self.folder if ledger.k == 1 else self.folder.child(self.folders[i]), outcome.artifacts)
         if ledger.k == 1:
             return  # its rows are Tune's own (TuneRow)
         for i in epoch.trained:
             lines = "".join(json.dumps(r) + "\n" for r in ledger.rows[i])
-            self.folder.write_bytes(lines.encode(), self.names[i], "result.json")
-            self.folder.write_bytes(tensorboard.event_file(ledger.rows[i]), self.names[i], tensorboard.EVENT_FILE)
+            self.folder.write_bytes(lines.encode(), self.folders[i], "result.json")
+            self.folder.write_bytes(tensorboard.event_file(ledger.rows[i]), self.folders[i], tensorboard.EVENT_FILE)
 
 
 class TuneRow:
@@ -108,8 +108,8 @@ class TuneRow:
     pack's row holds every member's epoch, divergence and headline metric, and the means
     a search reads (`member_means`)."""
 
-    def __init__(self, names: list[str], context: dict):
-        self.names, self.context = names, context
+    def __init__(self, folders: list[str], context: dict):
+        self.folders, self.context = folders, context  # the members' folders' names: their keys in a pack's row
 
     def __call__(self, epoch) -> None:
         ledger = epoch.ledger
@@ -120,7 +120,7 @@ class TuneRow:
                    **member_means(ledger.rows), "members": {
                        name: {k: rows[-1].get(k) for k in ("epoch", "diverged", "stopped",
                                                            schema.headline_metric(rows[-1]))}
-                       for name, rows in zip(self.names, ledger.rows) if rows}}
+                       for name, rows in zip(self.folders, ledger.rows) if rows}}
         if epoch.checkpoint is None:
             tune.report(row)
         else:

@@ -10,7 +10,7 @@ import numpy as np
 from sweeps import schema
 from sweeps.data.arrays import num_classes_of, subset, train_size
 from sweeps.optimizers import steps_per_epoch
-from sweeps.training.batches import layout, order
+from sweeps.training.feeds import layout, order
 
 
 def build_member(training, members: list[dict], i: int):
@@ -37,8 +37,8 @@ class PackSpec:
         self.epochs, self.batch_size = first["epochs"], first["batch_size"]
         self.holdout = first["validation"] == "holdout"
         self.training = training = tasks.for_config(first).training(members, arrays, references or {})
-        self.names = training.metric_names()
-        schema.check_metrics(dict.fromkeys(self.names))  # a task's metric the analysis would not know
+        self.metric_names = training.metric_names()
+        schema.check_metrics(dict.fromkeys(self.metric_names))  # a task's metric the analysis would not know
         # The members as the batches see them (a denoiser's noise on both splits).
         self.feed_members = training.feed_members(members)
         self.train_split = subset(first, arrays, "train")
@@ -62,7 +62,7 @@ class PackSpec:
 
     def epoch_names(self) -> list[str]:
         """The keys of a member's epoch metrics, as Keras's fit logs them."""
-        return [n for n in self.names if self.validate or not n.startswith("val_")]
+        return [n for n in self.metric_names if self.validate or not n.startswith("val_")]
 
     def orders(self, epoch: int) -> np.ndarray:
         """Each member's training order in `epoch` (0-based), `[K, n_train]` int32."""

@@ -1,4 +1,5 @@
-"""A trial's batches, made inside its compiled step from indices into the uint8 dataset.
+"""The feeds of a pack: each split's uint8 images, labels, standardisation and noise draws, held
+once, from which its batches are made inside the compiled step.
 
 A member's inputs are never held as a float array: each split keeps the uint8 images once,
 and each member adds only its noise draws (sweeps.noise: float16 or uint8 per pixel,
