@@ -97,20 +97,43 @@ def experiment_dirs(path: str) -> list[str]:
     return [s for s in subs if os.path.isdir(s) and trial_dirs(s)]
 
 
+# More epochs than any run can have (sweeps.grids.MAX_EPOCHS is 100,000): a row claiming
+# more is damaged, and would make every epoch up to it looked for.
+MAX_EPOCH = 1_000_000
+
+
 def read_json_lines(path: str) -> tuple[list[dict], bool]:
-    """Rows of a JSON-lines file and whether it read cleanly; a bad line is skipped
-    with a warning (a sweep still writing leaves its last line half-written)."""
+    """Rows of a JSON-lines file and whether it read cleanly; a bad line (not JSON, not a row,
+    an epoch that is no epoch number) is skipped with a warning (a sweep still writing leaves
+    its last line half-written)."""
     rows, clean = [], True
     with open(path, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 clean = False
                 _warn(f"{path}: line {n} is not valid JSON (truncated?); skipped")
+                continue
+            problem = _row_problem(row)
+            if problem:
+                clean = False
+                _warn(f"{path}: line {n}: {problem}; skipped")
+                continue
+            rows.append(row)
     return rows, clean
+
+
+def _row_problem(row) -> str | None:
+    """Why `row` is no epoch's row, or None."""
+    if not isinstance(row, dict):
+        return f"{type(row).__name__}, not a row of metrics"
+    epoch = row.get("epoch", row.get("training_iteration"))
+    if epoch is not None and _epoch(row) is None:
+        return f"epoch = {epoch!r}: not an epoch number (1 to {MAX_EPOCH:,})"
+    return None
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:
@@ -129,6 +152,9 @@ def read_trial(path: str) -> tuple[dict, list[dict], bool]:
     try:
         with open(params, encoding="utf-8") as f:
             saved = json.load(f)
+        if not isinstance(saved, dict):
+            _warn(f"{params}: a {type(saved).__name__}, not a config; trial skipped")
+            return {}, [], False
         # Beside a pack, Tune gives a lone config the space's `members` key, empty.
         if isinstance(saved, dict) and saved.get("members", ...) is None:
             del saved["members"]
@@ -155,22 +181,30 @@ def read_trial(path: str) -> tuple[dict, list[dict], bool]:
     return config, rows, clean
 
 
-def _epoch(row: dict):
-    return row.get("epoch", row.get("training_iteration"))
+def _epoch(row: dict) -> int | None:
+    """A row's epoch as a whole number in [1, MAX_EPOCH], or None (none, or damaged)."""
+    e = row.get("epoch", row.get("training_iteration"))
+    if isinstance(e, bool) or not isinstance(e, numbers.Real) or not math.isfinite(e) or e != int(e):
+        return None
+    return int(e) if 1 <= e <= MAX_EPOCH else None
 
 
 def _from_first_epoch(rows: list[dict]) -> bool:
     """Whether rows hold every epoch from the first to their last."""
-    epochs = {int(e) for e in map(_epoch, rows) if e is not None}
+    epochs = {e for e in map(_epoch, rows) if e is not None}
     return not epochs or epochs == set(range(1, max(epochs) + 1))
 
 
 def _read_progress(path: str) -> tuple[list[dict], bool]:
     try:
-        return pd.read_csv(path).to_dict("records"), True
+        rows = pd.read_csv(path).to_dict("records")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         _warn(f"{path}: unreadable ({e})")
         return [], False
+    kept = [r for r in rows if not _row_problem(r)]
+    if len(kept) < len(rows):
+        _warn(f"{path}: {len(rows) - len(kept)} rows without an epoch number (1 to {MAX_EPOCH:,}); skipped")
+    return kept, len(kept) == len(rows)
 
 
 def trial_status(path: str, config: dict, epochs: dict, clean: bool) -> str:
@@ -195,7 +229,7 @@ def iter_trials(experiments):
             for r in rows:
                 epoch = _epoch(r)
                 if epoch is not None:
-                    epochs[int(epoch)] = r
+                    epochs[epoch] = r
             yield exp, path, config, epochs, trial_status(path, config, epochs, clean)
 
 

@@ -119,7 +119,8 @@ def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, prob
         "",
         "Experiments: " + ", ".join(f"`{r}`" for r in runs),
         "",
-        "Trials: " + ", ".join(f"{status.get(s, 0)} {s}" for s in STATUSES),
+        # One per config (a pack's members each), in the words the runner uses.
+        "Configs: " + ", ".join(f"{status.get(s, 0)} {s}" for s in STATUSES),
         "",
         *[f"Counted once: {note}." for note in repeated],
         *([""] if repeated else []),

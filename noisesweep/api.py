@@ -10,6 +10,7 @@ input raises ValueError with the line the command line prints, before Ray starts
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 from noisesweep.experiment import Experiment
@@ -48,20 +49,25 @@ def run(grid="smoke", *, models: dict | None = None, datasets: dict | None = Non
         if key not in known:
             raise ValueError(f"run(): unknown option {key!r}; known: {', '.join(known)}")
     given = {k: str(v) if k == "pack" else v for k, v in options.items()}
-    path = _grid_file(grid, options.get("name")) if isinstance(grid, dict) else grid
     try:
-        _, plan = runner.run(defaults.replace(grid=path, **given))
+        flags.checked(defaults.replace(**given))  # a bad name is refused before it names a file
+        folder = tempfile.mkdtemp(prefix="noisesweep-grid-") if isinstance(grid, dict) else None
+        try:
+            path = _grid_file(grid, options.get("name"), folder) if folder else grid
+            _, plan = runner.run(defaults.replace(grid=path, **given))
+        finally:
+            if folder:  # the experiment records the grid's configs, not its file
+                shutil.rmtree(folder, ignore_errors=True)
     except (GridError, flags.UsageError) as e:
         raise ValueError(str(e)) from None
     return Experiment(plan.exp.path) if plan is not None and os.path.isdir(plan.exp.path) else None
 
 
-def _grid_file(grid: dict, name: str | None) -> str:
-    """A dict grid written as the YAML file the runner reads (its name names the experiment
-    unless `name` does)."""
+def _grid_file(grid: dict, name: str | None, folder: str) -> str:
+    """A dict grid written as the YAML file the runner reads, in `folder` (its name names the
+    experiment unless `name` does)."""
     import yaml
 
-    folder = tempfile.mkdtemp(prefix="noisesweep-grid-")
     path = os.path.join(folder, f"{name or 'study'}.yaml")
     with open(path, "w") as f:
         yaml.safe_dump(grid, f, sort_keys=False)

@@ -49,3 +49,5 @@ def read(path: str):
         raise Unreadable(f"{path}:{at}: not valid YAML: {problem}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise Unreadable(f"{path}: cannot read: {e}") from None
+    except RecursionError:  # lists or mappings nested thousands deep: no grid is
+        raise Unreadable(f"{path}: not a grid: nested too deep to read") from None

@@ -40,6 +40,9 @@ GRID_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grids")
 # A typo (a list pasted into every axis) can ask for billions of trials:
 # refuse before expanding anything.
 MAX_TRIALS = 100_000
+# Past this no run ends (a million MNIST epochs of the smallest MLP: years on a GPU); a
+# larger number is a typo (10**21) that would otherwise plan, size and record a run.
+MAX_EPOCHS = 100_000
 OPTIMIZERS = ("sgd", "adam", "adadelta", "rmsprop", "adagrad", "nadam")
 VALIDATIONS = ("test", "holdout")
 # Keras's names of the activations a hidden layer may take.
@@ -123,7 +126,7 @@ _CHECKS = {
     "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
     "lr": (lambda v: _number(v) and v > 0, "a number > 0"),
     "batch_size": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
-    "epochs": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
+    "epochs": (lambda v: _int(v) and 1 <= v <= MAX_EPOCHS, f"an integer in [1, {MAX_EPOCHS:,}]"),
     "momentum": (lambda v: v is None or (_number(v) and 0 <= v < 1), "a number in [0, 1), or null"),
     "nesterov": (lambda v: v is None or isinstance(v, bool), "true, false or null"),
     "lr_schedule": (lambda v: v is None or v in LR_SCHEDULES, f"null (constant) or one of {', '.join(LR_SCHEDULES)}"),

@@ -15,7 +15,7 @@ from sweeps.grids import Grid, load_grid
 from sweeps.lock import describe, holder_is_running
 from sweeps.options import Options, UsageError, slots
 from sweeps.slurm_job import SLURM_DIR
-from sweeps.storage import Storage
+from sweeps.storage import Storage, StorageError
 
 
 @dataclass
@@ -128,7 +128,10 @@ def plan_resumed(opts: Options, exp: Storage, overrides: dict) -> Plan:
     """An experiment continued (--resume): its unfinished steps, and with a grid naming new
     configs, a step for those."""
     refuse_if_running(exp, opts.name)
-    spec = exp.read_json(schema.SPEC_FILE)
+    try:
+        spec = exp.read_json(schema.SPEC_FILE)
+    except StorageError as e:
+        raise UsageError(f"--resume: {e}") from None
     if spec is None:
         raise UsageError(f"--resume: {exp.path} holds no noisesweep experiment ({schema.SPEC_FILE} missing)")
     recorded = [m for s in spec.get("steps", []) if isinstance(s, dict) for m in s.get("models", [])]

@@ -248,6 +248,7 @@ def failure(error_file: str | None) -> str:
 
 def group_label(config: dict) -> str:
     """A config group (all seeds) as a person reads it: noise and L2 (and a chosen optimizer
-    or activation)."""
-    return label(config)[len(config["arch"]) + 1:].rsplit("_s", 1)[0]
+    or activation): its folder name less the architecture and the seed."""
+    shown_arch = config["arch"].rsplit(":", 1)[-1]  # a builder by import path is named by its function
+    return label(config)[len(shown_arch) + 1:].rsplit("_s", 1)[0]
 

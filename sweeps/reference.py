@@ -17,7 +17,7 @@ import time
 
 from sweeps import tasks
 from sweeps.grids import trial_config
-from sweeps.storage import Storage
+from sweeps.storage import Storage, StorageError
 from sweeps.modelfile import fingerprint, model_to_bytes
 
 FOLDER = "references"
@@ -65,6 +65,22 @@ def train_reference(key: str, ref: dict, arrays: dict) -> tuple[bytes, dict]:
     return blob, note
 
 
+def stored(folder: Storage, key: str) -> bytes | None:
+    """The reference `key` as the experiment stored it, checked against the hash its note
+    recorded; None when it was never stored. StorageError when it is there but cannot be
+    read, or is not the model the note names."""
+    blob = folder.read_bytes(f"{key}.keras")
+    if blob is None:
+        return None
+    note = folder.read_json(f"{key}.json")
+    recorded = note.get("sha256_16") if isinstance(note, dict) else None
+    if recorded and fingerprint(blob) != recorded:
+        raise StorageError(f"{folder.join(key + '.keras')}: its sha256 begins {fingerprint(blob)}, not {recorded} "
+                           f"as {key}.json recorded: not the reference the experiment's configs were judged by; "
+                           "put it back, or run the configs as a new experiment")
+    return blob
+
+
 def ensure_references(trials: list[dict], datasets: dict, storage: Storage, resources: dict, log=None) -> dict:
     """Every reference classifier the trials need, as {key: .keras bytes}; trains (as Ray
     tasks) only those not already in the experiment's `references/` folder."""
@@ -74,7 +90,9 @@ def ensure_references(trials: list[dict], datasets: dict, storage: Storage, reso
         return {}
     folder = storage.child(FOLDER)
     folder.makedirs()
-    blobs = {key: folder.read_bytes(f"{key}.keras") for key in wanted}
+    # A file that is there but cannot be read stops the run (StorageError): retrained, it
+    # would replace the model earlier configs were judged by.
+    blobs = {key: stored(folder, key) for key in wanted}
     have = {k: b for k, b in blobs.items() if b is not None}
     missing = [k for k in wanted if k not in have]
     if have:
@@ -93,8 +111,9 @@ def ensure_references(trials: list[dict], datasets: dict, storage: Storage, reso
         done, _ = ray.wait(list(pending), num_returns=1)
         key = pending.pop(done[0])
         blob, note = ray.get(done[0])
-        folder.write_bytes(blob, f"{key}.keras")
+        # The note (with the model's hash) first: a model is never on disk without it.
         folder.write_json(note, f"{key}.json")
+        folder.write_bytes(blob, f"{key}.keras")
         have[key] = blob
         log(f"reference {key}: clean test accuracy {note['clean_test_accuracy']:.4f} "
             f"on {note['test_images']:,} images, trained in {note['train_s']:.0f} s")

@@ -77,7 +77,9 @@ def _cut_trial(folder: Storage, last: int) -> int:
 
 def _realign(folder: Storage) -> bool:
     """Whether the trial's progress.csv had rows of another width than its header (but
-    for a torn last line) and was written again from its result.json."""
+    for a torn last line) and was written again from its result.json. Never when that
+    would lose a row: a trial Tune retried within a run can hold epochs in progress.csv
+    alone (its driver put back an older result.json; analysis.load reads them there)."""
     text = folder.read_bytes(PROGRESS_FILE)
     if text is None:
         return False
@@ -88,24 +90,33 @@ def _realign(folder: Storage) -> bool:
     result = None if all(len(r) == len(rows[0]) for r in body) else folder.read_bytes(RESULT_FILE)
     if result is None:
         return False
-    folder.write_bytes(_csv_of(result.decode()).encode(), PROGRESS_FILE)
+    lines = _json_rows(result.decode())
+    if len(lines) < len(body) or not lines:
+        return False
+    folder.write_bytes(_csv_of(lines).encode(), PROGRESS_FILE)
     return True
 
 
-def _csv_of(json_lines: str) -> str:
-    """JSON lines as Tune's CSV logger writes them: without the config, nested keys
-    flattened with "/"; the columns those of the last row, in its order (the rows Tune
-    appends when the trial goes on have them so), then any other key a row has."""
-    from ray.tune.utils import flatten_dict
-
+def _json_rows(json_lines: str) -> list[dict]:
+    """The rows of a result.json, less torn lines and anything that is no row."""
     rows = []
     for line in json_lines.splitlines():
         try:
             row = json.loads(line)
         except ValueError:
             continue  # a torn line
-        row.pop("config", None)
-        rows.append(flatten_dict(row, delimiter="/"))
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _csv_of(json_rows: list[dict]) -> str:
+    """result.json's rows as Tune's CSV logger writes them: without the config, nested keys
+    flattened with "/"; the columns those of the last row, in its order (the rows Tune
+    appends when the trial goes on have them so), then any other key a row has."""
+    from ray.tune.utils import flatten_dict
+
+    rows = [flatten_dict({k: v for k, v in row.items() if k != "config"}, delimiter="/") for row in json_rows]
     out = io.StringIO()
     writer = csv.DictWriter(out, list(dict.fromkeys([*(rows[-1] if rows else ()), *(k for r in rows for k in r)])))
     writer.writeheader()

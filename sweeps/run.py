@@ -24,6 +24,7 @@ from sweeps import options  # noqa: E402
 from sweeps.grids import GridError  # noqa: E402
 from sweeps.lock import LockError  # noqa: E402
 from sweeps.options import Options, UsageError  # noqa: E402
+from sweeps.storage import StorageError  # noqa: E402
 
 
 def run(opts: Options):
@@ -87,10 +88,10 @@ def term_as_interrupt():
 def main(argv=None, prog: str = "python sweeps/run.py") -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # A module of one's own beside where the runner starts (a builder named mypkg.nets:small,
-    # --models mypkg.nets) imports as under `python -m`; Ray's workers and the --pack auto
-    # timing get the driver's path.
+    # --models mypkg.nets) imports; Ray's workers and the --pack auto timing get the driver's
+    # path. Last on it: a student's tensorflow.py or keras.py there shadows nothing installed.
     if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(1, os.getcwd())
+        sys.path.append(os.getcwd())
     if "--slurm" in argv:
         from sweeps import slurm
 
@@ -99,7 +100,7 @@ def main(argv=None, prog: str = "python sweeps/run.py") -> int:
     signal.signal(signal.SIGTERM, term_as_interrupt())
     try:
         return run(opts)[0]
-    except (GridError, UsageError) as e:
+    except (GridError, UsageError, StorageError) as e:  # StorageError: a file of the experiment, unread
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # before the trials began (loading data, starting Ray)

@@ -65,10 +65,12 @@ def parse(section, base: dict) -> dict:
         raise SearchError(f"search.mode = {mode!r}: must be max or min")
     spec = {"metric": metric, "mode": mode}
     # Two replicates at least: the search ranks configs by their replicates' mean.
-    for key, default, least in (("replicates", 3, 2), ("configs", None, 1), ("grace_epochs", 1, 1), ("seed", 0, 0)):
+    # At most: a pack of 1,000 replicates, the grid's most configs, a seed numpy takes.
+    for key, default, least, most in (("replicates", 3, 2, 1000), ("configs", None, 1, 100_000),
+                                      ("grace_epochs", 1, 1, 100_000), ("seed", 0, 0, 2**32 - 1)):
         value = section.get(key, default)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
-            raise SearchError(f"search.{key} = {value!r}: must be an integer >= {least}")
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not least <= value <= most):
+            raise SearchError(f"search.{key} = {value!r}: must be an integer in [{least}, {most:,}]")
         spec[key] = value
     budget = section.get("time_budget_min")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0

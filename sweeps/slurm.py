@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import suppress
 
 from sweeps.slurm_job import SLURM_DIR
 
@@ -73,6 +74,17 @@ def check(opts: argparse.Namespace) -> None:
     for line in opts.sbatch:
         if not line.startswith("-"):
             raise SlurmError(f"--sbatch {line!r}: an sbatch option, starting with - (e.g. --mem=32G)")
+    # Each goes into an #SBATCH line of the script: a line break would add a shell line to it.
+    for flag, value in [("--partition", opts.partition), ("--account", opts.account),
+                        *(("--sbatch", line) for line in opts.sbatch)]:
+        if value is not None and (not value.strip() or any(c.isspace() or ord(c) < 32 for c in value.strip())):
+            raise SlurmError(f"{flag} {value!r}: one word, without spaces or line breaks")
+
+
+def one_line(flag: str, value: str) -> None:
+    """Refuse a value that would break the job script's lines (a path with a line break)."""
+    if any(ord(c) < 32 or c == "\x7f" for c in value):
+        raise SlurmError(f"{flag} {value!r}: a control character (a line break?) has no place in a job script")
 
 
 def script(exp_path: str, runner_argv: list[str], opts: argparse.Namespace, name: str,
@@ -140,8 +152,8 @@ if [ {nodes} -gt 1 ]; then
 else
     # The runner's own Ray, on the CPUs of the allocation (Ray would take the node's), with
     # a short temp dir of the job's own (a long path overflows a socket's name).
-    export RAY_TMPDIR="/tmp/ns-$SLURM_JOB_ID"
-    mkdir -p "$RAY_TMPDIR"
+    RAY_TMPDIR=$(mktemp -d "/tmp/ns-$SLURM_JOB_ID.XXXXXX") || exit 1  # new, and this job's alone
+    export RAY_TMPDIR
     cluster=(--num-cpus "$SLURM_CPUS_ON_NODE")
 fi
 
@@ -159,7 +171,7 @@ while kill -0 "$runner" 2>/dev/null; do wait "$runner"; rc=$?; done
 
 for step in $ray_nodes; do kill "$step" 2>/dev/null; done
 wait 2>/dev/null
-rm -rf "/tmp/ns-$SLURM_JOB_ID"
+if [ -n "${{RAY_TMPDIR:-}}" ]; then rm -rf "$RAY_TMPDIR"; fi
 if [ "$stopping" = USR1 ] && [ "$rc" -eq 130 ]; then
     echo "noisesweep: requeueing job $SLURM_JOB_ID; it resumes the experiment"
     scontrol requeue "$SLURM_JOB_ID"
@@ -239,7 +251,11 @@ def _node_main(argv: list[str]) -> int:
     p.add_argument("--gpus", type=int, default=0)
     a = p.parse_args(argv[1:])
     cmd, temp = ray_node_command(a.head, a.address, a.gpus, dict(os.environ))
-    os.makedirs(temp, exist_ok=True)
+    try:
+        os.mkdir(temp, 0o700)  # new: a folder someone else made first is not taken over
+    except FileExistsError:
+        print(f"noisesweep: {temp} exists already; not this node's to use", file=sys.stderr)
+        return 1
     node = subprocess.Popen(cmd)
     # srun passes the job's end on as TERM: `ray start --block` then stops the node's Ray.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -264,6 +280,7 @@ def main(argv: list[str], prog: str = "noisesweep slurm") -> int:
     """Check, write and submit. Exit 0 submitted (or written, --print), 2 bad input."""
     from sweeps import options
     from sweeps.planning import plan_experiment
+    from sweeps.storage import Storage, is_uri
 
     p = argparse.ArgumentParser(prog=prog, description="Run a grid as a Slurm batch job that starts Ray across "
                                 "its allocation, and requeues itself at its time limit or when preempted, "
@@ -279,6 +296,11 @@ def main(argv: list[str], prog: str = "noisesweep slurm") -> int:
             bad = "--address" if args.address else "--dry-run" if args.dry_run else "--list"
             raise SlurmError(f"{bad}: not for a Slurm job (the job starts its own Ray; run the runner itself)")
         args = options.checked(args)
+        one_line("--storage-path", args.storage_path)
+        one_line("the working folder", os.getcwd())
+        if is_uri(args.storage_path):
+            raise SlurmError(f"--storage-path {args.storage_path}: a Slurm job writes its script and output into the "
+                             "experiment folder; give a folder every node of the allocation shares (an NFS mount)")
         # Packs are planned by the job, for its allocation's slots (--pack auto times them there).
         plan = plan_experiment(args.replace(pack_size=args.pack_size or 1))  # checked as the runner does
     except (SlurmError, options.UsageError) as e:
@@ -289,17 +311,15 @@ def main(argv: list[str], prog: str = "noisesweep slurm") -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
-    storage = os.path.abspath(args.storage_path)
+    storage = Storage(args.storage_path).path  # ~ expanded, made absolute: the job runs elsewhere
     argv_run = [*_without(rest, ("--name", "--storage-path", "--resume")), "--name", plan.name,
                 "--storage-path", storage]
     exp = os.path.join(storage, plan.name)
     folder = os.path.join(exp, SLURM_DIR)
-    new_exp = not os.path.exists(exp)
-    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, SCRIPT)
-    with open(path + ".tmp", "w") as f:
-        f.write(script(exp, argv_run, opts, plan.name))
-    os.replace(path + ".tmp", path)
+    made = [p for p in (exp, folder) if not os.path.exists(p)]  # what this command creates
+    had = open(path, "rb").read() if os.path.isfile(path) else None
+    Storage(folder).write_bytes(script(exp, argv_run, opts, plan.name).encode(), SCRIPT)
     if opts.print:
         print(path)
         return 0
@@ -307,9 +327,15 @@ def main(argv: list[str], prog: str = "noisesweep slurm") -> int:
         job = submit(path)
     except SlurmError as e:
         # Nothing half-done: an experiment folder holding only a script nobody ran would
-        # stop the same command, retried, with "already exists".
-        if new_exp:
-            shutil.rmtree(exp, ignore_errors=True)
+        # stop the same command, retried, with "already exists". Only what this command
+        # made goes, and a folder only while empty: a runner may have started in it since.
+        if had is None:
+            os.unlink(path)
+        else:
+            Storage(folder).write_bytes(had, SCRIPT)
+        for made_folder in reversed(made):
+            with suppress(OSError):
+                os.rmdir(made_folder)
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"submitted Slurm job {job}: {plan.name} ({path})")

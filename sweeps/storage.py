@@ -14,13 +14,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from contextlib import contextmanager
+import tempfile
+import uuid
+from contextlib import contextmanager, suppress
 
 from sweeps.lock import experiment_lock, read_holder
 
 # Filesystems every node of a cluster can mount at the same path.
 SHARED_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "lustre", "glusterfs", "ceph", "fuse.ceph", "beegfs",
                       "gpfs", "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs"}
+
+
+class StorageError(Exception):
+    """A file of the experiment that is there but could not be read as written (a failed
+    read, JSON that does not parse): one line naming it. Never taken for a missing file:
+    a record rebuilt from a failed read would lose what it held."""
 
 
 def is_uri(path: str) -> bool:
@@ -85,30 +93,67 @@ class Storage:
     # -- files -------------------------------------------------------------------------
 
     def read_bytes(self, *parts: str) -> bytes | None:
-        """A file's bytes, or None when it is missing or unreadable."""
+        """A file's bytes, or None when it is missing; StorageError when it is there but
+        could not be read."""
         fs, _ = self.filesystem
         try:
             with fs.open_input_stream(self._in_fs(*parts)) as f:
                 return f.read()
-        except (FileNotFoundError, OSError):
+        except FileNotFoundError:
             return None
+        except OSError as e:
+            if not self.is_local and any(w in str(e).lower() for w in ("not found", "does not exist")):  # pyarrow's cloud filesystems say so
+                return None
+            raise StorageError(f"{self.join(*parts)}: could not be read ({e})") from None
 
     def write_bytes(self, blob: bytes, *parts: str) -> None:
-        """Write a file whole: under a temporary name first, then renamed, so a run
-        killed mid-write leaves no half file that a later read would trust."""
+        """Write a file whole: under a temporary name of its own first (created new, so a
+        link planted there is not followed), flushed to disk, then renamed over the file, so
+        a run killed mid-write leaves no half file that a later read would trust, and a
+        failed write leaves no temporary one."""
+        if self.is_local:
+            path = self.join(*parts)
+            folder = os.path.dirname(path)
+            os.makedirs(folder, exist_ok=True)
+            fd, part = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(blob)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(part, path)
+            except BaseException:
+                with suppress(OSError):
+                    os.unlink(part)
+                raise
+            with suppress(OSError):  # the rename itself on disk (not every filesystem lets a folder sync)
+                handle = os.open(folder, os.O_RDONLY)
+                try:
+                    os.fsync(handle)
+                finally:
+                    os.close(handle)
+            return
         fs, _ = self.filesystem
         path = self._in_fs(*parts)
         fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        with fs.open_output_stream(path + ".part") as f:
-            f.write(blob)
-        fs.move(path + ".part", path)
+        part = f"{path}.{uuid.uuid4().hex}.part"
+        try:
+            with fs.open_output_stream(part) as f:
+                f.write(blob)
+            fs.move(part, path)
+        except BaseException:
+            with suppress(OSError):
+                fs.delete_file(part)
+            raise
 
     def read_json(self, *parts: str):
+        """A JSON file's value, or None when it is missing; StorageError when it is there
+        but unreadable or not JSON."""
         blob = self.read_bytes(*parts)
         try:
             return None if blob is None else json.loads(blob)
-        except ValueError:
-            return None
+        except ValueError as e:
+            raise StorageError(f"{self.join(*parts)}: not the JSON it was written as ({e})") from None
 
     def write_json(self, value, *parts: str) -> None:
         self.write_bytes(json.dumps(value, indent=1).encode(), *parts)
@@ -120,10 +165,15 @@ class Storage:
     # -- what only a local folder has --------------------------------------------------
 
     def is_empty_or_missing(self, ignoring: tuple = ()) -> bool:
-        """Locally: whether nothing is there yet but the entries named in `ignoring`. Cloud
-        folders are not listed (a prefix is empty until written) and count as empty."""
-        return (not self.is_local or not os.path.exists(self.path)
-                or not set(os.listdir(self.path)) - set(ignoring))
+        """Whether nothing is there yet but the entries named in `ignoring` (a cloud
+        folder is a prefix: empty until something is written under it)."""
+        if self.is_local:
+            return not os.path.exists(self.path) or not set(os.listdir(self.path)) - set(ignoring)
+        import pyarrow.fs
+
+        fs, path = self.filesystem
+        entries = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+        return not {e.base_name for e in entries} - set(ignoring)
 
     def writable_problem(self) -> str | None:
         """Why this folder could not be created or written, or None; creates nothing."""

@@ -119,6 +119,35 @@ def test_damaged_logs_warn_name_the_file_and_the_rest_aggregates(tmp_path):
     assert summary.loc[0.0, "n"] == 0 and summary.loc[0.0, "n_incomplete"] == 3 and not summary.loc[0.0, "complete"]
 
 
+def test_malformed_files_are_named_and_skipped_not_a_crash(tmp_path):
+    """A params.json that is no config, and rows whose epoch is NaN or 1e12 (which made every
+    epoch up to it looked for), are warned about by file and left out; the rest aggregates."""
+    exp = tmp_path / "exp"
+    for seed, acc in ((0, 0.8), (1, 0.9)):
+        write_trial(exp, f"ok{seed}", config(seed=seed), curve(acc))
+    listed = write_trial(exp, "listed", config(seed=2), curve(0.5))
+    with open(os.path.join(listed, "params.json"), "w") as f:
+        f.write("[1]")
+    odd = write_trial(exp, "odd", config(seed=3), curve(0.6))
+    rows = [json.loads(line) for line in open(os.path.join(odd, "result.json"))]
+    rows[1]["epoch"] = float("nan")
+    rows.append({**rows[-1], "epoch": 1e12, "training_iteration": 1e12})
+    rows.append([1])
+    with open(os.path.join(odd, "result.json"), "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = load_experiment(str(exp))
+    messages = [str(w.message) for w in caught if issubclass(w.category, LogWarning)]
+    assert f"{listed}/params.json: a list, not a config; trial skipped" in messages
+    assert f"{odd}/result.json: line 2: epoch = nan: not an epoch number (1 to 1,000,000); skipped" in messages
+    assert any(m.startswith(f"{odd}/result.json: line 4: epoch = 1000000000000.0: not an epoch") for m in messages)
+    assert f"{odd}/result.json: line 5: list, not a row of metrics; skipped" in messages
+    trials = set(df["trial"])
+    assert "listed" not in trials and {"ok0", "ok1", "odd"} <= trials
+    assert sorted(df[df["trial"] == "odd"]["epoch"]) == [1, 2, 3]  # epoch 2 from progress.csv, as for a retry
+
+
 def test_progress_csv_is_read_when_result_json_is_missing(tmp_path):
     exp = tmp_path / "exp"
     path = write_trial(exp, "t", config(), curve(0.9))
@@ -177,6 +206,8 @@ def test_report_writes_every_figure_and_table(study, tmp_path, capsys):
     table = (out / "summary.md").read_text().splitlines()
     assert "mean ± std (n)" in table[0] and len(table) == 2 + 8
     assert "ddof=1" in (out / "report.md").read_text()
+    counts = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("Configs: "))
+    assert counts.startswith("Configs: 24 finished")  # 2 archs x 2 scales x 2 L2 factors x 3 seeds, each once
 
 
 def test_figure_without_its_axis_is_skipped_with_one_line(tmp_path, capsys):

@@ -65,6 +65,22 @@ def test_a_study_of_a_local_function_on_given_arrays_runs_and_reads_back(tmp_pat
     assert again.summary()["val_accuracy_mean"].tolist() == summary["val_accuracy_mean"].tolist()
 
 
+def test_a_name_that_is_no_folder_name_writes_nothing_and_the_grid_file_goes(tmp_path, monkeypatch):
+    """name='../../x' is refused before the grid's file is named after it (it would have been
+    written two folders above the temporary one); a run's temporary grid file goes after it."""
+    import tempfile
+
+    temp = tmp_path / "a" / "b"
+    temp.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    with pytest.raises(ValueError, match=r"^--name '../../x': must be a plain folder name$"):
+        noisesweep.run({"arch": "mlp64", "epochs": 1}, name="../../x", storage_path=str(tmp_path / "runs"))
+    assert not (tmp_path / "a" / "x.yaml").exists() and list(temp.iterdir()) == []
+    assert noisesweep.run({"arch": "mlp64", "epochs": 1}, name="ok", dry_run=True,
+                          storage_path=str(tmp_path / "runs")) is None  # a dry run makes no experiment
+    assert list(temp.iterdir()) == []
+
+
 def test_bad_input_raises_one_line_before_ray_starts(tmp_path):
     def no_classes(l2=0.0, input_shape=(28, 28, 1)):
         return None

@@ -134,6 +134,7 @@ def test_duplicates_are_dropped_and_counted(tmp_path):
     ("arch: mlp64\nlr: true\n", "lr", "True"),
     ("arch: mlp64\nl2: .nan\n", "l2", "nan"),
     ("arch: mlp64\nepochs: 2.5\n", "epochs", "2.5"),
+    ("arch: mlp64\nepochs: 1000000000000000000000\n", "epochs", "1000000000000000000000"),  # a typo, not a plan
     ("arch: mlp64\nnoise_scale: 0.3\n", "noise_scale", "0.3"),  # scale with noise_type none
     ("arch: mlp64\nnoise_target: val\n", "noise_target", "'val'"),
     ("blocks:\n  - {arch: mlp64}\n  - {arch: mlp64, optimizer: lbfgs}\n", "blocks[1].optimizer", "'lbfgs'"),
@@ -235,7 +236,9 @@ def test_eval_levels_is_one_list_not_an_axis_and_defaults_to_tenths(tmp_path):
     ("{arch: dae_dense, noise_type: none}", "noise_type = 'none': dae_dense is a denoiser"),
     ("{arch: dae_dense, noise_type: salt_and_pepper, eval_levels: [0, 1.5]}",
      "salt_and_pepper levels must be in [0, 1]"),
-    ("{arch: dae_dense, noise_type: gaussian, eval_levels: []}", "eval_levels = []: must be a non-empty list"),
+    ("{arch: dae_dense, noise_type: gaussian, eval_levels: []}", "eval_levels = []: must be a list of 1 to 1000 numbers"),
+    ("{arch: dae_dense, noise_type: gaussian, eval_levels: [%s]}" % ", ".join(["0.5"] * 1001),
+     "must be a list of 1 to 1000 numbers >= 0"),
     ("{arch: dae_dense, noise_type: gaussian, latent_dim: 4}", "only the vae has a latent_dim, not dae_dense"),
     ("{arch: dae_dense, noise_type: gaussian, loss_fn: sparse_categorical_crossentropy}",
      "dae_dense is a denoiser; its loss must be one of binary_crossentropy, mse"),
@@ -244,6 +247,13 @@ def test_eval_levels_is_one_list_not_an_axis_and_defaults_to_tenths(tmp_path):
     ("{arch: dae_dense, noise_type: gaussian, standardize: true}", "standardize = True: not for denoiser"),
     ("{arch: vae, noise_type: gaussian, latent_dim: 0}", "latent_dim = 0: must be an integer in [1, 1024]"),
 ])
+def test_a_grid_nested_too_deep_for_the_parser_is_one_line(tmp_path):
+    path = write(tmp_path, "arch: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    assert str(err.value) == f"{path}: not a grid: nested too deep to read"
+
+
 def test_denoise_keys_are_checked(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(GridError) as err:

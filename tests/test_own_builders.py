@@ -37,6 +37,31 @@ def test_a_builders_options_are_axes_with_its_defaults_and_training_defaults(tmp
     assert label(grid.trials[0]) == "wide_mlp_clean_l2-0_width16_s0"
 
 
+def test_a_module_beside_the_runner_imports_and_shadows_nothing_installed(tmp_path):
+    """Started from a folder holding a builder module and a script named tensorflow.py (as
+    students name them), the runner imports the builder and TensorFlow itself."""
+    import subprocess
+    import sys
+
+    from tests.sweeps_running import ROOT
+
+    marker = tmp_path / "imported"
+    (tmp_path / "tensorflow.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise ImportError('the wrong one')\n")
+    (tmp_path / "mynets.py").write_text(textwrap.dedent("""
+        def small(l2=0.0, input_shape=(28, 28, 1), num_classes=10, width=8):
+            import keras
+            reg = keras.regularizers.l2(l2) if l2 else None
+            return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),
+                                     keras.layers.Dense(width, kernel_regularizer=reg), keras.layers.Dense(num_classes)])
+    """))
+    grid = grid_file(tmp_path, "{arch: mynets:small, l2: [0, 0.0001], epochs: 1}\n")
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "sweeps", "run.py"), "--grid", grid, "--dry-run",
+                           "--pack", "1", "--storage-path", str(tmp_path / "runs")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.rstrip().endswith("2 configs"), done.stdout[-2000:] + done.stderr[-2000:]
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("text, line", [
     ("arch: nope.mod:f", "arch = 'nope.mod:f': cannot import nope.mod (ModuleNotFoundError: No module named 'nope')"),
     ("arch: tests.nets:nothing", "arch = 'tests.nets:nothing': tests.nets has no function nothing"),

@@ -102,6 +102,19 @@ def test_best_mean_is_over_replicates_of_one_config_group():
     assert sweep.best()["mlp64"][2:] == (2, "clean_l2-0.0001")
 
 
+def test_the_best_of_a_builder_named_by_import_path_shows_its_whole_config_name():
+    """The builder's module is left out of the label (its folder's name): the group's name
+    is what follows the function's name, not cut mid-word by the module's length."""
+    grid = [trial_config({"arch": "tests.nets:wide_mlp", "epochs": 10, "noise_type": "gaussian", "noise_scale": 0.3,
+                          "l2": 1e-4, "seed": s}, {}) for s in (0, 1)]
+    sweep = Sweep(grid, [[0], [1]], slots=2)
+    for i in range(2):
+        sweep.row(i, {"epoch": 10, "val_accuracy": 0.5 + 0.25 * i})
+        sweep.set_unit(i, "finished")
+    assert sweep.best()["tests.nets:wide_mlp"][3] == "gaussian0.3_l2-0.0001"
+    assert "best so far: tests.nets:wide_mlp gaussian0.3_l2-0.0001, val_accuracy 0.6250 (mean of 2 seeds)" in sweep.line()
+
+
 def test_a_denoisers_best_is_its_lowest_loss_and_lines_name_state_epochs_metric():
     grid = [trial_config({"arch": "dae_small", "seed": s, "epochs": 2}, {}) for s in (0, 1)]
     grid += [trial_config({"arch": "dae_small", "seed": s, "epochs": 2, "l2": 1e-3}, {}) for s in (0, 1)]

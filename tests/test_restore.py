@@ -109,6 +109,26 @@ def test_rows_that_gain_a_key_after_a_restore_leave_a_readable_progress_csv(tmp_
     assert restore.realign(Storage(str(exp))) == 0  # an aligned file is left as it is
 
 
+def test_realigning_never_drops_rows_result_json_lacks(tmp_path):
+    """A retried trial's result.json can hold fewer rows than its progress.csv (its driver put
+    back an older copy); an empty one none. A misaligned progress.csv is then kept as it is,
+    not written again from result.json with rows lost (or as a bare line)."""
+    folder = tmp_path / "trial"
+    folder.mkdir()
+    progress = "epoch,training_iteration,loss\n1,1,0.5\n2,2,0.4\n3,3,0.3,0.9\n"  # its last row one key longer
+    (folder / "progress.csv").write_text(progress)
+    for result in ("", json.dumps({"epoch": 3, "training_iteration": 3, "loss": 0.3, "test_loss": 0.9}) + "\n"):
+        (folder / "result.json").write_text(result)
+        assert restore._realign(Storage(str(folder))) is False
+        assert (folder / "progress.csv").read_text() == progress
+    # With every row in result.json, the file is written again from it: nothing lost.
+    rows = [{"epoch": e, "training_iteration": e, "loss": 0.6 - 0.1 * e} for e in (1, 2)]
+    rows.append({"epoch": 3, "training_iteration": 3, "loss": 0.3, "test_loss": 0.9})
+    (folder / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert restore._realign(Storage(str(folder))) is True
+    assert pd.read_csv(folder / "progress.csv")["epoch"].tolist() == [1, 2, 3]
+
+
 def test_a_restarted_pack_keeps_the_member_folders_it_started_with(tmp_path):
     """Folder names grew (a VAE's latent size, a learning rate): a pack started under the
     old names and restarted under the new must write where it began, or a member that had

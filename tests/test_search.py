@@ -45,7 +45,9 @@ def grid_file(tmp_path, text):
 
 
 @pytest.mark.parametrize("change,message", [
-    (("replicates: 2", "replicates: 1"), "search.replicates = 1: must be an integer >= 2"),
+    (("replicates: 2", "replicates: 1"), "search.replicates = 1: must be an integer in [2, 1,000]"),
+    (("replicates: 2", "replicates: 1000000"), "search.replicates = 1000000: must be an integer in [2, 1,000]"),
+    (("grace_epochs: 1", "grace_epochs: 1\n      seed: 4294967296"), "search.seed = 4294967296: must be an integer in [0, "),
     (("metric: val_accuracy", "metric: accuracy"), "search.metric = 'accuracy': must be a validation metric"),
     (("grace_epochs: 1", "grace: 1"), "search.grace: unknown key"),
     (("[loguniform, 1.0e-6, 1.0e-3]", "[loguniform, 0, 1.0e-3]"), "search.space.l2 = ['loguniform', 0, 0.001]: "

@@ -3,6 +3,7 @@ machine, their files in a temporary folder (tests/slurm_local.py). `.ci/run` ins
 where it is missing; elsewhere these tests are skipped, saying why."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -186,6 +187,8 @@ def test_the_job_script_asks_for_the_allocation_the_signal_and_runs_the_runners_
     assert "--grid smoke:tiny" in runner and "--max-failures 3" in runner and "--name tiny" in runner
     assert f"--storage-path {tmp_path / 'runs'}" in runner
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0  # the shell takes it
+    # Its Ray's temp folder is made new, the job's own: one made there first is not taken over.
+    assert 'RAY_TMPDIR=$(mktemp -d "/tmp/ns-$SLURM_JOB_ID.XXXXXX") || exit 1' in text
     assert not (tmp_path / "runs" / "tiny" / "noisesweep.json").exists()  # the job starts the experiment
 
 
@@ -196,12 +199,33 @@ def test_the_job_script_asks_for_the_allocation_the_signal_and_runs_the_runners_
     (["--sbatch", "mem=1G"], "--sbatch 'mem=1G': an sbatch option"),
     (["--address", "auto"], "--address: not for a Slurm job"),
     (["--grid", "nosuch"], "--grid 'nosuch'"),
+    # Nothing that would add a line to the job script (a shell command after a line break).
+    (["--partition", "debug\ntouch /tmp/owned"], "--partition 'debug\\ntouch /tmp/owned': one word"),
+    (["--account", "lab x"], "--account 'lab x': one word"),
+    (["--sbatch", "--mem=1G\ntouch /tmp/owned"], "--sbatch '--mem=1G\\ntouch /tmp/owned': one word"),
+    (["--name", "x\ntouch /tmp/owned"], "--name 'x\\ntouch /tmp/owned': must be a plain folder name"),
 ])
 def test_bad_slurm_flags_exit_2_with_one_line_and_write_nothing(capsys, tmp_path, argv, needle):
     code, out, err = slurm_cli(capsys, "--print", *(["--grid", "smoke:tiny"] if "--grid" not in argv else []),
                                *argv, "--storage-path", str(tmp_path / "runs"))
     assert code == 2 and err.startswith("error: ") and needle in err and err.count("\n") == 1, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_storage_path_is_taken_as_the_runner_takes_it_and_a_uri_is_refused(capsys, tmp_path, monkeypatch):
+    """`~/runs` is the home folder's runs, not a folder named ~ under the working folder; an
+    s3:// path (the script and the job's output cannot go there) is refused, nothing written."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = slurm_cli(capsys, "--print", "--grid", "smoke:tiny", "--name", "t", "--storage-path", "~/runs")
+    script = tmp_path / "home" / "runs" / "t" / "slurm" / "job.sbatch"
+    assert code == 0 and out.strip() == str(script), err
+    assert f"--storage-path {tmp_path / 'home' / 'runs'}" in script.read_text()
+    assert not (tmp_path / "~").exists()
+    code, out, err = slurm_cli(capsys, "--print", "--grid", "smoke:tiny", "--name", "t", "--storage-path",
+                               "s3://bucket/runs")
+    assert code == 2 and err.startswith("error: --storage-path s3://bucket/runs: ") and err.count("\n") == 1, err
+    assert sorted(os.listdir(tmp_path)) == ["home"]
 
 
 def test_a_refused_submission_leaves_no_experiment_behind(capsys, tmp_path, monkeypatch):
@@ -214,6 +238,23 @@ def test_a_refused_submission_leaves_no_experiment_behind(capsys, tmp_path, monk
     assert code == 2 and err.startswith("error: sbatch") and err.count("\n") == 1, err
     assert "no-such-option" in err or "not found on PATH" in err, err
     assert not (tmp_path / "runs" / "tiny").exists()
+
+
+def test_a_refused_submission_leaves_what_another_runner_wrote_meanwhile(capsys, tmp_path, monkeypatch):
+    """The experiment folder was new when the command looked, but a runner started in it
+    before sbatch answered (here: an sbatch that starts one, then refuses): the refusal takes
+    back its own script and nothing of the other runner's."""
+    exp = tmp_path / "runs" / "tiny"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f"#!/bin/sh\necho '{{}}' > {exp}/noisesweep.json\necho 'sbatch: error: refused' >&2\n"
+                                    "exit 1\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    code, out, err = slurm_cli(capsys, "--grid", "smoke:tiny", "--name", "tiny", "--storage-path", str(tmp_path / "runs"))
+    assert code == 2 and err.startswith("error: sbatch") and "refused" in err, err
+    assert os.listdir(exp) == ["noisesweep.json"]  # its script, and the folder it made for it, gone
+    assert (exp / "noisesweep.json").read_text() == "{}\n"
 
 
 def test_two_jobs_sharing_a_host_and_the_nodes_of_one_job_get_ports_of_their_own():

@@ -26,6 +26,8 @@ MODEL = "denoiser"
 FAMILY = "denoise"
 # Seed 001 4b/4c: test levels 0, 0.1, ..., 1.
 DEFAULT_EVAL_LEVELS = [round(0.1 * i, 1) for i in range(11)]
+# Each level scores the whole test split once: more than this is a typo, not a curve.
+MAX_EVAL_LEVELS = 1000
 DEFAULTS = {
     "classifier": None,  # reference classifier arch; null: reconstruction error only
     "classifier_epochs": None,  # null: the classifier's own seed default
@@ -35,10 +37,11 @@ KEYS = tuple(DEFAULTS)
 # key -> (check, what a valid value is), applied by the grid to every value given
 CHECKS = {
     "classifier": (lambda v: v is None or v in archs_of("classify"), f"null or one of {', '.join(archs_of('classify'))}"),
-    "classifier_epochs": (lambda v: v is None or (is_int(v) and v >= 1), "an integer >= 1, or null for its default"),
-    "eval_levels": (lambda v: v is None or (isinstance(v, list) and len(v) > 0
+    "classifier_epochs": (lambda v: v is None or (is_int(v) and 1 <= v <= 100_000),
+                          "an integer in [1, 100,000], or null for its default"),
+    "eval_levels": (lambda v: v is None or (isinstance(v, list) and 0 < len(v) <= MAX_EVAL_LEVELS
                                             and all(is_number(x) and x >= 0 for x in v)),
-                    "a non-empty list of numbers >= 0, or null for 0, 0.1, ..., 1"),
+                    f"a list of 1 to {MAX_EVAL_LEVELS} numbers >= 0, or null for 0, 0.1, ..., 1"),
 }
 LIST_VALUED = ("eval_levels",)  # one list per trial, not an axis
 TABLE = ("classifier",)  # its keys in the dry-run table
