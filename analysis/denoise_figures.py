@@ -100,7 +100,7 @@ def _each_saved(evaluation, experiments, name, stem, draw, out_dir, missing):
         path = _file_of(row, experiments, name)
         if path is None:
             continue
-        with np.load(path) as f:
+        with np.load(path, allow_pickle=False) as f:  # data only (docs/trust.md)
             arrays = {k: f[k] for k in f.files}
         with plt.rc_context(STYLE):
             paths += save(draw(arrays, title), out_dir, f"{stem}_{slug}" if slug else stem)

@@ -56,7 +56,10 @@ def pack_members(path: str) -> list[str] | None:
     except (OSError, ValueError) as e:
         _warn(f"{listed}: unreadable ({e}); its members are found by their params.json")
         names = sorted(os.listdir(path))
-    members = [os.path.join(path, str(n)) for n in names]
+    if not isinstance(names, list) or not all(schema.is_plain_name(n) for n in names):
+        _warn(f"{listed}: not a list of folder names; its members are found by their params.json")
+        names = sorted(os.listdir(path))
+    members = [os.path.join(path, n) for n in names]
     return [m for m in members if os.path.isdir(m) and is_trial_dir(m)]
 
 

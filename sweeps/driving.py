@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import threading
 
@@ -64,6 +65,11 @@ def start_ray(opts: Options):
         # whatever `verbose` says; the legacy one at verbose 0 prints nothing.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         quiet.quiet_ray_driver()
+    if not opts.address and not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+        # A new local Ray turns token auth on with ~/.ray/auth_token, written under the default
+        # umask and shared by every run of the user: this run's own token instead, held only in
+        # the environment of its processes (its Ray's and its workers').
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     on_term = signal.getsignal(signal.SIGTERM)
     if opts.address:
         ray.init(address=opts.address, runtime_env=env, logging_level=level)

@@ -19,6 +19,7 @@ tasks take is refused.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import os
@@ -28,6 +29,7 @@ from models import ARCHITECTURES, ArchError, arch_defaults, archs_of, options_of
 from models import resolve as resolve_arch
 from models.registry import is_import_path
 from sweeps import grid_file, search, tasks
+from sweeps.quiet import quiet_keras_backend
 from sweeps.data import DATASETS
 from sweeps.data import is_given
 from sweeps.data import is_path as is_dataset_path
@@ -147,6 +149,7 @@ def check_value(where: str, key: str, value, shown: str | None = None) -> None:
     """Raise GridError unless `value` is valid for axis `key`; `where` names the file,
     `shown` the key as the user wrote it (default `key`)."""
     if key == "arch" and is_import_path(value):
+        quiet_keras_backend()  # the builder's module may import Keras: TensorFlow's start-up lines kept off
         try:
             resolve_arch(value)  # imported and registered: its options become axes
         except ArchError as e:
@@ -162,6 +165,12 @@ def check_value(where: str, key: str, value, shown: str | None = None) -> None:
         raise GridError(f"{where}: {shown or key} = {value!r}: must be {want}")
 
 
+def _did_you_mean(key, known: list[str]) -> str:
+    """", did you mean K?" where `key` is a letter or two from a known key K (a misspelling)."""
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.8)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def _check_axes(where: str, path: str, axes, options: dict) -> None:
     """Each axis of a section and each of its values; `options`: the builder options of
     the grid's architectures (builder_options), axes too."""
@@ -170,7 +179,8 @@ def _check_axes(where: str, path: str, axes, options: dict) -> None:
     for key, value in axes.items():
         if key not in _CHECKS and key not in options:
             mine = f"; the grid's builders' options: {', '.join(options)}" if options else ""
-            raise GridError(f"{where}: {path}{key}: unknown key; known axes: {', '.join(AXES)}{mine}")
+            raise GridError(f"{where}: {path}{key}: unknown key{_did_you_mean(key, [*AXES, *options])}; "
+                            f"known axes: {', '.join(AXES)}{mine}")
         values = value if isinstance(value, list) and key not in LIST_VALUED else [value]
         if not values:
             raise GridError(f"{where}: {path}{key} = []: an axis needs at least one value")
@@ -295,8 +305,8 @@ def expand(doc, where: str, variant: str | None = None, overrides: dict | None =
     for key in doc:
         if key not in sections and key not in _CHECKS and key not in options:
             mine = f"; the grid's builders' options: {', '.join(options)}" if options else ""
-            raise GridError(f"{where}: {key}: unknown key; known: {', '.join(sorted(sections))}, or an axis "
-                            f"({', '.join(AXES)}){mine}")
+            raise GridError(f"{where}: {key}: unknown key{_did_you_mean(key, [*sections, *AXES, *options])}; known: "
+                            f"{', '.join(sorted(sections))}, or an axis ({', '.join(AXES)}){mine}")
     bare = {k: v for k, v in doc.items() if k in _CHECKS or k in options}
     if "blocks" in doc:
         if bare:

@@ -34,7 +34,9 @@ def steps(spec: dict) -> list[dict]:
         out = [{"folder": "", "grid": spec["grid"], "grid_path": spec["grid_path"],
                 "overrides": spec.get("overrides", {}), "trials": trials,
                 "packs": spec.get("packs") or [[i] for i in range(len(trials))]}]
-    for s in out:
+    for i, s in enumerate(out):
+        if s["folder"] != "" and not schema.is_growth_folder(s["folder"]):  # it becomes a path
+            raise ValueError(f"steps[{i}].folder = {s['folder']!r}: not a step's folder (grow-2, grow-3, ...)")
         # An experiment started before trials named their task reads as one that did.
         s["trials"] = [schema.upgrade_config(t) for t in s["trials"]]
     return out

@@ -35,12 +35,20 @@ def _alive(pid: int) -> bool:
 
 
 def read_holder(exp_path: str) -> dict | None:
-    """The lock's content, or None when there is no lock (or it is unreadable)."""
+    """The lock's content, or None when there is no lock (or it is unreadable); a lock that
+    holds no record of a runner reads as an empty one, which no running runner wrote."""
     try:
         with open(os.path.join(exp_path, LOCK_FILE)) as f:
-            return json.load(f)
+            holder = json.load(f)
     except (OSError, ValueError):
         return None
+    return holder if isinstance(holder, dict) else {}
+
+
+def _number(value, default: int) -> int:
+    """A lock's pid or restart count as a whole number (`default` for anything else: a lock
+    edited by hand, or written by something else)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def holder_is_running(holder: dict) -> bool:
@@ -49,12 +57,17 @@ def holder_is_running(holder: dict) -> bool:
     of this Slurm job (a requeued job's first run is over, wherever it ran)."""
     if _earlier_run_of_this_job(holder):
         return False
-    return holder.get("host") != socket.gethostname() or _alive(int(holder.get("pid", -1)))
+    if not holder.get("host"):
+        return False  # no runner's record: nobody to wait for
+    if holder.get("host") != socket.gethostname():
+        return True
+    pid = _number(holder.get("pid"), -1)
+    return pid > 0 and _alive(pid)
 
 
 def _earlier_run_of_this_job(holder: dict) -> bool:
     job, restart = current_job()
-    return bool(job) and holder.get("slurm_job") == job and int(holder.get("slurm_restart", 0)) < restart
+    return bool(job) and holder.get("slurm_job") == job and _number(holder.get("slurm_restart"), 0) < restart
 
 
 def describe(holder: dict) -> str:
@@ -92,9 +105,15 @@ def _one_at_a_time(exp_path: str):
     """Runners take the lock one at a time (an flock on the experiment folder): two that
     find the same stale lock would otherwise each remove what may be the other's new one,
     and both run."""
-    fd = os.open(exp_path, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = os.open(exp_path, os.O_RDONLY)
+    except OSError as e:
+        raise LockError(f"{exp_path}: cannot open it to lock ({e.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:  # a filesystem without locks (some NFS mounts)
+            raise LockError(f"{exp_path}: cannot lock it ({e.strerror}); its filesystem takes no flock") from None
         yield
     finally:
         os.close(fd)  # releases the flock

@@ -15,7 +15,7 @@ TensorFlow on the driver of every run.
 from __future__ import annotations
 
 from models import resolve
-from models.backends import is_tensorflow
+from sweeps.quiet import quiet_keras_backend
 
 BUILT_IN = "models."
 
@@ -43,10 +43,9 @@ def problems(trials: list[dict], datasets: dict, gpu: bool = False) -> list[str]
 
 
 def _why_not(configs: list[dict], arrays: dict, gpu: bool) -> str | None:
-    from models.backends import index_dtype, is_tensorflow, scalar
+    from models.backends import index_dtype, scalar
 
-    if is_tensorflow():
-        _quiet_tensorflow()
+    quiet_keras_backend()
     import keras
     import numpy as np
     from keras import ops
@@ -86,7 +85,7 @@ def _why_not(configs: list[dict], arrays: dict, gpu: bool) -> str | None:
     try:
         net = pack_net(models, jit=not has_convolutions(model), gpu=gpu)
         x = ops.convert_to_tensor(np.broadcast_to(with_channels(images[:2]) / np.float32(255), (k, 2, *input_shape)))
-        outputs, _, _ = net.forward(x, True, np.zeros(k, index_dtype()), scalar(0))
+        outputs, added, _ = net.forward(x, True, np.zeros(k, index_dtype()), scalar(0))
     except PackError as e:
         return str(e)
     except Exception as e:  # a call that fails under vectorisation: its own words
@@ -98,14 +97,18 @@ def _why_not(configs: list[dict], arrays: dict, gpu: bool) -> str | None:
     except Exception as e:
         return (f"its output {tuple(model.outputs[0].shape[1:])} does not fit the {first['task']} task's loss: "
                 f"{type(e).__name__}: {_first_line(e)}")
+    if l2s[-1] > 0 and float(np.asarray(net.penalty())[-1]) == 0 and float(np.asarray(added)[-1]) == 0:
+        # Built with the grid's largest L2 factor it has no penalty: every factor would train
+        # the same model, and the study would read "L2 has no effect".
+        return (f"built with l2 = {l2s[-1]:g} it adds no penalty, so every l2 of the grid trains the same model; "
+                "give its weighted layers kernel_regularizer=keras.regularizers.l2(l2) (or leave l2 out of the grid)")
     return None
 
 
 def parameter_counts(trials: list[dict]) -> list[str]:
     """One line per distinct model the trials train (architecture, builder options,
     dataset shape): its parameter count, built here once (--dry-run)."""
-    if is_tensorflow():
-        _quiet_tensorflow()  # before Keras, which would print its start-up lines
+    quiet_keras_backend()  # before Keras, which would print its start-up lines
     import keras
     import numpy as np
 
@@ -129,21 +132,6 @@ def parameter_counts(trials: list[dict]) -> list[str]:
         given = "".join(f", {k} {v}" for k, v in options.items())
         out.append(f"  {t['arch']}{given} on {t['dataset']}: {model.count_params():,} parameters")
     return out
-
-
-def _quiet_tensorflow():
-    """TensorFlow imported without its start-up lines (before Keras, which would print them),
-    leaving the driver's environment as it was: Ray's workers inherit it, and pick their
-    own log level (sweeps.quiet)."""
-    import os
-
-    from sweeps.quiet import import_tensorflow
-
-    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
-    tf = import_tensorflow()
-    if level is None:
-        os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    return tf
 
 
 def _first_line(e: Exception) -> str:

@@ -119,8 +119,7 @@ def checked(opts: Options) -> Options:
             raise UsageError(f"--{flag.replace('_', '-')} {value}: must be >= 1")
     if opts.max_failures < 0:
         raise UsageError(f"--max-failures {opts.max_failures}: must be >= 0")
-    if opts.name is not None and (not opts.name or "/" in opts.name or opts.name in (".", "..")
-                                  or any(ord(c) < 32 or c == "\x7f" for c in opts.name)):
+    if opts.name is not None and not schema.is_plain_name(opts.name):
         raise UsageError(f"--name {opts.name!r}: must be a plain folder name")
     if opts.name is not None and schema.is_growth_folder(opts.name):
         raise UsageError(f"--name {opts.name!r}: names like grow-2 are an experiment's growth steps; choose another")

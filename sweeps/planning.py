@@ -14,6 +14,7 @@ from sweeps import growth, packing, schema, search
 from sweeps.grids import Grid, load_grid
 from sweeps.lock import describe, holder_is_running
 from sweeps.options import Options, UsageError, slots
+from sweeps.quiet import quiet_keras_backend
 from sweeps.slurm_job import SLURM_DIR
 from sweeps.storage import Storage, StorageError
 
@@ -82,6 +83,8 @@ def import_models(modules: list[str]) -> list[str]:
     from sweeps import tasks
 
     named = [m.strip() for m in os.environ.get(tasks.ENV, "").split(",") if m.strip()]
+    if modules:
+        quiet_keras_backend()  # a module of one's own may import Keras: TensorFlow's start-up lines kept off
     for module in modules:
         try:
             importlib.import_module(module)
@@ -138,6 +141,8 @@ def plan_resumed(opts: Options, exp: Storage, overrides: dict) -> Plan:
     models = import_models(list(dict.fromkeys([*recorded, *opts.model_modules])))
     try:
         previous = growth.steps(spec)
+    except ValueError as e:
+        raise UsageError(f"--resume: {exp.path}/{schema.SPEC_FILE}: {e}") from None
     except (KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"--resume: {exp.path}/{schema.SPEC_FILE}: not a record the runner wrote ({e!r} missing or "
                          "malformed)") from None

@@ -43,6 +43,22 @@ def stderr_silenced():
         os.close(null)
 
 
+def quiet_keras_backend() -> None:
+    """On TensorFlow, TensorFlow imported without its start-up lines before a module of one's
+    own (a builder, --models) imports Keras, which would print them; the environment left as
+    it was (Ray's workers inherit it, and pick their own log level). Nothing on JAX."""
+    from models.backends import is_tensorflow
+
+    if verbose() or "tensorflow" in sys.modules or not is_tensorflow():
+        return
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    import_tensorflow()
+    if level is None:
+        os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    else:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
+
+
 def import_tensorflow(gpu: bool = False):
     """TensorFlow, imported without its start-up lines. Without a GPU its C++ log is
     limited to fatal errors (the cuInit probe is an error line); with one, to errors."""

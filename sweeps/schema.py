@@ -50,6 +50,14 @@ SPEC_FILE = "noisesweep.json"  # every grid the runner ran in an experiment: con
 GROWTH_PREFIX = "grow-"  # an experiment's k-th step (k >= 2) is a Tune experiment in grow-k/ (sweeps.growth)
 
 
+def is_plain_name(name) -> bool:
+    """Whether `name` (read from a flag or from a file of a folder) is one folder's name: no
+    path separator, not . or .., nothing unprintable. Names read from an experiment's files
+    are checked so before they become paths."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and not any(ord(c) < 32 or c == "\x7f" for c in name))
+
+
 def is_growth_folder(name: str) -> bool:
     """Whether a folder name is a growth step's (grow-2, grow-3, ...)."""
     return name.startswith(GROWTH_PREFIX) and name[len(GROWTH_PREFIX):].isdigit()

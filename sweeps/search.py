@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 
 from sweeps.schema import REPLICATES_KEY, maximized
+from sweeps.storage import Storage, StorageError
 
 SECTION = "search"
 KEYS = ("metric", "mode", "replicates", "configs", "time_budget_min", "grace_epochs", "seed", "space")
@@ -155,13 +156,19 @@ def growth_change(old: dict, new: dict) -> list[str]:
 
 def saved_trials(folder: str) -> list:
     """The trials (ray.tune.experiment.Trial) of a Tune experiment's saved state; none for a
-    step stopped before Tune saved any."""
+    step stopped before Tune saved any. A saved state that cannot be read is StorageError:
+    taken for none, a grown search's budget and its exit status would come out wrong."""
+    import pyarrow.fs
     from ray.tune import ExperimentAnalysis
 
     try:
         return ExperimentAnalysis(folder).trials
-    except (ValueError, OSError):
-        return []
+    except (ValueError, OSError) as e:
+        fs, path = Storage(folder).filesystem
+        entries = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+        if not any(entry.base_name.startswith("experiment_state") for entry in entries):
+            return []
+        raise StorageError(f"{folder}: Tune's saved state of the search could not be read ({e})") from None
 
 
 def in_flight(folder: str) -> set[str]:

@@ -37,29 +37,47 @@ def test_a_builders_options_are_axes_with_its_defaults_and_training_defaults(tmp
     assert label(grid.trials[0]) == "wide_mlp_clean_l2-0_width16_s0"
 
 
-def test_a_module_beside_the_runner_imports_and_shadows_nothing_installed(tmp_path):
-    """Started from a folder holding a builder module and a script named tensorflow.py (as
-    students name them), the runner imports the builder and TensorFlow itself."""
+def runner_beside(folder, grid: str):
+    """The runner started from `folder` (where a student keeps a module of their own) on a
+    grid there, as `python sweeps/run.py --dry-run` from a checkout elsewhere; a module
+    `mynets` there imports Keras at the top, as such modules do."""
     import subprocess
     import sys
 
     from tests.sweeps_running import ROOT
 
-    marker = tmp_path / "imported"
-    (tmp_path / "tensorflow.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise ImportError('the wrong one')\n")
-    (tmp_path / "mynets.py").write_text(textwrap.dedent("""
+    (folder / "mynets.py").write_text(textwrap.dedent("""
+        import keras
+
         def small(l2=0.0, input_shape=(28, 28, 1), num_classes=10, width=8):
-            import keras
             reg = keras.regularizers.l2(l2) if l2 else None
             return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),
                                      keras.layers.Dense(width, kernel_regularizer=reg), keras.layers.Dense(num_classes)])
     """))
-    grid = grid_file(tmp_path, "{arch: mynets:small, l2: [0, 0.0001], epochs: 1}\n")
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "sweeps", "run.py"), "--grid", grid, "--dry-run",
-                           "--pack", "1", "--storage-path", str(tmp_path / "runs")], cwd=tmp_path,
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as on a fresh shell
+    return subprocess.run([sys.executable, os.path.join(ROOT, "sweeps", "run.py"), "--grid", grid_file(folder, grid),
+                           "--dry-run", "--pack", "1", "--storage-path", str(folder / "runs")], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def test_a_module_beside_the_runner_imports_and_shadows_nothing_installed(tmp_path):
+    """Started from a folder holding a builder module and a script named tensorflow.py (as
+    students name them), the runner imports the builder and TensorFlow itself."""
+    marker = tmp_path / "imported"
+    (tmp_path / "tensorflow.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise ImportError('the wrong one')\n")
+    done = runner_beside(tmp_path, "{arch: mynets:small, l2: [0, 0.0001], epochs: 1}\n")
     assert done.returncode == 0 and done.stdout.rstrip().endswith("2 configs"), done.stdout[-2000:] + done.stderr[-2000:]
     assert not marker.exists()
+
+
+def test_a_misspelt_key_beside_a_model_of_ones_own_is_one_line_and_names_the_key_meant(tmp_path):
+    """The builder's module imports Keras (and so TensorFlow) as the grid is checked: none of
+    TensorFlow's start-up lines (oneDNN, CUDA, absl) show; the refusal is the one line."""
+    done = runner_beside(tmp_path, "{arch: mynets:small, widht: 8}\n")
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+    assert "widht: unknown key (did you mean width?); known: " in done.stderr
+    assert "the grid's builders' options: width" in done.stderr
 
 
 @pytest.mark.parametrize("text, line", [

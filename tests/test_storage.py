@@ -80,3 +80,69 @@ def test_a_stored_reference_is_the_one_its_note_names_or_the_run_stops(tmp_path)
     (folder / f"{key}.keras").mkdir()  # there, unreadable: not taken for missing (which would retrain)
     with pytest.raises(StorageError, match="could not be read"):
         ensure_references(trials, {}, Storage(str(tmp_path)), {}, log=lambda line: None)
+
+
+def test_names_read_from_an_experiments_files_are_checked_before_they_become_paths(tmp_path, capsys):
+    """A record naming a step folder outside the experiment, and a pack's member list naming
+    folders elsewhere, are refused (the runner) or passed over (the analysis), never followed."""
+    from analysis.load import LogWarning, pack_members
+    from sweeps.grids import load_grid
+    from sweeps.training.reporting import member_names
+
+    exp = tmp_path / "runs" / "x"
+    exp.mkdir(parents=True)
+    trials = load_grid("smoke:tiny").trials
+    record = {"steps": [{"folder": "", "grid": "smoke", "grid_path": "smoke.yaml", "trials": trials, "packs": [[0]]},
+                        {"folder": "../../elsewhere", "grid": "smoke", "grid_path": "smoke.yaml", "trials": trials,
+                         "packs": [[0]]}]}
+    (exp / "noisesweep.json").write_text(json.dumps(record))
+    code = run.main(["--name", "x", "--resume", "--storage-path", str(tmp_path / "runs"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == (f"error: --resume: {exp}/noisesweep.json: steps[1].folder = '../../elsewhere': "
+                                 "not a step's folder (grow-2, grow-3, ...)\n")
+    assert sorted(os.listdir(tmp_path)) == ["runs"] and os.listdir(exp) == ["noisesweep.json"]
+
+    pack = tmp_path / "pack"
+    (pack / "m0").mkdir(parents=True)
+    (pack / "m0" / "params.json").write_text("{}")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "params.json").write_text("{}")
+    (pack / "members.json").write_text(json.dumps(["../outside"]))
+    with pytest.warns(LogWarning, match="not a list of folder names"):
+        assert pack_members(str(pack)) == [str(pack / "m0")]
+    with pytest.raises(ValueError, match=r"members.json: \['../outside'\] are not folder names"):
+        member_names(Storage(str(pack)), [{"seed": 0}])
+
+
+@pytest.mark.parametrize("content", ['{"pid": "abc", "host": "HOST"}', "[1]", '{"pid": true, "host": "HOST"}'])
+def test_a_lock_holding_no_runners_record_is_one_line_or_taken_over_not_a_crash(tmp_path, capsys, content):
+    """A lock file edited by hand or written by something else (a pid that is no number, no
+    mapping at all) names no live runner: a new run says the folder exists, --resume's lock
+    takes it over."""
+    import socket
+
+    from sweeps.lock import LOCK_FILE, experiment_lock
+
+    exp = tmp_path / "runs" / "x"
+    exp.mkdir(parents=True)
+    (exp / LOCK_FILE).write_text(content.replace("HOST", socket.gethostname()))
+    code = run.main(["--grid", "smoke:tiny", "--name", "x", "--storage-path", str(tmp_path / "runs"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: --name x: {exp} already exists") and err.count("\n") == 1, err
+    with experiment_lock(str(exp), take_stale=True):
+        assert json.loads((exp / LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert not (exp / LOCK_FILE).exists()
+
+
+def test_a_searchs_saved_state_that_cannot_be_read_is_not_taken_for_none(tmp_path):
+    """A grown search counts the configs its earlier steps tried from Tune's saved state:
+    unreadable, it is an error, not "none tried" (which would sample the whole budget again
+    and end with the wrong exit status); a step stopped before Tune saved any has none."""
+    from sweeps import search
+
+    assert search.saved_trials(str(tmp_path / "never-saved")) == []
+    (tmp_path / "step").mkdir()
+    assert search.in_flight(str(tmp_path / "step")) == set()
+    (tmp_path / "step" / "experiment_state-2026-12-06_07-00-00.json").write_text('{"trial_data": [')
+    with pytest.raises(StorageError, match=r"step: Tune's saved state of the search could not be read"):
+        search.in_flight(str(tmp_path / "step"))

@@ -21,11 +21,13 @@ def test_sweep_runs_trials_and_leaves_per_epoch_logs(tmp_path):
           - {validation: holdout, holdout_size: 500, seed: 5}
     """, "it", "--report")
     env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # as on a fresh shell: the runner turns oneDNN on
+    env["HOME"] = str(tmp_path / "home")  # where Ray would keep a token shared by every run
     proc = run(cmd, env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = tmp_path / "runs" / "it"
     assert f"logs: {exp}" in proc.stdout
     assert "4/4 configs finished (1 diverged, 0 errored, 0 unfinished)" in proc.stdout
+    assert not (tmp_path / "home" / ".ray" / "auth_token").exists()  # its Ray had a token of the run's own
 
     df = load_experiment(str(exp))
     learned = df[(df["lr"] == 0.1) & (df["validation"] == "test")]

@@ -76,6 +76,8 @@ def test_a_killed_pack_of_models_of_ones_own_restarts_with_the_numbers_of_an_uni
     ("not_a_model", "", "its builder returned a str, not a Keras model"),
     ("wrong_output", "", "its output is (3,), the dataset has 10 classes"),
     ("flat_denoiser", ", noise_type: gaussian, noise_scale: 0.3", "its output (784,) does not fit the denoise task's loss"),
+    ("ignores_l2", ", l2: [0, 0.0001]", "built with l2 = 0.0001 it adds no penalty, so every l2 of the grid trains the "
+                                        "same model; give its weighted layers kernel_regularizer="),
 ])
 def test_a_model_that_cannot_train_is_refused_before_ray_starts(tmp_path, arch, extra, words):
     write_mnist_cache(tmp_path / "cache", n_train=200, n_test=100)

@@ -63,6 +63,15 @@ def not_a_model(l2=0.0, input_shape=(28, 28, 1), num_classes=10):
     return "a string"
 
 
+def ignores_l2(l2=0.0, input_shape=(28, 28, 1), num_classes=10):
+    """A classifier whose builder takes l2 and adds no regulariser with it (as Keras's own
+    mnist_convnet example would, named by import path)."""
+    import keras
+
+    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
+                             keras.layers.Dense(num_classes, activation="softmax")], name="ignores_l2")
+
+
 def wrong_output(l2=0.0, input_shape=(28, 28, 1), num_classes=10):
     """A classifier with 3 outputs whatever the number of classes."""
     import keras
@@ -101,5 +110,6 @@ for _name, _about in (("bn_resnet", "user: conv + BatchNormalization + residual 
                       ("bn_mlp", "user: MLP + BatchNormalization + dropout, 53,034 params"),
                       ("bn_plain", "user: MLP + BatchNormalization, 51,146 params"),
                       ("not_a_model", "user: a builder that returns a string"),
-                      ("wrong_output", "user: 3 outputs")):
+                      ("wrong_output", "user: 3 outputs"),
+                      ("ignores_l2", "user: takes l2, adds no penalty")):
     register(_name, Arch(__name__, _name, _about, _ADAM))

@@ -270,17 +270,21 @@ def mnist_from_index(name: str) -> Dataset:
 
 
 def _sources(name: str, cache_dir: str, data_dir: str | None):
-    """(label, loader, cacheable) in the order they are tried."""
+    """(label, loader, cacheable) in the order they are tried. A folder the user named is
+    what they want used: ahead of the cache, and not cached under the dataset's name (it
+    may be a subset or a variant, and would stand in for the dataset in every later run).
+    EMNIST's files are the exception: no other offline source has them, and its reader
+    takes only the balanced split's four files, as NIST names and shapes them."""
+    if data_dir:
+        if name == "emnist_letters":
+            yield f"--data-dir {data_dir}", lambda: emnist_from_folder(name, data_dir), True
+        else:
+            yield f"--data-dir {data_dir}", lambda: read_idx_folder(name, data_dir), False
     yield "cache", lambda: read_cache(name, cache_dir), False
     if name == "emnist_letters":
         # No offline source exists: the user's folder, else NIST's archive.
-        if data_dir:
-            yield f"--data-dir {data_dir}", lambda: emnist_from_folder(name, data_dir), True
         yield f"EMNIST download ({emnist.NIST_ZIP})", lambda: emnist_download(name, cache_dir), True
         return
-    if data_dir:
-        # A folder the user named is what they want used, ahead of any download.
-        yield f"--data-dir {data_dir}", lambda: read_idx_folder(name, data_dir), True
     yield "Keras download", lambda: keras_download(name, cache_dir), True
     if name == "cifar10":
         return

@@ -66,6 +66,8 @@ def member_names(folder, members: list[dict]) -> list[str]:
 
     listed = folder.read_json(schema.MEMBERS_FILE)
     if isinstance(listed, list) and len(listed) == len(members):
+        if not all(schema.is_plain_name(n) for n in listed):  # names that would be paths elsewhere
+            raise ValueError(f"{folder.join(schema.MEMBERS_FILE)}: {listed!r} are not folder names")
         return listed
     return member_dirnames(members)
 
