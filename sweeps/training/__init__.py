@@ -1,16 +1,17 @@
 """Training a pack, the half of noisesweep that runs inside a Ray Tune trial (the rest of
-`sweeps/` plans and drives a sweep on the driver).
+`sweeps/` plans and drives a sweep on the driver). One state, a pure step, one loop,
+observers that only read:
 
 - `trainable`: the Tune trainable, which configures TensorFlow and trains its config or
-  pack of configs;
-- `pack`: `Pack`, K member configs of any task trained as one, each exactly as alone
-  (epochs, divergence, early stopping, a member's end, checkpoints);
-- `engine`: a pack's variables and compiled steps, kept by a worker from pack to pack;
-- `batches`: the members' batches, made inside the compiled step from the uint8 dataset;
-- `early_stopping`: Keras's rule as plain state, one per member (the grid checks its
-  monitors on the driver too);
-- `reporting`, `tensorboard`: each epoch's rows to Tune and the members' files.
+  pack of configs through the loop;
+- `pack`: `Pack`, the one owner of a pack's state: its description (`spec`), its compiled
+  part (`engine`) and its members' rows and stops (`ledger`);
+- `loop`: every transition of an epoch, in order, then the observers (`reporting`);
+- `worker`: what a Ray worker keeps between trials (its last engine);
+- `feeds`: the members' data, from which the compiled step makes its batches;
+- `early_stopping`: Keras's rule as plain state, one per member;
+- `reporting`, `tensorboard`: the members' files and Tune's row.
 
-Nothing here is imported at the package's import: the driver reads `early_stopping`
-without TensorFlow.
+Nothing here is imported at the package's import: the driver reads what it needs of the
+tasks without TensorFlow.
 """
