@@ -149,12 +149,12 @@ def test_a_restarted_pack_keeps_the_member_folders_it_started_with(tmp_path):
     # The runner reads the pack's report by member place, so it finds rows under the old names.
     from types import SimpleNamespace
 
-    from sweeps import packing, run
+    from sweeps import packing, summary
 
     reported = {old[0]: {"epoch": 3, "val_accuracy": 0.9}, old[1]: {"epoch": 2, "diverged": True}}
     result = SimpleNamespace(config=packing.tune_config(members, [0, 1]), path=str(tmp_path / "pack_7"),
                              metrics={"epoch": 3, "members": reported}, error=None)
-    states = run.member_states(result)
+    states = summary.member_states(result)
     assert [(shown, m, state) for shown, _, m, state in states] == [
         (f"pack_7/{old[0]}", reported[old[0]], "finished"), (f"pack_7/{old[1]}", reported[old[1]], "diverged")]
 
