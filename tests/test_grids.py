@@ -230,6 +230,13 @@ def test_eval_levels_is_one_list_not_an_axis_and_defaults_to_tenths(tmp_path):
     assert classify["task"] == "classify" and "eval_levels" not in classify  # no denoise keys on a classifier
 
 
+def test_a_grid_nested_too_deep_for_the_parser_is_one_line(tmp_path):
+    path = write(tmp_path, "arch: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    assert str(err.value) == f"{path}: not a grid: nested too deep to read"
+
+
 @pytest.mark.parametrize("text, message", [
     ("{arch: mlp64, classifier: cnn}", "classifier = 'cnn': only denoise trials take it"),
     ("{arch: mlp64, eval_levels: [0, 1]}", "eval_levels = [0, 1]: only denoise trials take it"),
@@ -247,13 +254,6 @@ def test_eval_levels_is_one_list_not_an_axis_and_defaults_to_tenths(tmp_path):
     ("{arch: dae_dense, noise_type: gaussian, standardize: true}", "standardize = True: not for denoiser"),
     ("{arch: vae, noise_type: gaussian, latent_dim: 0}", "latent_dim = 0: must be an integer in [1, 1024]"),
 ])
-def test_a_grid_nested_too_deep_for_the_parser_is_one_line(tmp_path):
-    path = write(tmp_path, "arch: " + "[" * 5000 + "]" * 5000 + "\n")
-    with pytest.raises(GridError) as err:
-        load_grid(path)
-    assert str(err.value) == f"{path}: not a grid: nested too deep to read"
-
-
 def test_denoise_keys_are_checked(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(GridError) as err:
