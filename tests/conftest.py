@@ -29,6 +29,6 @@ def deterministic_ops():
 
 
 def pytest_xdist_auto_num_workers(config):
-    """`pytest -n auto`: one test process per core, at most 4. Each runner a test starts uses
-    a local Ray of 2 CPUs and a few GiB: more processes only queue."""
+    """`-n auto` (pyproject's addopts): one test process per core, at most 4. Each runner a
+    test starts uses a local Ray of 2 CPUs and a few GiB: more processes only queue."""
     return max(1, min(4, os.cpu_count() or 1))
