@@ -93,17 +93,17 @@ def test_a_job_requeued_by_slurm_and_stopped_at_its_time_limit_ends_with_every_c
     process of the job: preemption's path) and the job's time limit (Slurm's USR1 before it;
     the job stops its runner and requeues itself). The limit is lowered on the running job
     to two minutes past the run's time so far, so that it falls due while trials are midway:
-    Slurm checks limits every 30 s, and the USR1 (--signal-before 90) arrives at the first
-    check within 90 s of the end, at most a minute after the limit is set, which leaves the
-    job at least 60 s to stop and requeue itself however long the run took to get there (a
-    limit already past, on a loaded machine, ended the job as TIMEOUT instead)."""
+    Slurm checks limits every 30 s, and the USR1 (--signal-before 60) arrives at the first
+    check within 60 s of the end, which leaves the job at least 30 s to stop and requeue
+    itself however long the run took to get there (a limit already past, on a loaded
+    machine, ended the job as TIMEOUT instead)."""
     epochs = 4
     write_mnist_cache(tmp_path / "cache", n_train=10000, n_test=500)
     grid = tmp_path / "slow.yaml"
     grid.write_text(f"{{arch: mlp500_300, epochs: {epochs}, seed: [0, 1, 2, 3]}}\n")
     with local_slurm(short_dir / "s", cpus=2, extra_conf="KillWait=30") as cluster:
         job, exp = submit(cluster, tmp_path, str(grid), "rq", "--pack", "1", "--cpus-per-node", "2", "--time", "10",
-                          "--signal-before", "90")
+                          "--signal-before", "60")
 
         def rows_midway(before: dict):
             """Some config has an epoch logged since `before`, and some config is unfinished."""
