@@ -158,15 +158,12 @@ def saved_trials(folder: str) -> list:
     """The trials (ray.tune.experiment.Trial) of a Tune experiment's saved state; none for a
     step stopped before Tune saved any. A saved state that cannot be read is StorageError:
     taken for none, a grown search's budget and its exit status would come out wrong."""
-    import pyarrow.fs
     from ray.tune import ExperimentAnalysis
 
     try:
         return ExperimentAnalysis(folder).trials
     except (ValueError, OSError) as e:
-        fs, path = Storage(folder).filesystem
-        entries = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
-        if not any(entry.base_name.startswith("experiment_state") for entry in entries):
+        if not any(name.startswith("experiment_state") for name in Storage(folder).names()):
             return []
         raise StorageError(f"{folder}: Tune's saved state of the search could not be read ({e})") from None
 

@@ -318,7 +318,7 @@ def main(argv: list[str], prog: str = "noisesweep slurm") -> int:
     folder = os.path.join(exp, SLURM_DIR)
     path = os.path.join(folder, SCRIPT)
     made = [p for p in (exp, folder) if not os.path.exists(p)]  # what this command creates
-    had = open(path, "rb").read() if os.path.isfile(path) else None
+    had = Storage(folder).read_bytes(SCRIPT)
     Storage(folder).write_bytes(script(exp, argv_run, opts, plan.name).encode(), SCRIPT)
     if opts.print:
         print(path)

@@ -164,16 +164,19 @@ class Storage:
 
     # -- what only a local folder has --------------------------------------------------
 
-    def is_empty_or_missing(self, ignoring: tuple = ()) -> bool:
-        """Whether nothing is there yet but the entries named in `ignoring` (a cloud
-        folder is a prefix: empty until something is written under it)."""
+    def names(self) -> set[str]:
+        """The names of the entries in this folder; none when it is missing (a cloud folder
+        is a prefix: empty until something is written under it)."""
         if self.is_local:
-            return not os.path.exists(self.path) or not set(os.listdir(self.path)) - set(ignoring)
+            return set(os.listdir(self.path)) if os.path.isdir(self.path) else set()
         import pyarrow.fs
 
         fs, path = self.filesystem
-        entries = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
-        return not {e.base_name for e in entries} - set(ignoring)
+        return {e.base_name for e in fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))}
+
+    def is_empty_or_missing(self, ignoring: tuple = ()) -> bool:
+        """Whether nothing is there yet but the entries named in `ignoring`."""
+        return not self.names() - set(ignoring)
 
     def writable_problem(self) -> str | None:
         """Why this folder could not be created or written, or None; creates nothing."""
