@@ -71,6 +71,21 @@ EVAL_METRICS = ("noisy_mse", "denoised_mse", "seasoned_accuracy", "denoised_accu
 # Which reference classifier judged it (sweeps.reference), the same for every level.
 EVAL_REFERENCE = ("reference", "reference_sha256_16")
 EVAL_COLUMNS = ("level", *EVAL_METRICS, *EVAL_REFERENCE)
+# A config's scores under the test-time conditions of a grid's `evaluate:` section
+# (sweeps.conditions): one CSV per scoring, in the config's folder under ROBUSTNESS_FOLDER,
+# written whole and renamed into place (training's as `train.csv`, each later
+# `noisesweep evaluate` as `evaluate-<n>.csv`), so a later scoring never rewrites an earlier one.
+# A row is one (epoch, suite, condition, severity): `suite` is the named suite the condition
+# came from (mnist_c, cifar10_c, cifar10_c_extra), "folder:<name>" for a benchmark folder, or
+# "" for a condition listed by itself; `condition` is a noise type, a corruption or "clean";
+# `severity` is a corruption's 1-5, a noise type's scale, or 0 (clean, and a benchmark's one
+# level, as MNIST-C's). Metrics a task does not have are left empty: a classifier writes
+# accuracy and loss, a denoiser loss and EVAL_METRICS, the VAE loss.
+ROBUSTNESS_FOLDER = "robustness"
+ROBUSTNESS_KEYS = ("epoch", "suite", "condition", "severity")
+ROBUSTNESS_METRICS = ("accuracy", "loss", *EVAL_METRICS)
+ROBUSTNESS_COLUMNS = (*ROBUSTNESS_KEYS, *ROBUSTNESS_METRICS)
+CLEAN = "clean"
 
 
 class SchemaError(ValueError):
