@@ -13,6 +13,8 @@ core (`taskset -c 0`), alternating:
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import statistics
 import time
 
@@ -58,6 +60,8 @@ def main() -> None:
     # A tree from before the pack had one owner (sweeps.training.spec/ledger) held its step and
     # its scoring on the pack itself.
     train_step = getattr(pack, "_train_step", None) or pack.engine.train_step
+    if "feed" in inspect.signature(getattr(pack.engine, "_step", lambda: None)).parameters:
+        train_step = functools.partial(train_step, pack.engine.train)  # the step takes its feed first
     score = (lambda: pack.evaluate(pack.val, *pack.val_rows)) if hasattr(pack, "val_rows") else pack.validation_scores
     for s in range(WARMUP):
         train_step(idx[s], size, tf.constant(s, tf.int32))

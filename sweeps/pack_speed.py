@@ -138,11 +138,11 @@ def _rate(config: dict, k: int, steps: int = STEPS) -> float:
     size = scalar(batch)
     rows = [np.tile(np.arange(s * batch, (s + 1) * batch, dtype=np.int32), (k, 1)) for s in range(WARMUP + steps)]
     for s in range(WARMUP):
-        engine.train_step(rows[s], size, scalar(s))
+        engine.train_step(engine.train, rows[s], size, scalar(s))
     engine.loss_sum.numpy()
     t0 = time.perf_counter()
     for s in range(WARMUP, WARMUP + steps):
-        engine.train_step(rows[s], size, scalar(s))
+        engine.train_step(engine.train, rows[s], size, scalar(s))
     engine.loss_sum.numpy()  # the steps have run
     seconds = time.perf_counter() - t0
     del engine, models

@@ -178,6 +178,13 @@ def members_of(config: dict) -> list[dict] | None:
     return json.loads(members) if members else replicate_members(config)
 
 
+def unpack(config: dict) -> tuple[list[dict], list[str]]:
+    """The configs a Tune trial trains (a pack's members, or the config itself) and the
+    names of their folders inside the pack's (`member_dirnames`)."""
+    members = members_of(config) or [config]
+    return members, member_dirnames(members)
+
+
 def member_dirnames(members: list[dict]) -> list[str]:
     """Each member's folder inside its pack's: its label and its place in the pack."""
     return [f"{label(m)}_m{i:02d}" for i, m in enumerate(members)]
@@ -187,7 +194,7 @@ def reported_members(reported: dict | None, members: list[dict]) -> list[tuple[s
     """(folder name, last row) of each member, from a pack's report to Tune (its "members":
     folder name -> row; {} before a member's first row). Matched by the place `_mNN`, not the
     whole name: a pack restarted from an older version keeps the names it started with
-    (sweeps.training.reporting.member_names)."""
+    (sweeps.training.reporting.member_folders)."""
     by_place = {}
     for name, row in (reported or {}).items():
         place = name.rsplit("_m", 1)[-1]

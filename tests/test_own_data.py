@@ -75,13 +75,13 @@ def test_colour_images_are_standardised_per_channel_and_noised_in_the_engine_as_
     (sweeps.noise.noisy_split): per-channel moments, the member's own Gaussian draws."""
     from sweeps.grids import trial_config
     from sweeps.noise import noisy_split, with_channels
-    from sweeps.training.feeds import SplitFeed
+    from sweeps.training.feeds import SplitFeed, prepare
 
     arrays = learnable_colour(64, 16)
     arrays["x_train"][..., 2] //= 4  # channels apart in mean and spread
     members = [trial_config({"arch": "tests.nets:wide_mlp", "seed": s, "noise_type": "gaussian", "noise_scale": 0.2,
                              "standardize": True}, {}) for s in (3, 4)]
-    feed = SplitFeed(members, arrays["x_train"], arrays["y_train"], "train")
+    feed = SplitFeed(prepare(members, arrays["x_train"], arrays["y_train"], "train", (32, 32, 3)))
     idx = np.stack([np.arange(0, 64, 2), np.arange(1, 64, 2)]).astype(np.int32)
     got = np.asarray(feed.inputs(idx))
     assert got.shape == (2, 32, 32, 32, 3)

@@ -69,10 +69,10 @@ from sweeps.quiet import import_tensorflow
 tf = import_tensorflow()
 # A trial sets its threads after the import (sweeps.training.trainable): nothing may have run yet.
 tf.config.threading.set_intra_op_parallelism_threads(1)
-from sweeps.training.feeds import SplitFeed
+from sweeps.training.feeds import SplitFeed, prepare
 from sweeps.grids import trial_config
 member = trial_config({"arch": "mlp64", "seed": 0, "noise_type": "gaussian", "noise_scale": 0.1}, {})
-feed = SplitFeed([member], np.zeros((20, 28, 28), np.uint8), np.zeros(20, np.uint8), "train")
+feed = SplitFeed(prepare([member], np.zeros((20, 28, 28), np.uint8), np.zeros(20, np.uint8), "train", (28, 28, 1)))
 print(tuple(feed.inputs(tf.constant([[0, 1, 2]])).shape))
 """
 

@@ -135,15 +135,16 @@ def test_a_restarted_pack_keeps_the_member_folders_it_started_with(tmp_path):
     ended before the restart is listed in a folder it never wrote."""
     from sweeps.grids import trial_config
     from sweeps.packing import member_dirnames
-    from sweeps.training.reporting import member_names, write_members
+    from sweeps.training.reporting import member_folders
 
     members = [trial_config({"arch": "mlp64", "seed": s, "lr": 0.05, "epochs": 3}, {}) for s in (0, 1)]
     folder = Storage(str(tmp_path / "pack"))
-    assert member_names(folder, members) == member_dirnames(members) == ["mlp64_clean_l2-0_lr0.05_s0_m00",
-                                                                         "mlp64_clean_l2-0_lr0.05_s1_m01"]
+    new = member_dirnames(members)
+    assert new == ["mlp64_clean_l2-0_lr0.05_s0_m00", "mlp64_clean_l2-0_lr0.05_s1_m01"]
     old = ["mlp64_clean_l2-0_s0_m00", "mlp64_clean_l2-0_s1_m01"]
-    write_members(folder, old, members)
-    assert member_names(folder, members) == old
+    assert member_folders(folder, members, old) == old  # the pack's start, under the old names
+    assert member_folders(folder, members, new) == old  # its restart under the new ones
+    assert json.loads((tmp_path / "pack" / "members.json").read_text()) == old
     assert json.loads((tmp_path / "pack" / old[1] / "params.json").read_text())["seed"] == 1
 
     # The runner reads the pack's report by member place, so it finds rows under the old names.

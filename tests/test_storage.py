@@ -87,7 +87,7 @@ def test_names_read_from_an_experiments_files_are_checked_before_they_become_pat
     folders elsewhere, are refused (the runner) or passed over (the analysis), never followed."""
     from analysis.load import LogWarning, pack_members
     from sweeps.grids import load_grid
-    from sweeps.training.reporting import member_names
+    from sweeps.training.reporting import member_folders
 
     exp = tmp_path / "runs" / "x"
     exp.mkdir(parents=True)
@@ -111,7 +111,7 @@ def test_names_read_from_an_experiments_files_are_checked_before_they_become_pat
     with pytest.warns(LogWarning, match="not a list of folder names"):
         assert pack_members(str(pack)) == [str(pack / "m0")]
     with pytest.raises(ValueError, match=r"members.json: \['../outside'\] are not folder names"):
-        member_names(Storage(str(pack)), [{"seed": 0}])
+        member_folders(Storage(str(pack)), [{"seed": 0}], ["m0"])
 
 
 @pytest.mark.parametrize("content", ['{"pid": "abc", "host": "HOST"}', "[1]", '{"pid": true, "host": "HOST"}'])

@@ -48,16 +48,15 @@ class Engine:
     def __init__(self, spec, models: list):
         from models import backends
 
-        self.key, self.k = spec.key, spec.k
-        self.train = SplitFeed(spec.feed_members, *spec.train_split, "train")
-        self.test = None  # made on first use (_feed): a hold-out run scores it once
-        self._spec = spec
         # XLA fuses the batch's gather, noise and dense layers into a few kernels: 1.5x faster
         # on CPU for the MLPs; but its CPU convolutions are 2-3x slower than TensorFlow's own
         # (bench/RESULTS.md), and it took minutes to compile a vectorised conv net with
         # BatchNormalization: nets with convolutions run unfused. (JAX compiles every step.)
         jit = not has_convolutions(models[0])
+        self.train = SplitFeed(spec.train_feed)
+        self.test = None  # made on first use (_feed): a hold-out run scores it once
         gpu = backends.has_gpu()
+        self.key, self.k, self._spec = spec.key, spec.k, spec
         self.net = pack_net(models, jit, gpu)
         if not gpu and getattr(self.net, "draws", False):
             # A model of one's own that draws random numbers (dropout) is not compiled on a
@@ -75,10 +74,11 @@ class Engine:
         self.alive = backends.variable(np.ones(self.k, bool))
         self.loss_sum = backends.variable(np.zeros(self.k, np.float32))
         self.metric_sum = backends.variable(np.zeros(self.k, np.float32))
-        self.train_step = backends.compile_step(self._step, jit, lambda *_: self._held(self.train))
-        self.eval_step = backends.compile_step(self._scores, jit, lambda feed, *_: self._held(feed))
+        # Both steps take the feed they read first: `_held` names its variables.
+        self.train_step = backends.compile_step(self._step, jit, self._held)
+        self.eval_step = backends.compile_step(self._scores, jit, self._held)
 
-    def _held(self, feed) -> list:
+    def _held(self, feed, *_) -> list:
         """Every variable a step on `feed` reads or assigns."""
         return [*self.net.variables, *self.net.state, *self.net.constants, *self.optimizer.variables, self.seeds,
                 self.alive, self.loss_sum, self.metric_sum, *feed.variables()]
@@ -90,9 +90,9 @@ class Engine:
         self.net.load(models)
         for v, start in zip(self.optimizer.variables, self._optimizer_start):
             v.assign(start)
-        if not self.train.refill(spec.feed_members, *spec.train_split):
+        if not self.train.refill(spec.train_feed):
             raise ValueError("load: members of another training layout than the engine's key")
-        if self.test is not None and not self.test.refill(spec.feed_members, *spec.test_split()):
+        if self.test is not None and not self.test.refill(spec.test_feed()):
             self.test = None  # made again on first use
         self._spec = spec
         self.seeds.assign([m["seed"] for m in spec.members])
@@ -102,7 +102,7 @@ class Engine:
         if split == "train":
             return self.train
         if self.test is None:
-            self.test = SplitFeed(self._spec.feed_members, *self._spec.test_split(), "test")
+            self.test = SplitFeed(self._spec.test_feed())
         return self.test
 
     # -- what a pack asks of it -----------------------------------------------------------
@@ -117,7 +117,7 @@ class Engine:
         if self.net.pads:  # one compiled shape: the last batch padded with index 0, masked out
             orders = np.pad(orders, [[0, 0], [0, steps * b - n]])
         for s in range(steps):
-            self.train_step(orders[:, s * b:(s + 1) * b], scalar(min(b, n - s * b)), scalar(epoch * steps + s))
+            self.train_step(self.train, orders[:, s * b:(s + 1) * b], scalar(min(b, n - s * b)), scalar(epoch * steps + s))
         return self.loss_sum.numpy() / n, self.metric_sum.numpy() / n
 
     def scores(self, split: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -194,14 +194,15 @@ class Engine:
         labels = ops.reshape(feed.targets(idx), (-1,))
         return feed.inputs(idx), self.targets(lambda: feed.clean(idx), labels)
 
-    def _step(self, idx, size, counter):
-        """One batch of every member: `idx` `[K, batch_size]`, of which the first `size`
-        columns are real (an epoch's last batch is padded to the one compiled shape)."""
+    def _step(self, feed, idx, size, counter):
+        """One batch of every member: `idx` `[K, batch_size]` of `feed` (the training feed), of
+        which the first `size` columns are real (an epoch's last batch is padded to the one
+        compiled shape)."""
         from keras import ops
 
         from models.backends import gradients
 
-        x, y = self._batch(self.train, idx)
+        x, y = self._batch(feed, idx)
         shape = ops.shape(idx)
         real = ops.cast(ops.arange(shape[1]) < size, "float32")
         n = ops.cast(size, "float32")

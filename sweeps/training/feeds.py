@@ -14,11 +14,11 @@ alone, so a member shuffles the same way packed or alone, and a rerun the same a
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
 from sweeps import noise, quiet
-from sweeps.data.arrays import input_shape_of
 
 _SHUFFLE = 2  # the SeedSequence tag of the training order (noise.SPLITS uses 0 and 1)
 
@@ -28,43 +28,54 @@ def order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng(np.random.SeedSequence([int(seed), _SHUFFLE, int(epoch)])).permutation(n)
 
 
+class FeedData(NamedTuple):
+    """What a split's feed holds for some members, as arrays (made once, by `prepare`): the
+    flat uint8 images, the labels, each member's standardisation (mean, std `[K,1,W]`) and,
+    per noise kind, (add, slots, draws, (applies, scale, clip) `[K,1,1]`), the draws as
+    functions that make them (a pack's largest arrays, made one at a time as they are held)."""
+
+    split: str
+    layout: tuple  # what a compiled step on it depends on: shapes, types, who reads which draw
+    shape: tuple  # the models' input: H, W, channels
+    images: np.ndarray
+    labels: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    noises: list
+
+
 class SplitFeed:
     """One split (train or test) of one dataset, as K members see it: the uint8 images and
     labels once, each member's standardisation, noise type, scale and clip, and the
     distinct noise draws among them.
 
     All of it is held in variables, so that a compiled step reading a feed serves any
-    members of the same layout (`layout`): `refill` puts another pack's data in place
+    members of the same layout (FeedData.layout): `refill` puts another pack's data in place
     (sweeps.training.engine keeps a worker's compiled step from pack to pack)."""
 
-    def __init__(self, members: list[dict], images: np.ndarray, labels: np.ndarray, split: str):
+    def __init__(self, data: FeedData):
         from models.backends import variable
 
-        self.k = len(members)
-        self.size = len(images)
-        self.shape = input_shape_of({"x_train": images})  # the models' input: H, W, channels
-        self.split = split
-        self.layout = layout(members, images, split)
-        values = _values(members, images, labels, split)
-        self.images, self.labels, self.mean, self.std = (variable(values[n]) for n in ("images", "labels", "mean", "std"))
+        self.k, self.size = len(data.mean), len(data.images)
+        self.split, self.layout, self.shape = data.split, data.layout, data.shape
+        self.images, self.labels, self.mean, self.std = (variable(v) for v in (data.images, data.labels, data.mean, data.std))
         self.noises = []  # (add, each member's draws [N, P] or None, applies [K,1,1], scale [K,1,1], clip [K,1,1])
         self._draws = []  # per noise kind, its distinct draws (each one variable, never stacked:
         # stacking a pack's draws holds them twice over)
-        for add, slots, draws, settings in values["noises"]:
+        for add, slots, draws, settings in data.noises:
             held = [variable(_tensor(draw())) for draw in draws]
             self._draws.append(held)
             self.noises.append((add, [held[s] if s >= 0 else None for s in slots],
                                 *(variable(v) for v in settings)))
 
-    def refill(self, members: list[dict], images: np.ndarray, labels: np.ndarray) -> bool:
-        """Hold these members' data instead, if they have this feed's layout (other seeds,
-        scales and images); False, holding nothing new, if not."""
-        if layout(members, images, self.split) != self.layout:
+    def refill(self, data: FeedData) -> bool:
+        """Hold this data instead, if it has this feed's layout (other seeds, scales and
+        images); False, holding nothing new, if not."""
+        if data.layout != self.layout:
             return False
-        values = _values(members, images, labels, self.split)
         for name in ("images", "labels", "mean", "std"):
-            getattr(self, name).assign(values[name])
-        for (_, _, draws, settings), held, noise_vars in zip(values["noises"], self._draws, self.noises):
+            getattr(self, name).assign(getattr(data, name))
+        for (_, _, draws, settings), held, noise_vars in zip(data.noises, self._draws, self.noises):
             for variable, draw in zip(held, draws):
                 variable.assign(_tensor(draw()))
             for variable, value in zip(noise_vars[2:], settings):
@@ -152,17 +163,14 @@ def _noise_slots(members: list[dict], split: str):
     return out
 
 
-def layout(members: list[dict], images: np.ndarray, split: str) -> tuple:
-    """What a compiled step depends on in a feed: the split's shape and type, and which
-    member reads which distinct noise draw of which kind (not the values)."""
-    return (split, images.shape, str(images.dtype), len(members),
-            tuple((kind, tuple(slots), len(keys)) for kind, slots, keys in _noise_slots(members, split)))
+def prepare(members: list[dict], images: np.ndarray, labels: np.ndarray, split: str, shape: tuple) -> FeedData:
+    """The feed of `split` (its uint8 `images` and `labels`) as `members` see it; `shape`: the
+    models' input shape (sweeps.data.arrays.input_shape_of)."""
+    from models.backends import index_dtype
 
-
-def _values(members: list[dict], images: np.ndarray, labels: np.ndarray, split: str) -> dict:
-    """A feed's contents as arrays: flat uint8 images, int64 labels, each member's
-    standardisation (mean, std `[K,1,1]`) and, per noise kind, (add, slots, draws,
-    (applies, scale, clip) `[K,1,1]`), the draws as functions that make them."""
+    slots = _noise_slots(members, split)
+    layout = (split, images.shape, str(images.dtype), len(members),
+              tuple((kind, tuple(s), len(keys)) for kind, s, keys in slots))
     k = len(members)
     flat = np.ascontiguousarray(images.reshape(len(images), -1))
     # One mean and std a member for grey images; for colour, its channels' tiled over the
@@ -178,19 +186,17 @@ def _values(members: list[dict], images: np.ndarray, labels: np.ndarray, split: 
             if m["standardize"]:
                 mean[i], std[i] = moments
     noises = []
-    for kind, slots, keys in _noise_slots(members, split):
-        applies = np.array([s >= 0 for s in slots])
+    for kind, kind_slots, keys in slots:
+        applies = np.array([s >= 0 for s in kind_slots])
         scale = np.array([m["noise_scale"] for m in members], np.float32)
         clip = np.array([bool(m["noise_clip"]) for m in members])
         # Made one at a time as they are stored: a pack's draws are its largest arrays.
         draws = [functools.partial(noise.split_draws, len(flat), flat.shape[1:], split, seed=seed,
                                    noise_type=kind, noise_scale=s) for seed, s in keys]
         settings = tuple(v.reshape(-1, 1, 1) for v in (applies, scale, clip))
-        noises.append((noise.NOISES[kind][1], slots, draws, settings))
-    from models.backends import index_dtype
-
-    return {"images": flat, "labels": labels.astype(index_dtype()), "mean": mean.reshape(k, 1, width),
-            "std": std.reshape(k, 1, width), "noises": noises}
+        noises.append((noise.NOISES[kind][1], kind_slots, draws, settings))
+    return FeedData(split, layout, tuple(shape), flat, labels.astype(index_dtype()), mean.reshape(k, 1, width),
+                    std.reshape(k, 1, width), noises)
 
 
 def _tensor(array: np.ndarray):

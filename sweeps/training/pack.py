@@ -43,8 +43,8 @@ class Pack:
     def __init__(self, members: list[dict], arrays: dict, references: dict | None = None, validate: bool = True):
         from sweeps.training.worker import engine_for
 
-        self.spec = PackSpec(members, arrays, references, validate)
         self.ledger = Ledger(members)
+        self.spec = PackSpec(members, arrays, references, validate)
         self.engine = engine_for(self, self.spec, self.spec.models())
 
     @property

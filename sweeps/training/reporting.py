@@ -57,28 +57,25 @@ def member_means(rows: list[list[dict]]) -> dict:
     return {f"mean_{m}": float(np.mean([r[m] for r in alive])) if alive else math.nan for m in names}
 
 
-def member_names(folder, members: list[dict]) -> list[str]:
-    """A pack's member folders: those its folder already lists, else
-    sweeps.packing.member_dirnames. A restarted pack keeps the names it started with: under
+def member_folders(folder, members: list[dict], names: list[str]) -> list[str]:
+    """A pack's member folders: those its folder already lists, else `names`
+    (sweeps.packing.member_dirnames). A restarted pack keeps the names it started with: under
     names given otherwise (a later version's), a member that ended before the restart would
-    be listed in a folder it never wrote."""
-    from sweeps.packing import member_dirnames
+    be listed in a folder it never wrote.
 
+    A pack of several then makes its folder read as its members' (analysis.load): the member
+    list and each member's `params.json`, written as the pack starts, before it builds
+    (seconds, and it may fail), so that no reader ever sees the pack's folder as one trial."""
     listed = folder.read_json(schema.MEMBERS_FILE)
     if isinstance(listed, list) and len(listed) == len(members):
         if not all(schema.is_plain_name(n) for n in listed):  # names that would be paths elsewhere
             raise ValueError(f"{folder.join(schema.MEMBERS_FILE)}: {listed!r} are not folder names")
-        return listed
-    return member_dirnames(members)
-
-
-def write_members(folder, names: list[str], members: list[dict]) -> None:
-    """A pack's folder made to read as its members' (analysis.load): the member list and
-    each member's `params.json`. Written as a pack starts, before it builds (seconds, and
-    it may fail), so that no reader ever sees the pack's folder as one trial."""
-    folder.write_json(names, schema.MEMBERS_FILE)
-    for name, member in zip(names, members):
-        folder.write_json(member, name, "params.json")
+        names = listed
+    if len(members) > 1:
+        folder.write_json(names, schema.MEMBERS_FILE)
+        for name, member in zip(names, members):
+            folder.write_json(member, name, "params.json")
+    return names
 
 
 class MemberFiles:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from sweeps import schema
-from sweeps.data.arrays import num_classes_of, subset, train_size
+from sweeps.data.arrays import input_shape_of, num_classes_of, subset, train_size
 from sweeps.optimizers import steps_per_epoch
-from sweeps.training.feeds import layout, order
+from sweeps.training.feeds import FeedData, order, prepare
 
 
 def build_member(training, members: list[dict], i: int):
@@ -33,6 +33,7 @@ class PackSpec:
 
         first = members[0]
         self.members, self.arrays, self.validate = members, arrays, validate
+        group = group_key(first)  # what no member may change (sweeps.packing)
         self.k = len(members)
         self.epochs, self.batch_size = first["epochs"], first["batch_size"]
         self.holdout = first["validation"] == "holdout"
@@ -46,13 +47,22 @@ class PackSpec:
         self.n_train = train_size(first, n)  # a hold-out is the tail of the training split
         self.steps = steps_per_epoch(self.n_train, first)
         self.num_classes = num_classes_of(arrays)
+        self.input_shape = input_shape_of(arrays)
+        self.train_feed = prepare(self.feed_members, *self.train_split, "train", self.input_shape)
+        self._test_feed = None
         # Everything a compiled step depends on: a worker's kept engine serves the next pack
         # with the same key (sweeps.training.worker).
-        self.key = (group_key(first), self.k, self.n_train, self.num_classes,
-                    layout(self.feed_members, self.train_split[0], "train"), any(m["l2"] for m in members))
+        self.key = (group, self.k, self.n_train, self.num_classes, self.train_feed.layout,
+                    any(m["l2"] for m in members))
 
     def test_split(self):
         return subset(self.members[0], self.arrays, "test")
+
+    def test_feed(self) -> FeedData:
+        """The test split's feed, made on first use (a hold-out run scores it once, at its end)."""
+        if self._test_feed is None:
+            self._test_feed = prepare(self.feed_members, *self.test_split(), "test", self.input_shape)
+        return self._test_feed
 
     def validation(self) -> tuple[str, int, int]:
         """(split, first row, end row) validated on each epoch: the hold-out, or the test split."""

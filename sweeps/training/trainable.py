@@ -66,14 +66,14 @@ def train_trial(config: dict, datasets: dict, references: dict | None = None, st
     """
     from models.registry import use_builder
     from sweeps import tasks
-    from sweeps.packing import members_of
+    from sweeps.packing import unpack
 
     for name, builder in (builders or {}).items():
         use_builder(name, builder)
-    members = members_of(config) or [config]
+    members, names = unpack(config)
     tasks.for_config(members[0])  # imports $NOISESWEEP_TASKS: their models register, named in folders
     configure_tensorflow(members[0]["seed"])
-    train_pack(members, datasets[members[0]["dataset"]], references, storage)
+    train_pack(members, names, datasets[members[0]["dataset"]], references, storage)
 
 
 def trial_folder(storage):
@@ -86,19 +86,19 @@ def trial_folder(storage):
     return storage.child(os.path.basename(trial_dir)) if storage else Storage(trial_dir)
 
 
-def train_pack(members: list[dict], arrays: dict, references: dict | None = None, storage=None) -> None:
-    """Train `members` (one config or a pack) as sweeps.training.pack.Pack through the epoch
-    loop, reporting every epoch: the members' files, then Tune's row and checkpoint."""
+def train_pack(members: list[dict], names: list[str], arrays: dict, references: dict | None = None,
+               storage=None) -> None:
+    """Train `members` (one config or a pack; `names`: their folders in a pack's) as
+    sweeps.training.pack.Pack through the epoch loop, reporting every epoch: the members'
+    files, then Tune's row and checkpoint."""
     from ray import tune
 
     from sweeps.training import loop
     from sweeps.training.pack import Pack
-    from sweeps.training.reporting import MemberFiles, TuneRow, context, member_names, write_members
+    from sweeps.training.reporting import MemberFiles, TuneRow, context, member_folders
 
     folder = trial_folder(storage)
-    names = member_names(folder, members)
-    if len(members) > 1:
-        write_members(folder, names, members)
+    names = member_folders(folder, members, names)
     pack = Pack(members, arrays, references)
     checkpoint = tune.get_checkpoint()
     if checkpoint:
