@@ -221,10 +221,14 @@ def trial_status(path: str, config: dict, epochs: dict, clean: bool) -> str:
                                errored=errored, clean=clean, stopped=bool(epochs and epochs[max(epochs)].get("stopped")))
 
 
-def iter_trials(experiments):
-    """(experiment, trial folder, flat config, {epoch: report row}, status) for every readable trial."""
+def iter_trials(experiments, where=None):
+    """(experiment, trial folder, flat config, {epoch: report row}, status) for every readable
+    trial (`where`, if given: only the trial folders for which where(folder) is true, the
+    others' logs unread)."""
     for exp in experiments:
         for path in trial_dirs(exp):
+            if where is not None and not where(path):
+                continue
             config, rows, clean = read_trial(path)
             if not config:
                 continue

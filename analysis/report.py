@@ -5,8 +5,10 @@ tidy table (trials.parquet), summary.csv, per_epoch.csv, summary.md, with 2-10
 replicate seeds replicates.csv (each seed's final value per group), the
 figures and report.md that embeds them; for denoise trials also evaluation.csv
 (one row per trial and test level), evaluation_summary.csv (mean ± std over
-seeds per level) and the denoising figures. Bad input gets one `error:` line
-and exit status 2.
+seeds per level) and the denoising figures; where configs were scored under
+test-time corruptions (their robustness/ folders), robustness.csv,
+robustness_summary.csv, robustness_accuracy.csv and the robustness figures
+(analysis.robustness). Bad input gets one `error:` line and exit status 2.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ if __package__ in (None, ""):
 
 import pandas as pd  # noqa: E402
 
-from analysis import denoise_figures, figures, search  # noqa: E402
+from analysis import denoise_figures, figures, robustness, robustness_figures, search  # noqa: E402
 from analysis.aggregate import (DDOF, group_columns, per_epoch, per_level, replicates, summarize,  # noqa: E402
                                 varying_columns)
 from analysis.load import (METRICS, counted_once, experiment_dirs, experiment_labels, load_evaluation,  # noqa: E402
@@ -112,7 +114,7 @@ def level_table(evaluation: pd.DataFrame, levels: pd.DataFrame) -> str:
 
 
 def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, problems, denoising="",
-                 repeated=(), each="", searched="") -> str:
+                 repeated=(), each="", searched="", robust="") -> str:
     status = df.drop_duplicates(["experiment", "trial"])["status"].value_counts()
     parts = [
         "# Sweep report",
@@ -165,6 +167,7 @@ def write_report(out: str, runs, df, summary, metric, keys, drawn, skipped, prob
             denoising,
             "",
         ] if denoising else []),
+        *([robust] if robust else []),
         "## Figures",
         "",
     ]
@@ -236,7 +239,15 @@ def study(runs: list[str], metric: str | None = None, log=print, timings: dict |
 
 def figure_names() -> list[str]:
     """Every figure a report may draw, by name."""
-    return [*figures.FIGURES, *denoise_figures.FIGURES]
+    return [*figures.FIGURES, *denoise_figures.FIGURES, *robustness_figures.FIGURES]
+
+
+def kept_trials(table: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `table` whose trial is in the tidy table `df` (counted_once's choice)."""
+    if table.empty:
+        return table
+    kept = pd.MultiIndex.from_frame(df[["experiment", "trial"]].drop_duplicates())
+    return table[pd.MultiIndex.from_frame(table[["experiment", "trial"]]).isin(kept)].reset_index(drop=True)
 
 
 def draw(found: Study, name: str, out_dir: str) -> list[str]:
@@ -244,6 +255,11 @@ def draw(found: Study, name: str, out_dir: str) -> list[str]:
     data cannot make it); the files written."""
     if name in figures.FIGURES:
         return figures.FIGURES[name](found.summary, found.curves, found.keys, found.metric, out_dir)
+    if name in robustness_figures.FIGURES:
+        scores = kept_trials(robustness.load_robustness(*found.experiments, all_epochs=True), found.df)
+        if scores.empty:
+            raise figures.FigureSkipped(f"{name.replace('_', ' ')}: no config's robustness scores in the data")
+        return robustness_figures.FIGURES[name](scores, out_dir)
     if name not in denoise_figures.FIGURES:
         raise ReportError(f"figure {name!r}: unknown; known: {', '.join(figure_names())}")
     evaluation = load_evaluation(*found.experiments)
@@ -316,6 +332,24 @@ def build(runs: list[str], out: str | None = None, metric: str | None = None, lo
             except figures.FigureSkipped as e:
                 skipped.append(str(e))
                 log(f"figure skipped: {e}")
+    robust = ""
+    if robustness.any_scores(*experiments):  # else not a file or a line more than without them
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scores = kept_trials(robustness.load_robustness(*experiments, all_epochs=True), df)
+        for w in caught:
+            if issubclass(w.category, robustness.LogWarning):
+                problems.append(str(w.message))
+                log(f"warning: {w.message}")
+        if not scores.empty:
+            robust, paths = robustness.section(scores, out)
+            written += paths
+            for name, draw in robustness_figures.FIGURES.items():
+                try:
+                    drawn[name] = draw(scores, os.path.join(out, "figures"))
+                except figures.FigureSkipped as e:
+                    skipped.append(str(e))
+                    log(f"figure skipped: {e}")
     searched = ""
     if spec:
         searched, paths, table = search.section(df, spec, os.path.join(out, "figures"))
@@ -323,7 +357,7 @@ def build(runs: list[str], out: str | None = None, metric: str | None = None, lo
         written += [*paths, os.path.join(out, "search.csv")]
     written += [p for paths in drawn.values() for p in paths]
     written.append(write_report(out, runs, df, summary, metric, keys, drawn, skipped, problems, denoising,
-                                repeated, each, searched))
+                                repeated, each, searched, robust))
     timings["figures"] = time.perf_counter() - clock
     return written
 

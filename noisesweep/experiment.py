@@ -54,6 +54,28 @@ class Experiment:
             plt.close(extra)
         return drawn[0]
 
+    def _experiments(self) -> list[str]:
+        from analysis.load import experiment_dirs
+
+        return experiment_dirs(self.path) or [self.path]
+
+    def robustness(self, all_epochs: bool = False):
+        """The robustness table (analysis.robustness.load_robustness): one row per config,
+        suite, condition and severity at the config's latest epoch scored; `all_epochs=True`:
+        every epoch scored. Empty where no config was scored under test-time conditions."""
+        from analysis.robustness import load_robustness
+
+        return load_robustness(*self._experiments(), all_epochs=all_epochs)
+
+    def robustness_summary(self, baseline: dict | None = None, metric: str | None = None):
+        """Per config and suite over replicate seeds: clean accuracy, mean corruption accuracy,
+        mCE and relative mCE (percent, Hendrycks & Dietterich 2019) against `baseline` (config
+        key -> value; default: each architecture's clean-trained config), each config against
+        its architecture's best (Welch over seeds, Holm-corrected)."""
+        from analysis.robustness import robustness_summary
+
+        return robustness_summary(self.robustness(), baseline, metric)
+
     @staticmethod
     def figure_names() -> list[str]:
         from analysis.report import figure_names

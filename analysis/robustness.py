@@ -1,0 +1,602 @@
+"""A config's scores under test-time corruptions and noise: the robustness table, its
+summary measures (mean corruption accuracy, mCE, relative mCE) and its report section.
+
+Each config's folder (a pack's member's own folder) may hold `robustness/`
+(sweeps.schema.ROBUSTNESS_FOLDER) with one CSV per scoring: `train.csv`, written by
+training, then `evaluate-1.csv`, `evaluate-2.csv`, ... by each later `noisesweep evaluate`.
+Each has the header sweeps.schema.ROBUSTNESS_COLUMNS (epoch, suite, condition, severity,
+then the metrics, empty where a task lacks one; further columns are ignored) and one row
+per (epoch, suite, condition, severity).
+
+Which row counts: per config and (suite, condition, severity), the row of the latest epoch
+scored (the final weights); where two files give that key at the same epoch, the later
+file wins (evaluate-2 over evaluate-1 over train), and within one file the later row. A
+file that cannot be read whole (no header of those columns, a row cut short or not numbers
+where numbers belong) is warned about (analysis.load.LogWarning), naming it, and left out.
+
+Measures, per finished replicate and suite, then mean ± std over replicate seeds per
+config: clean accuracy; mean corruption accuracy (the mean over the suite's (condition,
+severity) rows but clean); mCE and relative mCE as Hendrycks & Dietterich (2019,
+"Benchmarking Neural Network Robustness to Common Corruptions and Perturbations") define
+them, with a baseline config in AlexNet's place, in percent (100 x the ratio). With
+error E = 1 - accuracy, for corruption c over its severities s:
+
+    CE_c          = sum_s E_{s,c} / sum_s E^base_{s,c}
+    relative CE_c = sum_s (E_{s,c} - E_clean) / sum_s (E^base_{s,c} - E^base_clean)
+
+mCE and relative mCE are their means over the suite's corruptions. The baseline's errors
+are its means over its replicate seeds; a config's mCE is computed per replicate, over the
+baseline's (condition, severity) rows. Only the schema is taken from sweeps/ (no Ray,
+TensorFlow or YAML).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import numbers
+import os
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from analysis.aggregate import REPLICATE_KEY, _describe, _hashable
+from analysis.figures import format_value
+from analysis.load import (LogWarning, MAX_EPOCH, _base, _epoch, experiment_labels, iter_trials, row_ids,
+                           trial_dirs)
+from analysis.significance import against_best
+from sweeps.schema import CLEAN, FINISHED, ROBUSTNESS_COLUMNS, ROBUSTNESS_FOLDER, ROBUSTNESS_KEYS, ROBUSTNESS_METRICS
+
+# Columns the loader adds; every other column is a config key (one named like these is
+# renamed config/<key>).
+RESERVED = ("experiment", "trial", "status", "complete", *ROBUSTNESS_COLUMNS, "source")
+MEASURES = ("clean_accuracy", "corruption_accuracy", "mce", "relative_mce")
+MINIMIZED = ("mce", "relative_mce")
+MEASURE_LABELS = {"clean_accuracy": "clean accuracy", "corruption_accuracy": "mean corruption accuracy",
+                  "mce": "mCE (%)", "relative_mce": "relative mCE (%)"}
+# The noise types a trial trains with (sweeps.noise.NOISES, which the analysis does not import):
+# a condition of that name is test noise at scales, for the train x test noise heatmap.
+NOISE_CONDITIONS = ("gaussian", "salt_and_pepper")
+TRAIN_FILE = "train.csv"
+EVALUATE_FILE = re.compile(r"evaluate-([0-9]+)\.csv")
+
+
+class BaselineWarning(UserWarning):
+    """The mCE's baseline could not be chosen (or used) for some configs: they get NaN."""
+
+
+def _warn(message: str, kind=LogWarning) -> None:
+    warnings.warn(message, kind, stacklevel=3)
+
+
+def file_rank(name: str) -> int | None:
+    """A scoring file's place in the order later files win by: train.csv 0, evaluate-n.csv n;
+    None for another name."""
+    if name == TRAIN_FILE:
+        return 0
+    found = EVALUATE_FILE.fullmatch(name)
+    return int(found.group(1)) if found and int(found.group(1)) >= 1 else None
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{what} = {text!r}: not a number") from None
+
+
+def _parse(fields: dict) -> dict:
+    """One CSV row as typed values; ValueError naming what is wrong."""
+    epoch = _number(fields["epoch"], "epoch")
+    if not math.isfinite(epoch) or epoch != int(epoch) or not 0 <= epoch <= MAX_EPOCH:
+        raise ValueError(f"epoch = {fields['epoch']!r}: not an epoch number (0 to {MAX_EPOCH:,})")
+    if not fields["condition"]:
+        raise ValueError("no condition")
+    severity = _number(fields["severity"], "severity")
+    if not math.isfinite(severity):
+        raise ValueError(f"severity = {fields['severity']!r}: not a finite number")
+    row = {"epoch": int(epoch), "suite": fields["suite"], "condition": fields["condition"], "severity": severity}
+    for m in ROBUSTNESS_METRICS:
+        row[m] = _number(fields[m], m) if fields[m].strip() else math.nan
+    return row
+
+
+def read_scores(path: str) -> list[dict] | None:
+    """The rows of one scoring CSV, or None (with a warning naming the file) when it cannot
+    be read whole."""
+    rows = []
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                _warn(f"{path}: empty file; skipped")
+                return None
+            missing = [c for c in ROBUSTNESS_COLUMNS if c not in header]
+            if missing or len(set(header)) < len(header):
+                _warn(f"{path}: header {','.join(header)!r} is not {','.join(ROBUSTNESS_COLUMNS)!r}; skipped")
+                return None
+            for fields in reader:
+                if not fields:  # a blank line
+                    continue
+                if len(fields) != len(header):
+                    _warn(f"{path}: line {reader.line_num} has {len(fields)} fields, its header {len(header)} "
+                          "(cut short?); skipped")
+                    return None
+                try:
+                    rows.append(_parse(dict(zip(header, fields))))
+                except ValueError as e:
+                    _warn(f"{path}: line {reader.line_num}: {e}; skipped")
+                    return None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        _warn(f"{path}: unreadable ({e}); skipped")
+        return None
+    if not rows:
+        _warn(f"{path}: no rows; skipped")
+        return None
+    return rows
+
+
+def scoring_files(folder: str) -> list[tuple[int, str]]:
+    """(rank, path) of a config's robustness/ CSVs, earliest first; a CSV of another name is
+    warned about and left out (files being written, not ending .csv, are passed over)."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as e:
+        _warn(f"{folder}: unreadable ({e}); skipped")
+        return []
+    found = []
+    for name in names:
+        if not name.endswith(".csv") or not os.path.isfile(os.path.join(folder, name)):
+            continue
+        rank = file_rank(name)
+        if rank is None:
+            _warn(f"{os.path.join(folder, name)}: neither {TRAIN_FILE} nor evaluate-<n>.csv; skipped")
+            continue
+        found.append((rank, os.path.join(folder, name)))
+    return sorted(found)
+
+
+def _has_scores(path: str) -> bool:
+    folder = os.path.join(path, ROBUSTNESS_FOLDER)
+    return os.path.isdir(folder) and any(n.endswith(".csv") for n in os.listdir(folder))
+
+
+def any_scores(*experiments: str) -> bool:
+    """Whether any config of the experiments has a robustness/ CSV (stats only, no logs read)."""
+    return any(_has_scores(path) for exp in experiments for path in trial_dirs(exp))
+
+
+def final_scores(table: pd.DataFrame) -> pd.DataFrame:
+    """Of an all-epochs table (load_robustness(all_epochs=True)), per config and (suite,
+    condition, severity) the row of its latest epoch."""
+    if table.empty:
+        return table
+    order = table.sort_values(["experiment", "trial", "suite", "condition", "severity", "epoch"], kind="stable")
+    return order.drop_duplicates(["experiment", "trial", "suite", "condition", "severity"], keep="last") \
+        .reset_index(drop=True)
+
+
+def load_robustness(*experiments: str, all_epochs: bool = False) -> pd.DataFrame:
+    """The robustness table of the given experiment folders: one row per config (trial
+    folder: a pack's member each) and (suite, condition, severity), at its latest epoch scored.
+
+    Columns: `experiment`, `trial`, `status`, `complete` (as analysis.load's), `suite`,
+    `condition`, `severity`, `epoch`, the metrics (`accuracy`, `loss`, the denoiser's
+    `noisy_mse`, `denoised_mse`, `seasoned_accuracy`, `denoised_accuracy`: NaN where the
+    task lacks one), `source` (the file the row came from), then the flat config (`arch`,
+    `noise_type`, `noise_scale`, `l2`, `seed`, ...). `all_epochs=True`: every epoch scored,
+    one row per (config, epoch, suite, condition, severity), for curves over training.
+
+    Where a key is given twice for one epoch, the later file wins (evaluate-2.csv over
+    evaluate-1.csv over train.csv), and within one file its later row; the latest epoch
+    is then taken per key. Empty (no rows, the columns) when no config has scores.
+    """
+    records = []
+    labels = experiment_labels(experiments)
+    for exp, path, config, epochs, status in iter_trials(labels, where=_has_scores):
+        base = _base(labels[exp], exp, path, status)
+        config = {(f"config/{k}" if k in RESERVED else k): v for k, v in config.items()}
+        for rank, file in scoring_files(os.path.join(path, ROBUSTNESS_FOLDER)):
+            for n, row in enumerate(read_scores(file) or ()):
+                records.append({**base, **row, "source": os.path.basename(file), "_rank": rank, "_row": n, **config})
+    if not records:
+        return pd.DataFrame(columns=list(RESERVED))
+    table = pd.DataFrame.from_records(records)
+    key = ["experiment", "trial", *ROBUSTNESS_KEYS]
+    table = table.sort_values([*key, "_rank", "_row"], kind="stable").drop_duplicates(key, keep="last")
+    table = table.drop(columns=["_rank", "_row"])
+    table = table.sort_values(["experiment", "trial", "epoch", "suite", "condition", "severity"], kind="stable")
+    table = table.reset_index(drop=True)
+    return table if all_epochs else final_scores(table)
+
+
+def config_keys(table: pd.DataFrame) -> list[str]:
+    """The config keys of a robustness table, in their order."""
+    return [c for c in table.columns if c not in RESERVED and not c.startswith("_")]
+
+
+def group_keys(table: pd.DataFrame) -> list[str]:
+    """The config keys that make a group: all but the replicate seed."""
+    return [c for c in config_keys(table) if c != REPLICATE_KEY]
+
+
+def score_metric(table: pd.DataFrame) -> str | None:
+    """The accuracy the measures are of: a classifier's `accuracy`, else the denoiser
+    composite's `denoised_accuracy`; None if no row has either."""
+    for m in ("accuracy", "denoised_accuracy"):
+        if m in table and table[m].notna().any():
+            return m
+    return None
+
+
+def _finished(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    rows = table[table["status"] == FINISHED].copy() if "status" in table else table.copy()
+    keys = config_keys(rows)
+    rows = _hashable(rows, keys)
+    rows["_arch"] = rows["arch"] if "arch" in rows else ""
+    rows["_cell"] = row_ids(rows, group_keys(rows))
+    rows["_score"] = pd.to_numeric(rows[metric], errors="coerce").astype(float)
+    rows["_error"] = 1 - rows["_score"]
+    return rows
+
+
+def _clean_scores(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per trial and suite of its non-clean rows, its clean accuracy: the suite's own clean
+    row, else the mean of the trial's clean rows (the one clean test set)."""
+    trial = ["experiment", "trial"]
+    pairs = rows[rows["condition"] != CLEAN][[*trial, "suite"]].drop_duplicates()
+    clean = rows[rows["condition"] == CLEAN]
+    own = clean.groupby([*trial, "suite"])["_score"].mean().rename("_own")
+    anywhere = clean.groupby(trial)["_score"].mean().rename("_any")
+    pairs = pairs.join(own, on=[*trial, "suite"]).join(anywhere, on=trial)
+    pairs["clean_accuracy"] = pairs["_own"].fillna(pairs["_any"])
+    return pairs.drop(columns=["_own", "_any"])
+
+
+def _same(a, b) -> bool:
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return b is None or (isinstance(b, float) and math.isnan(b))
+    if isinstance(a, numbers.Number) and isinstance(b, numbers.Number) and not isinstance(a, bool):
+        return float(a) == float(b)
+    return a == b
+
+
+def _describe_cell(cells: pd.DataFrame, row: pd.Series, keys: list[str]) -> str:
+    """The baseline named by the keys that tell it from the other configs of its table."""
+    shown = [k for k in keys if k != "arch" and cells[k].nunique(dropna=False) > 1]
+    words = ", ".join(f"{k}={format_value(row[k])}" for k in shown) or "the only config"
+    return f"{row['arch']}: {words}" if "arch" in row else words
+
+
+def choose_baselines(rows: pd.DataFrame, baseline: dict | None) -> dict:
+    """arch -> (baseline cell id, its description) for each architecture that has one; a
+    warning (BaselineWarning) for each that has none or several.
+
+    `baseline`: config key -> value, matched per architecture; one that names an `arch`
+    is every architecture's baseline (one reference, as AlexNet is in the paper). None: per
+    architecture, the config trained without noise (noise_type none or noise_scale 0)."""
+    keys = group_keys(rows)
+    cells = rows.drop_duplicates("_cell")
+    if baseline is not None:
+        unknown = [k for k in baseline if k not in keys]
+        if unknown:
+            raise ValueError(f"baseline: {', '.join(map(repr, unknown))} no config key; known: {', '.join(keys)}")
+        match = pd.Series(True, index=cells.index)
+        for k, v in baseline.items():
+            match &= cells[k].map(lambda x, v=v: _same(x, v))
+        what = "config matching baseline " + ", ".join(f"{k}={format_value(v)}" for k, v in baseline.items())
+    else:
+        if "noise_type" not in cells and "noise_scale" not in cells:
+            _warn("mCE: no noise_type or noise_scale key, so no clean-trained config to compare with; mCE left "
+                  "NaN (pass baseline={key: value} to choose one)", BaselineWarning)
+            return {}
+        match = pd.Series(False, index=cells.index)
+        if "noise_type" in cells:
+            match |= cells["noise_type"] == "none"
+        if "noise_scale" in cells:
+            match |= pd.to_numeric(cells["noise_scale"], errors="coerce") == 0
+        what = "clean-trained config (noise_type none or noise_scale 0)"
+    chosen = {}
+    across = baseline is not None and "arch" in baseline
+    for arch, mine in cells.groupby("_arch", sort=True):
+        found = cells[match] if across else mine[match[mine.index]]
+        named = f"arch {arch}: " if arch != "" else ""
+        if len(found) == 1:
+            row = found.iloc[0]
+            chosen[arch] = (row["_cell"], _describe_cell(cells if across else mine, row, keys))
+            continue
+        if not len(found):
+            _warn(f"mCE: {named}no {what}; its mCE is left NaN", BaselineWarning)
+        else:
+            differ = [k for k in keys if found[k].nunique(dropna=False) > 1]
+            _warn(f"mCE: {named}{len(found)} configs are a {what} (they differ in {', '.join(differ)}); its mCE is "
+                  "left NaN (pass baseline={key: value, ...} naming one)", BaselineWarning)
+    return chosen
+
+
+def trial_measures(table: pd.DataFrame, baseline: dict | None = None, metric: str | None = None) -> pd.DataFrame:
+    """The measures of each finished replicate, per suite: one row per (trial, suite) with
+    `experiment`, `trial`, the config keys, `suite`, `clean_accuracy`, `corruption_accuracy`,
+    `mce` and `relative_mce` (percent; NaN without a baseline), and `baseline` (the config
+    the mCE is against). `table`: load_robustness's (final epochs); `metric`: the accuracy
+    column (default score_metric's choice)."""
+    metric = metric or score_metric(table)
+    keys = config_keys(table)
+    trial = ["experiment", "trial"]
+    columns = [*trial, *keys, "suite", *MEASURES, "baseline"]
+    if metric is None or table.empty:
+        return pd.DataFrame(columns=columns)
+    rows = _finished(table, metric)
+    corrupted = rows[rows["condition"] != CLEAN]
+    if corrupted.empty:
+        return pd.DataFrame(columns=columns)
+    out = corrupted.groupby([*trial, "suite"], sort=False)["_score"].mean().rename("corruption_accuracy").reset_index()
+    out = out.merge(_clean_scores(rows), on=[*trial, "suite"], how="left")
+    out = out.merge(rows.drop_duplicates(trial)[[*trial, *keys, "_arch", "_cell"]], on=trial)
+    out["mce"], out["relative_mce"], out["baseline"] = math.nan, math.nan, ""
+    chosen = choose_baselines(rows, baseline)
+    if chosen:
+        out = _mce(out, rows, corrupted, chosen)
+    return out[columns]
+
+
+def _mce(out, rows, corrupted, chosen) -> pd.DataFrame:
+    """`out` with its mce and relative_mce filled in against each architecture's baseline."""
+    trial = ["experiment", "trial"]
+    level = ["_arch", "suite", "condition", "severity"]
+    by_cell = {cell: arch for arch, (cell, _) in chosen.items()}
+    base = corrupted[corrupted["_cell"].isin(by_cell)]
+    # The baseline's mean error over its replicates per (condition, severity), then per
+    # architecture that uses it; and its mean clean error.
+    base_error = base.groupby(["_cell", "suite", "condition", "severity"])["_error"].mean().rename("_base_error")
+    base_clean = 1 - out[out["_cell"].isin(by_cell)].groupby(["_cell", "suite"])["clean_accuracy"].mean()
+    reference = pd.DataFrame({"_arch": list(chosen), "_cell": [cell for cell, _ in chosen.values()]})
+    base_error = reference.merge(base_error.reset_index(), on="_cell").drop(columns="_cell")
+    base_clean = reference.merge(base_clean.rename("_base_clean").reset_index(), on="_cell").drop(columns="_cell")
+    out["baseline"] = out["_arch"].map({arch: words for arch, (_, words) in chosen.items()}).fillna("")
+    for (arch, suite), _ in out[out["_arch"].isin(chosen)].groupby(["_arch", "suite"]):
+        if not ((base_error["_arch"] == arch) & (base_error["suite"] == suite)).any():
+            _warn(f"mCE: {'arch ' + str(arch) + ': ' if arch != '' else ''}its baseline has no scores in suite "
+                  f"{suite_name(suite)}; mCE left NaN there", BaselineWarning)
+    # Every (trial, condition, severity) the baseline has: a trial without one has no mCE.
+    need = out[[*trial, "_arch", "suite", "clean_accuracy"]].merge(base_error, on=["_arch", "suite"])
+    need = need.merge(corrupted[[*trial, *level, "_error"]], on=[*trial, *level], how="left")
+    need = need.merge(base_clean, on=["_arch", "suite"], how="left")
+    need["_rel"] = need["_error"] - (1 - need["clean_accuracy"])
+    need["_base_rel"] = need["_base_error"] - need["_base_clean"]
+    # (A sum skips NaN: a missing score is flagged apart.)
+    need["_missing"], need["_no_clean"] = need["_error"].isna(), need["_rel"].isna() | need["_base_rel"].isna()
+    each = need.groupby([*trial, "_arch", "suite", "condition"], sort=False)
+    per = each[["_error", "_base_error", "_rel", "_base_rel"]].sum().join(each[["_missing", "_no_clean"]].max())
+    per["ce"] = (per["_error"] / per["_base_error"]).where(per["_base_error"] > 0)
+    per["rce"] = (per["_rel"] / per["_base_rel"]).where(per["_base_rel"] > 0)
+    per = per.reset_index()
+    for column, why in (("_base_error", "its baseline's errors under them sum to 0"),
+                        ("_base_rel", "its baseline's error under them is not above its clean error")):
+        idle = per[per[column] <= 0].groupby(["_arch", "suite"])["condition"].unique()
+        for (arch, suite), conditions in idle.items():
+            _warn(f"{'mCE' if column == '_base_error' else 'relative mCE'}: "
+                  f"{'arch ' + str(arch) + ', ' if arch != '' else ''}suite {suite_name(suite)}: "
+                  f"{', '.join(sorted(conditions))} left out ({why})", BaselineWarning)
+    whole = per.groupby([*trial, "suite"], sort=False)
+    mce = whole["ce"].mean() * 100
+    rmce = whole["rce"].mean() * 100
+    missing = whole["_missing"].max().astype(bool)
+    lacking = missing[missing]
+    if len(lacking):
+        _warn(f"mCE: {len(lacking)} trials lack some of their baseline's (condition, severity) scores (first: "
+              f"{lacking.index[0][1]}, suite {suite_name(lacking.index[0][2])}); their mCE is left NaN",
+              BaselineWarning)
+    mce[missing] = math.nan
+    rmce[missing | whole["_no_clean"].max().astype(bool)] = math.nan
+    out = out.drop(columns=["mce", "relative_mce"]).join(mce.rename("mce"), on=[*trial, "suite"])
+    return out.join(rmce.rename("relative_mce"), on=[*trial, "suite"])
+
+
+def suite_name(suite: str) -> str:
+    """A suite as the report names it: the conditions a grid listed by themselves have none."""
+    return f"`{suite}`" if suite else "(conditions listed by themselves)"
+
+
+def robustness_summary(table: pd.DataFrame, baseline: dict | None = None, metric: str | None = None
+                       ) -> pd.DataFrame:
+    """The measures per config and suite over finished replicate seeds.
+
+    Columns: the group keys (every config key but `seed`), `suite`, `n` (replicates),
+    `seeds`, `baseline`, then for each measure (`clean_accuracy`, `corruption_accuracy`,
+    `mce`, `relative_mce`: trial_measures) its `_mean`, `_std` (ddof=1), `_min`, `_max` and
+    `_ci95`, `rank` (1 = best mean corruption accuracy of its architecture and suite), and
+    per measure each config against the best of its architecture and suite as the summary
+    does (analysis.significance: Welch over seeds, Holm within the architecture and suite):
+    `{measure}_vs_best`, `_diff`, `_diff_ci95`, `_welch_t`, `_welch_df`, `_p`, `_p_holm`.
+    """
+    measures = trial_measures(table, baseline, metric)
+    keys = group_keys(table)
+    if measures.empty:
+        return pd.DataFrame(columns=[*keys, "suite", "n", "seeds", "baseline"])
+    by = [*keys, "suite"]
+    for m in MEASURES:
+        measures[m] = measures[m].astype(float)
+    groups = measures.groupby(by, dropna=False, sort=False)
+    summary = groups.size().rename("n").to_frame()
+    if REPLICATE_KEY in measures:
+        summary["seeds"] = groups[REPLICATE_KEY].agg(lambda s: " ".join(str(v) for v in sorted(s)))
+    summary["baseline"] = groups["baseline"].first()
+    summary = summary.join(_describe(groups, MEASURES)).reset_index()
+    arch = [c for c in ("arch",) if c in summary]
+    summary = summary.sort_values(["suite", *arch, "corruption_accuracy_mean"],
+                                  ascending=[True] * (1 + len(arch)) + [False], kind="stable", na_position="last")
+    summary["rank"] = summary.groupby(["suite", *arch], sort=False).cumcount() + 1
+    summary = summary.reset_index(drop=True)
+    summary["_cell"] = row_ids(summary, by)
+    measures["_cell"] = row_ids(measures, by)
+    for m in MEASURES:
+        summary = summary.join(_versus_best(summary, measures, m, arch))
+    return summary.drop(columns="_cell")
+
+
+def _versus_best(summary, measures, m, arch) -> pd.DataFrame:
+    """analysis.significance.against_best on measure `m`, per suite, its columns named for `m`."""
+    values = {cell: g[m].dropna().to_numpy() for cell, g in measures.groupby("_cell", sort=False)}
+    names = {"vs_best": f"{m}_vs_best", "welch_t": f"{m}_welch_t", "welch_df": f"{m}_welch_df", "p": f"{m}_p",
+             "p_holm": f"{m}_p_holm"}
+    parts = []
+    for _, sub in summary[summary[f"{m}_mean"].notna()].groupby("suite", sort=False):
+        sub = sub.assign(_thin=[len(values.get(c, ())) < 2 for c in sub["_cell"]])
+        sub = sub.sort_values([*arch, "_thin", f"{m}_mean"], ascending=[True] * len(arch) + [True, m in MINIMIZED],
+                              kind="stable")
+        sub["rank"] = sub.groupby(arch, sort=False).cumcount() + 1 if arch else range(1, len(sub) + 1)
+        parts.append(against_best(sub, values, m).rename(columns=names))
+    columns = [names["vs_best"], f"{m}_diff", f"{m}_diff_ci95", *list(names.values())[1:]]
+    found = pd.concat(parts) if parts else pd.DataFrame(columns=columns)
+    return found.reindex(index=summary.index, columns=columns)
+
+
+def config_labels(cells: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """A short name per config: its architecture, then the keys that vary."""
+    shown = [k for k in keys if k != "arch" and cells[k].nunique(dropna=False) > 1]
+
+    def name(row):
+        words = [f"{k}={format_value(row[k])}" for k in shown]
+        return ", ".join(([str(row["arch"])] if "arch" in row else []) + words) or "all"
+
+    return cells.apply(name, axis=1) if len(cells) else pd.Series([], dtype=object)
+
+
+def config_names(rows: pd.DataFrame) -> dict:
+    """Cell id -> short name (config_labels) of each config of `rows` (with `_cell`: as
+    _finished gives them), ordered by architecture, then the config keys."""
+    keys = group_keys(rows)
+    cells = rows.drop_duplicates("_cell")
+    cells = cells.sort_values(list(dict.fromkeys(k for k in ("arch", *keys) if k in cells)), kind="stable")
+    return dict(zip(cells["_cell"], config_labels(cells, keys)))
+
+
+def per_level(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """Mean ± std over finished replicates per config, suite, condition and severity of the
+    accuracy (`metric`): columns the group keys, `config` (its short name), `suite`,
+    `condition`, `severity`, `n`, `mean`, `std`. Each corruption also gets its trials' clean
+    accuracy at severity 0 (unless it has a severity-0 row of its own), so a line over
+    severities starts from the clean test set."""
+    metric = metric or score_metric(table)
+    if metric is None or table.empty:
+        return pd.DataFrame()
+    rows = _finished(table, metric)
+    keys = group_keys(rows)
+    trial = ["experiment", "trial"]
+    clean = _clean_scores(rows)
+    corrupted = rows[rows["condition"] != CLEAN]
+    starts = corrupted[[*trial, "suite", "condition"]].drop_duplicates().merge(clean, on=[*trial, "suite"])
+    have = corrupted.loc[corrupted["severity"] == 0, [*trial, "suite", "condition"]].drop_duplicates()
+    starts = starts.merge(have, how="left", indicator=True)
+    starts = starts[starts["_merge"] == "left_only"].drop(columns="_merge")
+    starts = starts.rename(columns={"clean_accuracy": "_score"}).assign(severity=0.0)
+    info = rows.drop_duplicates(trial)[[*trial, *keys, "_cell"]]
+    levels = pd.concat([corrupted[[*trial, "suite", "condition", "severity", "_score"]],
+                        starts[[*trial, "suite", "condition", "severity", "_score"]]]).merge(info, on=trial)
+    by = [*keys, "suite", "condition", "severity"]
+    stats = levels.groupby(by, dropna=False, sort=True)["_score"].agg(["count", "mean", "std"])
+    stats = stats.rename(columns={"count": "n"}).reset_index()
+    stats.insert(len(keys), "config", row_ids(stats, keys).map(config_names(rows)) if keys else "all")
+    return stats
+
+
+def accuracy_table(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """The corruption x config table: a row per (suite, condition), clean first, a column per
+    config (its short name), each cell the mean accuracy over the condition's severities and
+    the config's finished replicates."""
+    metric = metric or score_metric(table)
+    if metric is None or table.empty:
+        return pd.DataFrame()
+    rows = _finished(table, metric)
+    trial = ["experiment", "trial"]
+    each = rows.groupby([*trial, "_cell", "suite", "condition"], sort=False)["_score"].mean().reset_index()
+    names = config_names(rows)
+    each["config"] = each["_cell"].map(names)
+    wide = each.pivot_table(index=["suite", "condition"], columns="config", values="_score", aggfunc="mean")
+    wide = wide.reindex(columns=list(dict.fromkeys(names.values())))
+    wide = wide.reset_index()
+    wide["_clean"] = wide["condition"] != CLEAN
+    wide = wide.sort_values(["suite", "_clean", "condition"], kind="stable").drop(columns="_clean")
+    wide.columns.name = None
+    return wide.reset_index(drop=True)
+
+
+def _cell(row, m, digits) -> str:
+    mean, std = row.get(f"{m}_mean"), row.get(f"{m}_std")
+    if mean is None or pd.isna(mean):
+        return "–"
+    return f"{mean:.{digits}f}" if pd.isna(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def summary_markdown(summary: pd.DataFrame, keys: list[str]) -> str:
+    """A table per suite: the config, then each measure's mean ± std (n) and the mCE's
+    mark against the best (Holm p)."""
+    shown = [k for k in dict.fromkeys(["arch", *keys]) if k in summary
+             and (k == "arch" or summary[k].nunique(dropna=False) > 1)]
+    blocks = []
+    for suite, rows in summary.groupby("suite", sort=True):
+        header = [*shown, *(MEASURE_LABELS[m] for m in MEASURES), "mCE vs best (Holm p)", "n"]
+        lines = [f"Suite {suite_name(suite)}:", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for _, row in rows.iterrows():
+            mark, p = row.get("mce_vs_best"), row.get("mce_p_holm")
+            versus = "" if mark is None or pd.isna(mark) else (f"{mark} ({p:.3g})" if not pd.isna(p) else str(mark))
+            cells = [_cell(row, m, 1 if m in MINIMIZED else 4) for m in MEASURES]
+            lines.append("| " + " | ".join([*(format_value(row[k]) for k in shown), *cells, versus,
+                                             str(row["n"])]) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def accuracy_markdown(wide: pd.DataFrame) -> str:
+    """The corruption x config table in markdown."""
+    configs = [c for c in wide.columns if c not in ("suite", "condition")]
+    header = ["suite", "condition", *configs]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in wide.iterrows():
+        values = ["–" if pd.isna(row[c]) else f"{row[c]:.4f}" for c in configs]
+        lines.append("| " + " | ".join([row["suite"] or "–", row["condition"], *values]) + " |")
+    return "\n".join(lines)
+
+
+def section(scores: pd.DataFrame, out: str, baseline: dict | None = None) -> tuple[str, list[str]]:
+    """The report's robustness tables, from an all-epochs table: robustness.csv (the final
+    epochs), robustness_summary.csv, robustness_accuracy.csv (corruption x config) written to
+    `out`; returns the markdown section and the files written."""
+    final = final_scores(scores)
+    metric = score_metric(final)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BaselineWarning)
+        summary = robustness_summary(final, baseline, metric)
+    notes = [str(w.message) for w in caught if issubclass(w.category, BaselineWarning)]
+    wide = accuracy_table(final, metric)
+    written = []
+    for name, table in (("robustness.csv", final), ("robustness_summary.csv", summary),
+                        ("robustness_accuracy.csv", wide)):
+        table.to_csv(os.path.join(out, name), index=False)
+        written.append(os.path.join(out, name))
+    label = {"accuracy": "accuracy", "denoised_accuracy": "the denoised images' accuracy (the reference "
+             "classifier's, after the denoiser)"}.get(metric, "accuracy")
+    parts = [
+        "## Robustness: the test set under corruptions and noise",
+        "",
+        f"Each config's scores at its latest epoch scored (robustness.csv), of {label}. Per suite, over finished "
+        "replicate seeds (mean ± std, ddof=1): the clean test set's accuracy; the mean corruption accuracy (over "
+        "the suite's conditions and severities but clean); mCE and relative mCE in percent (Hendrycks & "
+        "Dietterich 2019, with each architecture's baseline config in AlexNet's place: 100 = the baseline's "
+        "errors; lower is more robust). Each config against its architecture's best by Welch's t-test over "
+        "seeds, Holm-adjusted within an architecture and suite (robustness_summary.csv has every measure's).",
+        "",
+        *([*(f"- {n}" for n in notes), ""] if notes else []),
+        summary_markdown(summary, group_keys(final)) if not summary.empty else "No corruption scores, only clean.",
+        "",
+        f"Mean {'accuracy' if metric == 'accuracy' else 'denoised accuracy'} per condition (over its severities "
+        "and the finished replicates), a column per config (robustness_accuracy.csv):",
+        "",
+        accuracy_markdown(wide) if not wide.empty else "No finished replicate scored.",
+        "",
+    ]
+    return "\n".join(parts), written
