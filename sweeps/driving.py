@@ -14,7 +14,8 @@ import threading
 from sweeps import growth, packing, quiet, restore, schema, search
 from sweeps.options import Options, slots
 from sweeps.planning import Plan, plan_packs, search_folders
-from sweeps.preflight import check_storage_reaches_every_node, load_datasets, refuse_models_that_cannot_train
+from sweeps.preflight import (check_storage_reaches_every_node, load_datasets, refuse_models_that_cannot_train,
+                              scoring_images)
 from sweeps.progress import Sweep
 from sweeps.slurm_job import job_record, recorded
 from sweeps.storage import Storage
@@ -25,6 +26,7 @@ def execute(plan: Plan, opts: Options) -> int:
     """Load the data, start Ray, run the steps, summarise: everything after validation."""
     datasets = load_datasets(plan.trials, opts, plan.grid.path)
     refuse_models_that_cannot_train(plan.trials, datasets, plan.grid.path, opts)
+    scoring = scoring_images(plan.trials, datasets, plan.grid.path)
     if plan.exp.is_local:
         # Tune saves the experiment state (which checkpoint each trial resumes from, which
         # trials finished) at most every 10 s by default: a killed driver then loses that
@@ -33,7 +35,7 @@ def execute(plan: Plan, opts: Options) -> int:
 
     ray = start_ray(opts)
     try:
-        results = run_steps(ray, plan, datasets, opts)
+        results = run_steps(ray, plan, datasets, opts, scoring)
     except KeyboardInterrupt:
         # Ctrl-C in the reference stage (Tune handles its own during the trials).
         print(f"\nstopped; {resume_line(plan, opts)}")
@@ -86,7 +88,7 @@ def start_ray(opts: Options):
     return ray
 
 
-def run_steps(ray, plan: Plan, datasets: dict, opts: Options) -> list:
+def run_steps(ray, plan: Plan, datasets: dict, opts: Options, scoring: dict | None = None) -> list:
     """Reference classifiers first (if any trial needs one), then each step's trials
     through Tune, one step after another; a step stopped short (Ctrl-C) ends the run."""
     from sweeps.reference import ensure_references
@@ -118,7 +120,7 @@ def run_steps(ray, plan: Plan, datasets: dict, opts: Options) -> list:
                   f"{resources.get('GPU', 0):g} GPUs; "
                   f"per trial {opts.cpus_per_trial:g} CPU, {opts.gpus_per_trial:g} GPU", flush=True)
             references = ensure_references(plan.trials, datasets, plan.exp, per_trial)
-        done = run_step(plan, step, folder, datasets, references, resources, opts)
+        done = run_step(plan, step, folder, datasets, references, resources, opts, scoring)
         results.extend(done)
         if stopped_short(step, folder, done):  # the steps after it wait for --resume
             break
@@ -152,7 +154,7 @@ def trial_dirname(trial) -> str:
 
 
 def run_step(plan: Plan, step: dict, folder: Storage, datasets: dict, references: dict, resources: dict,
-             opts: Options):
+             opts: Options, scoring: dict | None = None):
     """One step's trials through Ray Tune: restored from its state if it ran before."""
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
@@ -165,7 +167,7 @@ def run_step(plan: Plan, step: dict, folder: Storage, datasets: dict, references
     builders = {t["arch"]: resolve(t["arch"]).builder for t in step["trials"] if resolve(t["arch"]).builder}
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, datasets=datasets, references=references, storage=folder,
-                             builders=builders), per_trial)
+                             builders=builders, scoring=scoring or {}), per_trial)
     # A fresh worker per trial pays TensorFlow's import (about 5 s here) again; reused
     # workers pay it once per slot (bench/load.py measures both; NOISESWEEP_REUSE_ACTORS=0
     # turns reuse off).

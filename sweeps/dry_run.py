@@ -5,6 +5,8 @@ parameter count, the growth of an experiment, the reference classifiers it needs
 
 from __future__ import annotations
 
+import json
+
 from models import options_of
 from sweeps import search, tasks
 from sweeps.grids import AXES, trial_config
@@ -28,7 +30,8 @@ def table_columns(trials: list[dict]) -> list[str]:
     columns = [*TABLE_COLUMNS[:at], *options, *TABLE_COLUMNS[at:]]
     columns = [c for c in columns if any(t.get(c) is not None for t in trials)]
     own = {arch: trial_config({"arch": arch}, {}) for arch in {t["arch"] for t in trials}}
-    set_apart = [k for k in AXES if k not in columns and any(t.get(k) != own[t["arch"]].get(k) for t in trials)]
+    set_apart = [k for k in AXES if k not in columns and k != "evaluate"  # its own lines (print_scoring)
+                 and any(t.get(k) != own[t["arch"]].get(k) for t in trials)]
     at = columns.index("seed") if "seed" in columns else len(columns)
     return [*columns[:at], *set_apart, *columns[at:]]
 
@@ -55,6 +58,30 @@ def print_table(trials: list[dict], packs: list[list[int]]) -> None:
     if together:
         print(f"{len(packs)} Tune trials: {len(together)} packs of configs trained together "
               f"(sizes {', '.join(str(len(p)) for p in together)}), {len(packs) - len(together)} alone")
+
+
+def print_scoring(trials: list[dict]) -> None:
+    """What the configs are scored on after training (their `evaluate:`), each distinct
+    section once: its conditions by kind and how many test images they make."""
+    from sweeps import conditions
+
+    sections = {}
+    for t in trials:
+        if t.get("evaluate"):
+            sections.setdefault(t["evaluate"], []).append(t)
+    for text, configs in sections.items():
+        section = json.loads(text)
+        found = conditions.conditions(section)
+        n = configs[0]["test_subset"]
+        groups: dict = {}
+        for c in found:
+            groups.setdefault(c.suite or c.name, []).append(c)
+        parts = [f"{k} ({len(cs)})" if cs[0].suite else k if len(cs) == 1 and cs[0] == conditions.CLEAN
+                 else f"{k} {' '.join(f'{c.severity:g}' for c in cs)}" for k, cs in groups.items()]
+        size = f"{len(found) * n:,} test images" if n else f"{len(found)} x the test split"
+        every = f", and every {configs[0]['evaluate_every']} epochs" if configs[0].get("evaluate_every") else ""
+        print(f"scoring: {len(configs)} configs after training{every}, on {len(found)} conditions, {size}: "
+              f"{', '.join(parts)}; evaluation seed {section['seed']}")
 
 
 def print_growth(plan: Plan, every: bool) -> None:
@@ -90,6 +117,7 @@ def print_plan(plan: Plan) -> None:
         print("models:")  # each built once, here, for its parameter count
         print("\n".join(parameter_counts(fresh["trials"])))
     print(f"{len(fresh['trials']) if fresh else 0} {'new ' if plan.growth else ''}configs")
+    print_scoring(fresh["trials"] if fresh else [])
     keys = sorted(needed(plan.trials))
     if keys:
         print(f"{len(keys)} reference classifiers, trained once each before the configs: {', '.join(keys)}")

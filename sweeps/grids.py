@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from models import ARCHITECTURES, ArchError, arch_defaults, archs_of, options_of
 from models import resolve as resolve_arch
 from models.registry import is_import_path
-from sweeps import grid_file, search, tasks
+from sweeps import conditions, grid_file, search, tasks
 from sweeps.quiet import quiet_keras_backend
 from sweeps.data import DATASETS
 from sweeps.data import is_given
@@ -71,6 +71,10 @@ BASE_DEFAULTS = {
     "patience": None,
     "monitor": None,  # null: val_loss
     "min_delta": None,  # null: 0
+    # What a config is scored on after training (sweeps.conditions), and every how many epochs
+    # also during it; null: scored only as it trains.
+    "evaluate": None,
+    "evaluate_every": None,
 }
 TRAINING_KEYS = ("optimizer", "lr", "batch_size", "epochs")
 # The optimizer's options (sweeps.optimizers.make_optimizer); null: Keras's default, constant lr.
@@ -80,7 +84,7 @@ TASK_KEYS = tuple(dict.fromkeys(k for t in tasks.all_tasks().values() for k in t
 AXES = ("arch", *BASE_DEFAULTS, *TRAINING_KEYS, *OPTIMIZER_KEYS, *TASK_KEYS)
 LOSSES = tuple(dict.fromkeys(loss for t in tasks.all_tasks().values() for loss in t.LOSSES))
 # Keys whose one value is itself a list: never expanded as an axis.
-LIST_VALUED = tuple(dict.fromkeys(k for t in tasks.all_tasks().values() for k in t.LIST_VALUED))
+LIST_VALUED = ("evaluate", *dict.fromkeys(k for t in tasks.all_tasks().values() for k in t.LIST_VALUED))
 class GridError(ValueError):
     """An invalid grid: one line naming the file, the key and the value."""
 
@@ -134,6 +138,8 @@ _CHECKS = {
     "lr_schedule": (lambda v: v is None or v in LR_SCHEDULES, f"null (constant) or one of {', '.join(LR_SCHEDULES)}"),
     "lr_decay_epochs": (lambda v: v is None or (_int(v) and v >= 1), "an integer >= 1 (epochs), or null for 10"),
     "lr_decay_factor": (lambda v: v is None or (_number(v) and 0 < v <= 1), "a number in (0, 1], or null for 0.1"),
+    "evaluate": (lambda v: v is None or isinstance(v, (dict, str)), "a mapping of test-time conditions, or null"),
+    "evaluate_every": (lambda v: v is None or (_int(v) and v >= 1), "an integer >= 1 (epochs), or null for the end only"),
 }
 for _task in tasks.all_tasks().values():
     # A task's own keys come with their checks (a key without one takes any value).
@@ -156,6 +162,11 @@ def check_value(where: str, key: str, value, shown: str | None = None) -> None:
             raise GridError(f"{where}: {shown or key} = {value!r}: {e}") from None
     if key == "dataset" and is_dataset_path(value) and not os.path.exists(value):
         raise GridError(f"{where}: {shown or key} = {value!r}: no such file or folder (from {os.getcwd()})")
+    if key == "evaluate" and isinstance(value, dict):
+        try:
+            conditions.check(value)
+        except conditions.ConditionError as e:
+            raise GridError(f"{where}: {shown or key}.{e.key} = {e.value!r}: {e.why}") from None
     ok, want = _CHECKS[key]
     try:
         valid = ok(value)
@@ -284,6 +295,17 @@ def _check_trial(where: str, block: str, cfg: dict) -> None:
     elif cfg["monitor"] is not None and cfg["monitor"] not in task.EPOCH_METRICS:
         raise GridError(f"{where}: {block}monitor = {cfg['monitor']!r}: a {task.MODEL} ({arch}) reports "
                         f"{', '.join(task.EPOCH_METRICS)} every epoch")
+    section = conditions.section_of(cfg)
+    if cfg["evaluate_every"] is not None and not section:
+        raise GridError(f"{where}: {block}evaluate_every = {cfg['evaluate_every']!r}: scores nothing without an "
+                        "evaluate: section (the conditions to score on)")
+    if section and task.NAME != "classify":
+        # A reconstruction's target is the clean image: scored under noise, not yet under a
+        # corruption, whose clean original the scoring does not hold.
+        named = [c for c in conditions.conditions(section) if not (c.is_noise or c == conditions.CLEAN)]
+        if named:
+            raise GridError(f"{where}: {block}evaluate: {named[0].name} is a corruption; a {task.MODEL} ({arch}) is "
+                            f"scored under noise types ({', '.join(conditions.noise.NOISES)}) only")
     problem = cfg["validation"] == "holdout" and cfg["train_subset"] and holdout_problem(
         cfg["holdout_size"], cfg["train_subset"], "images of train_subset")
     if problem:
@@ -361,6 +383,7 @@ def trial_config(partial: dict, overrides: dict) -> dict:
     task = tasks.for_arch(arch)
     cfg = {**BASE_DEFAULTS, **task.DEFAULTS, **arch_defaults(arch), **partial, **overrides}
     cfg = {"arch": cfg.pop("arch"), "task": task.NAME, **cfg}
+    cfg["evaluate"] = conditions.canonical(cfg["evaluate"])
     return task.finalize(cfg)
 
 

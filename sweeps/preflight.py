@@ -37,6 +37,42 @@ def load_datasets(trials: list[dict], opts: Options, where: str) -> dict:
     return out
 
 
+def scoring_images(trials: list[dict], datasets: dict, where: str, log=print) -> dict:
+    """The images every config is scored on after training (their grids' `evaluate:`,
+    sweeps.conditions), made once for the experiment, on this machine, before Ray starts:
+    dataset -> scoring key -> (uint8 images, labels). A benchmark folder whose images or
+    labels do not fit its dataset is refused here."""
+    import time
+
+    from sweeps import benchmarks, conditions
+    from sweeps.data.arrays import num_classes_of
+
+    out: dict = {}
+    for t in trials:
+        section = conditions.section_of(t)
+        if not section:
+            continue
+        arrays = datasets[t["dataset"]]
+        for i, folder in enumerate(section.get("folders", [])):
+            try:
+                benchmarks.check(folder, image_shape=arrays["x_test"].shape[1:], num_classes=num_classes_of(arrays),
+                                 where=f"{where}: evaluate.folders[{i}]")
+            except benchmarks.BenchmarkError as e:
+                raise UsageError(str(e)) from None
+        made = out.setdefault(t["dataset"], {})
+        todo = [c for c in conditions.conditions(section)
+                if conditions.made(c) and conditions.scoring_key(section["seed"], c) not in made]
+        if not todo:
+            continue
+        started = time.perf_counter()
+        log(f"scoring: making {len(todo)} test sets of {t['dataset']} ({len(arrays['x_test']):,} images each) "
+            f"for the evaluate: conditions", flush=True)
+        for c in todo:
+            made[conditions.scoring_key(section["seed"], c)] = conditions.images(c, section, arrays)
+        log(f"scoring: made in {time.perf_counter() - started:.1f} s", flush=True)
+    return out
+
+
 def refuse_models_that_cannot_train(trials: list[dict], datasets: dict, where: str, opts: Options) -> None:
     """A model of one's own that cannot train, found now (sweeps.model_check), not by the workers."""
     from sweeps import model_check

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sweeps.optimizers import make_optimizer
-from sweeps.training.feeds import SplitFeed
+from sweeps.training.feeds import FeedData, SplitFeed
 
 EVAL_BATCH = 1024  # scoring batches: a sum over images, so their size changes no figure
 
@@ -55,6 +55,7 @@ class Engine:
         jit = not has_convolutions(models[0])
         self.train = SplitFeed(spec.train_feed)
         self.test = None  # made on first use (_feed): a hold-out run scores it once
+        self._scoring: dict = {}  # a feed per layout for the conditions scored (scores_on)
         gpu = backends.has_gpu()
         self.key, self.k, self._spec = spec.key, spec.k, spec
         self.net = pack_net(models, jit, gpu)
@@ -124,9 +125,22 @@ class Engine:
         """Every member's (loss, metric) on rows [start, stop) of `split`: its mean loss plus
         its weight penalty and the losses the model adds, as Keras's evaluate reports a
         regularised model's loss (the metric's values are meaningless for a task without)."""
+        return self._scores_of(self._feed(split), start, stop)
+
+    def scores_on(self, data: FeedData) -> tuple[np.ndarray, np.ndarray]:
+        """Every member's (loss, metric) on the whole of `data` (a condition's test split):
+        held in this engine's feed of its layout, so one compiled step serves every condition
+        of a kind (clean and corrupted, or one noise type's scales)."""
+        feed = self._scoring.get(data.layout)
+        if feed is None:
+            feed = self._scoring[data.layout] = SplitFeed(data)
+        else:
+            feed.refill(data)
+        return self._scores_of(feed, 0, feed.size)
+
+    def _scores_of(self, feed: SplitFeed, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         from models.backends import scalar
 
-        feed = self._feed(split)
         ce, hits, added = np.zeros(self.k), np.zeros(self.k), np.zeros(self.k)
         for a in range(start, stop, EVAL_BATCH):
             size = min(EVAL_BATCH, stop - a)

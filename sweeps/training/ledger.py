@@ -23,6 +23,7 @@ class Ledger:
         self.rows: list[list[dict]] = [[] for _ in members]
         self.diverged = [False] * self.k
         self.stops = [EarlyStop.of(m) for m in members]
+        self.robustness: list[list[dict]] = [[] for _ in members]  # scores under test-time conditions
 
     def frozen(self, i: int) -> bool:
         """Whether member i trains no more: diverged, or ended by early stopping."""
@@ -61,17 +62,23 @@ class Ledger:
         """Member i's end-of-training metrics, into its last row."""
         self.rows[i][-1].update(metrics)
 
+    def scored(self, i: int, rows: list[dict]) -> None:
+        """Member i's scores under the test-time conditions at its last epoch (sweeps.conditions)."""
+        self.robustness[i] += rows
+
     # -- checkpoints ----------------------------------------------------------------------
     def state(self) -> dict:
         """Everything a restart needs, as JSON."""
         return {"epochs_done": self.epochs_done, "diverged": self.diverged, "rows": self.rows,
-                "members": self.seeds, "early_stop": [s.state() if s else None for s in self.stops]}
+                "members": self.seeds, "early_stop": [s.state() if s else None for s in self.stops],
+                "robustness": self.robustness}
 
     def load(self, state: dict, where: str) -> None:
         """Continue from `state()` of this pack (`where`: the checkpoint, for the message)."""
         if state["members"] != self.seeds:
             raise ValueError(f"{where}: a checkpoint of another pack")
         self.epochs_done, self.diverged, self.rows = state["epochs_done"], state["diverged"], state["rows"]
+        self.robustness = state.get("robustness") or [[] for _ in range(self.k)]
         saved = state.get("early_stop") or [None] * self.k
         self.stops = [EarlyStop.of(m, s) for m, s in zip(self._members, saved)]
 

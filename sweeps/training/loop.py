@@ -1,5 +1,6 @@
 """The epoch loop: every transition of a pack's epoch, in one place and in order (train,
-record, freeze, the ended members' end-of-training scoring, the checkpoint), then the
+record, freeze, the ended members' end-of-training scoring, their scores under the test-time
+conditions, the checkpoint), then the
 observers, which only read what the epoch left (sweeps.training.reporting: the members'
 files and Tune's row).
 """
@@ -26,6 +27,7 @@ class Epoch:
     ended: list[int] = field(default_factory=list)
     outcomes: list = field(default_factory=list)
     checkpoint: str | None = None
+    scored: list[int] = field(default_factory=list)  # members scored under the test-time conditions
 
 
 def epoch(pack, context: dict | None = None, checkpoint_every: int = 0, observers=()) -> Epoch:
@@ -43,13 +45,16 @@ def epoch(pack, context: dict | None = None, checkpoint_every: int = 0, observer
     for i, outcome in zip(ended, outcomes):
         schema.check_metrics(outcome.metrics)  # a metric the analysis would not know
         ledger.close(i, outcome.metrics)
-    done = Epoch(ledger, trained, seconds, ended, outcomes)
+    scored = pack.due_scoring(trained, ended)
+    for i, rows in zip(scored, pack.score_conditions(scored) if scored else []):
+        ledger.scored(i, rows)
+    done = Epoch(ledger, trained, seconds, ended, outcomes, scored=scored)
     if not checkpoint_every or (ledger.epochs_done % checkpoint_every and not ledger.done):
         _notify(observers, done)
         return done
     with tempfile.TemporaryDirectory(prefix="noisesweep-ckpt-") as folder:
         pack.save(folder)
-        done = Epoch(ledger, trained, seconds, ended, outcomes, checkpoint=folder)
+        done = Epoch(ledger, trained, seconds, ended, outcomes, checkpoint=folder, scored=scored)
         _notify(observers, done)
     return done
 

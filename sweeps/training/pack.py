@@ -40,11 +40,12 @@ ARRAYS_FILE = "pack.npz"
 class Pack:
     """K member configs (alike in all but sweeps.packing.MEMBER_KEYS) and their data."""
 
-    def __init__(self, members: list[dict], arrays: dict, references: dict | None = None, validate: bool = True):
+    def __init__(self, members: list[dict], arrays: dict, references: dict | None = None, validate: bool = True,
+                 scoring: dict | None = None):
         from sweeps.training.worker import engine_for
 
         self.ledger = Ledger(members)
-        self.spec = PackSpec(members, arrays, references, validate)
+        self.spec = PackSpec(members, arrays, references, validate, scoring)
         self.engine = engine_for(self, self.spec, self.spec.models())
 
     @property
@@ -104,6 +105,28 @@ class Pack:
         names = [f"test_{n}" for n in self.spec.metric_names if not n.startswith("val_")]
         return [Outcome() if diverged[i] else Outcome({n: float(v[i]) for n, v in zip(names, values)})
                 for i in members]
+
+    def due_scoring(self, trained: list[int], ended: list[int]) -> list[int]:
+        """The members to score under the test-time conditions now: those that ended, and with
+        `evaluate_every` those that trained an epoch of that period; never a diverged one."""
+        if not self.spec.conditions:
+            return []
+        every = self.spec.evaluate_every
+        due = set(ended) | (set(trained) if every and self.ledger.epochs_done % every == 0 else set())
+        return [i for i in sorted(due) if not self.ledger.diverged[i]]
+
+    def score_conditions(self, members: list[int]) -> list[list[dict]]:
+        """`members`' rows (schema.ROBUSTNESS_COLUMNS) under every condition of the spec, each
+        at its last epoch; the pack is scored together, its frozen members as they froze."""
+        accuracy = "accuracy" in self.spec.metric_names
+        rows = [[] for _ in members]
+        for condition in self.spec.conditions:
+            loss, metric = self.engine.scores_on(self.spec.condition_feed(condition))
+            for out, i in zip(rows, members):
+                out.append({"epoch": self.ledger.rows[i][-1]["epoch"], "suite": condition.suite,
+                            "condition": condition.name, "severity": condition.severity,
+                            "accuracy": float(metric[i]) if accuracy else None, "loss": float(loss[i])})
+        return rows
 
     def member_model(self, i: int):
         """Member i's Keras model with its weights as trained so far (and its state)."""

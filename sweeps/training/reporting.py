@@ -92,13 +92,38 @@ class MemberFiles:
         ledger = epoch.ledger
         for i, outcome in zip(epoch.ended, epoch.outcomes):
             if outcome.artifacts:  # before the row that says the member finished
-                write_artifacts(self.folder if ledger.k == 1 else self.folder.child(self.folders[i]), outcome.artifacts)
+                write_artifacts(self._member(ledger, i), outcome.artifacts)
+        for i in epoch.scored:  # all its scores so far, whole: a restart leaves none twice
+            self._member(ledger, i).write_bytes(robustness_csv(ledger.robustness[i]), schema.ROBUSTNESS_FOLDER,
+                                                TRAINING_SCORES)
         if ledger.k == 1:
             return  # its rows are Tune's own (TuneRow)
         for i in epoch.trained:
             lines = "".join(json.dumps(r) + "\n" for r in ledger.rows[i])
             self.folder.write_bytes(lines.encode(), self.folders[i], "result.json")
             self.folder.write_bytes(tensorboard.event_file(ledger.rows[i]), self.folders[i], tensorboard.EVENT_FILE)
+
+
+    def _member(self, ledger, i: int):
+        return self.folder if ledger.k == 1 else self.folder.child(self.folders[i])
+
+
+TRAINING_SCORES = "train.csv"  # a config's scores made as it trained (schema.ROBUSTNESS_FOLDER)
+
+
+def robustness_csv(rows: list[dict]) -> bytes:
+    """Scores under test-time conditions as schema.ROBUSTNESS_COLUMNS CSV, a metric a task
+    lacks left empty."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=schema.ROBUSTNESS_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else repr(row[k]) if isinstance(row[k], float) else row[k])
+                         for k in schema.ROBUSTNESS_COLUMNS})
+    return out.getvalue().encode()
 
 
 class TuneRow:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sweeps import schema
+from sweeps import conditions, schema
 from sweeps.data.arrays import input_shape_of, num_classes_of, subset, train_size
 from sweeps.optimizers import steps_per_epoch
 from sweeps.training.feeds import FeedData, order, prepare
@@ -27,7 +27,8 @@ class PackSpec:
     arrays. `validate`: False for no validation each epoch (a reference classifier is
     scored once, at its end)."""
 
-    def __init__(self, members: list[dict], arrays: dict, references: dict | None = None, validate: bool = True):
+    def __init__(self, members: list[dict], arrays: dict, references: dict | None = None, validate: bool = True,
+                 scoring: dict | None = None):
         from sweeps import tasks
         from sweeps.packing import group_key
 
@@ -50,6 +51,13 @@ class PackSpec:
         self.input_shape = input_shape_of(arrays)
         self.train_feed = prepare(self.feed_members, *self.train_split, "train", self.input_shape)
         self._test_feed = None
+        # What the members are scored on after training (sweeps.conditions): `scoring` holds
+        # the images made once for the experiment (sweeps.preflight.scoring_images), by
+        # scoring_key; what it lacks is made here.
+        self.section = conditions.section_of(first)
+        self.conditions = conditions.conditions(self.section)
+        self.evaluate_every = first.get("evaluate_every")
+        self._scoring = scoring or {}
         # Everything a compiled step depends on: a worker's kept engine serves the next pack
         # with the same key (sweeps.training.worker).
         self.key = (group, self.k, self.n_train, self.num_classes, self.train_feed.layout,
@@ -63,6 +71,16 @@ class PackSpec:
         if self._test_feed is None:
             self._test_feed = prepare(self.feed_members, *self.test_split(), "test", self.input_shape)
         return self._test_feed
+
+    def condition_feed(self, condition) -> FeedData:
+        """The test split under `condition`, as the members' scoring feed: its images (a
+        corruption's, a benchmark's, or clean, cut to the members' test_subset), each
+        member's standardisation and clip, the condition's noise from the evaluation seed."""
+        seed = self.section["seed"]
+        made = self._scoring.get(conditions.scoring_key(seed, condition))
+        images, labels = made if made is not None else conditions.images(condition, self.section, self.arrays)
+        x, y = subset(self.members[0], {"x_test": images, "y_test": labels}, "test")
+        return prepare(conditions.feed_members(self.members, condition, seed), x, y, "test", self.input_shape)
 
     def validation(self) -> tuple[str, int, int]:
         """(split, first row, end row) validated on each epoch: the hold-out, or the test split."""

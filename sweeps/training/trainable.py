@@ -55,14 +55,15 @@ def configure_tensorflow(seed: int):
 
 
 def train_trial(config: dict, datasets: dict, references: dict | None = None, storage=None,
-                builders: dict | None = None) -> None:
+                builders: dict | None = None, scoring: dict | None = None) -> None:
     """Train the config (or the pack of configs, `config["members"]`) and report every epoch
     to Tune.
 
     `datasets` maps dataset name -> {x_train, y_train, x_test, y_test} uint8 arrays;
     `references` maps reference classifier key -> .keras bytes (sweeps.reference);
     `storage` is the experiment's folder (sweeps.storage.Storage); `builders` maps the
-    architectures given as Python objects to their builders.
+    architectures given as Python objects to their builders; `scoring` maps dataset name ->
+    the test-time conditions' images made for the experiment (sweeps.preflight.scoring_images).
     """
     from models.registry import use_builder
     from sweeps import tasks
@@ -73,7 +74,8 @@ def train_trial(config: dict, datasets: dict, references: dict | None = None, st
     members, names = unpack(config)
     tasks.for_config(members[0])  # imports $NOISESWEEP_TASKS: their models register, named in folders
     configure_tensorflow(members[0]["seed"])
-    train_pack(members, names, datasets[members[0]["dataset"]], references, storage)
+    dataset = members[0]["dataset"]
+    train_pack(members, names, datasets[dataset], references, storage, (scoring or {}).get(dataset))
 
 
 def trial_folder(storage):
@@ -87,7 +89,7 @@ def trial_folder(storage):
 
 
 def train_pack(members: list[dict], names: list[str], arrays: dict, references: dict | None = None,
-               storage=None) -> None:
+               storage=None, scoring: dict | None = None) -> None:
     """Train `members` (one config or a pack; `names`: their folders in a pack's) as
     sweeps.training.pack.Pack through the epoch loop, reporting every epoch: the members'
     files, then Tune's row and checkpoint."""
@@ -99,7 +101,7 @@ def train_pack(members: list[dict], names: list[str], arrays: dict, references: 
 
     folder = trial_folder(storage)
     names = member_folders(folder, members, names)
-    pack = Pack(members, arrays, references)
+    pack = Pack(members, arrays, references, scoring=scoring)
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as d:

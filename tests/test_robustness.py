@@ -1,0 +1,127 @@
+"""Scoring trained configs under test-time conditions (a grid's `evaluate:`, sweeps.conditions)
+in the pack engine: the scores against a plain Keras `evaluate` of the final weights on the
+same noisy or corrupted arrays, made here independently; packed against alone; the files."""
+
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from sweeps import conditions
+from sweeps.grids import GridError, trial_config
+from sweeps.noise import noisy_split
+from tests.packs import train
+from tests.synthetic import learnable_mnist
+
+pytestmark = pytest.mark.usefixtures("deterministic_ops")
+
+EVALUATE = {"gaussian": [0, 0.5, 1.0], "salt_and_pepper": [0.2]}
+
+
+def member(**kw):
+    base = {"arch": "mlp64", "seed": 0, "epochs": 2, "batch_size": 64, "evaluate": EVALUATE}
+    return trial_config({**base, **kw}, {})
+
+
+def plain_scores(pack, i, arrays, section, condition, images=None):
+    """Member i's final weights in its own Keras model, evaluated by Keras on the condition's
+    arrays as a notebook would make them (sweeps.noise.noisy_split on the test images)."""
+    m = pack.members[i]
+    x = arrays["x_test"] if images is None else images
+    kind = condition.name if condition.is_noise else "none"
+    noisy = noisy_split(x, "test", seed=section["seed"], noise_type=kind, noise_scale=float(condition.severity),
+                        noise_target="test", noise_clip=m["noise_clip"], standardize_first=m["standardize"])
+    model = pack.member_model(i)
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss, accuracy = model.evaluate(noisy[..., None], arrays["y_test"].astype(np.int32), batch_size=1000, verbose=0)
+    return loss, accuracy
+
+
+def test_each_member_is_scored_under_every_condition_as_keras_evaluates_its_final_weights():
+    arrays = learnable_mnist(600, 300)
+    configs = [member(seed=0), member(seed=1, noise_type="gaussian", noise_scale=0.5, l2=0.001)]
+    pack, _ = train(configs, arrays)
+    section = conditions.section_of(configs[0])
+    wanted = conditions.conditions(section)
+    assert [(c.name, c.severity) for c in wanted] == [("clean", 0), ("gaussian", 0.0), ("gaussian", 0.5),
+                                                       ("gaussian", 1.0), ("salt_and_pepper", 0.2)]
+    for i in range(2):
+        rows = pack.ledger.robustness[i]
+        assert [(r["condition"], r["severity"]) for r in rows] == [(c.name, c.severity) for c in wanted]
+        assert {r["epoch"] for r in rows} == {2}
+        for row, condition in zip(rows, wanted):
+            loss, accuracy = plain_scores(pack, i, arrays, section, condition)
+            assert row["accuracy"] == pytest.approx(accuracy, abs=1e-6), (i, condition)
+            assert row["loss"] == pytest.approx(loss, rel=1e-5, abs=1e-6), (i, condition)
+    # The scores tell the conditions apart: heavier noise costs the clean-trained member.
+    clean = {(r["condition"], r["severity"]): r["accuracy"] for r in pack.ledger.robustness[0]}
+    assert clean[("gaussian", 1.0)] < clean[("clean", 0)]
+    assert clean[("gaussian", 0.0)] == clean[("clean", 0)]
+
+
+def test_packed_members_score_as_they_do_alone():
+    arrays = learnable_mnist(600, 300)
+    configs = [member(seed=s, noise_type="gaussian", noise_scale=0.3) for s in (0, 1, 2)]
+    packed, _ = train(configs, arrays)
+    alone, _ = train([configs[1]], arrays)
+    for a, b in zip(packed.ledger.robustness[1], alone.ledger.robustness[0]):
+        assert a["condition"] == b["condition"] and a["severity"] == b["severity"]
+        assert a["accuracy"] == pytest.approx(b["accuracy"], abs=1e-6)
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-6)
+
+
+def test_scores_every_n_epochs_and_a_restart_keeps_them(tmp_path):
+    from sweeps.training import loop
+    from sweeps.training.pack import Pack
+
+    arrays = learnable_mnist(300, 100)
+    config = member(epochs=4, evaluate_every=2, evaluate={"gaussian": [0.5]})
+    pack = Pack([config], arrays)
+    loop.epoch(pack)
+    loop.epoch(pack)
+    pack.save(str(tmp_path))
+    again = Pack([config], arrays)
+    again.restore(str(tmp_path))
+    loop.train(again)
+    epochs = [(r["epoch"], r["condition"]) for r in again.ledger.robustness[0]]
+    assert epochs == [(2, "clean"), (2, "gaussian"), (4, "clean"), (4, "gaussian")]
+
+
+def test_the_scores_file_is_csv_of_the_schemas_columns():
+    from sweeps import schema
+    from sweeps.training.reporting import robustness_csv
+
+    text = robustness_csv([{"epoch": 3, "suite": "", "condition": "gaussian", "severity": 0.5, "accuracy": 0.25,
+                            "loss": 1.5}]).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert tuple(rows[0]) == schema.ROBUSTNESS_COLUMNS
+    assert rows[0]["accuracy"] == "0.25" and rows[0]["severity"] == "0.5" and rows[0]["noisy_mse"] == ""
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"gaussian": [-1]}, "evaluate.gaussian = -1: a noise scale must be a number >= 0"),
+    ({"salt_and_pepper": [1.5]}, "evaluate.salt_and_pepper = 1.5: a salt_and_pepper level must be in [0, 1]"),
+    ({"gausian": [1]}, "evaluate.gausian = [1]: unknown key (did you mean gaussian?)"),
+    ({"seed": 1}, "names no condition to score on"),
+    ({"folders": ["/nonexistent/mnist_c"]}, "evaluate.folders[0] = '/nonexistent/mnist_c': no such folder"),
+])
+def test_a_bad_evaluate_section_is_one_line_naming_file_key_and_value(tmp_path, section, message):
+    from sweeps.grids import load_grid
+
+    grid = tmp_path / "g.yaml"
+    import yaml
+
+    grid.write_text(yaml.safe_dump({"arch": "mlp64", "evaluate": section}))
+    with pytest.raises(GridError) as e:
+        load_grid(str(grid))
+    assert str(e.value).startswith(f"{grid}: ") and message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_evaluate_every_needs_an_evaluate_section(tmp_path):
+    from sweeps.grids import load_grid
+
+    grid = tmp_path / "g.yaml"
+    grid.write_text("arch: mlp64\nevaluate_every: 2\n")
+    with pytest.raises(GridError, match="evaluate_every = 2: scores nothing without an evaluate: section"):
+        load_grid(str(grid))
