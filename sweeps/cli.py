@@ -5,6 +5,7 @@
     noisesweep grids                          # the shipped grids: what each reproduces, configs, time
     noisesweep status RUN_DIR [RUN_DIR ...]   # where experiments stand, from their files (no Ray)
     noisesweep slurm --nodes 2 --time 4:00:00 --grid l2 [runner flags]   # submit it with sbatch
+    noisesweep evaluate RUN_DIR --suite mnist_c   # score finished configs on new conditions, no training
 
 Exit status: 0 done; 1 configs errored (run); 2 bad input (flags, grid, folder); 130 a run
 stopped before its end (resumable).
@@ -22,6 +23,7 @@ COMMANDS = {
     "grids": "list the shipped grids: what each reproduces, configs and time",
     "status": "where an experiment stands, from its files alone",
     "slurm": "run a grid as a Slurm batch job that requeues itself at its time limit (sweeps/slurm.py)",
+    "evaluate": "score a finished experiment's configs under new test-time conditions, without training",
 }
 
 
@@ -55,7 +57,7 @@ def status_main(argv) -> int:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        p = argparse.ArgumentParser(prog="noisesweep", usage="noisesweep {run,report,grids,status,slurm} [flags]",
+        p = argparse.ArgumentParser(prog="noisesweep", usage="noisesweep {run,report,grids,status,slurm,evaluate} [flags]",
                                     description="Noise and L2 sweeps of image classifiers "
                                     "and denoisers on Ray Tune.", epilog=__doc__.split("\n\n")[-1],
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,6 +73,10 @@ def main(argv=None) -> int:
         from sweeps import slurm
 
         return slurm.main(rest, prog="noisesweep slurm")
+    if command == "evaluate":
+        from sweeps import evaluate
+
+        return evaluate.main(rest, prog="noisesweep evaluate")
     if command == "report":
         from analysis import report
 

@@ -4,6 +4,9 @@ same noisy or corrupted arrays, made here independently; packed against alone; t
 
 import csv
 import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -125,3 +128,71 @@ def test_evaluate_every_needs_an_evaluate_section(tmp_path):
     grid.write_text("arch: mlp64\nevaluate_every: 2\n")
     with pytest.raises(GridError, match="evaluate_every = 2: scores nothing without an evaluate: section"):
         load_grid(str(grid))
+
+
+def _files(folder):
+    out = {}
+    for root, _, names in os.walk(folder):
+        for n in names:
+            path = os.path.join(root, n)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, folder)] = f.read()
+    return out
+
+
+def _scores(path):
+    with open(path, newline="") as f:
+        return {(r["suite"], r["condition"], float(r["severity"])): r for r in csv.DictReader(f)}
+
+
+def test_a_sweep_writes_its_scores_and_evaluate_adds_new_ones_rewriting_nothing(tmp_path):
+    """The runner scores each config after training (robustness/train.csv); `noisesweep
+    evaluate` then scores the finished experiment on more conditions without training, in a
+    new file, every file already there byte for byte as it was."""
+    from analysis.load import trial_dirs
+    from tests.sweeps_running import ROOT, runner_cmd
+    from tests.synthetic import write_mnist_cache
+
+    write_mnist_cache(tmp_path / "cache", n_train=600, n_test=200)
+    cmd, env = runner_cmd(tmp_path, """
+        arch: mlp64
+        seed: [0, 1]
+        epochs: 2
+        evaluate:
+          gaussian: [0.5]
+        """, "rob")
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    exp = tmp_path / "runs" / "rob"
+    configs = trial_dirs(str(exp))
+    assert len(configs) == 2
+    for folder in configs:
+        rows = _scores(os.path.join(folder, "robustness", "train.csv"))
+        assert sorted(rows) == [("", "clean", 0.0), ("", "gaussian", 0.5)]
+        assert {r["epoch"] for r in rows.values()} == {"2"}
+    before = _files(exp)
+
+    more = tmp_path / "more.yaml"
+    more.write_text("evaluate:\n  gaussian: [0.5, 1.0]\n  brightness: [3]\n")
+    evaluate = [sys.executable, "-m", "sweeps.cli", "evaluate", str(exp), "--grid", str(more),
+                "--cache-dir", str(tmp_path / "cache")]
+    done = subprocess.run(evaluate, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "evaluate: 2 configs scored; 0 not finished, 0 without weights" in done.stdout
+    after = _files(exp)
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing rewritten
+    added = sorted(set(after) - set(before))
+    assert len(added) == 2 and all(a.endswith(os.path.join("robustness", "evaluate-1.csv")) for a in added)
+    for folder in configs:
+        trained = _scores(os.path.join(folder, "robustness", "train.csv"))
+        again = _scores(os.path.join(folder, "robustness", "evaluate-1.csv"))
+        assert sorted(again) == [("", "brightness", 3.0), ("", "clean", 0.0), ("", "gaussian", 0.5),
+                                 ("", "gaussian", 1.0)]
+        for key in trained:  # the same weights on the same images: the same scores
+            assert float(again[key]["accuracy"]) == pytest.approx(float(trained[key]["accuracy"]), abs=1e-6)
+            assert float(again[key]["loss"]) == pytest.approx(float(trained[key]["loss"]), rel=1e-5)
+
+    bad = subprocess.run([*evaluate[:5], "--suite", "mnist_x"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --suite 'mnist_x': no such suite; known: mnist_c")
+    assert bad.stderr.count("\n") == 1 and _files(exp) == after
