@@ -578,12 +578,12 @@ def section(scores: pd.DataFrame, out: str, baseline: dict | None = None) -> tup
                         ("robustness_accuracy.csv", wide)):
         table.to_csv(os.path.join(out, name), index=False)
         written.append(os.path.join(out, name))
-    label = {"accuracy": "accuracy", "denoised_accuracy": "the denoised images' accuracy (the reference "
-             "classifier's, after the denoiser)"}.get(metric, "accuracy")
+    label = {"denoised_accuracy": "the denoised images' accuracy (the reference classifier's, after the "
+             "denoiser)"}.get(metric, "the test accuracy")
     parts = [
         "## Robustness: the test set under corruptions and noise",
         "",
-        f"Each config's scores at its latest epoch scored (robustness.csv), of {label}. Per suite, over finished "
+        f"Of {label}, at each config's latest epoch scored (robustness.csv). Per suite, over finished "
         "replicate seeds (mean ± std, ddof=1): the clean test set's accuracy; the mean corruption accuracy (over "
         "the suite's conditions and severities but clean); mCE and relative mCE in percent (Hendrycks & "
         "Dietterich 2019, with each architecture's baseline config in AlexNet's place: 100 = the baseline's "
@@ -591,12 +591,18 @@ def section(scores: pd.DataFrame, out: str, baseline: dict | None = None) -> tup
         "seeds, Holm-adjusted within an architecture and suite (robustness_summary.csv has every measure's).",
         "",
         *([*(f"- {n}" for n in notes), ""] if notes else []),
-        summary_markdown(summary, group_keys(final)) if not summary.empty else "No corruption scores, only clean.",
-        "",
-        f"Mean {'accuracy' if metric == 'accuracy' else 'denoised accuracy'} per condition (over its severities "
-        "and the finished replicates), a column per config (robustness_accuracy.csv):",
-        "",
-        accuracy_markdown(wide) if not wide.empty else "No finished replicate scored.",
-        "",
     ]
+    if metric is None:
+        parts += ["No config scored an accuracy (a denoiser's loss alone, say): robustness.csv has the scores.", ""]
+    else:
+        parts += [
+            summary_markdown(summary, group_keys(final)) if not summary.empty
+            else "No finished replicate scored a condition other than clean.",
+            "",
+            f"Mean {'accuracy' if metric == 'accuracy' else 'denoised accuracy'} per condition (over its "
+            "severities and the finished replicates), a column per config (robustness_accuracy.csv):",
+            "",
+            accuracy_markdown(wide) if not wide.empty else "No finished replicate was scored.",
+            "",
+        ]
     return "\n".join(parts), written

@@ -369,3 +369,29 @@ def test_the_robustness_report_runs_without_ray_or_tensorflow(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o" / "robustness_summary.csv").exists()
+
+
+def test_a_one_level_suite_is_one_panel_and_a_denoiser_is_measured_by_its_denoised_accuracy(tmp_path):
+    """MNIST-C's conditions have one level (severity 0): one panel, a point per condition.
+    A denoiser writes no accuracy: its measures are of the denoised images' accuracy."""
+    exp = tmp_path / "exp"
+    for seed in (0, 1):
+        cfg = config(arch="dae_dense", task="denoise", noise_type="salt_and_pepper", noise_scale=0.4, seed=seed,
+                     epochs=1)
+        path = write_trial(exp, f"dae_s{seed}_0000{seed}", cfg, [{"loss": 0.3, "val_loss": 0.31}])
+        rows = [{"epoch": 1, "suite": s, "condition": c, "severity": 0, "loss": 0.1, "noisy_mse": 0.02,
+                 "denoised_mse": 0.01, "seasoned_accuracy": 0.5, "denoised_accuracy": acc + seed / 100}
+                for s, c, acc in (("", "clean", 0.95), ("mnist_c", "fog", 0.70), ("mnist_c", "shear", 0.80))]
+        write_scores(path, rows)
+    table = load_robustness(str(exp))
+    assert table["accuracy"].isna().all() and len(table) == 6
+    with pytest.warns(BaselineWarning, match="arch dae_dense: no clean-trained config"):
+        row = robustness_summary(table).iloc[0]
+    assert row["suite"] == "mnist_c" and row["corruption_accuracy_mean"] == pytest.approx(0.755)
+    assert row["clean_accuracy_mean"] == pytest.approx(0.955) and row["n"] == 2
+    with figures.collected() as drawn:
+        robustness_figures.accuracy_vs_severity(load_robustness(str(exp), all_epochs=True), "")
+    assert len(drawn) == 1 and len(drawn[0].axes) == 1
+    ax = drawn[0].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["fog", "shear"]
+    assert "denoised accuracy" in ax.get_ylabel()
