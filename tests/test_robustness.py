@@ -27,40 +27,72 @@ def member(**kw):
     return trial_config({**base, **kw}, {})
 
 
-def plain_scores(pack, i, arrays, section, condition, images=None):
+def plain_scores(pack, i, arrays, section, condition, images=None, labels=None):
     """Member i's final weights in its own Keras model, evaluated by Keras on the condition's
     arrays as a notebook would make them (sweeps.noise.noisy_split on the test images)."""
     m = pack.members[i]
     x = arrays["x_test"] if images is None else images
+    y = arrays["y_test"] if labels is None else labels
     kind = condition.name if condition.is_noise else "none"
     noisy = noisy_split(x, "test", seed=section["seed"], noise_type=kind, noise_scale=float(condition.severity),
                         noise_target="test", noise_clip=m["noise_clip"], standardize_first=m["standardize"])
     model = pack.member_model(i)
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    loss, accuracy = model.evaluate(noisy[..., None], arrays["y_test"].astype(np.int32), batch_size=1000, verbose=0)
+    loss, accuracy = model.evaluate(noisy[..., None], y.astype(np.int32), batch_size=1000, verbose=0)
     return loss, accuracy
 
 
-def test_each_member_is_scored_under_every_condition_as_keras_evaluates_its_final_weights():
+def mnist_c_folder(root, arrays):
+    """A benchmark folder in MNIST-C's layout: two corruptions of the test images, (N, 28, 28, 1)."""
+    from sweeps.corruptions import corrupt
+
+    made = {}
+    for name, severity in (("fog", 2), ("stripe", 3)):
+        x = corrupt(arrays["x_test"], name, severity, seed=99)
+        y = arrays["y_test"][::-1].copy()  # labels of its own: the folder's, not the dataset's
+        (root / name).mkdir(parents=True)
+        np.save(root / name / "test_images.npy", x[..., None])
+        np.save(root / name / "test_labels.npy", y.astype(np.int64))
+        made[name] = (x, y)
+    return made
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_each_member_is_scored_under_every_condition_as_keras_evaluates_its_final_weights(tmp_path, standardize):
+    """Noise at three scales, two corruptions and a benchmark folder: each score is a plain
+    Keras evaluate of the member's final weights on the condition's images, made here with
+    sweeps.noise, sweeps.corruptions and numpy, within 1e-6."""
+    from sweeps.corruptions import corrupt
+
     arrays = learnable_mnist(600, 300)
-    configs = [member(seed=0), member(seed=1, noise_type="gaussian", noise_scale=0.5, l2=0.001)]
+    folder = mnist_c_folder(tmp_path / "mnist_c", arrays)
+    evaluate = {"gaussian": [0, 0.5, 1.0], "shot_noise": [3], "rotate": [2], "folders": [str(tmp_path / "mnist_c")]}
+    configs = [member(seed=0, standardize=standardize, evaluate=evaluate),
+               member(seed=1, noise_type="gaussian", noise_scale=0.5, l2=0.001, standardize=standardize,
+                      evaluate=evaluate)]
     pack, _ = train(configs, arrays)
     section = conditions.section_of(configs[0])
     wanted = conditions.conditions(section)
-    assert [(c.name, c.severity) for c in wanted] == [("clean", 0), ("gaussian", 0.0), ("gaussian", 0.5),
-                                                       ("gaussian", 1.0), ("salt_and_pepper", 0.2)]
+    assert [(c.suite, c.name, c.severity) for c in wanted] == [
+        ("", "clean", 0), ("", "gaussian", 0.0), ("", "gaussian", 0.5), ("", "gaussian", 1.0), ("", "shot_noise", 3),
+        ("", "rotate", 2), ("folder:mnist_c", "stripe", 0), ("folder:mnist_c", "fog", 0)]
     for i in range(2):
         rows = pack.ledger.robustness[i]
-        assert [(r["condition"], r["severity"]) for r in rows] == [(c.name, c.severity) for c in wanted]
+        assert [(r["suite"], r["condition"], r["severity"]) for r in rows] == list(wanted)
         assert {r["epoch"] for r in rows} == {2}
         for row, condition in zip(rows, wanted):
-            loss, accuracy = plain_scores(pack, i, arrays, section, condition)
+            images, labels = None, None
+            if condition.suite:
+                images, labels = folder[condition.name]
+            elif condition.name in ("shot_noise", "rotate"):
+                images = corrupt(arrays["x_test"], condition.name, condition.severity, seed=section["seed"])
+            loss, accuracy = plain_scores(pack, i, arrays, section, condition, images, labels)
             assert row["accuracy"] == pytest.approx(accuracy, abs=1e-6), (i, condition)
             assert row["loss"] == pytest.approx(loss, rel=1e-5, abs=1e-6), (i, condition)
     # The scores tell the conditions apart: heavier noise costs the clean-trained member.
-    clean = {(r["condition"], r["severity"]): r["accuracy"] for r in pack.ledger.robustness[0]}
-    assert clean[("gaussian", 1.0)] < clean[("clean", 0)]
-    assert clean[("gaussian", 0.0)] == clean[("clean", 0)]
+    clean = {(r["condition"], r["severity"]): r for r in pack.ledger.robustness[0]}
+    assert clean[("gaussian", 1.0)]["loss"] > clean[("gaussian", 0.5)]["loss"] > clean[("clean", 0)]["loss"]
+    assert clean[("gaussian", 0.0)] == {**clean[("clean", 0)], "condition": "gaussian", "severity": 0.0}
 
 
 def test_packed_members_score_as_they_do_alone():
