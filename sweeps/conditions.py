@@ -7,6 +7,7 @@
       suites: [mnist_c]                   # a named suite (sweeps.corruptions.SUITES)
       folders: [path/to/mnist_c]          # a benchmark as distributed (sweeps.benchmarks)
       seed: 0                             # the evaluation seed (default 0)
+      baseline: {noise_scale: 0}          # the configs mCE is relative to (analysis.robustness)
 
 A trial config holds the section as one canonical JSON string (`canonical`), as it holds a
 denoiser's eval_levels: Tune takes a mapping in a config for a space of its own, and a
@@ -30,6 +31,7 @@ import numpy as np
 from sweeps import noise, schema
 
 LISTS = ("suites", "folders")
+OTHER = ("seed", "baseline")  # keys that name no condition
 DEFAULT_SEED = 0
 
 
@@ -93,7 +95,7 @@ def check(section) -> dict:
                     raise ConditionError(key, v, "a salt_and_pepper level must be in [0, 1]")
                 scales.append(float(v))
             out[key] = list(dict.fromkeys(scales))
-        elif key not in (*LISTS, "seed") and key in _corruptions().CORRUPTIONS:
+        elif key not in (*LISTS, *OTHER) and key in _corruptions().CORRUPTIONS:
             levels = []
             for v in _values(key, value):
                 if not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5):
@@ -114,16 +116,24 @@ def check(section) -> dict:
             if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32):
                 raise ConditionError(key, value, "the evaluation seed must be an integer in [0, 2**32)")
             out[key] = value
+        elif key == "baseline":
+            # Which configs are the baseline is for the analysis; that its keys are axes and
+            # its values valid is the grid's to check (sweeps.grids.check_value).
+            if not isinstance(value, dict) or not value or not all(
+                    isinstance(k, str) and (v is None or isinstance(v, (str, int, float, bool))) for k, v in value.items()):
+                raise ConditionError(key, value, "must be a mapping of config keys to one value each, such as "
+                                     "{noise_scale: 0}")
+            out[key] = value
         else:
             corruptions = _corruptions()
-            known = [*noise.NOISES, *corruptions.CORRUPTIONS, *LISTS, "seed"]
+            known = [*noise.NOISES, *corruptions.CORRUPTIONS, *LISTS, *OTHER]
             import difflib
 
             close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.8)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ConditionError(key, value, f"unknown key{hint}; known: noise types ({', '.join(noise.NOISES)}), "
-                                 f"corruptions ({', '.join(corruptions.CORRUPTIONS)}), suites, folders, seed")
-    if not any(k != "seed" for k in out):
+                                 f"corruptions ({', '.join(corruptions.CORRUPTIONS)}), suites, folders, seed, baseline")
+    if not any(k not in OTHER for k in out):
         raise ConditionError("evaluate", section, "names no condition to score on")
     out.setdefault("seed", DEFAULT_SEED)
     return out
@@ -167,7 +177,7 @@ def conditions(section: dict | None) -> list[Condition]:
     out = [CLEAN]
     for kind in noise.NOISES:
         out += [Condition("", kind, s) for s in section.get(kind, [])]
-    if set(section) - {*noise.NOISES, "seed", "folders"}:
+    if set(section) - {*noise.NOISES, *OTHER, "folders"}:
         corruptions = _corruptions()
         out += [Condition("", name, s) for name in corruptions.CORRUPTIONS for s in section.get(name, [])]
         for suite in section.get("suites", []):

@@ -164,9 +164,14 @@ def check_value(where: str, key: str, value, shown: str | None = None) -> None:
         raise GridError(f"{where}: {shown or key} = {value!r}: no such file or folder (from {os.getcwd()})")
     if key == "evaluate" and isinstance(value, dict):
         try:
-            conditions.check(value)
+            checked = conditions.check(value)
         except conditions.ConditionError as e:
             raise GridError(f"{where}: {shown or key}.{e.key} = {e.value!r}: {e.why}") from None
+        for axis, v in checked.get("baseline", {}).items():
+            if axis not in _CHECKS:
+                raise GridError(f"{where}: {shown or key}.baseline.{axis}: unknown key"
+                                f"{_did_you_mean(axis, list(AXES))}; known axes: {', '.join(AXES)}")
+            check_value(where, axis, v, f"{shown or key}.baseline.{axis}")
     ok, want = _CHECKS[key]
     try:
         valid = ok(value)

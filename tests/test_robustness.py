@@ -140,6 +140,11 @@ def test_the_scores_file_is_csv_of_the_schemas_columns():
     ({"gausian": [1]}, "evaluate.gausian = [1]: unknown key (did you mean gaussian?)"),
     ({"seed": 1}, "names no condition to score on"),
     ({"folders": ["/nonexistent/mnist_c"]}, "evaluate.folders[0] = '/nonexistent/mnist_c': no such folder"),
+    ({"shot_noise": [6]}, "evaluate.shot_noise = 6: a corruption's severity must be an integer in 1-5"),
+    ({"suites": ["mnist_d"]}, "evaluate.suites = 'mnist_d': no such suite; known: mnist_c, cifar10_c"),
+    ({"gaussian": [1], "baseline": {"noise_scal": 0}}, "evaluate.baseline.noise_scal: unknown key (did you mean "
+                                                       "noise_scale?)"),
+    ({"gaussian": [1], "baseline": {"noise_scale": -1}}, "evaluate.baseline.noise_scale = -1: must be a number >= 0"),
 ])
 def test_a_bad_evaluate_section_is_one_line_naming_file_key_and_value(tmp_path, section, message):
     from sweeps.grids import load_grid
