@@ -47,28 +47,43 @@ def scoring_images(trials: list[dict], datasets: dict, where: str, log=print) ->
     from sweeps import benchmarks, conditions
     from sweeps.data.arrays import num_classes_of
 
-    out: dict = {}
+    # Each condition's images as far as the configs read them (the largest test_subset; a
+    # corruption of the first n images is the first n of the whole split's).
+    wanted: dict = {}
+    checked = set()
     for t in trials:
         section = conditions.section_of(t)
         if not section:
             continue
         arrays = datasets[t["dataset"]]
         for i, folder in enumerate(section.get("folders", [])):
+            if (t["dataset"], folder) in checked:
+                continue
+            checked.add((t["dataset"], folder))
             try:
                 benchmarks.check(folder, image_shape=arrays["x_test"].shape[1:], num_classes=num_classes_of(arrays),
                                  where=f"{where}: evaluate.folders[{i}]")
             except benchmarks.BenchmarkError as e:
                 raise UsageError(str(e)) from None
-        made = out.setdefault(t["dataset"], {})
-        todo = [c for c in conditions.conditions(section)
-                if conditions.made(c) and conditions.scoring_key(section["seed"], c) not in made]
-        if not todo:
-            continue
+        n = t["test_subset"] or len(arrays["x_test"])
+        for c in conditions.conditions(section):
+            if conditions.made(c):
+                key = (t["dataset"], conditions.scoring_key(section["seed"], c))
+                held = wanted.get(key)
+                wanted[key] = (c, section, max(n, held[2] if held else 0))
+    out: dict = {}
+    for dataset in sorted({d for d, _ in wanted}):
+        todo = [(key, *v) for (d, key), v in wanted.items() if d == dataset]
         started = time.perf_counter()
-        log(f"scoring: making {len(todo)} test sets of {t['dataset']} ({len(arrays['x_test']):,} images each) "
-            f"for the evaluate: conditions", flush=True)
-        for c in todo:
-            made[conditions.scoring_key(section["seed"], c)] = conditions.images(c, section, arrays)
+        largest = max(n for *_, n in todo)
+        log(f"scoring: making {len(todo)} test sets of {dataset} (up to {largest:,} images each) for the "
+            "evaluate: conditions", flush=True)
+        arrays = datasets[dataset]
+        cut = {}
+        for key, c, section, n in todo:
+            if n not in cut:
+                cut[n] = {**arrays, "x_test": arrays["x_test"][:n], "y_test": arrays["y_test"][:n]}
+            out.setdefault(dataset, {})[key] = conditions.images(c, section, cut[n])
         log(f"scoring: made in {time.perf_counter() - started:.1f} s", flush=True)
     return out
 

@@ -233,3 +233,22 @@ def test_a_sweep_writes_its_scores_and_evaluate_adds_new_ones_rewriting_nothing(
                          text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --suite 'mnist_x': no such suite; known: mnist_c")
     assert bad.stderr.count("\n") == 1 and _files(exp) == after
+
+
+def test_a_benchmark_folder_that_does_not_fit_the_dataset_is_refused_before_anything_runs(tmp_path, capsys):
+    from sweeps import run
+    from tests.synthetic import write_mnist_cache
+
+    write_mnist_cache(tmp_path / "cache", n_train=200, n_test=50)
+    folder = tmp_path / "mnist_c" / "fog"
+    folder.mkdir(parents=True)
+    np.save(folder / "test_images.npy", np.zeros((20, 28, 28, 1), np.uint8))
+    np.save(folder / "test_labels.npy", np.arange(20) % 12)
+    grid = tmp_path / "g.yaml"
+    grid.write_text(f"arch: mlp64\nepochs: 1\nevaluate:\n  folders: [{tmp_path / 'mnist_c'}]\n")
+    code = run.main(["--grid", str(grid), "--name", "bad", "--storage-path", str(tmp_path / "runs"),
+                     "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == (f"error: {grid}: evaluate.folders[0]: {folder}/test_labels.npy: labels 0..11 do not "
+                                 "fit a dataset of 10 classes\n")
+    assert not (tmp_path / "runs" / "bad").exists()
