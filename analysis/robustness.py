@@ -26,13 +26,16 @@ error E = 1 - accuracy, for corruption c over its severities s:
 
 mCE and relative mCE are their means over the suite's corruptions. The baseline's errors
 are its means over its replicate seeds; a config's mCE is computed per replicate, over the
-baseline's (condition, severity) rows. Only the schema is taken from sweeps/ (no Ray,
-TensorFlow or YAML).
+baseline's (condition, severity) rows. Which config is a config's baseline: choose_baselines
+(by default its clean-trained counterpart, equal to it in every key but the noise keys; or
+the one a `baseline={key: value}`, or the grid's `evaluate: baseline:`, names). Only the
+schema is taken from sweeps/ (no Ray, TensorFlow or YAML).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import numbers
 import os
@@ -59,6 +62,12 @@ MEASURE_LABELS = {"clean_accuracy": "clean accuracy", "corruption_accuracy": "me
 # The noise types a trial trains with (sweeps.noise.NOISES, which the analysis does not import):
 # a condition of that name is test noise at scales, for the train x test noise heatmap.
 NOISE_CONDITIONS = ("gaussian", "salt_and_pepper")
+# The keys that say how a config was trained with noise: a config's default baseline is equal
+# to it in every config key but these (choose_baselines).
+NOISE_KEYS = ("noise_type", "noise_scale", "noise_target", "noise_clip")
+# A config's `evaluate:` section (sweeps.conditions), one JSON string: kept in the tidy
+# table, but no axis (the same for a grid's configs), so neither a group key nor a label.
+EVALUATE_KEY = "evaluate"
 TRAIN_FILE = "train.csv"
 EVALUATE_FILE = re.compile(r"evaluate-([0-9]+)\.csv")
 
@@ -219,8 +228,10 @@ def config_keys(table: pd.DataFrame) -> list[str]:
 
 
 def group_keys(table: pd.DataFrame) -> list[str]:
-    """The config keys that make a group: all but the replicate seed."""
-    return [c for c in config_keys(table) if c != REPLICATE_KEY]
+    """The config keys that make a group: all but the replicate seed and `evaluate` (the
+    grid's scoring section as a JSON string: the same for a grid's configs, so no axis, and
+    no useful label where it differs; it stays a column of the tidy table)."""
+    return [c for c in config_keys(table) if c not in (REPLICATE_KEY, EVALUATE_KEY)]
 
 
 def score_metric(table: pd.DataFrame) -> str | None:
@@ -271,42 +282,104 @@ def _describe_cell(cells: pd.DataFrame, row: pd.Series, keys: list[str]) -> str:
     return f"{row['arch']}: {words}" if "arch" in row else words
 
 
-def choose_baselines(rows: pd.DataFrame, baseline: dict | None) -> dict:
-    """arch -> (baseline cell id, its description) for each architecture that has one; a
-    warning (BaselineWarning) for each that has none or several.
+def _clean_trained(cells: pd.DataFrame) -> pd.Series:
+    """Whether each config was trained without noise: noise_type none or noise_scale 0."""
+    match = pd.Series(False, index=cells.index)
+    if "noise_type" in cells:
+        match |= cells["noise_type"] == "none"
+    if "noise_scale" in cells:
+        match |= pd.to_numeric(cells["noise_scale"], errors="coerce") == 0
+    return match
 
-    `baseline`: config key -> value, matched per architecture; one that names an `arch`
-    is every architecture's baseline (one reference, as AlexNet is in the paper). None: per
-    architecture, the config trained without noise (noise_type none or noise_scale 0)."""
+
+def _config_words(cells: pd.DataFrame, row: pd.Series, keys: list[str]) -> str:
+    """A config as a warning names it: its architecture, its noise, the keys that vary."""
+    shown = [k for k in keys if k != "arch"
+             and (k in ("noise_type", "noise_scale") or cells[k].nunique(dropna=False) > 1)]
+    words = [f"{k}={format_value(row[k])}" for k in shown]
+    return ", ".join(([str(row["arch"])] if "arch" in row else []) + words) or "the only config"
+
+
+def grid_baseline(table: pd.DataFrame) -> dict | None:
+    """The baseline a grid names in its `evaluate:` section (`baseline: {key: value}`, held in
+    each config's `evaluate` JSON string, sweeps.conditions), or None where no config's names
+    one (no `evaluate` column, None, or a section without `baseline`). Where configs name
+    different ones (experiments of two grids, say), a BaselineWarning says so and the first
+    one in the table's order (by experiment, then trial folder) is used; an `evaluate` that is
+    not JSON is warned about and passed over."""
+    if EVALUATE_KEY not in table or table.empty:
+        return None
+    configs = table.drop_duplicates(["experiment", "trial"]) if {"experiment", "trial"} <= set(table) else table
+    found, seen = [], set()
+    for value in configs[EVALUATE_KEY]:
+        text = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+        if not isinstance(text, str) or not text.strip() or text in seen:
+            continue
+        seen.add(text)
+        try:
+            section = json.loads(text)
+        except ValueError:
+            _warn(f"mCE: a config's evaluate {text[:80]!r} is not JSON; its baseline (if any) not read",
+                  BaselineWarning)
+            continue
+        named = section.get("baseline") if isinstance(section, dict) else None
+        if isinstance(named, dict) and named and named not in found:
+            found.append(named)
+    if len(found) > 1:
+        _warn("mCE: the configs' evaluate: sections name different baselines (" + "; ".join(
+            ", ".join(f"{k}={format_value(v)}" for k, v in b.items()) for b in found) + "); the first is used",
+              BaselineWarning)
+    return found[0] if found else None
+
+
+def choose_baselines(rows: pd.DataFrame, baseline: dict | None, named_by: str = "baseline") -> dict:
+    """Config cell id -> (its baseline's cell id, the baseline's description) for each config
+    that has a baseline; a BaselineWarning for those that have none (or several), whose mCE
+    is then NaN. `rows`: _finished's.
+
+    `baseline` None, the default: PER CONFIG, its clean-trained counterpart: the config equal
+    to it in every group key (every config key but `seed` and `evaluate`) except the noise
+    keys (noise_type, noise_scale, noise_target, noise_clip: NOISE_KEYS, those the table has)
+    and trained without noise (noise_type none or noise_scale 0). So in a noise x L2 sweep
+    each L2's (and architecture's) noisy configs are compared with the clean config of that
+    L2 (and architecture), and a clean config with itself. Where several such configs exist
+    (noise_type none and a noise type at scale 0, or clean configs that differ only in
+    noise_target or noise_clip), the one of noise_type none is taken, else the first in the
+    table's order (by experiment, then trial folder), without a warning; the `baseline`
+    column names the one taken. Where none exists, a warning names the configs left NaN.
+
+    `baseline` a mapping, config key -> value (as passed to robustness_summary, or the
+    grid's `evaluate: baseline:`, grid_baseline): PER ARCHITECTURE, the one config of the
+    architecture matching it is every config of that architecture's baseline (a warning
+    where none or several match); one that names an `arch` is every architecture's baseline
+    (one reference, as AlexNet is in the paper). A key that is no group key is a ValueError
+    (`named_by` "baseline", passed by the caller) or a BaselineWarning and no baseline
+    (named by the grid: a report goes on)."""
     keys = group_keys(rows)
     cells = rows.drop_duplicates("_cell")
-    if baseline is not None:
-        unknown = [k for k in baseline if k not in keys]
-        if unknown:
-            raise ValueError(f"baseline: {', '.join(map(repr, unknown))} no config key; known: {', '.join(keys)}")
-        match = pd.Series(True, index=cells.index)
-        for k, v in baseline.items():
-            match &= cells[k].map(lambda x, v=v: _same(x, v))
-        what = "config matching baseline " + ", ".join(f"{k}={format_value(v)}" for k, v in baseline.items())
-    else:
-        if "noise_type" not in cells and "noise_scale" not in cells:
-            _warn("mCE: no noise_type or noise_scale key, so no clean-trained config to compare with; mCE left "
-                  "NaN (pass baseline={key: value} to choose one)", BaselineWarning)
-            return {}
-        match = pd.Series(False, index=cells.index)
-        if "noise_type" in cells:
-            match |= cells["noise_type"] == "none"
-        if "noise_scale" in cells:
-            match |= pd.to_numeric(cells["noise_scale"], errors="coerce") == 0
-        what = "clean-trained config (noise_type none or noise_scale 0)"
+    if baseline is None:
+        return _clean_counterparts(cells, keys)
+    unknown = [k for k in baseline if k not in keys]
+    if unknown:
+        message = f"{', '.join(map(repr, unknown))} no config key; known: {', '.join(keys)}"
+        if named_by == "baseline":
+            raise ValueError(f"baseline: {message}")
+        _warn(f"mCE: {named_by}: {message}; mCE left NaN", BaselineWarning)
+        return {}
+    match = pd.Series(True, index=cells.index)
+    for k, v in baseline.items():
+        match &= cells[k].map(lambda x, v=v: _same(x, v))
+    what = (f"config matching {named_by} " if named_by == "baseline" else f"config matching {named_by}: ") + \
+        ", ".join(f"{k}={format_value(v)}" for k, v in baseline.items())
     chosen = {}
-    across = baseline is not None and "arch" in baseline
+    across = "arch" in baseline
     for arch, mine in cells.groupby("_arch", sort=True):
         found = cells[match] if across else mine[match[mine.index]]
         named = f"arch {arch}: " if arch != "" else ""
         if len(found) == 1:
             row = found.iloc[0]
-            chosen[arch] = (row["_cell"], _describe_cell(cells if across else mine, row, keys))
+            words = _describe_cell(cells if across else mine, row, keys)
+            chosen.update({cell: (row["_cell"], words) for cell in mine["_cell"]})
             continue
         if not len(found):
             _warn(f"mCE: {named}no {what}; its mCE is left NaN", BaselineWarning)
@@ -317,12 +390,43 @@ def choose_baselines(rows: pd.DataFrame, baseline: dict | None) -> dict:
     return chosen
 
 
+def _clean_counterparts(cells: pd.DataFrame, keys: list[str]) -> dict:
+    """choose_baselines' default: each config's clean-trained config of the same non-noise keys."""
+    if "noise_type" not in cells and "noise_scale" not in cells:
+        _warn("mCE: no noise_type or noise_scale key, so no clean-trained config to compare with; mCE left "
+              "NaN (pass baseline={key: value} to choose one)", BaselineWarning)
+        return {}
+    clean = _clean_trained(cells)
+    noise = [k for k in keys if k in NOISE_KEYS]
+    rest = [k for k in keys if k not in NOISE_KEYS]
+    same = row_ids(cells, rest) if rest else pd.Series("", index=cells.index)
+    chosen = {}
+    for _, mine in cells.groupby(same.to_numpy(), sort=False):
+        found = mine[clean[mine.index]]
+        if len(found) > 1 and "noise_type" in found and (found["noise_type"] == "none").any():
+            found = found[found["noise_type"] == "none"]
+        if not len(found):
+            named = "; ".join(_config_words(cells, row, keys) for _, row in mine.iterrows())
+            _warn(f"mCE: no clean-trained config (noise_type none or noise_scale 0) equal in every key but "
+                  f"{', '.join(noise)} to {named}; its mCE is left NaN (pass baseline={{key: value}} to choose one)",
+                  BaselineWarning)
+            continue
+        row = found.iloc[0]
+        words = _describe_cell(cells, row, keys)
+        chosen.update({cell: (row["_cell"], words) for cell in mine["_cell"]})
+    return chosen
+
+
 def trial_measures(table: pd.DataFrame, baseline: dict | None = None, metric: str | None = None) -> pd.DataFrame:
     """The measures of each finished replicate, per suite: one row per (trial, suite) with
     `experiment`, `trial`, the config keys, `suite`, `clean_accuracy`, `corruption_accuracy`,
     `mce` and `relative_mce` (percent; NaN without a baseline), and `baseline` (the config
     the mCE is against). `table`: load_robustness's (final epochs); `metric`: the accuracy
-    column (default score_metric's choice)."""
+    column (default score_metric's choice).
+
+    `baseline`: choose_baselines'. None: the one the grid names (its `evaluate:` section's
+    `baseline:`, grid_baseline), used as if passed; where no config's section names one,
+    each config's clean-trained counterpart (equal to it in every key but the noise keys)."""
     metric = metric or score_metric(table)
     keys = config_keys(table)
     trial = ["experiment", "trial"]
@@ -337,50 +441,56 @@ def trial_measures(table: pd.DataFrame, baseline: dict | None = None, metric: st
     out = out.merge(_clean_scores(rows), on=[*trial, "suite"], how="left")
     out = out.merge(rows.drop_duplicates(trial)[[*trial, *keys, "_arch", "_cell"]], on=trial)
     out["mce"], out["relative_mce"], out["baseline"] = math.nan, math.nan, ""
-    chosen = choose_baselines(rows, baseline)
+    named_by = "baseline"
+    if baseline is None:
+        baseline = grid_baseline(table)
+        named_by = "the grid's evaluate: baseline"
+    chosen = choose_baselines(rows, baseline, named_by)
     if chosen:
-        out = _mce(out, rows, corrupted, chosen)
+        out = _mce(out, corrupted, chosen)
     return out[columns]
 
 
-def _mce(out, rows, corrupted, chosen) -> pd.DataFrame:
-    """`out` with its mce and relative_mce filled in against each architecture's baseline."""
+def _mce(out, corrupted, chosen) -> pd.DataFrame:
+    """`out` with its mce and relative_mce filled in against each config's baseline
+    (`chosen`: choose_baselines')."""
     trial = ["experiment", "trial"]
-    level = ["_arch", "suite", "condition", "severity"]
-    by_cell = {cell: arch for arch, (cell, _) in chosen.items()}
-    base = corrupted[corrupted["_cell"].isin(by_cell)]
-    # The baseline's mean error over its replicates per (condition, severity), then per
-    # architecture that uses it; and its mean clean error.
-    base_error = base.groupby(["_cell", "suite", "condition", "severity"])["_error"].mean().rename("_base_error")
-    base_clean = 1 - out[out["_cell"].isin(by_cell)].groupby(["_cell", "suite"])["clean_accuracy"].mean()
-    reference = pd.DataFrame({"_arch": list(chosen), "_cell": [cell for cell, _ in chosen.values()]})
-    base_error = reference.merge(base_error.reset_index(), on="_cell").drop(columns="_cell")
-    base_clean = reference.merge(base_clean.rename("_base_clean").reset_index(), on="_cell").drop(columns="_cell")
-    out["baseline"] = out["_arch"].map({arch: words for arch, (_, words) in chosen.items()}).fillna("")
-    for (arch, suite), _ in out[out["_arch"].isin(chosen)].groupby(["_arch", "suite"]):
-        if not ((base_error["_arch"] == arch) & (base_error["suite"] == suite)).any():
-            _warn(f"mCE: {'arch ' + str(arch) + ': ' if arch != '' else ''}its baseline has no scores in suite "
-                  f"{suite_name(suite)}; mCE left NaN there", BaselineWarning)
+    level = ["suite", "condition", "severity"]
+    out["_ref"] = out["_cell"].map({cell: ref for cell, (ref, _) in chosen.items()})
+    out["baseline"] = out["_cell"].map({cell: words for cell, (_, words) in chosen.items()}).fillna("")
+    named = {ref: words for ref, words in chosen.values()}
+    # The baseline's mean error over its replicates per (condition, severity), and its mean
+    # clean error, per baseline config.
+    base = corrupted[corrupted["_cell"].isin(named)]
+    base_error = base.groupby(["_cell", *level])["_error"].mean().rename("_base_error").reset_index()
+    base_error = base_error.rename(columns={"_cell": "_ref"})
+    base_clean = 1 - out[out["_cell"].isin(named)].groupby(["_cell", "suite"])["clean_accuracy"].mean()
+    base_clean = base_clean.rename("_base_clean").reset_index().rename(columns={"_cell": "_ref"})
+    used = out.loc[out["_ref"].notna(), ["_ref", "suite"]].drop_duplicates()
+    used = used.merge(base_error[["_ref", "suite"]].drop_duplicates(), how="left", indicator=True)
+    for ref, suite in used.loc[used["_merge"] == "left_only", ["_ref", "suite"]].itertuples(index=False):
+        _warn(f"mCE: the baseline {named[ref]} has no scores in suite {suite_name(suite)}; mCE left NaN there for "
+              "the configs compared with it", BaselineWarning)
     # Every (trial, condition, severity) the baseline has: a trial without one has no mCE.
-    need = out[[*trial, "_arch", "suite", "clean_accuracy"]].merge(base_error, on=["_arch", "suite"])
+    need = out.loc[out["_ref"].notna(), [*trial, "_ref", "suite", "clean_accuracy"]]
+    need = need.merge(base_error, on=["_ref", "suite"])
     need = need.merge(corrupted[[*trial, *level, "_error"]], on=[*trial, *level], how="left")
-    need = need.merge(base_clean, on=["_arch", "suite"], how="left")
+    need = need.merge(base_clean, on=["_ref", "suite"], how="left")
     need["_rel"] = need["_error"] - (1 - need["clean_accuracy"])
     need["_base_rel"] = need["_base_error"] - need["_base_clean"]
     # (A sum skips NaN: a missing score is flagged apart.)
     need["_missing"], need["_no_clean"] = need["_error"].isna(), need["_rel"].isna() | need["_base_rel"].isna()
-    each = need.groupby([*trial, "_arch", "suite", "condition"], sort=False)
+    each = need.groupby([*trial, "_ref", "suite", "condition"], sort=False)
     per = each[["_error", "_base_error", "_rel", "_base_rel"]].sum().join(each[["_missing", "_no_clean"]].max())
     per["ce"] = (per["_error"] / per["_base_error"]).where(per["_base_error"] > 0)
     per["rce"] = (per["_rel"] / per["_base_rel"]).where(per["_base_rel"] > 0)
     per = per.reset_index()
     for column, why in (("_base_error", "its baseline's errors under them sum to 0"),
                         ("_base_rel", "its baseline's error under them is not above its clean error")):
-        idle = per[per[column] <= 0].groupby(["_arch", "suite"])["condition"].unique()
-        for (arch, suite), conditions in idle.items():
-            _warn(f"{'mCE' if column == '_base_error' else 'relative mCE'}: "
-                  f"{'arch ' + str(arch) + ', ' if arch != '' else ''}suite {suite_name(suite)}: "
-                  f"{', '.join(sorted(conditions))} left out ({why})", BaselineWarning)
+        idle = per[per[column] <= 0].groupby(["_ref", "suite"])["condition"].unique()
+        for (ref, suite), conditions in idle.items():
+            _warn(f"{'mCE' if column == '_base_error' else 'relative mCE'}: baseline {named[ref]}, "
+                  f"suite {suite_name(suite)}: {', '.join(sorted(conditions))} left out ({why})", BaselineWarning)
     whole = per.groupby([*trial, "suite"], sort=False)
     mce = whole["ce"].mean() * 100
     rmce = whole["rce"].mean() * 100
@@ -586,8 +696,10 @@ def section(scores: pd.DataFrame, out: str, baseline: dict | None = None) -> tup
         f"Of {label}, at each config's latest epoch scored (robustness.csv). Per suite, over finished "
         "replicate seeds (mean ± std, ddof=1): the clean test set's accuracy; the mean corruption accuracy (over "
         "the suite's conditions and severities but clean); mCE and relative mCE in percent (Hendrycks & "
-        "Dietterich 2019, with each architecture's baseline config in AlexNet's place: 100 = the baseline's "
-        "errors; lower is more robust). Each config against its architecture's best by Welch's t-test over "
+        "Dietterich 2019, with a baseline config in AlexNet's place: 100 = the baseline's errors; lower is more "
+        "robust). The baseline: the one the grid's `evaluate: baseline:` names (per architecture), else each "
+        "config's clean-trained counterpart (equal to it in every key but the noise); the summary's `baseline` "
+        "column names it. Each config against its architecture's best by Welch's t-test over "
         "seeds, Holm-adjusted within an architecture and suite (robustness_summary.csv has every measure's).",
         "",
         *([*(f"- {n}" for n in notes), ""] if notes else []),

@@ -136,7 +136,8 @@ def test_default_baseline_missing_or_ambiguous_warns_and_leaves_mce_nan(tmp_path
         path = write_trial(exp, f"m{seed}", config(noise_scale=0.5, seed=seed), curve(0.9))
         write_scores(path, scored(3, MODEL[seed]))
     table = load_robustness(str(exp))
-    with pytest.warns(BaselineWarning, match="arch mlp64: no clean-trained config .*mCE is left NaN"):
+    with pytest.warns(BaselineWarning, match="no clean-trained config .* but noise_type, noise_scale, noise_target to "
+                      "mlp64, noise_type=gaussian, noise_scale=0.5; its mCE is left NaN"):
         summary = robustness_summary(table)
     assert summary["mce_mean"].isna().all() and summary["corruption_accuracy_mean"].iloc[0] == pytest.approx(0.735)
     assert summary["mce_vs_best"].isna().all()
@@ -148,12 +149,137 @@ def test_default_baseline_missing_or_ambiguous_warns_and_leaves_mce_nan(tmp_path
                            curve(0.9))
         write_scores(path, scored(3, BASE[seed]))
     table = load_robustness(str(exp))
-    with pytest.warns(BaselineWarning, match=r"2 configs are a clean-trained config .*differ in l2"):
-        assert trial_measures(table)["mce"].isna().all()
+    # A baseline passed that matches two configs of an architecture: NaN and a warning.
+    with pytest.warns(BaselineWarning, match=r"arch mlp64: 2 configs are a config matching baseline noise_type=none "
+                      r"\(they differ in l2\)"):
+        assert trial_measures(table, baseline={"noise_type": "none"})["mce"].isna().all()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         each = trial_measures(table, baseline={"noise_type": "none", "l2": 0})
+        # The default: each config's clean counterpart of its own l2, no ambiguity.
+        default = trial_measures(table).set_index(["noise_scale", "l2", "seed"])
     assert each.set_index(["noise_scale", "l2", "seed"]).loc[(0.5, 0.0, 1), "mce"] == pytest.approx(MCE[1])
+    assert default.loc[(0.5, 0.0, 1), "mce"] == pytest.approx(MCE[1])
+    assert default.loc[(0.0, 1e-4, 0), "baseline"] == "mlp64: noise_type=none, noise_scale=0, l2=0.0001"
+
+
+# A noise x L2 study: at l2 0 the mCE study's BASE and MODEL; at l2 1e-4 a clean config
+# BASE2 and the same noisy scores MODEL, so the l2 1e-4 noisy config's mCE differs from the
+# l2 0 one's only by its baseline.
+BASE2 = {0: {CLEAN: 0.95, ("fog", 1): 0.90, ("fog", 2): 0.80, ("blur", 1): 0.80, ("blur", 2): 0.70},
+         1: {CLEAN: 0.93, ("fog", 1): 0.90, ("fog", 2): 0.80, ("blur", 1): 0.80, ("blur", 2): 0.70}}
+# By hand, BASE2's mean errors: clean 0.06; fog 0.10 + 0.20 = 0.30; blur 0.20 + 0.30 = 0.50;
+#   relative sums: fog 0.04 + 0.14 = 0.18; blur 0.14 + 0.24 = 0.38.
+# MODEL against BASE2: seed 0 (fog 0.40, blur 0.60, clean E 0.12) mCE = 100 (0.40/0.30 + 0.60/0.50)/2 = 126.667,
+#   relative 100 (0.16/0.18 + 0.36/0.38)/2 = 91.813; seed 1 (fog 0.46, blur 0.66, clean E 0.10)
+#   mCE = 100 (0.46/0.30 + 0.66/0.50)/2 = 142.667, relative 100 (0.26/0.18 + 0.46/0.38)/2 = 132.749.
+MCE2 = {0: 100 * (0.40 / 0.30 + 0.60 / 0.50) / 2, 1: 100 * (0.46 / 0.30 + 0.66 / 0.50) / 2}
+RMCE2 = {0: 100 * (0.16 / 0.18 + 0.36 / 0.38) / 2, 1: 100 * (0.26 / 0.18 + 0.46 / 0.38) / 2}
+# BASE2 against BASE: each seed's corruption errors fog 0.30, blur 0.50, so mCE = 100 (0.30/0.59 + 0.50/0.78)/2
+#   = 57.475; relative, seed 0 (clean E 0.05): 100 ((0.05+0.15)/0.41 + (0.15+0.25)/0.60)/2 = 57.724.
+BASE2_VS_BASE = 100 * (0.30 / 0.59 + 0.50 / 0.78) / 2
+BASE2_VS_BASE_REL0 = 100 * (0.20 / 0.41 + 0.40 / 0.60) / 2
+
+
+def write_l2_study(exp, evaluate=None, extra=()):
+    """l2 {0, 1e-4} x {clean (noise_type none), gaussian 0.5} x seeds {0, 1}; `evaluate`: each
+    config's evaluate string (a function of its l2 where callable); `extra`: (name, config,
+    scores) more configs, seed 0."""
+    runs = []
+    for l2, clean, noisy in ((0.0, BASE, MODEL), (1e-4, BASE2, MODEL)):
+        for name, cfg, table in (("base", config(noise_type="none", noise_scale=0.0, l2=l2), clean),
+                                 ("model", config(noise_scale=0.5, l2=l2), noisy)):
+            for seed in (0, 1):
+                runs.append((f"l2_{l2:g}_{name}_s{seed}_0000{seed}", {**cfg, "seed": seed}, table[seed]))
+    runs += [(name, cfg, scores) for name, cfg, scores in extra]
+    for name, cfg, scores in runs:
+        if evaluate is not None:
+            cfg = {**cfg, "evaluate": evaluate(cfg["l2"]) if callable(evaluate) else evaluate}
+        write_scores(write_trial(exp, name, cfg, curve(0.9)), scored(3, scores))
+
+
+def test_the_default_baseline_is_each_configs_clean_counterpart_of_the_same_l2(tmp_path):
+    exp = tmp_path / "exp"
+    # More: a gaussian-at-scale-0 config beside l2 0's noise_type none one (none preferred), and
+    # a noisy config of an l2 no clean config has (NaN, named by a warning).
+    write_l2_study(exp, extra=[("l2_0_g0_s0_00000", config(noise_scale=0.0, l2=0.0), BASE2[0]),
+                               ("l2_0.001_model_s0_00000", config(noise_scale=0.5, l2=1e-3), MODEL[0])])
+    table = load_robustness(str(exp))
+    with pytest.warns(BaselineWarning) as caught:
+        each = trial_measures(table).set_index(["noise_type", "noise_scale", "l2", "seed"])
+    said = [str(w.message) for w in caught if issubclass(w.category, BaselineWarning)]
+    assert said == ["mCE: no clean-trained config (noise_type none or noise_scale 0) equal in every key but "
+                    "noise_type, noise_scale, noise_target to mlp64, noise_type=gaussian, noise_scale=0.5, l2=0.001; "
+                    "its mCE is left NaN (pass baseline={key: value} to choose one)"]
+    for seed in (0, 1):
+        assert each.loc[("gaussian", 0.5, 0.0, seed), "mce"] == pytest.approx(MCE[seed])
+        assert each.loc[("gaussian", 0.5, 0.0, seed), "relative_mce"] == pytest.approx(RMCE[seed])
+        assert each.loc[("gaussian", 0.5, 1e-4, seed), "mce"] == pytest.approx(MCE2[seed])
+        assert each.loc[("gaussian", 0.5, 1e-4, seed), "relative_mce"] == pytest.approx(RMCE2[seed])
+    assert MCE2[0] == pytest.approx(126.6667, abs=1e-4) and RMCE2[1] == pytest.approx(132.7485, abs=1e-4)
+    lonely = each.loc[("gaussian", 0.5, 1e-3, 0)]
+    assert np.isnan(lonely["mce"]) and np.isnan(lonely["relative_mce"]) and lonely["baseline"] == ""
+    # gaussian at scale 0 (l2 0): compared with l2 0's noise_type none config, BASE2[0] against BASE.
+    assert each.loc[("gaussian", 0.0, 0.0, 0), "mce"] == pytest.approx(BASE2_VS_BASE)
+    assert each.loc[("gaussian", 0.0, 0.0, 0), "relative_mce"] == pytest.approx(BASE2_VS_BASE_REL0)
+    assert each.loc[("gaussian", 0.5, 0.0, 0), "baseline"] == "mlp64: noise_type=none, noise_scale=0, l2=0"
+    assert each.loc[("gaussian", 0.5, 1e-4, 1), "baseline"] == "mlp64: noise_type=none, noise_scale=0, l2=0.0001"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BaselineWarning)
+        summary = robustness_summary(table).set_index(["noise_type", "noise_scale", "l2"])
+    assert summary.loc[("gaussian", 0.5, 1e-4), "mce_mean"] == pytest.approx((MCE2[0] + MCE2[1]) / 2)
+    assert summary.loc[("none", 0.0, 1e-4), "mce_mean"] == pytest.approx(100)  # a clean config: itself
+    assert summary.loc[("none", 0.0, 0.0), "relative_mce_mean"] == pytest.approx(100)
+
+
+def test_the_grid_names_the_baseline_in_its_evaluate_section(tmp_path):
+    import noisesweep
+
+    exp = tmp_path / "exp"
+    section = '{"baseline":{"l2":0,"noise_scale":0},"gaussian":[0.5],"seed":0}'
+    write_l2_study(exp, evaluate=section)
+    table = load_robustness(str(exp))
+    assert set(table["evaluate"]) == {section}  # kept in the tidy table
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        each = trial_measures(table).set_index(["noise_type", "l2", "seed"])
+        summary = noisesweep.load(str(exp)).robustness_summary().set_index(["noise_type", "l2"])
+        wide = accuracy_table(table)
+    # One baseline, l2 0's clean config, for every config: the l2 1e-4 noisy one's mCE is MODEL
+    # against BASE as at l2 0, the l2 1e-4 clean one's BASE2 against BASE.
+    assert set(each["baseline"]) == {"mlp64: noise_type=none, noise_scale=0, l2=0"}
+    for seed in (0, 1):
+        for l2 in (0.0, 1e-4):
+            assert each.loc[("gaussian", l2, seed), "mce"] == pytest.approx(MCE[seed])
+            assert each.loc[("gaussian", l2, seed), "relative_mce"] == pytest.approx(RMCE[seed])
+        assert each.loc[("none", 1e-4, seed), "mce"] == pytest.approx(BASE2_VS_BASE)
+    assert each.loc[("none", 1e-4, 0), "relative_mce"] == pytest.approx(BASE2_VS_BASE_REL0)
+    assert BASE2_VS_BASE == pytest.approx(57.4750, abs=1e-4)
+    assert summary.loc[("none", 1e-4), "mce_mean"] == pytest.approx(BASE2_VS_BASE)
+    assert summary.loc[("none", 0.0), "mce_mean"] == pytest.approx(100)
+    # `evaluate` is no axis: not a column of the summary, not in a config's name.
+    assert "evaluate" not in summary.reset_index() and not any("evaluate" in str(c) for c in wide.columns)
+    # A baseline passed wins over the grid's.
+    passed = trial_measures(table, baseline={"noise_scale": 0, "l2": 1e-4})
+    passed = passed.set_index(["noise_type", "l2", "seed"])
+    assert passed.loc[("gaussian", 0.0, 0), "mce"] == pytest.approx(MCE2[0])
+
+    # Configs naming different baselines (their evaluate differs): a warning, the first in the
+    # table's order used (trial folder l2_0.0001_... sorts before l2_0_...: l2 1e-4's clean
+    # config, for l2 0's configs too); the evaluate strings still no label.
+    other = tmp_path / "other"
+    write_l2_study(other, evaluate=lambda l2: section if l2 == 0 else section.replace('"l2":0', '"l2":0.0001'))
+    table = load_robustness(str(other))
+    with pytest.warns(BaselineWarning, match=r"name different baselines \(l2=0.0001, noise_scale=0; l2=0, "
+                      r"noise_scale=0\); the first is used"):
+        each = trial_measures(table).set_index(["noise_type", "l2", "seed"])
+    assert each.loc[("gaussian", 0.0, 1), "mce"] == pytest.approx(MCE2[1])
+    assert set(each["baseline"]) == {"mlp64: noise_type=none, noise_scale=0, l2=0.0001"}
+    assert not any("evaluate" in str(c) for c in accuracy_table(table).columns)
+    # A grid's baseline naming no config key: a warning, no mCE, no crash (the report goes on).
+    table["evaluate"] = '{"baseline":{"speed":1},"gaussian":[0.5]}'
+    with pytest.warns(BaselineWarning, match="the grid's evaluate: baseline: 'speed' no config key"):
+        assert trial_measures(table)["mce"].isna().all()
 
 
 def test_tidy_table_rows_values_and_pack_members(tmp_path):
@@ -385,7 +511,7 @@ def test_a_one_level_suite_is_one_panel_and_a_denoiser_is_measured_by_its_denois
         write_scores(path, rows)
     table = load_robustness(str(exp))
     assert table["accuracy"].isna().all() and len(table) == 6
-    with pytest.warns(BaselineWarning, match="arch dae_dense: no clean-trained config"):
+    with pytest.warns(BaselineWarning, match="no clean-trained config .* to dae_dense, noise_type=salt_and_pepper"):
         row = robustness_summary(table).iloc[0]
     assert row["suite"] == "mnist_c" and row["corruption_accuracy_mean"] == pytest.approx(0.755)
     assert row["clean_accuracy_mean"] == pytest.approx(0.955) and row["n"] == 2
