@@ -442,6 +442,34 @@ def test_spatter_mud_as_published(severity):
 
     for x in INPUTS.values():
         assert_close(corrupt(x, "spatter", severity, seed=SEED), per_image("spatter", severity, x, mud))
+    # MNIST-C's grey mud is 63 where a splash covers the pixel fully
+    assert corrupt(np.zeros((100, 28, 28), np.uint8), "spatter", severity, seed=SEED).max() == 63
+
+
+@pytest.mark.parametrize("severity", (1, 2, 3))
+def test_spatter_water_as_published(severity):
+    # The OpenCV steps are the module's (tested alone below, and checked against OpenCV 4
+    # when written); here, their order, the uint8 casts and the mixing, one image at a time.
+    loc, scale, sigma, threshold, c4 = ((0.62, 0.1, 0.7, 0.7, 0.5), (0.65, 0.1, 0.8, 0.7, 0.5),
+                                        (0.65, 0.3, 1, 0.69, 0.5))[severity - 1]
+    emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+
+    def water(im, rng):
+        liquid = ndi.gaussian_filter(loc + scale * rng.standard_normal(im.shape[:2]), sigma, mode="nearest")
+        liquid[liquid < threshold] = 0
+        l8 = np.floor(liquid * 255) % 256  # (liquid * 255).astype(np.uint8), wrapping past 1 as on x86
+        dist = np.minimum(C._chamfer5(C._canny_cv2(l8[None], 50, 150))[0], 20)
+        dist = np.floor(ndi.uniform_filter(dist, 3, mode="mirror"))
+        dist = C._equalize(dist[None])[0]
+        dist = np.clip(np.rint(ndi.correlate(dist, emboss, mode="mirror")), 0, 255)
+        m = l8 * ndi.uniform_filter(dist, 3, mode="mirror")
+        m = m / m.max() * c4
+        colour = np.array([175, 238, 238]) / 255 if im.shape[-1] == 3 else np.array([175, 238, 238]) / 255 @ [0.2125, 0.7154, 0.0721]
+        return im + m[..., None] * colour
+
+    x = photos(30, seed=5)
+    assert_close(corrupt(x, "spatter", severity, seed=SEED), per_image("spatter", severity, x, water))
+    assert_close(corrupt(GREY, "spatter", severity, seed=SEED), per_image("spatter", severity, GREY, water))
 
 
 @pytest.mark.parametrize("severity", (1, 2, 3))
@@ -471,6 +499,8 @@ def test_opencv_steps_of_spatter():
     assert d[5, 5] == 0 and d[5, 6] == 1 and d[5, 8] == 3
     assert d[6, 6] == pytest.approx(1.4, abs=1e-4) and d[6, 7] == pytest.approx(2.1969, abs=1e-4)
     assert d[7, 9] == pytest.approx(2 * 2.1969, abs=1e-4) and d[8, 8] == pytest.approx(4.2, abs=1e-4)
+    np.testing.assert_allclose(d, d[::-1, ::-1], atol=1e-6)  # the backward pass mirrors the forward
+    assert d[0, 5] == 5 and d[4, 3] == pytest.approx(2.1969, abs=1e-4)
     v = np.zeros((1, 4, 4), np.float32)
     v[0, :2] = 10
     np.testing.assert_array_equal(C._equalize(v)[0], np.where(v[0] == 10, 255, 0))
