@@ -7,7 +7,9 @@ MNIST-C (Mu & Gilmer 2019, google-research/mnist-c, corruptions.py) and CIFAR-10
 are distributed; sweeps.benchmarks reads the published files.
 
 CORRUPTIONS holds one function per corruption, f(x, severity, rng) -> float images, where x is
-the split as float32 (N, H, W, C) in [0, 1]; `corrupt` clips and rounds the result. A
+the split as float32 (N, H, W, C) in [0, 1]; `corrupt` clips and rounds the result (the
+published scripts truncate with np.uint8: their images are half a grey level darker on
+average, except where a step itself truncates, as ImageMagick's output does). A
 corruption in both papers is one function with CIFAR-10-C's five severities; SUITES gives
 each benchmark's (corruption, severity) conditions, and the mnist_c suite's choice of
 severity is argued in each docstring (MNIST_C_STEP). Each docstring gives the published
@@ -96,7 +98,8 @@ def _motion_blur(x: np.ndarray, radius: float, sigma: float, angles: np.ndarray)
     degrees: 2*ceil(radius)+1 taps weighted exp(-i^2 / 2 sigma^2), normalised, the i-th
     sampling the pixel (round(i cos a), round(i sin a)) away (columns, rows; rounding half
     down, as its ceil(v - 0.5)), beyond the border the edge pixel (its default virtual pixel).
-    One-sided, as ImageMagick's is: the blur trails in the direction of the angle."""
+    One-sided, as ImageMagick's is: each pixel averages those ahead of it along the angle,
+    so a bright dot smears backwards, away from the angle's direction."""
     n, h, w, c = x.shape
     width = 2 * math.ceil(radius) + 1
     taps = np.arange(width)
