@@ -70,11 +70,36 @@ class Experiment:
     def robustness_summary(self, baseline: dict | None = None, metric: str | None = None):
         """Per config and suite over replicate seeds: clean accuracy, mean corruption accuracy,
         mCE and relative mCE (percent, Hendrycks & Dietterich 2019) against `baseline` (config
-        key -> value; default: each architecture's clean-trained config), each config against
-        its architecture's best (Welch over seeds, Holm-corrected)."""
+        key -> value; default: the grid's `evaluate: baseline:`, else each config's clean-trained
+        twin, equal in every key but its noise), each config against its architecture's best
+        (Welch over seeds, Holm-corrected)."""
         from analysis.robustness import robustness_summary
 
         return robustness_summary(self.robustness(), baseline, metric)
+
+    def evaluate(self, evaluate: dict | None = None, suite: str | None = None, data_dir: str | None = None,
+                 cache_dir: str | None = None) -> dict:
+        """Score every finished config under new test-time conditions without training, as
+        `noisesweep evaluate` does: `evaluate` is an `evaluate:` section ({"gaussian": [0.5, 1],
+        "suites": ["mnist_c"]}), or `suite` names one. Adds robustness/evaluate-N.csv to each
+        config; rewrites nothing. Returns the counts: scored, unfinished, without weights.
+        ValueError for bad input, naming it."""
+        from sweeps import conditions
+        from sweeps.evaluate import EvaluateError, evaluate as score, section_from
+
+        if (evaluate is None) == (suite is None):
+            raise ValueError("give one of evaluate= (an evaluate: section, as a dict) or suite= (a suite's name)")
+        try:
+            if suite is not None:
+                section = section_from(None, suite)
+            else:
+                try:
+                    section = conditions.check(evaluate)
+                except conditions.ConditionError as e:
+                    raise EvaluateError(f"evaluate.{e.key} = {e.value!r}: {e.why}") from None
+            return score(self.path, section, data_dir, cache_dir, log=lambda *a, **k: None)
+        except EvaluateError as e:
+            raise ValueError(str(e)) from None
 
     @staticmethod
     def figure_names() -> list[str]:

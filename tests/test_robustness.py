@@ -234,6 +234,19 @@ def test_a_sweep_writes_its_scores_and_evaluate_adds_new_ones_rewriting_nothing(
     assert bad.returncode == 2 and bad.stderr.startswith("error: --suite 'mnist_x': no such suite; known: mnist_c")
     assert bad.stderr.count("\n") == 1 and _files(exp) == after
 
+    # The same from Python, and the scores read back as the analysis's table.
+    from noisesweep import Experiment
+
+    experiment = Experiment(str(exp))
+    with pytest.raises(ValueError, match=r"evaluate.gaussian = -2: a noise scale must be a number >= 0"):
+        experiment.evaluate({"gaussian": [-2]}, cache_dir=str(tmp_path / "cache"))
+    assert experiment.evaluate({"gaussian": [2.0]}, cache_dir=str(tmp_path / "cache")) == {
+        "scored": 2, "unfinished": 0, "no weights": 0}
+    table = experiment.robustness()
+    assert sorted(set(zip(table["condition"], table["severity"]))) == [
+        ("brightness", 3.0), ("clean", 0.0), ("gaussian", 0.5), ("gaussian", 1.0), ("gaussian", 2.0)]
+    assert len(table) == 2 * 5 and set(table["seed"]) == {0, 1}
+
 
 def test_a_benchmark_folder_that_does_not_fit_the_dataset_is_refused_before_anything_runs(tmp_path, capsys):
     from sweeps import run
