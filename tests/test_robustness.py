@@ -95,6 +95,42 @@ def test_each_member_is_scored_under_every_condition_as_keras_evaluates_its_fina
     assert clean[("gaussian", 0.0)] == {**clean[("clean", 0)], "condition": "gaussian", "severity": 0.0}
 
 
+def test_a_colour_model_is_scored_on_a_cifar10_c_layout_folder_and_a_corruption_as_keras_evaluates_it(tmp_path):
+    """A model of one's own on 32 x 32 colour images, a CIFAR-10-C-layout folder (one file of
+    5 severities x N images, labels.npy repeated) and a corruption of colour images."""
+    from sweeps.corruptions import corrupt
+    from tests.synthetic import learnable_colour
+
+    arrays = learnable_colour(400, 100)
+    folder = tmp_path / "CIFAR-10-C"
+    folder.mkdir()
+    snow = [corrupt(arrays["x_test"], "snow", s, seed=7) for s in range(1, 6)]
+    np.save(folder / "snow.npy", np.concatenate(snow))
+    np.save(folder / "labels.npy", np.tile(arrays["y_test"], 5).astype(np.int64))
+    evaluate = {"contrast": [2], "folders": [str(folder)]}
+    configs = [trial_config({"arch": "tests.nets:wide_mlp", "seed": s, "epochs": 1, "batch_size": 64,
+                             "evaluate": evaluate}, {}) for s in (0, 1)]
+    pack, _ = train(configs, arrays)
+    section = conditions.section_of(configs[0])
+    rows = pack.ledger.robustness[1]
+    assert [(r["suite"], r["condition"], r["severity"]) for r in rows] == [
+        ("", "clean", 0), ("", "contrast", 2), *(("folder:CIFAR-10-C", "snow", s) for s in range(1, 6))]
+    for row, condition in zip(rows, conditions.conditions(section)):
+        images = None
+        if condition.name == "contrast":
+            images = corrupt(arrays["x_test"], "contrast", 2, seed=section["seed"])
+        elif condition.name == "snow":
+            images = snow[condition.severity - 1]
+        m = pack.members[1]
+        noisy = noisy_split(arrays["x_test"] if images is None else images, "test", seed=0,
+                            standardize_first=m["standardize"])
+        model = pack.member_model(1)
+        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        loss, accuracy = model.evaluate(noisy, arrays["y_test"].astype(np.int32), verbose=0)
+        assert row["accuracy"] == pytest.approx(accuracy, abs=1e-6), condition
+        assert row["loss"] == pytest.approx(loss, rel=1e-5, abs=1e-6), condition
+
+
 def test_packed_members_score_as_they_do_alone():
     arrays = learnable_mnist(600, 300)
     configs = [member(seed=s, noise_type="gaussian", noise_scale=0.3) for s in (0, 1, 2)]
