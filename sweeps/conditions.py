@@ -214,6 +214,15 @@ def made(condition: Condition) -> bool:
     return not (condition.name == schema.CLEAN or condition.is_noise)
 
 
+def inputs(member: dict, condition: Condition, images: np.ndarray, seed: int) -> np.ndarray:
+    """The condition's `images` as `member`'s model takes them, made in numpy as the scoring
+    feed makes them in its step: floats (N, H, W, C), its preprocessing, the condition's noise."""
+    m = feed_members([member], condition, seed)[0]
+    return noise.with_channels(noise.noisy_split(
+        images, "test", seed=m["seed"], noise_type=m["noise_type"], noise_scale=m["noise_scale"],
+        noise_target="test", noise_clip=m["noise_clip"], standardize_first=m["standardize"]))
+
+
 def feed_members(members: list[dict], condition: Condition, seed: int) -> list[dict]:
     """The members as a scoring feed (sweeps.training.feeds) sees them under `condition`:
     each keeps its standardisation and clip; the noise is the condition's, on the test

@@ -304,13 +304,11 @@ def _check_trial(where: str, block: str, cfg: dict) -> None:
     if cfg["evaluate_every"] is not None and not section:
         raise GridError(f"{where}: {block}evaluate_every = {cfg['evaluate_every']!r}: scores nothing without an "
                         "evaluate: section (the conditions to score on)")
-    if section and task.NAME != "classify":
-        # A reconstruction's target is the clean image: scored under noise, not yet under a
-        # corruption, whose clean original the scoring does not hold.
-        named = [c for c in conditions.conditions(section) if not (c.is_noise or c == conditions.CLEAN)]
-        if named:
-            raise GridError(f"{where}: {block}evaluate: {named[0].name} is a corruption; a {task.MODEL} ({arch}) is "
-                            f"scored under noise types ({', '.join(conditions.noise.NOISES)}) only")
+    if section and task.FAMILY == "denoise" and section.get("folders"):
+        # A reconstruction is scored against the clean original, which a benchmark folder lacks.
+        raise GridError(f"{where}: {block}evaluate.folders = {section['folders']!r}: a {task.MODEL} ({arch}) is scored "
+                        "against the clean originals, which a benchmark folder does not hold; name its corruptions "
+                        "or suite instead")
     problem = cfg["validation"] == "holdout" and cfg["train_subset"] and holdout_problem(
         cfg["holdout_size"], cfg["train_subset"], "images of train_subset")
     if problem:

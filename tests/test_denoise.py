@@ -254,3 +254,38 @@ def test_a_checkpoint_from_keras_fit_continues_in_the_engine(tmp_path, arch):
     while not pack.done:
         loop.epoch(pack)
     assert [r["epoch"] for r in pack.ledger.rows[0]] == [2, 3] and all(np.isfinite(r["val_loss"]) for r in pack.ledger.rows[0])
+
+
+def test_a_denoiser_is_scored_under_test_noise_and_corruptions_by_its_reconstruction_and_its_judge(trained):
+    """A denoiser's scores under a grid's evaluate: conditions: its reconstruction of the
+    clean originals and its reference classifier on the noisy and the denoised images,
+    computed here by hand from its final weights on arrays made with sweeps.noise and
+    sweeps.corruptions."""
+    from sweeps.corruptions import corrupt
+    from sweeps.modelfile import model_to_bytes
+    from sweeps.training.pack import Pack
+
+    arrays, classifier, _, _ = trained
+    cfg = denoise_config(epochs=2, train_subset=1000, evaluate={"salt_and_pepper": [0.5], "shot_noise": [3]})
+    references = {key: model_to_bytes(classifier) for key in denoise.references(cfg)}
+    pack = Pack([cfg], arrays, references)
+    loop.train(pack)
+    rows = pack.ledger.robustness[0]
+    assert [(r["condition"], r["severity"]) for r in rows] == [("clean", 0), ("salt_and_pepper", 0.5),
+                                                                ("shot_noise", 3)]
+    model = pack.member_model(0)
+    clean = to_unit_float(arrays["x_test"])[..., None]
+    inputs = [clean, noisy_split(arrays["x_test"], "test", seed=0, noise_type="salt_and_pepper", noise_scale=0.5,
+                                 noise_target="test")[..., None],
+              to_unit_float(corrupt(arrays["x_test"], "shot_noise", 3, seed=0))[..., None]]
+    for row, x in zip(rows, inputs):
+        denoised = model.predict(x, verbose=0)
+        assert row["noisy_mse"] == pytest.approx(np.mean((x - clean) ** 2), rel=1e-6)
+        assert row["denoised_mse"] == pytest.approx(np.mean((denoised - clean) ** 2), rel=1e-5)
+        seasoned = np.mean(np.argmax(classifier.predict(x, verbose=0), -1) == arrays["y_test"])
+        denoised_accuracy = np.mean(np.argmax(classifier.predict(denoised, verbose=0), -1) == arrays["y_test"])
+        assert row["seasoned_accuracy"] == pytest.approx(seasoned)
+        assert row["denoised_accuracy"] == pytest.approx(denoised_accuracy, abs=2 / len(x))
+        loss = np.mean(keras.losses.binary_crossentropy(clean, denoised))
+        assert row["loss"] == pytest.approx(float(loss), rel=1e-4) and row.get("accuracy") is None
+    assert rows[1]["noisy_mse"] > rows[0]["noisy_mse"] == 0

@@ -51,7 +51,11 @@ class Training:
     `noise_everywhere`: the noise is on both splits whatever `noise_target` says (a
     denoiser learns noisy -> clean and is validated so). `finish(i, model)`: member i's
     Outcome after its last epoch, from its trained Keras model (None: with a hold-out, the
-    test split's loss and metric).
+    test split's loss and metric). `judge(i, model, inputs, clean, labels)`: member i's scores
+    under a test-time condition (sweeps.conditions), from its trained Keras model, its
+    `inputs` the condition's images as the model takes them, `clean` the originals in [0, 1]:
+    a dict of sweeps.schema.ROBUSTNESS_METRICS (None: the engine scores the pack's members
+    together, their loss and metric).
     """
 
     build: Callable[[int], object]
@@ -61,6 +65,7 @@ class Training:
     score: Callable | None = None
     noise_everywhere: bool = False
     finish: Callable[[int, object], Outcome] | None = None
+    judge: Callable | None = None
 
     def metric_names(self) -> tuple[str, ...]:
         """The keys of a member's epoch row, in the words Keras's fit logs use."""

@@ -134,36 +134,44 @@ def _accuracy(model, x, labels) -> float:
     return float(np.mean(predicted == labels))
 
 
+def judged(denoiser, noisy: np.ndarray, clean: np.ndarray, labels: np.ndarray, classifier=None,
+           composite=None) -> tuple[dict, np.ndarray]:
+    """A denoiser's scores on `noisy` inputs of `clean` images (floats (N, H, W, C) in the
+    model's form): noisy_mse, denoised_mse and, with a classifier, seasoned_accuracy (it on
+    the noisy images) and denoised_accuracy (it on the denoiser's output); and the output."""
+    denoised = denoiser.predict(noisy, batch_size=PREDICT_BATCH, verbose=0)
+    row = {"noisy_mse": float(np.mean((noisy - clean) ** 2)), "denoised_mse": float(np.mean((denoised - clean) ** 2))}
+    if classifier is not None:
+        row["seasoned_accuracy"] = _accuracy(classifier, noisy, labels)
+        row["denoised_accuracy"] = _accuracy(composite or _composite(denoiser, classifier, clean.shape[1:]), noisy,
+                                             labels)
+    return row, denoised
+
+
+def _composite(denoiser, classifier, shape):
+    import keras
+
+    inputs = keras.Input(shape=shape)
+    return keras.Model(inputs, classifier(denoiser(inputs)), name="noisy_to_denoiser_to_classifier")
+
+
 def evaluate_levels(config: dict, denoiser, arrays: dict, classifier=None) -> tuple[list[dict], dict]:
     """Evaluate a trained denoiser at every level of config["eval_levels"] on the test set.
 
     Returns (one dict per level: level, noisy_mse, denoised_mse and, with a classifier,
     seasoned_accuracy and denoised_accuracy; the sample images as uint8 arrays).
     """
-    import keras
-
     images, labels = subset(config, arrays, "test")
     labels = labels.astype(np.int64)
     clean = with_channels(to_unit_float(images))
-    composite = None
-    if classifier is not None:
-        inputs = keras.Input(shape=clean.shape[1:])
-        composite = keras.Model(inputs, classifier(denoiser(inputs)), name="noisy_to_denoiser_to_classifier")
+    composite = _composite(denoiser, classifier, clean.shape[1:]) if classifier is not None else None
     picked = [i for i in SAMPLE_INDICES if i < len(images)]
     rows, noisy_samples, denoised_samples = [], [], []
     levels = eval_levels(config)
     for level in levels:
         noisy = seasoned(images, config, "test", level)
-        denoised = denoiser.predict(noisy, batch_size=PREDICT_BATCH, verbose=0)
-        row = {
-            "level": float(level),
-            "noisy_mse": float(np.mean((noisy - clean) ** 2)),
-            "denoised_mse": float(np.mean((denoised - clean) ** 2)),
-        }
-        if composite is not None:
-            row["seasoned_accuracy"] = _accuracy(classifier, noisy, labels)
-            row["denoised_accuracy"] = _accuracy(composite, noisy, labels)
-        rows.append(row)
+        row, denoised = judged(denoiser, noisy, clean, labels, classifier, composite)
+        rows.append({"level": float(level), **row})
         noisy_samples.append(to_uint8(noisy[picked]))
         denoised_samples.append(to_uint8(denoised[picked]))
     samples = {
@@ -209,6 +217,13 @@ def training(members: list[dict], arrays: dict, references: dict | None = None, 
             finish(members[i], model, outcome)
         return outcome
 
-    return Training(build=build, targets=lambda clean, labels: clean(),
-                    loss=loss or keras.losses.get(members[0]["loss_fn"]), metric=METRIC,
-                    score=pixel_accuracy, noise_everywhere=True, finish=end)
+    loss = loss or keras.losses.get(members[0]["loss_fn"])
+
+    def scored(i, model, inputs, clean, labels) -> dict:
+        row, denoised = judged(model, inputs, clean, labels, classifiers[i])
+        # The reconstruction loss alone: a VAE's added KL term is its last batch's, and a
+        # penalty is no error of the reconstruction.
+        return {**row, "loss": float(np.mean(keras.ops.convert_to_numpy(loss(clean, denoised))))}
+
+    return Training(build=build, targets=lambda clean, labels: clean(), loss=loss, metric=METRIC,
+                    score=pixel_accuracy, noise_everywhere=True, finish=end, judge=scored)

@@ -118,14 +118,37 @@ class Pack:
     def score_conditions(self, members: list[int]) -> list[list[dict]]:
         """`members`' rows (schema.ROBUSTNESS_COLUMNS) under every condition of the spec, each
         at its last epoch; the pack is scored together, its frozen members as they froze."""
+        if self.spec.training.judge is not None:
+            return [self._judged(i) for i in members]
         accuracy = "accuracy" in self.spec.metric_names
         rows = [[] for _ in members]
         for condition in self.spec.conditions:
             loss, metric = self.engine.scores_on(self.spec.condition_feed(condition))
             for out, i in zip(rows, members):
-                out.append({"epoch": self.ledger.rows[i][-1]["epoch"], "suite": condition.suite,
-                            "condition": condition.name, "severity": condition.severity,
-                            "accuracy": float(metric[i]) if accuracy else None, "loss": float(loss[i])})
+                out.append({**self._where(i, condition), "accuracy": float(metric[i]) if accuracy else None,
+                            "loss": float(loss[i])})
+        return rows
+
+    def _where(self, i: int, condition) -> dict:
+        return {"epoch": self.ledger.rows[i][-1]["epoch"], "suite": condition.suite, "condition": condition.name,
+                "severity": condition.severity}
+
+    def _judged(self, i: int) -> list[dict]:
+        """Member i under every condition, by its task's judge on its Keras model (a denoiser:
+        its reconstruction of the clean originals, and its reference classifier's accuracy)."""
+        from sweeps import conditions
+        from sweeps.noise import to_unit_float, with_channels
+        from sweeps.quiet import stderr_silenced
+
+        model, seed = self.member_model(i), self.spec.section["seed"]
+        originals = with_channels(to_unit_float(self.spec.test_split()[0]))
+        rows = []
+        with stderr_silenced():  # Keras's predict: tf.data's start-up lines (see finish)
+            for condition in self.spec.conditions:
+                images, labels = self.spec.condition_images(condition)
+                x = conditions.inputs(self.members[i], condition, images, seed)
+                rows.append({**self._where(i, condition),
+                             **self.spec.training.judge(i, model, x, originals[:len(x)], labels.astype(np.int64))})
         return rows
 
     def member_model(self, i: int):

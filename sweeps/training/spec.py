@@ -76,11 +76,16 @@ class PackSpec:
         """The test split under `condition`, as the members' scoring feed: its images (a
         corruption's, a benchmark's, or clean, cut to the members' test_subset), each
         member's standardisation and clip, the condition's noise from the evaluation seed."""
-        seed = self.section["seed"]
-        made = self._scoring.get(conditions.scoring_key(seed, condition))
+        x, y = self.condition_images(condition)
+        members = conditions.feed_members(self.members, condition, self.section["seed"])
+        return prepare(members, x, y, "test", self.input_shape)
+
+    def condition_images(self, condition) -> tuple[np.ndarray, np.ndarray]:
+        """The uint8 test images and labels of `condition`, cut to the members' test_subset
+        (its noise, if any, is added later, by a feed or `conditions.inputs`)."""
+        made = self._scoring.get(conditions.scoring_key(self.section["seed"], condition))
         images, labels = made if made is not None else conditions.images(condition, self.section, self.arrays)
-        x, y = subset(self.members[0], {"x_test": images, "y_test": labels}, "test")
-        return prepare(conditions.feed_members(self.members, condition, seed), x, y, "test", self.input_shape)
+        return subset(self.members[0], {"x_test": images, "y_test": labels}, "test")
 
     def validation(self) -> tuple[str, int, int]:
         """(split, first row, end row) validated on each epoch: the hold-out, or the test split."""
