@@ -90,6 +90,10 @@ def print_growth(plan: Plan, every: bool) -> None:
     g = plan.growth
     print(f"{plan.name}: {len(g.done)} configs finished (skipped), {len(g.continued)} not finished (continued), "
           f"{len(g.new)} new (to run)")
+    if g.rescored:
+        print(f"  {len(g.rescored)} of the new configs are the experiment's but for their evaluate: section, and "
+              f"train again; to score trained ones on it without training: noisesweep evaluate {plan.exp.path} "
+              f"--grid {plan.grid.path}")
     where = {config_key(c): s["folder"] or "first step" for s in plan.previous for c in s["trials"]}
     shown = [("not in this grid (kept)", g.not_in_grid)]
     if every:

@@ -76,6 +76,9 @@ class Growth:
     to_continue: dict[str, list[dict]] = field(default_factory=dict)  # step folder -> its unfinished configs
     new: list[dict] = field(default_factory=list)  # in no step: a new step runs them
     not_in_grid: list[dict] = field(default_factory=list)  # the experiment's, kept, not named now
+    # New configs that are one of the experiment's but for what they are scored on (their
+    # `evaluate:`): they train again; `noisesweep evaluate` would score the old ones instead.
+    rescored: list[dict] = field(default_factory=list)
 
     @property
     def continued(self) -> list[dict]:
@@ -96,4 +99,10 @@ def plan(previous: list[dict], states: dict[str, str], wanted: list[dict]) -> Gr
             growth.to_continue.setdefault(step_of[key], []).append(config)
     named = {config_key(c) for c in wanted}
     growth.not_in_grid = [t for s in previous for t in s["trials"] if config_key(t) not in named]
+    trained = {config_key(_unscored(t)) for s in previous for t in s["trials"]}
+    growth.rescored = [c for c in growth.new if config_key(_unscored(c)) in trained]
     return growth
+
+
+def _unscored(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in ("evaluate", "evaluate_every")}

@@ -301,3 +301,19 @@ def test_a_benchmark_folder_that_does_not_fit_the_dataset_is_refused_before_anyt
     assert code == 2 and err == (f"error: {grid}: evaluate.folders[0]: {folder}/test_labels.npy: labels 0..11 do not "
                                  "fit a dataset of 10 classes\n")
     assert not (tmp_path / "runs" / "bad").exists()
+
+
+def test_resuming_with_another_evaluate_section_names_the_configs_it_would_train_again():
+    """A config is known by its content, what it is scored on included: a grid resumed with
+    another evaluate: trains its configs again; the plan says so, and which command scores
+    the trained ones without training."""
+    from sweeps import growth
+
+    old = [member(seed=s, evaluate=None) for s in (0, 1)]
+    previous = [{"folder": "", "trials": old}]
+    states = {growth.config_key(c): "finished" for c in old}
+    same = growth.plan(previous, states, old)
+    assert len(same.done) == 2 and not same.new and not same.rescored
+    scored = [member(seed=s) for s in (0, 1, 2)]
+    grown = growth.plan(previous, states, scored)
+    assert grown.new == scored and grown.rescored == scored[:2]
