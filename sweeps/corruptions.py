@@ -10,15 +10,30 @@ CORRUPTIONS holds one function per corruption, f(x, severity, rng) -> float imag
 the split as float32 (N, H, W, C) in [0, 1]; `corrupt` clips and rounds the result (the
 published scripts truncate with np.uint8: their images are half a grey level darker on
 average, except where a step itself truncates, as ImageMagick's output does). A
-corruption in both papers is one function with CIFAR-10-C's five severities; SUITES gives
-each benchmark's (corruption, severity) conditions, and the mnist_c suite's choice of
-severity is argued in each docstring (MNIST_C_STEP). Each docstring gives the published
-constants, with the file they come from, and says where this version departs from them.
+corruption in both papers is one function with CIFAR-10-C's five severities. Each docstring
+gives the published constants, with the file they come from, and says where this version
+departs from them.
+
+Severity 0 (MNIST_C_LEVEL) is MNIST-C's own level: MNIST-C has one level per corruption,
+and sweeps.benchmarks reads its distributed folders as severity 0, so generated and
+distributed MNIST-C are the same conditions in an analysis. Each of MNIST-C's fifteen takes
+severity 0 and applies MNIST-C's published constants and procedure (corruptions.py, the
+default severity of each of its functions): for the seven it shares with CIFAR-10-C, its
+own constants, which lie outside CIFAR-10-C's five (shot noise's c = 3, impulse 0.17, glass
+blur's (0.7, 1, 2) with its coin-flip swap and one-axis blur, motion blur (10, 3),
+brightness + 0.5, fog (3, 1.4) on a 256 map, mud of area 14 %); for its eight own, the level
+MNIST-C uses, which is one step of the table those functions extend to five (MNIST_C_STEP).
+The other corruptions refuse severity 0. Severities 1-5 are what a user lists.
+
+SUITES gives each benchmark's (corruption, severity) conditions: `mnist_c` is MNIST-C's
+fifteen at severity 0, in its order (sweeps.benchmarks.MNIST_C), MNIST-C as published;
+`cifar10_c` CIFAR-10-C's fifteen at 1-5 and `cifar10_c_extra` its four extra ones.
 
 Random numbers: a corruption's generator is a function of (seed, corruption, severity) alone
 (corruption_rng), so every trial scored with the same seed sees byte-identical corrupted
 images (common random numbers across the trials compared) and a rerun sees the same. Each
-random corruption draws once, an array whose first axis is the image, so image i's draws are
+random corruption draws one kind of number, an array whose first axis is the image (in one
+call, or image block after image block, which is the same stream), so image i's draws are
 the stream's i-th block: its corruption does not depend on how many images come with it, and
 `corrupt` works through a large split in chunks without changing a byte.
 """
@@ -36,11 +51,19 @@ from PIL import Image
 from scipy import ndimage as ndi
 from scipy import special
 
-from sweeps.benchmarks import CIFAR10_C, CIFAR10_C_EXTRA, MNIST_C, SEVERITIES
+from sweeps.benchmarks import CIFAR10_C, CIFAR10_C_EXTRA, MNIST_C, MNIST_C_SEVERITY, SEVERITIES
 
 # Images per step of `corrupt`: bounds the float copies (a 4096-image chunk of 32x32 colour
 # is 50 MB as float32) without changing the result (see the module docstring).
 CHUNK = 4096
+# Values of plasma map made at once: fog's maps are made this many values' worth of images
+# at a time (MNIST-C's 256x256 map is 64 K values an image; CIFAR-10-C's 32x32 one, 1 K),
+# which bounds the memory without changing a byte.
+PLASMA_VALUES = 1 << 20
+
+# MNIST-C's own level of its fifteen corruptions (module docstring): the severity that
+# sweeps.benchmarks gives MNIST-C's distributed conditions.
+MNIST_C_LEVEL = MNIST_C_SEVERITY
 
 # The luminance skimage.color.rgb2gray uses (ITU-R BT.709), through which MNIST-C turned its
 # colour corruptions back to grey; here, a grey image's version of a colour step.
@@ -70,10 +93,12 @@ def _colour(x: np.ndarray, rgb) -> np.ndarray:
     return rgb if x.shape[-1] == 3 else np.array([rgb @ REC709], np.float32)
 
 
-def _blur(x: np.ndarray, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> np.ndarray:
+def _blur(x: np.ndarray, sigma, mode: str = "nearest", truncate: float = 4.0) -> np.ndarray:
     """skimage.filters.gaussian over each image's rows and columns, never across images or
-    channels; its defaults, mode 'nearest' and truncate 4, are the sources' blur."""
-    return ndi.gaussian_filter(x, (0, sigma, sigma) + (0,) * (x.ndim - 3), mode=mode, truncate=truncate)
+    channels; its defaults, mode 'nearest' and truncate 4, are the sources' blur. `sigma`
+    one number, or (down the rows, along the columns)."""
+    rows, cols = (sigma, sigma) if np.ndim(sigma) == 0 else sigma
+    return ndi.gaussian_filter(x, (0, rows, cols) + (0,) * (x.ndim - 3), mode=mode, truncate=truncate)
 
 
 def _disk(radius: float, alias_blur: float) -> np.ndarray:
@@ -216,33 +241,64 @@ def _pow2(n: int) -> int:
     return 1 << max(1, (n - 1).bit_length())
 
 
-def _plasma(u: np.ndarray, size: int, decay: float) -> np.ndarray:
+def _rolled_add(t: np.ndarray, v: np.ndarray, shift: int, axis: int) -> None:
+    """t += np.roll(v, shift, axis) for shift +-1, without the rolled copy."""
+    def at(i):
+        return (slice(None),) * axis + (i,)
+    if shift == 1:
+        t[at(slice(1, None))] += v[at(slice(None, -1))]
+        t[at(0)] += v[at(-1)]
+    else:
+        t[at(slice(None, -1))] += v[at(slice(1, None))]
+        t[at(-1)] += v[at(0)]
+
+
+def _plasma(u: np.ndarray, size: int, decay: float, h: int | None = None, w: int | None = None) -> np.ndarray:
     """The sources' plasma_fractal (diamond-square on a torus, after FLHerne/mapgen), one
-    (size, size) map per row of u, scaled to [0, 1] per map. u holds size**2 - 1 uniforms per
-    image, used level by level as the source draws them (squares, then the two diamond sets):
-    wibble * uniform(-wibble, wibble), wibble from 100, divided by `decay` each level."""
+    (size, size) map per row of u, scaled to [0, 1] per map, its top-left (h, w) corner
+    returned (the whole map by default). u holds size**2 - 1 uniforms per image, used level
+    by level as the source draws them (squares, then the two diamond sets): wibble *
+    uniform(-wibble, wibble), wibble from 100, divided by `decay` each level. Computed in u's
+    float type, in place, each sum in the source's order."""
     n = len(u)
-    a = np.zeros((n, size, size))
+    a = np.zeros((n, size, size), u.dtype)
     step, wibble, used = size, 100.0, 0
     while step >= 2:
         k = size // step
-        draws = u[:, used:used + 3 * k * k].reshape(n, 3, k, k)
+        noise = u[:, used:used + 3 * k * k].reshape(n, 3, k, k) * 2
         used += 3 * k * k
-        noise = wibble * (wibble * (2 * draws - 1))
+        noise -= 1
+        noise *= wibble
+        noise *= wibble
         half = step // 2
         corners = a[:, 0::step, 0::step]
-        squares = corners + np.roll(corners, -1, axis=1)
-        squares = squares + np.roll(squares, -1, axis=2)
-        a[:, half::step, half::step] = squares / 4 + noise[:, 0]
-        mids, corners = a[:, half::step, half::step], a[:, 0::step, 0::step]
-        left = mids + np.roll(mids, 1, axis=1) + corners + np.roll(corners, -1, axis=2)
-        a[:, 0::step, half::step] = left / 4 + noise[:, 1]
-        top = mids + np.roll(mids, 1, axis=2) + corners + np.roll(corners, -1, axis=1)
-        a[:, half::step, 0::step] = top / 4 + noise[:, 2]
+        squares = corners.copy()
+        _rolled_add(squares, corners, -1, 1)
+        t = squares.copy()
+        _rolled_add(t, squares, -1, 2)
+        t /= 4
+        t += noise[:, 0]
+        a[:, half::step, half::step] = t
+        mids = a[:, half::step, half::step]
+        t = mids.copy()
+        _rolled_add(t, mids, 1, 1)
+        t += corners
+        _rolled_add(t, corners, -1, 2)
+        t /= 4
+        t += noise[:, 1]
+        a[:, 0::step, half::step] = t
+        t = mids.copy()
+        _rolled_add(t, mids, 1, 2)
+        t += corners
+        _rolled_add(t, corners, -1, 1)
+        t /= 4
+        t += noise[:, 2]
+        a[:, half::step, 0::step] = t
         step //= 2
         wibble /= decay
-    a -= a.min(axis=(1, 2), keepdims=True)
-    return a / a.max(axis=(1, 2), keepdims=True)
+    low = a.min(axis=(1, 2), keepdims=True)
+    # (x - low) / (max - low): byte for byte the source's (x - low) / max(x - low)
+    return (a[:, :h, :w] - low) / (a.max(axis=(1, 2), keepdims=True) - low)
 
 
 def _sobel(s: np.ndarray, axis: int) -> np.ndarray:
@@ -401,6 +457,12 @@ def _grid28(h: int, w: int):
     return np.arange(w) * (27 / max(w - 1, 1)), np.arange(h) * (27 / max(h - 1, 1))
 
 
+def _step(name: str, severity: int) -> int:
+    """The step of an MNIST-C-only corruption's table that `severity` takes: itself for 1-5,
+    MNIST_C_STEP[name] (MNIST-C's own level) for 0."""
+    return MNIST_C_STEP[name] if severity == MNIST_C_LEVEL else severity
+
+
 def _signs(u: np.ndarray) -> np.ndarray:
     """np.random.choice([-1, 1]) from uniforms: each sign with probability 1/2."""
     return np.where(u < 0.5, -1.0, 1.0)
@@ -421,10 +483,10 @@ def shot_noise(x, severity, rng):
     """poisson(x * c) / c, c = 500, 250, 100, 75, 50 photons at full intensity
     (make_cifar_c.py shot_noise). Draws: one Poisson per value, (N, H, W, C).
 
-    MNIST-C used its own c = 3 (corruptions.py shot_noise, severity 5 of 60, 25, 12, 5, 3),
-    far below this scale; the mnist_c suite takes the nearest, severity 5 (c = 50), which
-    speckles the strokes ~ 4x less (the noise's std goes as 1 / sqrt(c))."""
-    c = (500, 250, 100, 75, 50)[severity - 1]
+    Severity 0, MNIST-C's: c = 3 (corruptions.py shot_noise, its default severity 5 of 60,
+    25, 12, 5, 3), far below CIFAR-10-C's scale: ~ 4x the noise of c = 50 (the noise's std
+    goes as 1 / sqrt(c))."""
+    c = (3, 500, 250, 100, 75, 50)[severity]  # MNIST-C's, then severities 1-5
     return rng.poisson(x.astype(np.float64) * c).astype(np.float32) / np.float32(c)
 
 
@@ -434,9 +496,9 @@ def impulse_noise(x, severity, rng):
     0.05, 0.07 (make_cifar_c.py impulse_noise). Draws: (N, H, W, C, 2) uniforms, the pair
     (replace?, salt?) last.
 
-    MNIST-C used amount 0.17 (its severity 4 of 0.03, 0.06, 0.09, 0.17, 0.27); the mnist_c
-    suite takes the nearest, severity 5 (0.07): fewer than half MNIST-C's flipped pixels."""
-    amount = (0.01, 0.02, 0.03, 0.05, 0.07)[severity - 1]
+    Severity 0, MNIST-C's: amount 0.17 (corruptions.py impulse_noise, its default severity 4
+    of 0.03, 0.06, 0.09, 0.17, 0.27), through the same skimage call."""
+    amount = (0.17, 0.01, 0.02, 0.03, 0.05, 0.07)[severity]  # MNIST-C's, then severities 1-5
     u = rng.random((*x.shape, 2), dtype=np.float32)
     return np.where(u[..., 0] < amount, (u[..., 1] < 0.5).astype(np.float32), x)
 
@@ -469,17 +531,25 @@ def glass_blur(x, severity, rng):
     travel). The loop runs over pixel positions, each step on all images at once. Draws:
     (N, iterations, positions, 2) uniforms, (dx, dy) last.
 
-    MNIST-C used (0.7, 1, 2) and swapped each pixel only on a coin flip (its severity 1);
-    the mnist_c suite takes severity 5 (0.4, 1, 2): the same shuffle, always swapping, and
-    a lighter blur."""
-    sigma, delta, iterations = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))[severity - 1]
+    Severity 0, MNIST-C's (corruptions.py glass_blur, its default severity 1): (0.7, 1, 2),
+    each swap made only on a coin flip (np.random.choice([True, False]), drawn before the
+    swap's (dx, dy)), and both blurs skimage's gaussian(..., multichannel=True) of MNIST-C's
+    2-D (28, 28) arrays: skimage takes the last axis for the channels and gives it sigma 0
+    (skimage/filters/_gaussian.py of 2018-19), so MNIST-C's glass blur is vertical, sigma 0.7
+    down each column and none along the rows. Every channel is treated as MNIST-C's grey image.
+    Draws: (N, 2, positions, 3) uniforms, (swap?, dx, dy) last."""
+    mnist_c = severity == MNIST_C_LEVEL
+    sigma, delta, iterations = (((0.7, 0), 1, 2), (0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2),
+                                (0.4, 1, 2))[severity]  # MNIST-C's, then severities 1-5
     n, h, w, c = x.shape
     y = np.floor(_blur(x, sigma) * 255).reshape(n, h * w, c)
     positions = [(r, q) for r in range(h - delta, delta, -1) for q in range(w - delta, delta, -1)]
-    u = rng.random((n, iterations, len(positions), 2))
-    d = np.floor(u * (2 * delta)).astype(np.intp) - delta
+    u = rng.random((n, iterations, len(positions), 3 if mnist_c else 2))
+    d = np.floor(u[..., -2:] * (2 * delta)).astype(np.intp) - delta
     flat = np.array([r * w + q for r, q in positions], np.intp)
     targets = flat[None, None, :] + d[..., 1] * w + d[..., 0]  # (N, iterations, positions)
+    if mnist_c:  # tails: no swap (a pixel swapped with itself)
+        targets = np.where(u[..., 0] < 0.5, targets, flat[None, None, :])
     images = np.arange(n)
     for it in range(iterations):
         for k, p in enumerate(flat):
@@ -507,9 +577,9 @@ def motion_blur(x, severity, rng):
     equal to ImageMagick 6.9.11's output, checked on grey and colour images. Draws: (N,)
     uniforms.
 
-    MNIST-C used (10, 3) (its severity 1); the mnist_c suite takes the nearest, severity 5
-    (9, 2.5): a slightly shorter trail."""
-    radius, sigma = ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))[severity - 1]
+    Severity 0, MNIST-C's: (10, 3) (corruptions.py motion_blur, its default severity 1 of
+    (10, 3), (15, 5), (15, 8), (15, 12), (20, 15)), the same angles and ImageMagick call."""
+    radius, sigma = ((10, 3), (6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))[severity]  # MNIST-C's, then 1-5
     angles = rng.random(len(x)) * 90 - 45
     return _imagemagick_8bit(_motion_blur(x, radius, sigma, angles))
 
@@ -566,7 +636,7 @@ def _frost_texture(u: np.ndarray, h: int, w: int, c: int) -> np.ndarray:
     n = len(u)
     size = _pow2(max(h, w))
     k = size * size - 1
-    haze = _plasma(u[:, :k], size, 1.6)[:, :h, :w, None].astype(np.float32)
+    haze = _plasma(u[:, :k], size, 1.6, h, w)[..., None].astype(np.float32)
     seeds = (u[:, k:k + h * w] < 0.06).reshape(n, h, w, 1).astype(np.float32)
     angles = u[:, k + h * w:k + h * w + 2] * 360
     needles = _motion_blur(seeds, 3, 2, angles[:, 0]) + _motion_blur(seeds, 3, 2, angles[:, 1])
@@ -595,15 +665,24 @@ def fog(x, severity, rng):
     """(x + c * plasma) * max / (max + c), max the image's brightest value, the plasma fractal
     of decay d: (c, d) = (0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)
     (make_cifar_c.py fog). The map is the power of two at or above the image's side, cropped
-    (CIFAR-10-C's 32 for 32x32). Draws: (N, size**2 - 1) uniforms.
+    (CIFAR-10-C's 32 for 32x32). Draws: (N, size**2 - 1) uniforms, made PLASMA_VALUES at a
+    time.
 
-    MNIST-C used (3, 1.4) (its severity 5) on a 256 map cropped to 28x28; the mnist_c suite
-    takes the nearest, severity 5 (1.5, 1.75), on a 32 map: about half MNIST-C's fog, of a
-    finer grain."""
-    c, decay = ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))[severity - 1]
+    Severity 0, MNIST-C's: (c, d) = (3, 1.4) (corruptions.py fog, its default severity 5 of
+    (1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4)) on plasma_fractal's default 256x256
+    map (or the power of two at or above a larger image's side), its top-left corner kept,
+    normalised over the whole map: a fog of a coarser grain than CIFAR-10-C's. Its draws are
+    float32 uniforms (the map computed in float32: within 1e-6 of float64's)."""
+    c, decay = ((3, 1.4), (0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))[severity]  # MNIST-C's, then 1-5
     n, h, w, _ = x.shape
-    size = _pow2(max(h, w))
-    plasma = _plasma(rng.random((n, size * size - 1)), size, decay)[:, :h, :w, None].astype(np.float32)
+    size, dtype = _pow2(max(h, w)), np.float64
+    if severity == MNIST_C_LEVEL:  # 64 K values an image: in float32, twice as fast
+        size, dtype = max(size, 256), np.float32
+    block = max(1, PLASMA_VALUES // (size * size))
+    plasma = np.empty((n, h, w, 1), np.float32)
+    for start in range(0, n, block):  # the same stream as one draw of (N, size**2 - 1)
+        u = rng.random((min(block, n - start), size * size - 1), dtype=dtype)
+        plasma[start:start + block, :, :, 0] = _plasma(u, size, decay, h, w)
     top = x.max(axis=(1, 2, 3), keepdims=True)
     return (x + np.float32(c) * plasma) * top / (top + np.float32(c))
 
@@ -626,19 +705,22 @@ def spatter(x, severity, rng):
     brown (63, 42, 20). On grey images the colours are their luminance, except MNIST-C's own
     grey mud, 63.
 
-    MNIST-C used mud of (0.65, 0.3, 1, 0.65, 1.5) (its severity 4); the mnist_c suite takes
-    severity 5, the mud nearest in area: 7 % of a 28x28 image against MNIST-C's 14 %
-    (severity 4: 4 %). Draws: (N, H, W) standard normals."""
+    Severity 0, MNIST-C's: mud of (0.65, 0.3, 1, 0.65, 1.5) (corruptions.py spatter, its
+    default severity 4), grey 63 in every channel (MNIST-C's 63 / 255 * ones_like(x)): 14 %
+    of a 28x28 image under mud, against 7 % at severity 5. Draws: (N, H, W) standard
+    normals."""
     loc, scale, sigma, threshold, c4, mud = (
+        (0.65, 0.3, 1, 0.65, 1.5, 1),  # MNIST-C's, then severities 1-5
         (0.62, 0.1, 0.7, 0.7, 0.5, 0), (0.65, 0.1, 0.8, 0.7, 0.5, 0), (0.65, 0.3, 1, 0.69, 0.5, 0),
-        (0.65, 0.1, 0.7, 0.69, 0.6, 1), (0.65, 0.1, 0.5, 0.68, 0.6, 1))[severity - 1]
+        (0.65, 0.1, 0.7, 0.69, 0.6, 1), (0.65, 0.1, 0.5, 0.68, 0.6, 1))[severity]
     n, h, w, c = x.shape
     liquid = _blur(loc + scale * rng.standard_normal((n, h, w)), sigma)
     liquid[liquid < threshold] = 0
     if mud:
         m = _blur((liquid > threshold).astype(np.float32), c4)
         m[m < 0.8] = 0
-        brown = np.float32([63 / 255]) if c == 1 else _colour(x, (63, 42, 20))
+        grey_mud = c == 1 or severity == MNIST_C_LEVEL
+        brown = np.full(c, 63 / 255, np.float32) if grey_mud else _colour(x, (63, 42, 20))
         return x * (1 - m[..., None]) + brown * m[..., None]
     # The source's (liquid * 255).astype(np.uint8): past 1 (one image in five at severity 3)
     # the cast wraps around, as numpy's does on x86, and the brightest liquid turns dark.
@@ -664,9 +746,9 @@ def brightness(x, severity, rng):
     channels scale with its value: computed directly, as v' / v times the pixel (a black
     pixel becomes grey v'). On grey images: min(x + c, 1), MNIST-C's reading. Deterministic.
 
-    MNIST-C used c = 0.5 (its severity 5); the mnist_c suite takes the nearest, severity 5
-    (c = 0.3)."""
-    c = np.float32((0.05, 0.1, 0.15, 0.2, 0.3)[severity - 1])
+    Severity 0, MNIST-C's: c = 0.5 (corruptions.py brightness, its default severity 5 of 0.1,
+    0.2, 0.3, 0.4, 0.5, through gray2rgb, HSV and rgb2gray: min(x + 0.5, 1))."""
+    c = np.float32((0.5, 0.05, 0.1, 0.15, 0.2, 0.3)[severity])  # MNIST-C's, then severities 1-5
     v = x.max(axis=-1, keepdims=True)
     lifted = np.minimum(v + c, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -802,10 +884,10 @@ def jpeg_compression(x, severity, rng):
 
 def shear(x, severity, rng):
     """Shear about the centre by c = 0.2, 0.4, 0.6, 0.8, 1.0 radians, direction random
-    (MNIST-C corruptions.py shear, which uses severity 2: 0.4): skimage's
-    AffineTransform(shear=c) of 2019, [[1, -sin c], [0, cos c]], as warp's inverse map,
-    bilinear, zero beyond the border. Draws: (N,) uniforms, the direction."""
-    c = (0.2, 0.4, 0.6, 0.8, 1.0)[severity - 1] * _signs(rng.random(len(x)))
+    (MNIST-C corruptions.py shear; severity 0, MNIST-C's, is its default severity 2: 0.4):
+    skimage's AffineTransform(shear=c) of 2019, [[1, -sin c], [0, cos c]], as warp's inverse
+    map, bilinear, zero beyond the border. Draws: (N,) uniforms, the direction."""
+    c = (0.2, 0.4, 0.6, 0.8, 1.0)[_step("shear", severity) - 1] * _signs(rng.random(len(x)))
     n, h, w, _ = x.shape
     linear = np.zeros((n, 2, 2))
     linear[:, 0, 0], linear[:, 0, 1], linear[:, 1, 1] = 1, -np.sin(c), np.cos(c)
@@ -814,9 +896,9 @@ def shear(x, severity, rng):
 
 def rotate(x, severity, rng):
     """Rotation about the centre by c = 0.2, 0.4, 0.6, 0.8, 1.0 radians, direction random
-    (MNIST-C corruptions.py rotate, which uses severity 2: 0.4 rad, 23 degrees); bilinear,
-    zero beyond the border. Draws: (N,) uniforms, the direction."""
-    c = (0.2, 0.4, 0.6, 0.8, 1.0)[severity - 1] * _signs(rng.random(len(x)))
+    (MNIST-C corruptions.py rotate; severity 0, MNIST-C's, is its default severity 2: 0.4 rad,
+    23 degrees); bilinear, zero beyond the border. Draws: (N,) uniforms, the direction."""
+    c = (0.2, 0.4, 0.6, 0.8, 1.0)[_step("rotate", severity) - 1] * _signs(rng.random(len(x)))
     n, h, w, _ = x.shape
     linear = np.stack([np.stack([np.cos(c), -np.sin(c)], -1), np.stack([np.sin(c), np.cos(c)], -1)], 1)
     return _warp(x, _about_centre(linear, h, w))
@@ -824,19 +906,20 @@ def rotate(x, severity, rng):
 
 def scale(x, severity, rng):
     """Shrink about the centre: the output samples the input at 1/0.9, 1/0.8, 1/0.7, 1/0.6,
-    1/0.5 times its distance from the centre (MNIST-C corruptions.py scale, which uses
-    severity 3: the digit at 70 %); bilinear, zero beyond the border. Deterministic."""
-    c = (1 / 0.9, 1 / 0.8, 1 / 0.7, 1 / 0.6, 1 / 0.5)[severity - 1]
+    1/0.5 times its distance from the centre (MNIST-C corruptions.py scale; severity 0,
+    MNIST-C's, is its default severity 3: the digit at 70 %); bilinear, zero beyond the
+    border. Deterministic."""
+    c = (1 / 0.9, 1 / 0.8, 1 / 0.7, 1 / 0.6, 1 / 0.5)[_step("scale", severity) - 1]
     n, h, w, _ = x.shape
     return _warp(x, _about_centre(np.broadcast_to(np.eye(2) * c, (n, 2, 2)), h, w))
 
 
 def translate(x, severity, rng):
     """Shift by c = 1, 2, 3, 4, 5 pixels of a 28-pixel image along each axis, each direction
-    random (MNIST-C corruptions.py translate, which uses severity 3: 3 pixels); on other
-    sizes c * side / 28 rounded to whole pixels, so the shift stays exact. Zero fills.
-    Draws: (N, 2) uniforms, the directions (columns, rows)."""
-    c = (1, 2, 3, 4, 5)[severity - 1]
+    random (MNIST-C corruptions.py translate; severity 0, MNIST-C's, is its default severity
+    3: 3 pixels); on other sizes c * side / 28 rounded to whole pixels, so the shift stays
+    exact. Zero fills. Draws: (N, 2) uniforms, the directions (columns, rows)."""
+    c = (1, 2, 3, 4, 5)[_step("translate", severity) - 1]
     n, h, w, _ = x.shape
     signs = _signs(rng.random((n, 2)))
     matrices = np.zeros((n, 2, 3))
@@ -849,16 +932,16 @@ def translate(x, severity, rng):
 def stripe(x, severity, rng):
     """Invert the outer columns on both sides: 3, 5, 7, 9, 11 of 28 each side (scaled to the
     width, rounded). MNIST-C (corruptions.py stripe) inverts 7 each side, a quarter of the
-    width, and has no severities: the mnist_c suite takes severity 3; the others narrow or
+    width, and has no severities: severity 0, MNIST-C's, is severity 3; the others narrow or
     widen the bands by two columns a step. Deterministic."""
-    band = round((3, 5, 7, 9, 11)[severity - 1] * x.shape[2] / 28)
+    band = round((3, 5, 7, 9, 11)[_step("stripe", severity) - 1] * x.shape[2] / 28)
     columns = np.arange(x.shape[2])
     flip = ((columns < band) | (columns >= x.shape[2] - band))[None, None, :, None]
     return np.where(flip, 1 - x, x)
 
 
 # The stroke width (MNIST-C's 2.3 in line_from_points: a line about 3 pixels thick) that
-# dotted_line's and zigzag's severities vary; MNIST-C's is the middle one.
+# dotted_line's and zigzag's severities vary; MNIST-C's is the middle one (MNIST_C_STEP).
 LINE_WIDTHS = (1.3, 1.8, 2.3, 2.8, 3.3)
 
 
@@ -866,10 +949,10 @@ def dotted_line(x, severity, rng):
     """A dashed white line across the image (MNIST-C corruptions.py dotted_line): from column
     0 to 27, rows r0, r1 = randint(0, 27) at its ends, drawn by line_from_points (see _line),
     every other pair of columns blanked, added and clipped. MNIST-C has no severities: its
-    stroke width, 2.3, is severity 3 (the mnist_c suite's); the others are LINE_WIDTHS,
-    thinner and thicker by 0.5 a step. Other sizes: drawn in 28-pixel units (_grid28).
-    Draws: (N, 2) uniforms, (r0, r1)."""
-    width = LINE_WIDTHS[severity - 1]
+    stroke width, 2.3, is severity 3, which severity 0, MNIST-C's, is; the others are
+    LINE_WIDTHS, thinner and thicker by 0.5 a step. Other sizes: drawn in 28-pixel units
+    (_grid28). Draws: (N, 2) uniforms, (r0, r1)."""
+    width = LINE_WIDTHS[_step("dotted_line", severity) - 1]
     n, h, w, _ = x.shape
     cc, rr = _grid28(h, w)
     r = np.floor(rng.random((n, 2)) * 27)
@@ -884,10 +967,10 @@ def zigzag(x, severity, rng):
     corner points ((2i + 1) a, +-b) up to the line's length d, then MNIST-C's closing point
     (d, b' / (2 (d - last tooth end))), all turned to the line's angle; each segment drawn by
     line_from_points (see _line), added, clipped. MNIST-C has no severities: its stroke
-    width, 2.3, is severity 3 (the mnist_c suite's); the others are LINE_WIDTHS. Segments
-    run in a loop (at most 7 on any image), each on all images. Other sizes: drawn in
-    28-pixel units (_grid28). Draws: (N, 2) uniforms, (r0, offset)."""
-    width = LINE_WIDTHS[severity - 1]
+    width, 2.3, is severity 3, which severity 0, MNIST-C's, is; the others are LINE_WIDTHS.
+    Segments run in a loop (at most 7 on any image), each on all images. Other sizes: drawn
+    in 28-pixel units (_grid28). Draws: (N, 2) uniforms, (r0, offset)."""
+    width = LINE_WIDTHS[_step("zigzag", severity) - 1]
     a = b = 2.0
     c0, c1 = 2.0, 25.0
     n, h, w, _ = x.shape
@@ -926,9 +1009,9 @@ def canny_edges(x, severity, rng):
     """The image's Canny edges, white on black (MNIST-C corruptions.py canny_edges:
     skimage.feature.canny at its defaults, sigma 1, thresholds 0.1 and 0.2; see _canny), on
     colour images of the luminance, in every channel. MNIST-C replaces the image by its
-    edges and has no severities: that is severity 5 (the mnist_c suite's), and severities
-    1-4 mix the edges into the image at 20, 40, 60 and 80 %. Deterministic."""
-    t = np.float32((0.2, 0.4, 0.6, 0.8, 1.0)[severity - 1])
+    edges and has no severities: that is severity 5, which severity 0, MNIST-C's, is, and
+    severities 1-4 mix the edges into the image at 20, 40, 60 and 80 %. Deterministic."""
+    t = np.float32((0.2, 0.4, 0.6, 0.8, 1.0)[_step("canny_edges", severity) - 1])
     edges = _canny(_grey(x), 1.0, 0.1, 0.2)[..., None].astype(np.float32)
     return (1 - t) * x + t * edges
 
@@ -948,13 +1031,14 @@ CORRUPTIONS: dict[str, Callable] = {f.__name__: f for f in (
 DETERMINISTIC = frozenset({"gaussian_blur", "defocus_blur", "zoom_blur", "brightness", "contrast", "saturate",
                            "pixelate", "jpeg_compression", "scale", "stripe", "canny_edges"})
 
-# The severity that stands for MNIST-C's condition (each corruption's docstring says why).
-MNIST_C_STEP = {"shot_noise": 5, "impulse_noise": 5, "glass_blur": 5, "motion_blur": 5, "shear": 2, "scale": 3,
-                "rotate": 2, "brightness": 5, "translate": 3, "stripe": 3, "fog": 5, "spatter": 5,
-                "dotted_line": 3, "zigzag": 3, "canny_edges": 5}
+# MNIST-C's eight own corruptions: the step of the five-step table each extends MNIST-C's one
+# level to that severity 0 (MNIST-C's level) equals. The seven MNIST-C shares with CIFAR-10-C
+# have their MNIST-C constants as severity 0 of their own tables instead (their docstrings).
+MNIST_C_STEP = {"shear": 2, "scale": 3, "rotate": 2, "translate": 3, "stripe": 3, "dotted_line": 3, "zigzag": 3,
+                "canny_edges": 5}
 
 SUITES: dict[str, tuple[tuple[str, int], ...]] = {
-    "mnist_c": tuple((name, MNIST_C_STEP[name]) for name in MNIST_C),
+    "mnist_c": tuple((name, MNIST_C_LEVEL) for name in MNIST_C),
     "cifar10_c": tuple((name, s) for name in CIFAR10_C for s in SEVERITIES),
     "cifar10_c_extra": tuple((name, s) for name in CIFAR10_C_EXTRA for s in SEVERITIES),
 }
@@ -962,12 +1046,17 @@ SUITES: dict[str, tuple[tuple[str, int], ...]] = {
 
 def corrupt(images: np.ndarray, name: str, severity: int, *, seed: int) -> np.ndarray:
     """A split of uint8 images, (N, H, W) or (N, H, W, C) with C 1 or 3, corrupted by `name`
-    at `severity` (1-5): uint8 of the same shape, rounded from the corruption's floats.
-    The same (images, name, severity, seed) gives the same bytes (module docstring)."""
+    at `severity` (1-5, or 0, MNIST-C's own level, for MNIST-C's fifteen): uint8 of the same
+    shape, rounded from the corruption's floats. The same (images, name, severity, seed)
+    gives the same bytes (module docstring)."""
     if name not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {name!r}; known: {', '.join(sorted(CORRUPTIONS))}")
-    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
-        raise ValueError(f"severity must be an integer from 1 to 5, not {severity!r}")
+    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) \
+            or severity not in (MNIST_C_LEVEL, *SEVERITIES):
+        raise ValueError(f"severity must be an integer from 1 to 5 (or {MNIST_C_LEVEL}, MNIST-C's own level, "
+                         f"for MNIST-C's corruptions), not {severity!r}")
+    if severity == MNIST_C_LEVEL and name not in MNIST_C:
+        raise ValueError(f"severity {MNIST_C_LEVEL} is MNIST-C's own level; {name} is not an MNIST-C corruption: 1-5")
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (0-255), not {images.dtype}")

@@ -13,8 +13,9 @@ from matplotlib import colors as mcolors
 from PIL import Image
 from scipy import ndimage as ndi
 
+from sweeps import benchmarks
 from sweeps import corruptions as C
-from sweeps.corruptions import CORRUPTIONS, DETERMINISTIC, SEVERITIES, SUITES, corrupt, corruption_rng
+from sweeps.corruptions import CORRUPTIONS, DETERMINISTIC, MNIST_C_LEVEL, SEVERITIES, SUITES, corrupt, corruption_rng
 
 N = 12
 SEED = 3
@@ -131,15 +132,18 @@ def test_suites():
     assert len(SUITES["mnist_c"]) == 15 and len(SUITES["cifar10_c"]) == 75 and len(SUITES["cifar10_c_extra"]) == 20
     for suite in SUITES.values():
         for name, severity in suite:
-            assert name in CORRUPTIONS and severity in SEVERITIES
+            assert name in CORRUPTIONS
         assert len(set(suite)) == len(suite)
-    assert [n for n, _ in SUITES["mnist_c"]] == ["shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear",
-                                                 "scale", "rotate", "brightness", "translate", "stripe", "fog",
-                                                 "spatter", "dotted_line", "zigzag", "canny_edges"]
-    assert dict(SUITES["mnist_c"]) == {"shot_noise": 5, "impulse_noise": 5, "glass_blur": 5, "motion_blur": 5,
-                                       "shear": 2, "scale": 3, "rotate": 2, "brightness": 5, "translate": 3,
-                                       "stripe": 3, "fog": 5, "spatter": 5, "dotted_line": 3, "zigzag": 3,
-                                       "canny_edges": 5}
+    for suite in ("cifar10_c", "cifar10_c_extra"):
+        assert all(severity in SEVERITIES for _, severity in SUITES[suite])
+    # MNIST-C as published: its fifteen at its own level, severity 0, in its order, as
+    # sweeps.benchmarks reads its distributed folders
+    assert MNIST_C_LEVEL == benchmarks.MNIST_C_SEVERITY == 0
+    assert SUITES["mnist_c"] == (("shot_noise", 0), ("impulse_noise", 0), ("glass_blur", 0), ("motion_blur", 0),
+                                 ("shear", 0), ("scale", 0), ("rotate", 0), ("brightness", 0), ("translate", 0),
+                                 ("stripe", 0), ("fog", 0), ("spatter", 0), ("dotted_line", 0), ("zigzag", 0),
+                                 ("canny_edges", 0))
+    assert tuple(n for n, _ in SUITES["mnist_c"]) == benchmarks.MNIST_C
     cifar = {n for n, _ in SUITES["cifar10_c"]}
     assert cifar == {"gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
                      "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
@@ -152,8 +156,9 @@ def test_suites():
 def test_errors():
     with pytest.raises(ValueError, match=r"unknown corruption 'blurry'; known: .*brightness.*zoom_blur"):
         corrupt(GREY, "blurry", 1, seed=0)
-    for bad in (0, 6, 2.0, True):
-        with pytest.raises(ValueError, match="severity must be an integer from 1 to 5"):
+    for bad in (-1, 6, 2.0, 0.0, True, False, None):
+        with pytest.raises(ValueError, match=r"severity must be an integer from 1 to 5 \(or 0, MNIST-C's own level, "
+                                             r"for MNIST-C's corruptions\), not "):
             corrupt(GREY, "fog", bad, seed=0)
     with pytest.raises(ValueError, match="uint8"):
         corrupt(GREY.astype(np.float32), "fog", 1, seed=0)
@@ -594,24 +599,29 @@ def test_elastic_transform_as_published(severity):
                      per_image("elastic_transform", severity, x, elastic))
 
 
+def warp(im, a, t):
+    """skimage's warp with inverse map (x, y) -> a @ (x, y) + t, x the column, bilinear,
+    zero beyond the border, done by scipy in (row, column) order."""
+    matrix = np.array([[a[1, 1], a[1, 0]], [a[0, 1], a[0, 0]]])
+    return np.stack([ndi.affine_transform(im[..., k], matrix, offset=[t[1], t[0]], order=1, mode="grid-constant")
+                     for k in range(im.shape[-1])], -1)
+
+
+def about_centre(im, a):
+    """MNIST-C's translation 13.5 * (1 - a1 - a2): the image centre kept ((W-1)/2, (H-1)/2)."""
+    h, w = im.shape[:2]
+    centre = np.array([(w - 1) / 2, (h - 1) / 2])
+    return warp(im, a, centre - a @ centre)
+
+
+def sign(rng):
+    """np.random.choice([-1, 1])."""
+    return -1 if rng.random() < 0.5 else 1
+
+
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_geometry_as_published(severity):
     c = (0.2, 0.4, 0.6, 0.8, 1.0)[severity - 1]
-
-    def warp(im, a, t):
-        """skimage's warp with inverse map (x, y) -> a @ (x, y) + t, x the column, bilinear,
-        zero beyond the border, done by scipy in (row, column) order."""
-        matrix = np.array([[a[1, 1], a[1, 0]], [a[0, 1], a[0, 0]]])
-        return np.stack([ndi.affine_transform(im[..., k], matrix, offset=[t[1], t[0]], order=1, mode="grid-constant")
-                         for k in range(im.shape[-1])], -1)
-
-    def about_centre(im, a):
-        h, w = im.shape[:2]
-        centre = np.array([(w - 1) / 2, (h - 1) / 2])
-        return warp(im, a, centre - a @ centre)
-
-    def sign(rng):
-        return -1 if rng.random() < 0.5 else 1
 
     def shear(im, rng):
         k = c * sign(rng)
@@ -654,42 +664,52 @@ def line_from_points(c0, r0, c1, r1, width):
     return line
 
 
+def dotted_line_reference(im, rng, width):
+    """MNIST-C's dotted_line on 28x28: r0, r1 = randint(0, 27), every other pair of columns off."""
+    r0, r1 = np.floor(rng.random(2) * 27)
+    line = line_from_points(0, r0, 27, r1, width)
+    off = True
+    for a, b in zip(range(0, 28, 2), range(2, 30, 2)):
+        if off:
+            line[:, a:b] = 0
+        off = not off
+    return np.clip(im + line[..., None], 0, 1)
+
+
+def zigzag_reference(im, rng, width):
+    """MNIST-C's zigzag on 28x28, its loop over the teeth as written."""
+    a = b = 2.0
+    c0, c1 = 2, 25
+    u = rng.random(2)
+    r0 = np.floor(u[0] * 27)
+    r1 = r0 + np.floor(u[1] * 10) - 5
+    theta = np.arctan((r1 - r0) / (c1 - c0))
+    d = (c1 - c0) / np.cos(theta)
+    ends = [(0, 0)]
+    for i in range(int((d - a) // (2 * a)) + 1):
+        r_i = (-1) ** i * b
+        ends.append(((2 * i + 1) * a, r_i))
+    last = (2 * a) * (d // (2 * a))
+    if d != last:
+        ends.append((d, r_i / (2 * (d - last))))
+    cs, rs = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]) @ np.array(ends).T
+    cs, rs = cs + c0, rs + r0
+    out = im.copy()
+    for i in range(1, len(cs)):
+        out = np.clip(out + line_from_points(cs[i - 1], rs[i - 1], cs[i], rs[i], width)[..., None], 0, 1)
+    return out
+
+
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_patterns_as_published(severity):
     width = C.LINE_WIDTHS[severity - 1]
     assert C.LINE_WIDTHS[2] == 2.3
 
     def dotted_line(im, rng):
-        r0, r1 = np.floor(rng.random(2) * 27)
-        line = line_from_points(0, r0, 27, r1, width)
-        off = True
-        for a, b in zip(range(0, 28, 2), range(2, 30, 2)):
-            if off:
-                line[:, a:b] = 0
-            off = not off
-        return np.clip(im + line[..., None], 0, 1)
+        return dotted_line_reference(im, rng, width)
 
     def zigzag(im, rng):
-        a = b = 2.0
-        c0, c1 = 2, 25
-        u = rng.random(2)
-        r0 = np.floor(u[0] * 27)
-        r1 = r0 + np.floor(u[1] * 10) - 5
-        theta = np.arctan((r1 - r0) / (c1 - c0))
-        d = (c1 - c0) / np.cos(theta)
-        ends = [(0, 0)]
-        for i in range(int((d - a) // (2 * a)) + 1):
-            r_i = (-1) ** i * b
-            ends.append(((2 * i + 1) * a, r_i))
-        last = (2 * a) * (d // (2 * a))
-        if d != last:
-            ends.append((d, r_i / (2 * (d - last))))
-        cs, rs = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]) @ np.array(ends).T
-        cs, rs = cs + c0, rs + r0
-        out = im.copy()
-        for i in range(1, len(cs)):
-            out = np.clip(out + line_from_points(cs[i - 1], rs[i - 1], cs[i], rs[i], width)[..., None], 0, 1)
-        return out
+        return zigzag_reference(im, rng, width)
 
     def stripe(im, rng):
         n = (3, 5, 7, 9, 11)[severity - 1]
@@ -722,3 +742,264 @@ def test_canny_edges_outline_a_square_and_mix_in_by_severity():
     out = corrupt(np.repeat(x[..., None], 3, axis=-1), "canny_edges", 5, seed=0)
     assert (out[..., 0] == out[..., 1]).all() and (out[..., 0] == out[..., 2]).all()
     assert ((out[..., 0] > 0) == edges).mean() > 0.98
+
+
+# --------------------------------------------------------------------------------------
+# MNIST-C's own level: severity 0, MNIST-C's published constants (google-research/mnist-c
+# corruptions.py, each function at its default severity)
+# --------------------------------------------------------------------------------------
+
+MNIST_C_NAMES = list(benchmarks.MNIST_C)
+NOT_MNIST_C = [n for n in CORRUPTIONS if n not in benchmarks.MNIST_C]
+
+
+def test_mnist_c_names():
+    assert len(MNIST_C_NAMES) == 15 and set(MNIST_C_NAMES) < set(CORRUPTIONS)
+    assert sorted(NOT_MNIST_C) == sorted(["gaussian_noise", "speckle_noise", "defocus_blur", "zoom_blur",
+                                          "gaussian_blur", "snow", "frost", "contrast", "saturate",
+                                          "elastic_transform", "pixelate", "jpeg_compression"])
+
+
+@pytest.mark.parametrize("name", MNIST_C_NAMES)
+def test_mnist_c_level_shape_type_and_seed(name):
+    # 28x28 grey (MNIST's own) and 32x32 colour, and other layouts
+    for x in (GREY, COLOUR):
+        out = corrupt(x, name, 0, seed=SEED)
+        assert out.shape == x.shape and out.dtype == np.uint8
+        assert 0 <= out.min() <= out.max() <= 255 and out.std() > 0
+        assert (out != x).any()
+        np.testing.assert_array_equal(out, corrupt(x.copy(), name, np.int64(0), seed=SEED))
+        other = corrupt(x, name, 0, seed=SEED + 1)
+        if name in DETERMINISTIC:
+            np.testing.assert_array_equal(out, other)
+        else:
+            changed = (out != other).any(axis=tuple(range(1, x.ndim))).sum()
+            assert changed >= (2 if name in ("shear", "rotate", "translate") else N - 1), changed
+        # its own generator: not the images of severities 1-5 at the same seed, where random
+        if name not in DETERMINISTIC and name not in ("shear", "rotate", "translate"):
+            assert all((out != corrupt(x, name, s, seed=SEED)).any() for s in SEVERITIES)
+    np.testing.assert_array_equal(corrupt(GREY, name, 0, seed=1)[..., None], corrupt(GREY[..., None], name, 0, seed=1))
+    for x in (strokes(3, 16, 16), photos(2, 20, 36), photos(2, 64, 64)):
+        out = corrupt(x, name, 0, seed=SEED)
+        assert out.shape == x.shape and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("name", MNIST_C_NAMES)
+def test_mnist_c_level_an_image_is_corrupted_the_same_whatever_comes_with_it(name, monkeypatch):
+    for x in (GREY, COLOUR):
+        whole = corrupt(x, name, 0, seed=SEED)
+        np.testing.assert_array_equal(corrupt(x[:5], name, 0, seed=SEED), whole[:5])
+        with monkeypatch.context() as m:
+            m.setattr(C, "CHUNK", 5)  # chunks of 5, 5 and 2 images
+            m.setattr(C, "PLASMA_VALUES", 3 * 65536)  # fog's 256x256 maps 3 at a time (an odd count of draws)
+            np.testing.assert_array_equal(corrupt(x, name, 0, seed=SEED), whole)
+
+
+@pytest.mark.parametrize("name", NOT_MNIST_C)
+def test_severity_0_is_refused_outside_mnist_c(name):
+    with pytest.raises(ValueError, match=rf"^severity 0 is MNIST-C's own level; {name} is not an MNIST-C "
+                                         r"corruption: 1-5$"):
+        corrupt(GREY, name, 0, seed=0)
+    with pytest.raises(ValueError, match="is not an MNIST-C corruption"):
+        corrupt(COLOUR, name, np.int64(0), seed=0)
+
+
+def test_the_generator_of_mnist_c_level():
+    a = corruption_rng(7, "fog", 0).random(4)
+    np.testing.assert_array_equal(a, corruption_rng(7, "fog", 0).random(4))
+    for s in SEVERITIES:
+        assert not np.array_equal(a, corruption_rng(7, "fog", s).random(4))
+    by_crc = np.random.default_rng(np.random.SeedSequence([7, zlib.crc32(b"fog"), 0]))
+    np.testing.assert_array_equal(a, by_crc.random(4))
+
+
+def test_mnist_c_only_levels_are_the_table_steps():
+    # MNIST-C's eight own corruptions: severity 0 is one step of the table that extends them
+    assert C.MNIST_C_STEP == {"shear": 2, "scale": 3, "rotate": 2, "translate": 3, "stripe": 3, "dotted_line": 3,
+                              "zigzag": 3, "canny_edges": 5}
+    for name, step in C.MNIST_C_STEP.items():
+        if name in DETERMINISTIC:
+            for x in INPUTS.values():
+                np.testing.assert_array_equal(corrupt(x, name, 0, seed=SEED), corrupt(x, name, step, seed=SEED))
+
+
+def glass_blur_mnist_c(im, rng):
+    """MNIST-C's glass_blur (its severity 1: sigma 0.7, max_delta 1, 2 iterations) of one
+    image: skimage's gaussian(multichannel=True) of a 2-D array blurs axis 0 only (sigma
+    (0.7, 0)); truncated to uint8; for h, w from 27 down to 2, a coin flip, then on heads
+    dx, dy = randint(-1, 1) and a swap; blurred again."""
+    h, w = im.shape[:2]
+
+    def blur(v):
+        return ndi.gaussian_filter1d(v, 0.7, axis=0, mode="nearest", truncate=4.0)
+
+    y = np.floor(blur(im) * 255)
+    positions = [(r, c) for r in range(h - 1, 1, -1) for c in range(w - 1, 1, -1)]
+    u = rng.random((2, len(positions), 3))
+    for it in range(2):
+        for k, (r, c) in enumerate(positions):
+            if u[it, k, 0] < 0.5:  # np.random.choice([True, False])
+                dx, dy = (np.floor(u[it, k, 1:] * 2) - 1).astype(int)
+                y[r, c], y[r + dy, c + dx] = y[r + dy, c + dx].copy(), y[r, c].copy()
+    return blur(y / 255)
+
+
+def canny_mnist_c(im):
+    """skimage.feature.canny(image) at its defaults (sigma 1, thresholds 0.1 and 0.2 of a
+    float image), as MNIST-C ran it (skimage 0.14-0.16), for one 2-D image, pixel by pixel:
+    the masked smoothing (zero beyond the border, divided by the smoothed mask), Sobel
+    gradients, the four octants in skimage's order (a later one decides a pixel on their
+    border), the outer ring and zero gradients dropped, 8-connected hysteresis."""
+    h, w = im.shape
+    bleed = ndi.gaussian_filter(np.ones((h, w)), 1, mode="constant")
+    smooth = ndi.gaussian_filter(im, 1, mode="constant") / (bleed + np.finfo(float).eps)
+    gi, gj = ndi.sobel(smooth, axis=0), ndi.sobel(smooth, axis=1)
+    mag = np.hypot(gi, gj)
+    peak = np.zeros((h, w), bool)
+    for r in range(1, h - 1):
+        for c in range(1, w - 1):
+            i, j, m = gi[r, c], gj[r, c], mag[r, c]
+            if m == 0:
+                continue
+            same = (i >= 0 and j >= 0) or (i <= 0 and j <= 0)
+            opposite = (i <= 0 and j >= 0) or (i >= 0 and j <= 0)
+            # (in the octant, weight, (c1, c2) ahead, (c1, c2) behind), offsets (rows, columns)
+            octants = (
+                (same and abs(i) >= abs(j), "j/i", ((1, 0), (1, 1)), ((-1, 0), (-1, -1))),
+                (same and abs(i) <= abs(j), "i/j", ((0, 1), (1, 1)), ((0, -1), (-1, -1))),
+                (opposite and abs(i) <= abs(j), "i/j", ((0, 1), (-1, 1)), ((0, -1), (1, -1))),
+                (opposite and abs(i) >= abs(j), "j/i", ((-1, 0), (-1, 1)), ((1, 0), (1, -1))),
+            )
+            for inside, ratio, ahead, behind in octants:
+                if inside:
+                    wt = abs(j) / abs(i) if ratio == "j/i" else abs(i) / abs(j)
+                    ok = True
+                    for (d1, d2) in (ahead, behind):
+                        c1, c2 = mag[r + d1[0], c + d1[1]], mag[r + d2[0], c + d2[1]]
+                        ok &= bool(c2 * wt + c1 * (1 - wt) <= m)
+                    peak[r, c] = ok
+    low, high = peak & (mag >= 0.1), peak & (mag >= 0.2)
+    labels, count = ndi.label(low, np.ones((3, 3), bool))
+    good = np.zeros(count + 1, bool)
+    good[np.unique(labels[high])] = True
+    good[0] = False
+    return good[labels]
+
+
+def test_mnist_c_level_as_published():
+    """Each of the fifteen at severity 0 against MNIST-C's corruptions.py, one image at a time,
+    with MNIST-C's constants written here, the same draws from the condition's generator."""
+
+    def impulse(im, rng):  # skimage's random_noise 's&p', amount 0.17
+        u = rng.random((*im.shape, 2), dtype=np.float32)
+        out = im.copy()
+        out[(u[..., 0] < 0.17) & (u[..., 1] < 0.5)] = 1
+        out[(u[..., 0] < 0.17) & (u[..., 1] >= 0.5)] = 0
+        return out
+
+    def motion(im, rng):  # ImageMagick's motion blur, radius 10, sigma 3, angle uniform(-45, 45)
+        return np.floor(motion_blur_one(im, 10, 3, rng.random() * 90 - 45) * 255 + 1e-3) / 255
+
+    def brightness(im, rng):  # gray2rgb, HSV value + 0.5, back, rgb2gray
+        rgb = np.repeat(im, 3, axis=-1) if im.shape[-1] == 1 else im
+        hsv = mcolors.rgb_to_hsv(rgb)
+        hsv[..., 2] = np.clip(hsv[..., 2] + 0.5, 0, 1)
+        out = mcolors.hsv_to_rgb(hsv)
+        return (out @ [0.2125, 0.7154, 0.0721])[..., None] if im.shape[-1] == 1 else out
+
+    def fog(im, rng):  # plasma_fractal(mapsize=256, wibbledecay=1.4)[:28, :28], c = 3
+        top = im.max()
+        layer = plasma(rng.random(256 * 256 - 1, dtype=np.float32).astype(np.float64), 256, 1.4)
+        return (im + 3 * layer[:im.shape[0], :im.shape[1], None]) * top / (top + 3)
+
+    def spatter(im, rng):  # mud: (0.65, 0.3, 1, 0.65, 1.5), grey 63
+        liquid = ndi.gaussian_filter(0.65 + 0.3 * rng.standard_normal(im.shape[:2]), 1, mode="nearest")
+        liquid[liquid < 0.65] = 0
+        m = ndi.gaussian_filter((liquid > 0.65).astype(np.float64), 1.5, mode="nearest")
+        m[m < 0.8] = 0
+        return im * (1 - m[..., None]) + 63 / 255 * m[..., None]
+
+    def shear(im, rng):  # 0.4 rad, direction random
+        k = 0.4 * sign(rng)
+        return about_centre(im, np.array([[1, -np.sin(k)], [0, np.cos(k)]]))
+
+    def rotate(im, rng):  # 0.4 rad, direction random
+        k = 0.4 * sign(rng)
+        return about_centre(im, np.array([[np.cos(k), -np.sin(k)], [np.sin(k), np.cos(k)]]))
+
+    def scale(im, rng):  # (1/0.7, 1/0.7)
+        return about_centre(im, np.eye(2) / 0.7)
+
+    def translate(im, rng):  # 3 pixels, each axis's direction random
+        return warp(im, np.eye(2), 3 * np.array([sign(rng), sign(rng)]))
+
+    def stripe(im, rng):  # x[:, :7] and x[:, 21:] inverted
+        out = im.copy()
+        out[:, :7], out[:, 21:] = 1 - im[:, :7], 1 - im[:, 21:]
+        return out
+
+    refs = {
+        "shot_noise": lambda im, rng: rng.poisson(im * 3) / 3,
+        "impulse_noise": impulse,
+        "glass_blur": glass_blur_mnist_c,
+        "motion_blur": motion,
+        "shear": shear, "scale": scale, "rotate": rotate,
+        "brightness": brightness,
+        "translate": translate,
+        "stripe": stripe,
+        "fog": fog,
+        "spatter": spatter,
+        "dotted_line": lambda im, rng: dotted_line_reference(im, rng, 2.3),
+        "zigzag": lambda im, rng: zigzag_reference(im, rng, 2.3),
+        "canny_edges": lambda im, rng: canny_mnist_c(im[..., 0]).astype(np.float64)[..., None],
+    }
+    assert list(refs) == MNIST_C_NAMES
+    digits = strokes(N, seed=4)
+    for name, f in refs.items():
+        inputs = [GREY, digits]  # MNIST-C's own: 28x28 grey
+        if name not in ("stripe", "dotted_line", "zigzag", "canny_edges"):
+            inputs.append(COLOUR)  # each channel as MNIST-C's grey image (brightness: HSV)
+        if name in ("stripe", "dotted_line", "zigzag"):
+            inputs.append(np.repeat(digits[..., None], 3, axis=-1))  # 28x28 colour
+        for x in inputs:
+            assert_close(corrupt(x, name, 0, seed=SEED), per_image(name, 0, x, f))
+
+
+def test_mnist_c_level_statistics():
+    x = np.full((200, 28, 28), 128, np.uint8)
+    v = 128 / 255
+    out = corrupt(x, "shot_noise", 0, seed=0) / 255  # min(poisson(3 v) / 3, 1): thirds, clipped at 1
+    pmf = np.array([math.exp(-3 * v) * (3 * v) ** k / math.factorial(k) for k in range(40)])
+    level = np.minimum(np.arange(40) / 3, 1)
+    mean = pmf @ level
+    assert out.mean() == pytest.approx(mean, abs=0.003)
+    assert out.var() == pytest.approx(pmf @ (level - mean) ** 2, rel=0.03)
+    np.testing.assert_allclose(np.unique(out), [0, 1 / 3, 2 / 3, 1])
+    out = corrupt(x, "impulse_noise", 0, seed=0)
+    assert (out == 0).mean() == pytest.approx(0.085, abs=0.004)  # 0.17 of the pixels, half of them salt
+    assert (out == 255).mean() == pytest.approx(0.085, abs=0.004)
+    assert_close(corrupt(GREY, "brightness", 0, seed=0), to_u8(GREY / 255 + 0.5))  # min(x + 0.5, 1)
+    # the mud covers 14 % of a 28x28 image (CIFAR-10-C's severity 5: 7 %), grey 63 at its fullest
+    mud = corrupt(np.zeros((400, 28, 28), np.uint8), "spatter", 0, seed=SEED)
+    assert 0.12 < (mud > 0).mean() < 0.16 and mud.max() == 63
+    assert (corrupt(np.zeros((400, 28, 28), np.uint8), "spatter", 5, seed=SEED) > 0).mean() < 0.09
+    colour_mud = corrupt(np.zeros((100, 32, 32, 3), np.uint8), "spatter", 0, seed=SEED)
+    assert (colour_mud[..., 0] == colour_mud[..., 1]).all() and (colour_mud[..., 1] == colour_mud[..., 2]).all()
+    # fog: (x + 3 p) * max / (max + 3), p in [0, 1]: a white image's pixels in [0.25, 1]
+    white = np.full((200, 28, 28), 255, np.uint8)
+    coarse = corrupt(white, "fog", 0, seed=0) / 255
+    assert coarse.min() >= 0.25 - 1e-6 and coarse.max() <= 1 and coarse.std() > 0.05
+    # the 28x28 corner of a 256 map is smoother than a whole 32 map: neighbours closer
+    fine = corrupt(white, "fog", 5, seed=0) / 255
+
+    def roughness(y):
+        return np.abs(np.diff(y, axis=2)).mean() / y.std(axis=(1, 2)).mean()
+
+    assert roughness(coarse) < 0.9 * roughness(fine)  # 0.14 against 0.18
+    # glass blur at MNIST-C's level blurs down the columns only. Row 0 and column 0 are never
+    # shuffled: there a horizontal line spreads up and down, a vertical one not sideways.
+    across, down = np.zeros((2, 1, 28, 28), np.uint8)
+    across[0, 14, :] = down[0, :, 14] = 255
+    assert corrupt(across, "glass_blur", 0, seed=0)[0, 12:17, 0].min() > 0
+    assert corrupt(down, "glass_blur", 0, seed=0)[0, 0, [13, 15]].max() == 0
+    assert corrupt(down, "glass_blur", 5, seed=0)[0, 0, [13, 15]].min() > 0  # CIFAR-10-C's: both ways
