@@ -95,7 +95,7 @@ def test_help_says_defaults_and_that_resume_grows(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["--help"])
     text = capsys.readouterr().out
-    assert e.value.code == 0 and text.startswith("usage: noisesweep {run,report,grids,status,slurm} [flags]")
+    assert e.value.code == 0 and text.startswith("usage: noisesweep {run,report,grids,status,slurm,evaluate} [flags]")
     assert "positional" in text and " args " not in text  # the commands, not a catch-all
 
 

@@ -71,8 +71,8 @@ def train_trial(config: dict, datasets: dict, references: dict | None = None, st
 
     for name, builder in (builders or {}).items():
         use_builder(name, builder)
+    tasks.all_tasks()  # imports $NOISESWEEP_TASKS first: their models register, named in folders
     members, names = unpack(config)
-    tasks.for_config(members[0])  # imports $NOISESWEEP_TASKS: their models register, named in folders
     configure_tensorflow(members[0]["seed"])
     dataset = members[0]["dataset"]
     train_pack(members, names, datasets[dataset], references, storage, (scoring or {}).get(dataset))
