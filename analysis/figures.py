@@ -332,6 +332,24 @@ def learning_curves(summary, per_epoch, keys, metric, out_dir, max_groups=12):
     return paths
 
 
+def annotated_heatmap(ax, grid, rows: list[str], xlabel: str, ylabel: str, vmin, vmax, colorbar: str,
+                      annotated: int = 64) -> None:
+    """`grid` (a pivot table) drawn on `ax` in one colour scale, its cells written in where
+    there are at most `annotated` of them; `rows`: the row labels."""
+    image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(grid.shape[1]), [format_value(v) for v in grid.columns], rotation=45, ha="right")
+    ax.set_yticks(range(grid.shape[0]), rows)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(False)
+    if grid.size <= annotated:
+        for (i, j), v in np.ndenumerate(grid.to_numpy()):
+            if not np.isnan(v):
+                ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7,
+                        color="white" if v < (vmin + vmax) / 2 else "black")
+    plt.colorbar(image, ax=ax, label=colorbar)
+
+
 def heatmap_noise_l2(summary, per_epoch, keys, metric, out_dir):
     """Mean final metric over noise scale x L2 factor, a panel per architecture."""
     table = merge_clean_baseline(summary)
@@ -343,18 +361,8 @@ def heatmap_noise_l2(summary, per_epoch, keys, metric, out_dir):
 
     def draw(ax, sub):
         grid = sub.pivot_table(index="noise_scale", columns="l2", values=f"{metric}_mean", aggfunc="mean")
-        image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
-        ax.set_xticks(range(grid.shape[1]), [format_value(v) for v in grid.columns], rotation=45, ha="right")
-        ax.set_yticks(range(grid.shape[0]), [format_value(v) for v in grid.index])
-        ax.set_xlabel("L2 factor")
-        ax.set_ylabel(noise_label(sub))
-        ax.grid(False)
-        if grid.size <= 64:
-            for (i, j), v in np.ndenumerate(grid.to_numpy()):
-                if not np.isnan(v):
-                    ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7,
-                            color="white" if v < (vmin + vmax) / 2 else "black")
-        plt.colorbar(image, ax=ax, label=f"mean final {label(metric, sub)}")
+        annotated_heatmap(ax, grid, [format_value(v) for v in grid.index], "L2 factor", noise_label(sub), vmin, vmax,
+                          f"mean final {label(metric, sub)}")
 
     with plt.rc_context(STYLE):
         return _paged("heatmap_noise_l2", facets(table, panel_keys), draw, out_dir)

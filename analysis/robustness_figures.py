@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from analysis import robustness as rb
-from analysis.figures import STYLE, FigureSkipped, _paged, format_value, pages, panel_grid, save
+from analysis.figures import STYLE, FigureSkipped, _paged, annotated_heatmap, format_value, pages, panel_grid, save
 from sweeps.schema import CLEAN
 
 MAX_LINES = 10
@@ -154,18 +154,8 @@ def train_vs_test_noise(scores: pd.DataFrame, out_dir: str) -> list[str]:
     def draw(ax, sub):
         order = list(dict.fromkeys(sub.sort_values("_order", kind="stable")["_train"]))
         grid = sub.pivot_table(index="_train", columns="severity", values="mean", aggfunc="mean").reindex(order)
-        image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
-        ax.set_xticks(range(grid.shape[1]), [format_value(v) for v in grid.columns], rotation=45, ha="right")
-        ax.set_yticks(range(grid.shape[0]), list(grid.index))
-        ax.set_xlabel(f"test {sub['condition'].iloc[0]} noise scale (0: clean)")
-        ax.set_ylabel("training noise")
-        ax.grid(False)
-        if grid.size <= 100:
-            for (i, j), v in np.ndenumerate(grid.to_numpy()):
-                if not np.isnan(v):
-                    ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7,
-                            color="white" if v < (vmin + vmax) / 2 else "black")
-        plt.colorbar(image, ax=ax, label=_ylabel(metric).split("\n")[0] + " (mean over seeds)")
+        annotated_heatmap(ax, grid, list(grid.index), f"test {sub['condition'].iloc[0]} noise scale (0: clean)",
+                          "training noise", vmin, vmax, _ylabel(metric).split("\n")[0] + " (mean over seeds)", 100)
 
     with plt.rc_context(STYLE):
         for (suite, condition), sub in rows.groupby(["suite", "condition"], sort=True):

@@ -253,6 +253,18 @@ def _rolled_add(t: np.ndarray, v: np.ndarray, shift: int, axis: int) -> None:
         t[at(-1)] += v[at(0)]
 
 
+def _diamonds(mids: np.ndarray, corners: np.ndarray, axis: int, noise: np.ndarray) -> np.ndarray:
+    """One diamond set of the plasma's level: the mean of a point's two square centres and two
+    corners (along `axis` and the other), plus its noise, summed in the source's order."""
+    t = mids.copy()
+    _rolled_add(t, mids, 1, axis)
+    t += corners
+    _rolled_add(t, corners, -1, 3 - axis)
+    t /= 4
+    t += noise
+    return t
+
+
 def _plasma(u: np.ndarray, size: int, decay: float, h: int | None = None, w: int | None = None) -> np.ndarray:
     """The sources' plasma_fractal (diamond-square on a torus, after FLHerne/mapgen), one
     (size, size) map per row of u, scaled to [0, 1] per map, its top-left (h, w) corner
@@ -280,20 +292,8 @@ def _plasma(u: np.ndarray, size: int, decay: float, h: int | None = None, w: int
         t += noise[:, 0]
         a[:, half::step, half::step] = t
         mids = a[:, half::step, half::step]
-        t = mids.copy()
-        _rolled_add(t, mids, 1, 1)
-        t += corners
-        _rolled_add(t, corners, -1, 2)
-        t /= 4
-        t += noise[:, 1]
-        a[:, 0::step, half::step] = t
-        t = mids.copy()
-        _rolled_add(t, mids, 1, 2)
-        t += corners
-        _rolled_add(t, corners, -1, 1)
-        t /= 4
-        t += noise[:, 2]
-        a[:, half::step, 0::step] = t
+        a[:, 0::step, half::step] = _diamonds(mids, corners, 1, noise[:, 1])
+        a[:, half::step, 0::step] = _diamonds(mids, corners, 2, noise[:, 2])
         step //= 2
         wibble /= decay
     low = a.min(axis=(1, 2), keepdims=True)
