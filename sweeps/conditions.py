@@ -205,8 +205,17 @@ def images(condition: Condition, section: dict, arrays: dict) -> tuple[np.ndarra
 
 
 def scoring_key(seed: int, condition: Condition) -> str:
-    """How an experiment's made images of `condition` are named (sweeps.preflight.scoring_images)."""
-    return f"{seed}:{condition.key}"
+    """How an experiment's made images of `condition` are named (sweeps.preflight.scoring_images):
+    a corruption's by (evaluation seed, corruption, severity), whatever suite names it; a
+    benchmark folder's by the folder."""
+    if condition.suite.startswith("folder:"):
+        return condition.key
+    return f"{seed}:{condition.name}/{condition.severity:g}"
+
+
+def is_generated(condition: Condition) -> bool:
+    """Whether the condition's images are made here (a corruption), not read (a folder)."""
+    return made(condition) and not condition.suite.startswith("folder:")
 
 
 def made(condition: Condition) -> bool:

@@ -26,7 +26,7 @@ def execute(plan: Plan, opts: Options) -> int:
     """Load the data, start Ray, run the steps, summarise: everything after validation."""
     datasets = load_datasets(plan.trials, opts, plan.grid.path)
     refuse_models_that_cannot_train(plan.trials, datasets, plan.grid.path, opts)
-    scoring = scoring_images(plan.trials, datasets, plan.grid.path)
+    scoring = scoring_images(plan.trials, datasets, plan.grid.path, store=plan.exp)
     if plan.exp.is_local:
         # Tune saves the experiment state (which checkpoint each trial resumes from, which
         # trials finished) at most every 10 s by default: a killed driver then loses that

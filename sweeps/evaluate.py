@@ -134,13 +134,14 @@ def evaluate(experiment: str, section: dict, data_dir: str | None = None, cache_
 
 def _data(planned, section, where, data_dir, cache_dir, log):
     from sweeps.options import UsageError
+    from sweeps.storage import Storage
     from sweeps.preflight import load_datasets, scoring_images
 
     opts = SimpleNamespace(data_dir=data_dir, cache_dir=cache_dir)  # what load_datasets reads of the runner's
     configs = [m for _, members in planned for m in members]
     try:
         datasets = load_datasets(configs, opts, where)
-        return datasets, scoring_images(configs, datasets, where, log=log)
+        return datasets, scoring_images(configs, datasets, where, log=log, store=Storage(where))
     except UsageError as e:
         raise EvaluateError(str(e)) from None
 

@@ -6,7 +6,10 @@ UsageError line; nothing has started.
 
 from __future__ import annotations
 
+import io
 import socket
+
+import numpy as np
 
 from sweeps.options import Options, UsageError
 from sweeps.storage import Storage
@@ -37,11 +40,15 @@ def load_datasets(trials: list[dict], opts: Options, where: str) -> dict:
     return out
 
 
-def scoring_images(trials: list[dict], datasets: dict, where: str, log=print) -> dict:
+def scoring_images(trials: list[dict], datasets: dict, where: str, log=print, store=None) -> dict:
     """The images every config is scored on after training (their grids' `evaluate:`,
     sweeps.conditions), made once for the experiment, on this machine, before Ray starts:
     dataset -> scoring key -> (uint8 images, labels). A benchmark folder whose images or
-    labels do not fit its dataset is refused here."""
+    labels do not fit its dataset is refused here.
+
+    `store` (the experiment's sweeps.storage.Storage): the corrupted images are kept there
+    (`scoring/`) as they are made and read back from it afterwards, so a resumed run and a
+    later `noisesweep evaluate` score on the very images the experiment was scored on."""
     import time
 
     from sweeps import benchmarks, conditions
@@ -83,9 +90,42 @@ def scoring_images(trials: list[dict], datasets: dict, where: str, log=print) ->
         for key, c, section, n in todo:
             if n not in cut:
                 cut[n] = {**arrays, "x_test": arrays["x_test"][:n], "y_test": arrays["y_test"][:n]}
+            kept = _kept_images(store, dataset, key, n) if conditions.is_generated(c) else None
+            if kept is not None:
+                out.setdefault(dataset, {})[key] = (kept, cut[n]["y_test"])
+                continue
             out.setdefault(dataset, {})[key] = conditions.images(c, section, cut[n])
+            if store is not None and conditions.is_generated(c):
+                buffer = io.BytesIO()
+                np.save(buffer, out[dataset][key][0])
+                store.write_bytes(buffer.getvalue(), *_kept_path(dataset, key, n))
         log(f"scoring: made in {time.perf_counter() - started:.1f} s", flush=True)
     return out
+
+
+SCORING_FOLDER = "scoring"  # an experiment's made test sets (scoring_images)
+
+
+def _kept_path(dataset: str, key: str, n: int) -> tuple[str, str, str]:
+    """Where a made test set is kept: scoring/<dataset>/<seed>-<corruption>-<severity>-<n>.npy,
+    the dataset named by a plain word (a path or a given dataset by its hash)."""
+    import hashlib
+
+    name = dataset if dataset.isidentifier() else "d" + hashlib.sha256(dataset.encode()).hexdigest()[:12]
+    return SCORING_FOLDER, name, key.replace(":", "-").replace("/", "-") + f"-{n}.npy"
+
+
+def _kept_images(store, dataset: str, key: str, n: int):
+    if store is None:
+        return None
+    blob = store.read_bytes(*_kept_path(dataset, key, n))
+    if blob is None:
+        return None
+    try:
+        images = np.load(io.BytesIO(blob), allow_pickle=False)
+    except ValueError:  # a damaged copy: made again
+        return None
+    return images if images.dtype == np.uint8 and len(images) == n else None
 
 
 def refuse_models_that_cannot_train(trials: list[dict], datasets: dict, where: str, opts: Options) -> None:

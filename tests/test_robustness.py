@@ -255,7 +255,13 @@ def test_a_sweep_writes_its_scores_and_evaluate_adds_new_ones_rewriting_nothing(
     after = _files(exp)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing rewritten
     added = sorted(set(after) - set(before))
-    assert len(added) == 2 and all(a.endswith(os.path.join("robustness", "evaluate-1.csv")) for a in added)
+    kept = os.path.join("scoring", "mnist", "0-brightness-3-200.npy")  # the corrupted test set, kept
+    assert kept in added and len(added) == 3
+    assert all(a.endswith(os.path.join("robustness", "evaluate-1.csv")) for a in added if a != kept)
+    from sweeps.corruptions import corrupt
+
+    x_test = np.load(tmp_path / "cache" / "mnist.npz")["x_test"]
+    np.testing.assert_array_equal(np.load(exp / kept), corrupt(x_test, "brightness", 3, seed=0))
     for folder in configs:
         trained = _scores(os.path.join(folder, "robustness", "train.csv"))
         again = _scores(os.path.join(folder, "robustness", "evaluate-1.csv"))
@@ -317,3 +323,25 @@ def test_resuming_with_another_evaluate_section_names_the_configs_it_would_train
     scored = [member(seed=s) for s in (0, 1, 2)]
     grown = growth.plan(previous, states, scored)
     assert grown.new == scored and grown.rescored == scored[:2]
+
+
+def test_the_made_test_sets_are_kept_with_the_experiment_and_read_back_from_it(tmp_path):
+    """A corruption's images are made once and kept in the experiment (scoring/): a resumed run
+    and a later evaluate score on those very bytes; a benchmark folder's are not copied."""
+    from sweeps.corruptions import corrupt
+    from sweeps.preflight import scoring_images
+    from sweeps.storage import Storage
+
+    arrays = learnable_mnist(50, 40)
+    trials = [member(evaluate={"rotate": [2], "gaussian": [0.5]}, test_subset=30)]
+    store = Storage(str(tmp_path / "exp"))
+    made = scoring_images(trials, {"mnist": arrays}, "g.yaml", log=lambda *a, **k: None, store=store)["mnist"]
+    assert list(made) == ["0:rotate/2"]  # noise conditions are drawn in the step, not made
+    images, labels = made["0:rotate/2"]
+    np.testing.assert_array_equal(images, corrupt(arrays["x_test"][:30], "rotate", 2, seed=0))
+    np.testing.assert_array_equal(labels, arrays["y_test"][:30])
+    kept = tmp_path / "exp" / "scoring" / "mnist" / "0-rotate-2-30.npy"
+    np.testing.assert_array_equal(np.load(kept), images)
+    np.save(kept, np.full_like(images, 7))  # what is kept is what is scored on
+    again = scoring_images(trials, {"mnist": arrays}, "g.yaml", log=lambda *a, **k: None, store=store)["mnist"]
+    assert (again["0:rotate/2"][0] == 7).all()

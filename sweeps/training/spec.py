@@ -49,8 +49,6 @@ class PackSpec:
         self.steps = steps_per_epoch(self.n_train, first)
         self.num_classes = num_classes_of(arrays)
         self.input_shape = input_shape_of(arrays)
-        self.train_feed = prepare(self.feed_members, *self.train_split, "train", self.input_shape)
-        self._test_feed = None
         # What the members are scored on after training (sweeps.conditions): `scoring` holds
         # the images made once for the experiment (sweeps.preflight.scoring_images), by
         # scoring_key; what it lacks is made here.
@@ -58,6 +56,8 @@ class PackSpec:
         self.conditions = conditions.conditions(self.section)
         self.evaluate_every = first.get("evaluate_every")
         self._scoring = scoring or {}
+        self.train_feed = prepare(self.feed_members, *self.train_split, "train", self.input_shape)
+        self._test_feed = None
         # Everything a compiled step depends on: a worker's kept engine serves the next pack
         # with the same key (sweeps.training.worker).
         self.key = (group, self.k, self.n_train, self.num_classes, self.train_feed.layout,
