@@ -282,12 +282,19 @@ def test_a_sweep_writes_its_scores_and_evaluate_adds_new_ones_rewriting_nothing(
     experiment = Experiment(str(exp))
     with pytest.raises(ValueError, match=r"evaluate.gaussian = -2: a noise scale must be a number >= 0"):
         experiment.evaluate({"gaussian": [-2]}, cache_dir=str(tmp_path / "cache"))
-    assert experiment.evaluate({"gaussian": [2.0]}, cache_dir=str(tmp_path / "cache")) == {
+    assert experiment.evaluate(suite="mnist_c", cache_dir=str(tmp_path / "cache")) == {
         "scored": 2, "unfinished": 0, "no weights": 0}
+    last = _files(exp)
+    assert {k: v for k, v in last.items() if k in after} == after  # a suite added, nothing rewritten
+    added = sorted(set(last) - set(after))
+    assert len(added) == 2 + 15 and sum(a.endswith("evaluate-2.csv") for a in added) == 2
     table = experiment.robustness()
-    assert sorted(set(zip(table["condition"], table["severity"]))) == [
-        ("brightness", 3.0), ("clean", 0.0), ("gaussian", 0.5), ("gaussian", 1.0), ("gaussian", 2.0)]
-    assert len(table) == 2 * 5 and set(table["seed"]) == {0, 1}
+    from sweeps.corruptions import SUITES
+
+    suite = {("mnist_c", name, float(severity)) for name, severity in SUITES["mnist_c"]}
+    listed = {("", "brightness", 3.0), ("", "clean", 0.0), ("", "gaussian", 0.5), ("", "gaussian", 1.0)}
+    assert set(zip(table["suite"], table["condition"], table["severity"])) == suite | listed
+    assert len(table) == 2 * 19 and set(table["seed"]) == {0, 1}
 
 
 def test_a_benchmark_folder_that_does_not_fit_the_dataset_is_refused_before_anything_runs(tmp_path, capsys):
