@@ -152,6 +152,20 @@ def _folder(key: str, value) -> str:
     return path
 
 
+def config_problem(config: dict, task) -> tuple[str, object, str] | None:
+    """(key, value, why) of what a whole config (of `task`, a sweeps.tasks module) cannot be
+    scored as, or None: a period with nothing to score, a folder for a denoiser."""
+    section = section_of(config)
+    if config.get("evaluate_every") is not None and not section:
+        return ("evaluate_every", config["evaluate_every"], "scores nothing without an evaluate: section (the "
+                "conditions to score on)")
+    if section and task.FAMILY == "denoise" and section.get("folders"):
+        # A reconstruction is scored against the clean original, which a benchmark folder lacks.
+        return ("evaluate.folders", section["folders"], f"a {task.MODEL} ({config['arch']}) is scored against the "
+                "clean originals, which a benchmark folder does not hold; name its corruptions or suite instead")
+    return None
+
+
 def canonical(section) -> str | None:
     """A config's `evaluate` as it is held: one JSON string (None: scored only as it trains)."""
     if section is None or isinstance(section, str):

@@ -71,10 +71,8 @@ BASE_DEFAULTS = {
     "patience": None,
     "monitor": None,  # null: val_loss
     "min_delta": None,  # null: 0
-    # What a config is scored on after training (sweeps.conditions), and every how many epochs
-    # also during it; null: scored only as it trains.
-    "evaluate": None,
-    "evaluate_every": None,
+    # What a config is scored on after training, and how often during it (sweeps.conditions).
+    "evaluate": None, "evaluate_every": None,
 }
 TRAINING_KEYS = ("optimizer", "lr", "batch_size", "epochs")
 # The optimizer's options (sweeps.optimizers.make_optimizer); null: Keras's default, constant lr.
@@ -169,8 +167,8 @@ def check_value(where: str, key: str, value, shown: str | None = None) -> None:
             raise GridError(f"{where}: {shown or key}.{e.key} = {e.value!r}: {e.why}") from None
         for axis, v in checked.get("baseline", {}).items():
             if axis not in _CHECKS:
-                raise GridError(f"{where}: {shown or key}.baseline.{axis}: unknown key"
-                                f"{_did_you_mean(axis, list(AXES))}; known axes: {', '.join(AXES)}")
+                raise GridError(f"{where}: {shown or key}.baseline.{axis}: unknown key{_did_you_mean(axis, list(AXES))}; "
+                                f"known axes: {', '.join(AXES)}")
             check_value(where, axis, v, f"{shown or key}.baseline.{axis}")
     ok, want = _CHECKS[key]
     try:
@@ -300,15 +298,9 @@ def _check_trial(where: str, block: str, cfg: dict) -> None:
     elif cfg["monitor"] is not None and cfg["monitor"] not in task.EPOCH_METRICS:
         raise GridError(f"{where}: {block}monitor = {cfg['monitor']!r}: a {task.MODEL} ({arch}) reports "
                         f"{', '.join(task.EPOCH_METRICS)} every epoch")
-    section = conditions.section_of(cfg)
-    if cfg["evaluate_every"] is not None and not section:
-        raise GridError(f"{where}: {block}evaluate_every = {cfg['evaluate_every']!r}: scores nothing without an "
-                        "evaluate: section (the conditions to score on)")
-    if section and task.FAMILY == "denoise" and section.get("folders"):
-        # A reconstruction is scored against the clean original, which a benchmark folder lacks.
-        raise GridError(f"{where}: {block}evaluate.folders = {section['folders']!r}: a {task.MODEL} ({arch}) is scored "
-                        "against the clean originals, which a benchmark folder does not hold; name its corruptions "
-                        "or suite instead")
+    found = conditions.config_problem(cfg, task)
+    if found:
+        raise GridError(f"{where}: {block}{found[0]} = {found[1]!r}: {found[2]}")
     problem = cfg["validation"] == "holdout" and cfg["train_subset"] and holdout_problem(
         cfg["holdout_size"], cfg["train_subset"], "images of train_subset")
     if problem:
