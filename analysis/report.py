@@ -8,7 +8,8 @@ figures and report.md that embeds them; for denoise trials also evaluation.csv
 seeds per level) and the denoising figures; where configs were scored under
 test-time corruptions (their robustness/ folders), robustness.csv,
 robustness_summary.csv, robustness_accuracy.csv and the robustness figures
-(analysis.robustness). Bad input gets one `error:` line and exit status 2.
+(analysis.robustness, analysis.robustness_measures, analysis.robustness_report). Bad
+input gets one `error:` line and exit status 2.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ if __package__ in (None, ""):
 
 import pandas as pd  # noqa: E402
 
-from analysis import denoise_figures, figures, robustness, robustness_figures, search  # noqa: E402
+from analysis import (denoise_figures, figures, robustness, robustness_figures, robustness_report,  # noqa: E402
+                      search)
 from analysis.aggregate import (DDOF, group_columns, per_epoch, per_level, replicates, summarize,  # noqa: E402
                                 varying_columns)
 from analysis.load import (METRICS, counted_once, experiment_dirs, experiment_labels, load_evaluation,  # noqa: E402
@@ -342,7 +344,7 @@ def build(runs: list[str], out: str | None = None, metric: str | None = None, lo
                 problems.append(str(w.message))
                 log(f"warning: {w.message}")
         if not scores.empty:
-            robust, paths = robustness.section(scores, out)
+            robust, paths = robustness_report.section(scores, out)
             written += paths
             for name, draw in robustness_figures.FIGURES.items():
                 try:

@@ -19,6 +19,7 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis import robustness as rb
 from analysis.figures import STYLE, FigureSkipped, _paged, annotated_heatmap, format_value, pages, panel_grid, save
+from analysis.robustness_measures import per_level
 from sweeps.schema import CLEAN
 
 MAX_LINES = 10
@@ -66,7 +67,7 @@ def accuracy_vs_severity(scores: pd.DataFrame, out_dir: str) -> list[str]:
     one line per config, mean ± std over seeds. A suite whose conditions have one level each
     (MNIST-C's) is one panel, a point per condition."""
     final, metric = _final(scores, "robustness vs severity")
-    levels = rb.per_level(final, metric)
+    levels = per_level(final, metric)
     if levels.empty:
         raise FigureSkipped("robustness vs severity: no finished replicate scored a corruption")
     paths = []
@@ -132,7 +133,7 @@ def train_vs_test_noise(scores: pd.DataFrame, out_dir: str) -> list[str]:
     final, metric = _final(scores, "train x test noise heatmap")
     if "noise_scale" not in final and "noise_type" not in final:
         raise FigureSkipped("train x test noise heatmap: the configs have no noise_type or noise_scale key")
-    levels = rb.per_level(final, metric)
+    levels = per_level(final, metric)
     trained = set(final["noise_type"].dropna()) if "noise_type" in final else set()
     kinds = (set(rb.NOISE_CONDITIONS) | {k for k in trained if isinstance(k, str)}) - {"none", CLEAN}
     # Test noise as a grid lists it (a benchmark folder's conditions are its own images).

@@ -73,7 +73,7 @@ class Experiment:
         key -> value; default: the grid's `evaluate: baseline:`, else each config's clean-trained
         twin, equal in every key but its noise), each config against its architecture's best
         (Welch over seeds, Holm-corrected)."""
-        from analysis.robustness import robustness_summary
+        from analysis.robustness_measures import robustness_summary
 
         return robustness_summary(self.robustness(), baseline, metric)
 
