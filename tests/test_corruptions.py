@@ -791,7 +791,7 @@ def test_mnist_c_level_an_image_is_corrupted_the_same_whatever_comes_with_it(nam
         np.testing.assert_array_equal(corrupt(x[:5], name, 0, seed=SEED), whole[:5])
         with monkeypatch.context() as m:
             m.setattr(C, "CHUNK", 5)  # chunks of 5, 5 and 2 images
-            m.setattr(C, "PLASMA_VALUES", 3 * 65536)  # fog's 256x256 maps 3 at a time (an odd count of draws)
+            m.setattr(C.weather, "PLASMA_VALUES", 3 * 65536)  # fog's 256x256 maps 3 at a time (an odd count of draws)
             np.testing.assert_array_equal(corrupt(x, name, 0, seed=SEED), whole)
 
 

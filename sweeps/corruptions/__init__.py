@@ -45,14 +45,11 @@ digital, and mnist (MNIST-C's own eight); this module holds the registry, the su
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Callable
 
 import numpy as np
 
 from sweeps.benchmarks import CIFAR10_C, CIFAR10_C_EXTRA, MNIST_C, SEVERITIES
-from sweeps.corruptions import weather as _weather
 from sweeps.corruptions._common import (  # noqa: F401 (re-exported)
     BT601, MNIST_C_LEVEL, REC709, _about_centre, _blur, _box3, _canny, _canny_cv2, _chamfer5, _clipped_zoom, _colour,
     _disk, _equalize, _fold, _grey, _hysteresis, _imagemagick_8bit, _motion_blur, _plasma, _pow2, _sample, _sobel,
@@ -71,17 +68,6 @@ from sweeps.corruptions.weather import PLASMA_VALUES, _frost_texture, fog, frost
 CHUNK = 4096
 
 
-class _Package(types.ModuleType):
-    """Setting PLASMA_VALUES on the package (as a test's monkeypatch does) sets it where fog
-    reads it, sweeps.corruptions.weather, as when fog lived in this module."""
-
-    def __setattr__(self, name, value):
-        if name == "PLASMA_VALUES":
-            setattr(_weather, name, value)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 # --------------------------------------------------------------------------------------
