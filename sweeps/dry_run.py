@@ -5,8 +5,6 @@ parameter count, the growth of an experiment, the reference classifiers it needs
 
 from __future__ import annotations
 
-import json
-
 from models import options_of
 from sweeps import search, tasks
 from sweeps.grids import AXES, trial_config
@@ -70,7 +68,7 @@ def print_scoring(trials: list[dict]) -> None:
         if t.get("evaluate"):
             sections.setdefault(t["evaluate"], []).append(t)
     for text, configs in sections.items():
-        section = json.loads(text)
+        section = conditions.section_of(configs[0])
         found = conditions.conditions(section)
         n = configs[0]["test_subset"]
         groups: dict = {}

@@ -91,7 +91,7 @@ def evaluate(experiment: str, section: dict, data_dir: str | None = None, cache_
     from sweeps.packing import member_dirnames, members_of
     from sweeps.storage import Storage
     from sweeps.training.pack import Pack
-    from sweeps.training.reporting import robustness_csv
+    from sweeps.training.reporting import listed_folders, robustness_csv
 
     if not os.path.isdir(experiment):
         raise EvaluateError(f"{experiment}: no such experiment folder")
@@ -122,8 +122,10 @@ def evaluate(experiment: str, section: dict, data_dir: str | None = None, cache_
             counts["unfinished"] += len(members)
             continue
         due = [i for i in range(pack.k) if not pack.ledger.diverged[i]]
-        listed = Storage(trial).read_json(schema.MEMBERS_FILE)
-        names = listed if isinstance(listed, list) and len(listed) == pack.k else member_dirnames(members)
+        try:
+            names = listed_folders(Storage(trial), members, member_dirnames(members))
+        except ValueError as e:  # a member list naming paths elsewhere: never followed
+            raise EvaluateError(str(e)) from None
         for i, rows in zip(due, pack.score_conditions(due)):
             folder = trial if pack.k == 1 else os.path.join(trial, names[i])
             Storage(folder).write_bytes(robustness_csv(rows), schema.ROBUSTNESS_FOLDER, next_scores_file(folder))

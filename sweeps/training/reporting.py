@@ -57,6 +57,17 @@ def member_means(rows: list[list[dict]]) -> dict:
     return {f"mean_{m}": float(np.mean([r[m] for r in alive])) if alive else math.nan for m in names}
 
 
+def listed_folders(folder, members: list[dict], names: list[str]) -> list[str]:
+    """A pack's member folders as its folder lists them (checked: names read from a file
+    become paths), else `names` (sweeps.packing.member_dirnames)."""
+    listed = folder.read_json(schema.MEMBERS_FILE)
+    if isinstance(listed, list) and len(listed) == len(members):
+        if not all(schema.is_plain_name(n) for n in listed):  # names that would be paths elsewhere
+            raise ValueError(f"{folder.join(schema.MEMBERS_FILE)}: {listed!r} are not folder names")
+        return listed
+    return names
+
+
 def member_folders(folder, members: list[dict], names: list[str]) -> list[str]:
     """A pack's member folders: those its folder already lists, else `names`
     (sweeps.packing.member_dirnames). A restarted pack keeps the names it started with: under
@@ -66,11 +77,7 @@ def member_folders(folder, members: list[dict], names: list[str]) -> list[str]:
     A pack of several then makes its folder read as its members' (analysis.load): the member
     list and each member's `params.json`, written as the pack starts, before it builds
     (seconds, and it may fail), so that no reader ever sees the pack's folder as one trial."""
-    listed = folder.read_json(schema.MEMBERS_FILE)
-    if isinstance(listed, list) and len(listed) == len(members):
-        if not all(schema.is_plain_name(n) for n in listed):  # names that would be paths elsewhere
-            raise ValueError(f"{folder.join(schema.MEMBERS_FILE)}: {listed!r} are not folder names")
-        names = listed
+    names = listed_folders(folder, members, names)
     if len(members) > 1:
         folder.write_json(names, schema.MEMBERS_FILE)
         for name, member in zip(names, members):

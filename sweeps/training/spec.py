@@ -56,6 +56,7 @@ class PackSpec:
         self.conditions = conditions.conditions(self.section)
         self.evaluate_every = first.get("evaluate_every")
         self._scoring = scoring or {}
+        self._condition_feeds: dict = {}
         self.train_feed = prepare(self.feed_members, *self.train_split, "train", self.input_shape)
         self._test_feed = None
         # Everything a compiled step depends on: a worker's kept engine serves the next pack
@@ -76,9 +77,11 @@ class PackSpec:
         """The test split under `condition`, as the members' scoring feed: its images (a
         corruption's, a benchmark's, or clean, cut to the members' test_subset), each
         member's standardisation and clip, the condition's noise from the evaluation seed."""
-        x, y = self.condition_images(condition)
-        members = conditions.feed_members(self.members, condition, self.section["seed"])
-        return prepare(members, x, y, "test", self.input_shape)
+        if condition not in self._condition_feeds:  # made once: scored again every evaluate_every epochs
+            x, y = self.condition_images(condition)
+            members = conditions.feed_members(self.members, condition, self.section["seed"])
+            self._condition_feeds[condition] = prepare(members, x, y, "test", self.input_shape)
+        return self._condition_feeds[condition]
 
     def condition_images(self, condition) -> tuple[np.ndarray, np.ndarray]:
         """The uint8 test images and labels of `condition`, cut to the members' test_subset
