@@ -11,9 +11,11 @@ from analysis.load import read_json_lines, trial_dirs
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def runner_cmd(tmp_path, grid_text, name, *extra, num_cpus=2):
+def runner_cmd(tmp_path, grid_text, name, *extra, num_cpus=1):
     """(command, environment) of `sweeps/run.py` on a grid written to tmp_path, with the
-    storage and dataset cache in tmp_path."""
+    storage and dataset cache in tmp_path. One trial slot unless the test needs two at once
+    (`num_cpus=2`; None: no --num-cpus): each slot is a Ray worker that imports TensorFlow and
+    compiles its packs, about 10 s of CPU here, and the suite is bound by its CPU."""
     grid = tmp_path / f"{name}.yaml"
     grid.write_text(textwrap.dedent(grid_text))
     cmd = [sys.executable, "sweeps/run.py", "--grid", str(grid), "--name", name,

@@ -33,11 +33,11 @@ pytestmark = pytest.mark.faults
 SLOW_GRID = "{{arch: mlp500_300, epochs: {epochs}, seed: [{seeds}]}}\n"
 
 
-def start_slow_sweep(tmp_path, name, epochs, seeds, *extra):
+def start_slow_sweep(tmp_path, name, epochs, seeds, *extra, num_cpus=1):
     """mlp500_300 on 20,000 generated images (about a second an epoch here), in the background:
     (command, environment, experiment folder, Runner)."""
     write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
-    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=epochs, seeds=seeds), name, *extra)
+    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=epochs, seeds=seeds), name, *extra, num_cpus=num_cpus)
     return cmd, env, tmp_path / "runs" / name, Runner(cmd, env, tmp_path / f"{name}.log")
 
 
@@ -151,7 +151,7 @@ def test_ctrl_c_in_the_reference_stage_then_resume(tmp_path, fault_record):
 
 def test_worker_sigkill_beyond_max_failures_is_errored_and_named(tmp_path, fault_record):
     epochs = 5
-    _, _, exp, sweep = start_slow_sweep(tmp_path, "wk", epochs, "0, 1", "--max-failures", "0")
+    _, _, exp, sweep = start_slow_sweep(tmp_path, "wk", epochs, "0, 1", "--max-failures", "0", num_cpus=2)  # two trials
     victim = wait_until(lambda: next((r for r in rows_by_trial(exp).values() if len(r) >= 2), None),
                         what="two epochs")
     os.kill(victim[-1]["pid"], signal.SIGKILL)
@@ -352,8 +352,7 @@ def test_same_seed_same_numbers_on_a_joined_cluster_and_the_runners_own_ray(tmp_
     try:
         ray.init(address=cluster.address)
         head_node = ray.get_runtime_context().get_node_id()
-        cmd, env = runner_cmd(tmp_path, grid, "joined")
-        cmd = [c for c in cmd if c not in ("--num-cpus", "2")] + ["--address", cluster.address]
+        cmd, env = runner_cmd(tmp_path, grid, "joined", "--address", cluster.address, num_cpus=None)
         run_to_end(cmd, env, "2/2")
         df = load_experiment(str(tmp_path / "runs" / "joined"))
         assert set(df["node_id"]) == {head_node}
@@ -361,7 +360,7 @@ def test_same_seed_same_numbers_on_a_joined_cluster_and_the_runners_own_ray(tmp_
     finally:
         ray.shutdown()
         cluster.shutdown()
-    cmd, env = runner_cmd(tmp_path, grid, "own")
+    cmd, env = runner_cmd(tmp_path, grid, "own", num_cpus=2)  # the cluster's two slots: the same packs
     run_to_end(cmd, env, "2/2")
     for name in ("joined", "own"):
         for rows in rows_by_trial(tmp_path / "runs" / name).values():

@@ -32,7 +32,7 @@ def status(run_dir):
 
 def test_live_view_and_status_through_a_sweeps_life(tmp_path):
     write_mnist_cache(tmp_path / "cache", n_train=8000, n_test=500)
-    cmd, env = runner_cmd(tmp_path, GRID, "life", "--pack", "1")
+    cmd, env = runner_cmd(tmp_path, GRID, "life", "--pack", "1", num_cpus=2)  # two running
     exp = tmp_path / "runs" / "life"
     sweep = Runner(cmd, env, tmp_path / "runner.log")
     rows = wait_until(lambda: (lambda r: r if sum(map(len, r.values())) >= 3 else None)(rows_by_trial(exp)),

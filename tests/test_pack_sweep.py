@@ -92,7 +92,7 @@ def test_killed_workers_of_a_pack_and_a_lone_trial_restart_from_their_checkpoint
     write_mnist_cache(tmp_path / "cache", n_train=15000, n_test=1000)
     epochs = 6
     cmd, env = runner_cmd(tmp_path, f"{{arch: mlp500_300, epochs: {epochs}, seed: [0, 1, 2]}}\n", "kill",
-                          "--pack", "2", "--max-failures", "2")
+                          "--pack", "2", "--max-failures", "2", num_cpus=2)  # side by side
     sweep = Runner(cmd, env, tmp_path / "runner.log")
     exp = tmp_path / "runs" / "kill"
     held = set()

@@ -22,7 +22,7 @@ GRID = """
 
 
 def toy_cmd(tmp_path, grid, name, *extra):
-    cmd, env = runner_cmd(tmp_path, grid, name, *extra)
+    cmd, env = runner_cmd(tmp_path, grid, name, *extra, num_cpus=2)  # a trial a seed
     return cmd, {**env, "NOISESWEEP_TASKS": "tests.toy_task"}
 
 
