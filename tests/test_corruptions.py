@@ -15,6 +15,7 @@ from scipy import ndimage as ndi
 
 from sweeps import benchmarks
 from sweeps import corruptions as C
+from sweeps.corruptions import _common as K, mnist as M, weather as W
 from sweeps.corruptions import CORRUPTIONS, DETERMINISTIC, MNIST_C_LEVEL, SEVERITIES, SUITES, corrupt, corruption_rng
 
 N = 12
@@ -344,9 +345,9 @@ def test_motion_blur_trails_along_its_angle():
     x = np.zeros((1, 28, 28), np.uint8)
     x[0, 14, 14] = 255
     # One-sided: the dot spreads towards the smaller columns at angle 0 (tap i reads i to the right).
-    y = C._motion_blur(x[..., None] / 255, 6, 2, np.array([0.0]))[0, :, :, 0]
+    y = K._motion_blur(x[..., None] / 255, 6, 2, np.array([0.0]))[0, :, :, 0]
     assert y[14, 14] > y[14, 12] > y[14, 10] > 0 and y[14, 15:].max() == 0 and y[13].max() == y[15].max() == 0
-    y = C._motion_blur(x[..., None] / 255, 6, 2, np.array([90.0]))[0, :, :, 0]
+    y = K._motion_blur(x[..., None] / 255, 6, 2, np.array([90.0]))[0, :, :, 0]
     assert y[12, 14] > 0 and y[15:, 14].max() == 0 and y[:, 13].max() == 0
 
 
@@ -393,7 +394,7 @@ def test_fog_and_frost_as_published(severity):
         h, w, ch = as4(x).shape[1:]
 
         def frost(im, rng):
-            texture = C._frost_texture(rng.random((1, 32 * 32 - 1 + h * w + 2)), h, w, ch)[0]
+            texture = W._frost_texture(rng.random((1, 32 * 32 - 1 + h * w + 2)), h, w, ch)[0]
             return c0 * im + c1 * texture
 
         assert_close(corrupt(x, "frost", severity, seed=SEED), per_image("frost", severity, x, frost))
@@ -401,7 +402,7 @@ def test_fog_and_frost_as_published(severity):
 
 def test_frost_texture_is_a_pale_blue_haze_with_needles():
     u = np.random.default_rng(0).random((50, 32 * 32 - 1 + 32 * 32 + 2))
-    t = C._frost_texture(u, 32, 32, 3)
+    t = W._frost_texture(u, 32, 32, 3)
     assert t.min() >= 0 and t.max() <= 1
     assert 0.4 < t.mean() < 0.6 and t.std() > 0.08
     assert t[..., 2].mean() > t[..., 1].mean() > t[..., 0].mean()
@@ -465,9 +466,9 @@ def test_spatter_water_as_published(severity):
         liquid = ndi.gaussian_filter(loc + scale * rng.standard_normal(im.shape[:2]), sigma, mode="nearest")
         liquid[liquid < threshold] = 0
         l8 = np.floor(liquid * 255) % 256  # (liquid * 255).astype(np.uint8), wrapping past 1 as on x86
-        dist = np.minimum(C._chamfer5(C._canny_cv2(l8[None], 50, 150))[0], 20)
+        dist = np.minimum(K._chamfer5(K._canny_cv2(l8[None], 50, 150))[0], 20)
         dist = np.floor(ndi.uniform_filter(dist, 3, mode="mirror"))
-        dist = C._equalize(dist[None])[0]
+        dist = K._equalize(dist[None])[0]
         dist = np.clip(np.rint(ndi.correlate(dist, emboss, mode="mirror")), 0, 255)
         m = l8 * ndi.uniform_filter(dist, 3, mode="mirror")
         m = m / m.max() * c4
@@ -503,7 +504,7 @@ def test_spatter_water_adds_pale_turquoise_where_the_liquid_is(severity):
 def test_opencv_steps_of_spatter():
     zero = np.zeros((1, 11, 11), bool)
     zero[0, 5, 5] = True
-    d = C._chamfer5(zero)[0]
+    d = K._chamfer5(zero)[0]
     # OpenCV's 5x5 chamfer steps (docs: a = 1, b = 1.4, c = 2.1969), 16-bit fixed point
     assert d[5, 5] == 0 and d[5, 6] == 1 and d[5, 8] == 3
     assert d[6, 6] == pytest.approx(1.4, abs=1e-4) and d[6, 7] == pytest.approx(2.1969, abs=1e-4)
@@ -512,10 +513,10 @@ def test_opencv_steps_of_spatter():
     assert d[0, 5] == 5 and d[4, 3] == pytest.approx(2.1969, abs=1e-4)
     v = np.zeros((1, 4, 4), np.float32)
     v[0, :2] = 10
-    np.testing.assert_array_equal(C._equalize(v)[0], np.where(v[0] == 10, 255, 0))
+    np.testing.assert_array_equal(K._equalize(v)[0], np.where(v[0] == 10, 255, 0))
     v = np.zeros((1, 16, 16))
     v[0, :, 8:] = 200
-    e = C._canny_cv2(v, 50, 150)[0]
+    e = K._canny_cv2(v, 50, 150)[0]
     assert e.sum() == 16 and e[:, 7].all()  # the step's edge, on its dark side (OpenCV's > left, >= right)
 
 
@@ -702,8 +703,8 @@ def zigzag_reference(im, rng, width):
 
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_patterns_as_published(severity):
-    width = C.LINE_WIDTHS[severity - 1]
-    assert C.LINE_WIDTHS[2] == 2.3
+    width = M.LINE_WIDTHS[severity - 1]
+    assert M.LINE_WIDTHS[2] == 2.3
 
     def dotted_line(im, rng):
         return dotted_line_reference(im, rng, width)
@@ -791,7 +792,7 @@ def test_mnist_c_level_an_image_is_corrupted_the_same_whatever_comes_with_it(nam
         np.testing.assert_array_equal(corrupt(x[:5], name, 0, seed=SEED), whole[:5])
         with monkeypatch.context() as m:
             m.setattr(C, "CHUNK", 5)  # chunks of 5, 5 and 2 images
-            m.setattr(C.weather, "PLASMA_VALUES", 3 * 65536)  # fog's 256x256 maps 3 at a time (an odd count of draws)
+            m.setattr(W, "PLASMA_VALUES", 3 * 65536)  # fog's 256x256 maps 3 at a time (an odd count of draws)
             np.testing.assert_array_equal(corrupt(x, name, 0, seed=SEED), whole)
 
 
@@ -815,9 +816,9 @@ def test_the_generator_of_mnist_c_level():
 
 def test_mnist_c_only_levels_are_the_table_steps():
     # MNIST-C's eight own corruptions: severity 0 is one step of the table that extends them
-    assert C.MNIST_C_STEP == {"shear": 2, "scale": 3, "rotate": 2, "translate": 3, "stripe": 3, "dotted_line": 3,
+    assert M.MNIST_C_STEP == {"shear": 2, "scale": 3, "rotate": 2, "translate": 3, "stripe": 3, "dotted_line": 3,
                               "zigzag": 3, "canny_edges": 5}
-    for name, step in C.MNIST_C_STEP.items():
+    for name, step in M.MNIST_C_STEP.items():
         if name in DETERMINISTIC:
             for x in INPUTS.values():
                 np.testing.assert_array_equal(corrupt(x, name, 0, seed=SEED), corrupt(x, name, step, seed=SEED))

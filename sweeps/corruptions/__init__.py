@@ -40,7 +40,7 @@ the stream's i-th block: its corruption does not depend on how many images come 
 The package: _common (shared helpers: the generator, grey/colour, blur, kernels, warps and
 sampling, zoom, the plasma fractal, Canny and the OpenCV steps), noise, blur, weather,
 digital, and mnist (MNIST-C's own eight); this module holds the registry, the suites and
-`corrupt`, and re-exports the names that were public here.
+`corrupt`; each corruption's function is importable from here too.
 """
 
 from __future__ import annotations
@@ -50,18 +50,12 @@ from typing import Callable
 import numpy as np
 
 from sweeps.benchmarks import CIFAR10_C, CIFAR10_C_EXTRA, MNIST_C, SEVERITIES
-from sweeps.corruptions._common import (  # noqa: F401 (re-exported)
-    BT601, MNIST_C_LEVEL, REC709, _about_centre, _blur, _box3, _canny, _canny_cv2, _chamfer5, _clipped_zoom, _colour,
-    _disk, _equalize, _fold, _grey, _hysteresis, _imagemagick_8bit, _motion_blur, _plasma, _pow2, _sample, _sobel,
-    _warp, _zoom_hwm, _zoom_matrix, corruption_rng)
+from sweeps.corruptions._common import MNIST_C_LEVEL, corruption_rng
 from sweeps.corruptions.blur import defocus_blur, gaussian_blur, glass_blur, motion_blur, zoom_blur
-from sweeps.corruptions.digital import (  # noqa: F401 (re-exported)
-    _pil_box, _pil_pass, _saturate_rgb, brightness, contrast, elastic_transform, jpeg_compression, pixelate, saturate)
-from sweeps.corruptions.mnist import (  # noqa: F401 (re-exported)
-    LINE_WIDTHS, MNIST_C_STEP, _grid28, _line, _signs, _step, canny_edges, dotted_line, rotate, scale, shear,
-    stripe, translate, zigzag)
+from sweeps.corruptions.digital import brightness, contrast, elastic_transform, jpeg_compression, pixelate, saturate
+from sweeps.corruptions.mnist import canny_edges, dotted_line, rotate, scale, shear, stripe, translate, zigzag
 from sweeps.corruptions.noise import gaussian_noise, impulse_noise, shot_noise, speckle_noise
-from sweeps.corruptions.weather import PLASMA_VALUES, _frost_texture, fog, frost, snow, spatter  # noqa: F401
+from sweeps.corruptions.weather import fog, frost, snow, spatter
 
 # Images per step of `corrupt`: bounds the float copies (a 4096-image chunk of 32x32 colour
 # is 50 MB as float32) without changing the result (see the module docstring).
