@@ -50,6 +50,9 @@ def filesystem_type(path: str) -> str:
     return kind
 
 
+PART_PREFIX = ".noisesweep-"  # a file being written whole (Storage.write_bytes)
+
+
 class Storage:
     """A folder on local or cloud storage; paths given to its methods are relative to it.
 
@@ -110,12 +113,15 @@ class Storage:
         """Write a file whole: under a temporary name of its own first (created new, so a
         link planted there is not followed), flushed to disk, then renamed over the file, so
         a run killed mid-write leaves no half file that a later read would trust, and a
-        failed write leaves no temporary one."""
+        failed write leaves no temporary one. The temporary name holds nothing of the file's
+        own: readers that take files by a part of their name (TensorBoard reads every file
+        whose name holds "tfevents") would read a worker's half write, left by a SIGKILL,
+        as a second run beside the whole file."""
         if self.is_local:
             path = self.join(*parts)
             folder = os.path.dirname(path)
             os.makedirs(folder, exist_ok=True)
-            fd, part = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part")
+            fd, part = tempfile.mkstemp(dir=folder, prefix=PART_PREFIX, suffix=".part")
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(blob)
@@ -136,7 +142,7 @@ class Storage:
         fs, _ = self.filesystem
         path = self._in_fs(*parts)
         fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        part = f"{path}.{uuid.uuid4().hex}.part"
+        part = f"{path.rsplit('/', 1)[0]}/{PART_PREFIX}{uuid.uuid4().hex}.part"
         try:
             with fs.open_output_stream(part) as f:
                 f.write(blob)

@@ -2,14 +2,19 @@
 
 import json
 import os
+import pickle
 import re
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.load import load_experiment
+from sweeps.storage import Storage
+from sweeps.training import tensorboard
 from tests.sweeps_running import Runner, rows_by_trial, run_to_end, runner_cmd, wait_until
 from tests.synthetic import write_mnist_cache
 
@@ -45,6 +50,25 @@ def check_tensorboard_matches_logs(exp, df) -> None:
             shown = curves[trial].get("ray/tune/" + metric, [])
             assert [e for e, _ in shown] == [e for e, _ in logged], (trial, metric)
             assert [v for _, v in shown] == pytest.approx([v for _, v in logged], rel=1e-6)
+
+
+def test_a_member_writer_killed_mid_write_leaves_tensorboard_one_run_with_each_epoch_once(tmp_path):
+    """A worker SIGKILLed between writing a member's event file and renaming it into place
+    (as a fault test once caught it) leaves its half write on disk; the restarted worker's
+    whole file must be the only one TensorBoard reads for that member."""
+    rows = [{"epoch": e, "val_accuracy": 0.5 + e / 100, "loss": 1.0 / e, "timestamp": 1000.0 + e} for e in range(1, 7)]
+    member = tmp_path / "exp" / "pack_0" / "m00"
+    killed = (f"import os, signal, pickle, sys; from sweeps.storage import Storage\n"
+              f"os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # the kill lands before the rename\n"
+              f"Storage({str(tmp_path / 'exp')!r}).write_bytes(pickle.loads(sys.stdin.buffer.read()), 'pack_0', 'm00', "
+              f"{tensorboard.EVENT_FILE!r})\n")
+    proc = subprocess.run([sys.executable, "-c", killed], input=pickle.dumps(tensorboard.event_file(rows[:2])),
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == -signal.SIGKILL and len(os.listdir(member)) == 1  # its half write, left behind
+    Storage(str(tmp_path / "exp")).write_bytes(tensorboard.event_file(rows), "pack_0", "m00", tensorboard.EVENT_FILE)
+    curves = tensorboard_curves(tmp_path / "exp")
+    assert sorted(curves) == ["pack_0/m00"]
+    assert [e for e, _ in curves["pack_0/m00"]["ray/tune/val_accuracy"]] == [1, 2, 3, 4, 5, 6]
 
 
 def test_a_packed_sweep_reports_as_the_same_sweep_run_alone(tmp_path):
