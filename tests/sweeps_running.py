@@ -1,5 +1,7 @@
 """Starting the runner as a user does (a subprocess) and watching its experiment folder."""
 
+import glob
+import json
 import os
 import subprocess
 import sys
@@ -67,6 +69,56 @@ def hold_trial_workers(driver_pid) -> list:
         except psutil.NoSuchProcess:
             pass
     return held
+
+
+def release(held) -> None:
+    """SIGCONT what hold_trial_workers held (those still there)."""
+    import psutil
+
+    for proc in held:
+        try:
+            proc.resume()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def kill_held(held) -> None:
+    """SIGKILL what hold_trial_workers held, once its driver is gone: a stopped process
+    cannot act on its Ray's end."""
+    import psutil
+
+    for proc in held:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def saved_statuses(tune_folder) -> dict:
+    """Trial folder -> status in the newest Tune experiment state saved in `tune_folder` (an
+    experiment's top or its grow-k/), {} while none is there or it is mid-copy: what a
+    --resume would read."""
+    paths = sorted(glob.glob(os.path.join(str(tune_folder), "experiment_state-*.json")), key=os.path.getmtime)
+    if not paths:
+        return {}
+    try:
+        with open(paths[-1]) as f:
+            state = json.load(f)
+        trials = [json.loads(trial) for trial, _ in state["trial_data"]]
+        return {t["relative_logdir"]: t["status"] for t in trials}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def wait_until_saved(tune_folder, ended: int) -> list:
+    """Wait until the saved experiment state records at least `ended` trials ended (Tune
+    saves it about each second, and only what it holds survives a driver's SIGKILL
+    exactly); their folders."""
+    def ended_now():
+        done = [name for name, status in saved_statuses(tune_folder).items() if status == "TERMINATED"]
+        return done if len(done) >= ended else None
+
+    return wait_until(ended_now, what=f"a saved state with {ended} trial(s) ended")
 
 
 def run(cmd, env, timeout=300):

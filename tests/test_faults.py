@@ -25,19 +25,22 @@ from analysis.load import load_experiment
 from sweeps import grids, run
 from sweeps.lock import LOCK_FILE
 from tests.synthetic import write_mnist_cache
-from tests.sweeps_running import ROOT, Runner, duplicated_epochs, epochs_of, rows_by_trial, run_to_end, runner_cmd, wait_until
+from tests.sweeps_running import (ROOT, Runner, duplicated_epochs, epochs_of, hold_trial_workers, kill_held, release,
+                                  rows_by_trial, run_to_end, runner_cmd, saved_statuses, wait_until, wait_until_saved)
 from tests.sweeps_running import run as run_runner
 
 pytestmark = pytest.mark.faults
 
-SLOW_GRID = "{{arch: mlp500_300, epochs: {epochs}, seed: [{seeds}]}}\n"
+SWEEP_GRID = "{{arch: mlp500_300, epochs: {epochs}, seed: [{seeds}]}}\n"
 
 
-def start_slow_sweep(tmp_path, name, epochs, seeds, *extra, num_cpus=1):
-    """mlp500_300 on 20,000 generated images (about a second an epoch here), in the background:
-    (command, environment, experiment folder, Runner)."""
-    write_mnist_cache(tmp_path / "cache", n_train=20000, n_test=1000)
-    cmd, env = runner_cmd(tmp_path, SLOW_GRID.format(epochs=epochs, seeds=seeds), name, *extra, num_cpus=num_cpus)
+def start_sweep(tmp_path, name, epochs, seeds, *extra, num_cpus=1):
+    """mlp500_300 on 4,000 generated images (a fifth of a second an epoch here), in the
+    background: (command, environment, experiment folder, Runner). What keeps a sweep from
+    ending before its fault is not its size: a test holds the workers (SIGSTOP) where it
+    faults, or waits for the event the fault needs (a saved state, an epoch logged)."""
+    write_mnist_cache(tmp_path / "cache", n_train=4000, n_test=500)
+    cmd, env = runner_cmd(tmp_path, SWEEP_GRID.format(epochs=epochs, seeds=seeds), name, *extra, num_cpus=num_cpus)
     return cmd, env, tmp_path / "runs" / name, Runner(cmd, env, tmp_path / f"{name}.log")
 
 
@@ -54,28 +57,18 @@ def resume(cmd, env) -> float:
 # test_pack_sweep's and test_user_models' killed packs.
 @pytest.mark.parametrize("packing", [("--pack", "1")], ids=["alone"])
 def test_driver_sigkill_then_resume_finishes_without_retraining(tmp_path, fault_record, packing):
-    # The workers keep training through the kill (the case is a driver dying while they
-    # report), so the sweep must not be able to end in the second the save is given: the
-    # trial found midway has at least 9 epochs left (CI's machine trained 4 epochs of 6 in
-    # that second when 6 were all there were).
+    # The workers keep training through the kill: the case is a driver dying while they
+    # report. It comes once Tune's saved state records a trial ended (about a second after
+    # it ends), with the other three trials' epochs still to train one at a time.
     epochs = 12
-    cmd, env, exp, sweep = start_slow_sweep(tmp_path, "drv", epochs, "0, 1, 2, 3", *packing)
-
-    def one_done_one_midway():
-        rows = rows_by_trial(exp)
-        done = [n for n, r in rows.items() if r and r[-1]["epoch"] == epochs]
-        midway = [n for n, r in rows.items() if 2 <= len(r) <= 3]
-        return (done, midway) if done and midway else None
-
-    done, _ = wait_until(one_done_one_midway, what="a finished trial and one midway")
-    # The runner has Tune save its state every second: what happened before the last save
-    # survives the kill exactly; give the save that second.
-    time.sleep(1.5)
+    cmd, env, exp, sweep = start_sweep(tmp_path, "drv", epochs, "0, 1, 2, 3", *packing)
+    wait_until_saved(exp, ended=1)
     os.kill(sweep.pid, signal.SIGKILL)  # the driver, with no chance to clean up
     sweep.wait()
-    finished_before = {n: open(exp / n / "result.json", "rb").read() for n in done}
     before = rows_by_trial(exp)
-    assert len(before) < 4 or any(len(r) < epochs for r in before.values())  # killed mid-sweep
+    done = [n for n, status in saved_statuses(exp).items() if status == "TERMINATED"]
+    finished_before = {n: open(exp / n / "result.json", "rb").read() for n in done}
+    assert done and (len(before) < 4 or any(len(r) < epochs for r in before.values()))  # killed mid-sweep
     holder = json.loads((exp / LOCK_FILE).read_text())
     assert holder["pid"] == sweep.pid  # the dead runner's lock is still there: stale
 
@@ -91,14 +84,16 @@ def test_driver_sigkill_then_resume_finishes_without_retraining(tmp_path, fault_
 
 
 def test_double_ctrl_c_forces_exit_and_state_still_resumes(tmp_path, fault_record):
-    epochs = 6
-    cmd, env, exp, sweep = start_slow_sweep(tmp_path, "cc", epochs, "0, 1")
+    epochs = 8
+    cmd, env, exp, sweep = start_sweep(tmp_path, "cc", epochs, "0, 1")
     wait_until(lambda: any(len(r) >= 2 for r in rows_by_trial(exp).values()), what="two epochs")
+    held = hold_trial_workers(sweep.pid)  # mid-trial until the driver is gone, however fast the machine
     sweep.proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     sweep.proc.send_signal(signal.SIGINT)  # impatient: force it
     code = sweep.wait(timeout=120)
-    assert code != 0
+    kill_held(held)
+    assert held and code != 0
     recover = resume(cmd, env)
     # The forced exit skips Tune's last state save: an epoch reported in the second before it
     # may be reported again after resume (the analysis keeps the later report). Every trial is
@@ -116,9 +111,9 @@ def test_double_ctrl_c_forces_exit_and_state_still_resumes(tmp_path, fault_recor
 def test_ctrl_c_in_the_reference_stage_then_resume(tmp_path, fault_record):
     """Stopped while reference classifiers train: exit 130 with the resume command; --resume
     keeps the stored references, trains the missing ones and runs every trial."""
-    write_mnist_cache(tmp_path / "cache", n_train=6000, n_test=300)
+    write_mnist_cache(tmp_path / "cache", n_train=3000, n_test=300)
     cmd, env = runner_cmd(tmp_path, """
-        # two references: seed 0 quick, seed 1 slow enough to be interrupted
+        # two references: seed 0 quick, seed 1 held before it ends
         defaults: {arch: dae_small, classifier: mlp64, epochs: 1, noise_type: gaussian, noise_scale: 0.3,
                    eval_levels: [0, 0.5]}
         blocks:
@@ -129,8 +124,10 @@ def test_ctrl_c_in_the_reference_stage_then_resume(tmp_path, fault_record):
     exp = tmp_path / "runs" / "ref"
     quick = exp / "references" / "mnist_mlp64_e1_nall_s0.keras"
     wait_until(quick.exists, what="the quick reference stored")
+    held = hold_trial_workers(sweep.pid)  # the slow one cannot end before the interrupt
     sweep.proc.send_signal(signal.SIGINT)
     code = sweep.wait(timeout=120)
+    kill_held(held)
     out = sweep.output()
     assert code == 130, out[-3000:]
     assert "resume with: python sweeps/run.py --name ref" in out and "Traceback" not in out
@@ -151,9 +148,10 @@ def test_ctrl_c_in_the_reference_stage_then_resume(tmp_path, fault_record):
 
 def test_worker_sigkill_beyond_max_failures_is_errored_and_named(tmp_path, fault_record):
     epochs = 5
-    _, _, exp, sweep = start_slow_sweep(tmp_path, "wk", epochs, "0, 1", "--max-failures", "0", num_cpus=2)  # two trials
+    _, _, exp, sweep = start_sweep(tmp_path, "wk", epochs, "0, 1", "--max-failures", "0", num_cpus=2)  # two trials
     victim = wait_until(lambda: next((r for r in rows_by_trial(exp).values() if len(r) >= 2), None),
                         what="two epochs")
+    os.kill(victim[-1]["pid"], signal.SIGSTOP)  # held at once: it cannot end its trial first
     os.kill(victim[-1]["pid"], signal.SIGKILL)
     assert sweep.wait() == 1
     out = sweep.output()
@@ -392,18 +390,21 @@ def listening_sockets(pid) -> tuple[dict, list]:
 def test_a_running_sweeps_ray_listens_on_loopback_and_a_second_runner_is_refused(tmp_path, fault_record):
     """One running sweep for two faults: what its Ray listens on (9a), and the same
     experiment started again beside it, with and without --resume (5)."""
-    cmd, env, exp, first = start_slow_sweep(tmp_path, "twice", 4, "0, 1")
+    cmd, env, exp, first = start_sweep(tmp_path, "twice", 4, "0, 1")
+    held = []
     try:
-        # Refused from the lock on, before Ray starts: the first run has all its epochs to go.
-        wait_until(lambda: (exp / LOCK_FILE).exists(), what="the first runner's lock")
+        # Refused while the first runs: its workers are held from their first epoch on, so
+        # it cannot end (and give up its lock) meanwhile.
+        wait_until(lambda: rows_by_trial(exp), what="the first epoch")
+        held = hold_trial_workers(first.pid)
         for extra in ([], ["--resume"]):
             second = run_runner([*cmd, *extra], env, timeout=120)
             assert second.returncode == 2
             assert f"is being run by pid {first.pid} on host {socket.gethostname()}" in second.stderr
             assert second.stderr.count("\n") == 1
-        wait_until(lambda: rows_by_trial(exp), what="the first epoch")
         listening, commands = listening_sockets(first.pid)
     finally:
+        release(held)
         assert first.wait() == 0
     assert all(e == [1, 2, 3, 4] for e in epochs_of(exp).values())
     fault_record(fault="same experiment started twice", trials=2, epochs=4, trials_lost=0,
