@@ -28,6 +28,10 @@ def denoise_config(**kw):
     return cfg
 
 
+# The tests of the trained pair below run in one test process, so that it is trained once.
+ONE_PROCESS = pytest.mark.xdist_group("denoise-trained")
+
+
 @pytest.fixture(scope="module")
 def trained():
     """A classifier trained on clean data and a denoiser trained noisy -> clean: small, real."""
@@ -58,6 +62,7 @@ def test_training_pairs_are_noisy_inputs_and_clean_targets():
     assert 0.3 < np.mean(vx != vy) < 0.5
 
 
+@ONE_PROCESS
 def test_evaluation_has_a_row_per_level_and_seasoned_accuracy_falls(trained):
     arrays, classifier, denoiser, cfg = trained
     rows, samples = denoise.evaluate_levels(cfg, denoiser, arrays, classifier)
@@ -85,6 +90,7 @@ def test_evaluation_has_a_row_per_level_and_seasoned_accuracy_falls(trained):
     np.testing.assert_array_equal(samples["noisy"][0], arrays["x_test"][:4])  # level 0 is the original
 
 
+@ONE_PROCESS
 def test_without_a_classifier_only_reconstruction_is_measured(trained):
     arrays, _, denoiser, cfg = trained
     rows, _ = denoise.evaluate_levels(cfg, denoiser, arrays, None)
@@ -256,6 +262,7 @@ def test_a_checkpoint_from_keras_fit_continues_in_the_engine(tmp_path, arch):
     assert [r["epoch"] for r in pack.ledger.rows[0]] == [2, 3] and all(np.isfinite(r["val_loss"]) for r in pack.ledger.rows[0])
 
 
+@ONE_PROCESS
 def test_a_denoiser_is_scored_under_test_noise_and_corruptions_by_its_reconstruction_and_its_judge(trained):
     """A denoiser's scores under a grid's evaluate: conditions: its reconstruction of the
     clean originals and its reference classifier on the noisy and the denoised images,

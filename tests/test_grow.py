@@ -3,7 +3,6 @@ every earlier file stays byte for byte (even when the growth step's driver is SI
 and the same command is run again), and the experiment reads as one; the interleaved
 order, checked on the order trials started in."""
 
-import contextlib
 import json
 import os
 import signal
@@ -12,11 +11,11 @@ import sys
 import time
 
 import pandas as pd
-import psutil
 import pytest
 
 from analysis.load import load_experiment
-from tests.sweeps_running import ROOT, Runner, hold_trial_workers, rows_by_trial, run, runner_cmd, wait_until
+from tests.sweeps_running import (ROOT, Runner, hold_trial_workers, kill_held, rows_by_trial, run, runner_cmd, wait_until,
+                                  wait_until_saved)
 from tests.synthetic import write_mnist_cache
 
 EPOCHS = 2
@@ -83,12 +82,11 @@ def test_growing_a_finished_sweep_trains_only_the_new_configs(tmp_path, fault_re
     # so the rest of the step could otherwise finish in the wait below.
     held = hold_trial_workers(sweep.pid)
     assert held, "no Ray worker under the runner to hold"
-    time.sleep(1.5)  # Tune saves its state every second: what finished before that survives exactly
+    # What the saved state records survives the kill exactly: wait until it records those two.
+    wait_until_saved(exp / "grow-2", ended=len(new_done))
     os.kill(sweep.pid, signal.SIGKILL)
     sweep.wait()
-    for proc in held:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
+    kill_held(held)
     killed_with = sum(n.startswith("grow-2/") and len(r) == EPOCHS for n, r in rows_by_trial(exp).items())
     assert killed_with < 8, "the growth step ended before the kill: nothing was cut short"
     finished_new = {n: (exp / n / "result.json").read_bytes() for n in new_done}

@@ -11,6 +11,10 @@ import pytest
 from tests.jax_packs import CASES
 from tests.sweeps_running import ROOT
 
+# One test process runs them all: the module's one JAX run (about 27 s) is made once, not
+# once in each process that gets one of its tests.
+pytestmark = pytest.mark.xdist_group("jax")
+
 
 @pytest.fixture(scope="module")
 def jax_run():

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from tests.sweeps_running import ROOT, Runner, hold_trial_workers, rows_by_trial, run, runner_cmd, wait_until
+from tests.sweeps_running import ROOT, Runner, hold_trial_workers, release, rows_by_trial, run, runner_cmd, wait_until
 from tests.synthetic import write_mnist_cache
 
 EPOCHS = 12
@@ -31,7 +31,7 @@ def status(run_dir):
 
 
 def test_live_view_and_status_through_a_sweeps_life(tmp_path):
-    write_mnist_cache(tmp_path / "cache", n_train=8000, n_test=500)
+    write_mnist_cache(tmp_path / "cache", n_train=3000, n_test=500)
     cmd, env = runner_cmd(tmp_path, GRID, "life", "--pack", "1", num_cpus=2)  # two running
     exp = tmp_path / "runs" / "life"
     sweep = Runner(cmd, env, tmp_path / "runner.log")
@@ -39,20 +39,19 @@ def test_live_view_and_status_through_a_sweeps_life(tmp_path):
                       what="three reported epochs")
 
     # Running: the configs per state and the epochs match the logs read at the same time. The
-    # workers are held meanwhile: `status` takes seconds, in which a fast machine could end a trial.
+    # workers are held meanwhile (`status` takes seconds, in which a fast machine could end a
+    # trial), and still held when Ctrl-C comes, so that the sweep is stopped mid-run.
     held = hold_trial_workers(sweep.pid)
     try:
         head, counts, done, planned, out = status(exp)
         after = rows_by_trial(exp)
+        sweep.proc.send_signal(signal.SIGINT)
     finally:
-        for proc in held:
-            proc.resume()
+        release(held)
     assert head.startswith("life: running (pid ")
     assert planned == 3 * EPOCHS and sum(map(len, rows.values())) <= done <= sum(map(len, after.values()))
     assert counts["running"] == 2 and counts["pending"] == 1 and counts["finished"] == 0
     assert re.search(r"elapsed \d+s, ETA (\d+m)?\d+s", out), out
-
-    sweep.proc.send_signal(signal.SIGINT)
     assert sweep.wait() == 130
     live = sweep.output()
 

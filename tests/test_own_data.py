@@ -52,7 +52,8 @@ def test_what_a_trial_could_not_use_is_one_line(tmp_path, changes, line):
 
 def test_the_runner_refuses_it_before_ray_starts_and_writes_nothing(tmp_path):
     path = save(tmp_path, "short.npz", y_train=np.zeros(39, np.uint8))
-    cmd, env = runner_cmd(tmp_path, f"{{arch: tests.nets:wide_mlp, dataset: {path}, epochs: 1}}\n", "bad")
+    # --pack 1: `auto` would first time packs of the model (sweeps.pack_speed), which is not the point here
+    cmd, env = runner_cmd(tmp_path, f"{{arch: tests.nets:wide_mlp, dataset: {path}, epochs: 1}}\n", "bad", "--pack", "1")
     done = run(cmd, env)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()

@@ -113,7 +113,7 @@ def test_a_packed_sweep_reports_as_the_same_sweep_run_alone(tmp_path):
 def test_killed_workers_of_a_pack_and_a_lone_trial_restart_from_their_checkpoints(tmp_path):
     """Seeds 0 and 1 in one pack and seed 2 alone, side by side; both workers SIGKILLed mid-run:
     Tune restarts each in a new worker from its checkpoint, every epoch logged once."""
-    write_mnist_cache(tmp_path / "cache", n_train=15000, n_test=1000)
+    write_mnist_cache(tmp_path / "cache", n_train=4000, n_test=500)
     epochs = 6
     cmd, env = runner_cmd(tmp_path, f"{{arch: mlp500_300, epochs: {epochs}, seed: [0, 1, 2]}}\n", "kill",
                           "--pack", "2", "--max-failures", "2", num_cpus=2)  # side by side

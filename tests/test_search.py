@@ -13,7 +13,7 @@ import pytest
 
 from analysis.load import read_json_lines
 from sweeps.grids import GridError, load_grid
-from tests.sweeps_running import Runner, rows_by_trial, run, runner_cmd, wait_until
+from tests.sweeps_running import Runner, hold_trial_workers, release, rows_by_trial, run, runner_cmd, wait_until
 from tests.synthetic import write_mnist_cache
 
 BASE = """
@@ -86,7 +86,9 @@ def test_a_search_stopped_by_ctrl_c_resumes_grows_and_reports(tmp_path):
     exp = tmp_path / "runs" / "srch"
     first = Runner(cmd, env, tmp_path / "first.log")
     wait_until(lambda: any(rows_by_trial(exp).values()), what="a first reported epoch")
+    held = hold_trial_workers(first.pid)  # Ctrl-C comes mid-run, however fast the machine
     first.proc.send_signal(signal.SIGINT)
+    release(held)
     assert first.wait() == 130, first.output()[-3000:]
     # The configs in flight are not taken for ASHA's stops, and the way on is printed.
     assert "in flight when stopped" in first.output()

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.slurm_local import local_slurm, why_unavailable
-from tests.sweeps_running import ROOT, duplicated_epochs, epochs_of, hold_trial_workers, rows_by_trial, wait_until
+from tests.sweeps_running import ROOT, duplicated_epochs, epochs_of, hold_trial_workers, release, rows_by_trial, wait_until
 from tests.synthetic import write_mnist_cache
 
-# One local Slurm at a time (two test processes: one runs them all, in order).
-pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("slurm")]
+# One local Slurm at a time (two test processes: one runs them all, in order), started
+# first: most of their time is spent waiting on Slurm's clock.
+pytestmark = [pytest.mark.faults, pytest.mark.xdist_group("slurm"), pytest.mark.waits]
 
 
 @pytest.fixture
@@ -121,24 +122,33 @@ def test_a_job_requeued_by_slurm_and_stopped_at_its_time_limit_ends_with_every_c
 
         # Run 0: requeued by hand once a config is midway.
         before_term = wait_until(lambda: rows_midway({}), timeout=180, every=0.2, what="an epoch in run 0")
+        first_pid = runner_pid(exp)
         cluster.run("scontrol", "requeue", job)
         wait_until(lambda: restarted(1), timeout=120, every=0.5, what="the job to run again (restart 1)")
         done_at_term = finished(rows_by_trial(exp))
 
         # Run 1: its time limit, lowered to 1 minute, falls due; the workers are held (SIGSTOP)
-        # from the moment it is set until the USR1, so that the sweep cannot end first.
-        wait_until(lambda: rows_midway(before_term), timeout=180, every=0.2, what="an epoch in run 1")
-        pid = runner_pid(exp)
-        assert pid is not None, job_output(exp, job)[-3000:]
-        held = hold_trial_workers(pid)
+        # from its first new epoch until the USR1, so that the sweep cannot end first (run 0
+        # may have left it a few epochs, which a fast machine trains in a blink).
+        pid = wait_until(lambda: (lambda p: p if p not in (None, first_pid) else None)(runner_pid(exp)),
+                         timeout=120, every=0.2, what="run 1's runner")
+        held = []
+
+        def run1_midway():
+            now = rows_midway(before_term)
+            if now:
+                held.extend(hold_trial_workers(pid))  # at once, in the poll that sees it
+            return now
+
+        wait_until(run1_midway, timeout=180, every=0.05, what="an epoch in run 1")
+        assert held, job_output(exp, job)[-3000:]
         limit = minutes_run(cluster.job(job)) + 2
         cluster.run("scontrol", "update", f"JobId={job}", f"TimeLimit={limit}")
         try:
             wait_until(lambda: "time limit near" in job_output(exp, job), timeout=240, every=0.1,
                        what="Slurm's USR1 before the time limit")
         finally:
-            for proc in held:
-                proc.resume()
+            release(held)
         cluster.run("scontrol", "update", f"JobId={job}", "TimeLimit=10")  # for run 2
         wait_until(lambda: restarted(2), timeout=120, every=0.5, what="the job to run again (restart 2)")
         done_at_limit = finished(rows_by_trial(exp))

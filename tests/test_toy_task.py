@@ -22,7 +22,9 @@ GRID = """
 
 
 def toy_cmd(tmp_path, grid, name, *extra):
-    cmd, env = runner_cmd(tmp_path, grid, name, *extra, num_cpus=2)  # a trial a seed
+    # A trial a seed: two slots, and --pack 1 (`auto` would time a pack of the toy first, in
+    # a process that imports TensorFlow, and then spread its two configs over the slots).
+    cmd, env = runner_cmd(tmp_path, grid, name, "--pack", "1", *extra, num_cpus=2)
     return cmd, {**env, "NOISESWEEP_TASKS": "tests.toy_task"}
 
 
