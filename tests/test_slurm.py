@@ -121,11 +121,14 @@ def test_a_job_requeued_by_slurm_and_stopped_at_its_time_limit_ends_with_every_c
             return info.get("JobState") == "RUNNING" and int(info.get("Restarts", 0)) >= k
 
         # Run 0: requeued by hand once a config is midway.
-        before_term = wait_until(lambda: rows_midway({}), timeout=180, every=0.2, what="an epoch in run 0")
+        wait_until(lambda: rows_midway({}), timeout=180, every=0.2, what="an epoch in run 0")
         first_pid = runner_pid(exp)
         cluster.run("scontrol", "requeue", job)
         wait_until(lambda: restarted(1), timeout=120, every=0.5, what="the job to run again (restart 1)")
-        done_at_term = finished(rows_by_trial(exp))
+        # Run 0's processes are gone before Slurm starts the job again: what it logged is all here
+        # (its workers may log an epoch while it stops).
+        before_run1 = rows_by_trial(exp)
+        done_at_term = finished(before_run1)
 
         # Run 1: its time limit, lowered to 1 minute, falls due; the workers are held (SIGSTOP)
         # from its first new epoch until the USR1, so that the sweep cannot end first (run 0
@@ -135,7 +138,7 @@ def test_a_job_requeued_by_slurm_and_stopped_at_its_time_limit_ends_with_every_c
         held = []
 
         def run1_midway():
-            now = rows_midway(before_term)
+            now = rows_midway(before_run1)
             if now:
                 held.extend(hold_trial_workers(pid))  # at once, in the poll that sees it
             return now
