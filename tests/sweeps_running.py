@@ -71,27 +71,26 @@ def hold_trial_workers(driver_pid) -> list:
     return held
 
 
-def release(held) -> None:
-    """SIGCONT what hold_trial_workers held (those still there)."""
+def _signal_held(held, act) -> None:
+    """`act` (psutil's resume or kill) on each process hold_trial_workers held, those still there."""
     import psutil
 
     for proc in held:
         try:
-            proc.resume()
+            act(proc)
         except psutil.NoSuchProcess:
             pass
+
+
+def release(held) -> None:
+    """SIGCONT what hold_trial_workers held."""
+    _signal_held(held, lambda proc: proc.resume())
 
 
 def kill_held(held) -> None:
     """SIGKILL what hold_trial_workers held, once its driver is gone: a stopped process
     cannot act on its Ray's end."""
-    import psutil
-
-    for proc in held:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
+    _signal_held(held, lambda proc: proc.kill())
 
 
 def saved_statuses(tune_folder) -> dict:
